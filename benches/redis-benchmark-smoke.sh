@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Smoke run (not a timed assertion): redis-benchmark drives a fresh Strata
+# with pipelining and must finish every test without an error reply.
+set -euo pipefail
+BIN="$1"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+DATA=$(mktemp -d)
+"$BIN" --port "$PORT" --dir "$DATA" --loglevel warning &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
+for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+OUT=$(redis-benchmark -p "$PORT" -t ping_inline,ping_mbulk,set,get,incr,mset -P 16 -n 20000 -q 2>&1)
+echo "$OUT"
+if echo "$OUT" | grep -qi "error"; then
+    echo "redis-benchmark reported errors" >&2
+    exit 1
+fi
+[ "$(echo "$OUT" | grep -c 'requests per second')" -ge 6 ] || { echo "some benchmark tests did not run" >&2; exit 1; }

@@ -1,0 +1,302 @@
+//! Key-level bookkeeping over the RocksDB engine, shared by every command:
+//! reading a key's metadata (with lazy expiry), creating, replacing and
+//! deleting keys, TTLs and the expiry index, and per-database counters
+//! (DBSIZE and INFO keyspace are O(1)).
+//!
+//! Every change of a key's existence or TTL goes through `Txn::put_meta` or
+//! `Txn::delete_key`, so the counters and the expiry index cannot drift.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+
+use crate::encoding::{
+    db_end, db_start, decode_expire_key, encode_meta, expire_key, meta_key, sub_prefix, HashBody,
+    KeyType, Meta,
+};
+use crate::rocks::{now_ms, Cf, RocksConfig, RocksEngine};
+use crate::writeset::WriteSet;
+use crate::EngineError;
+
+const DB_MAP_KEY: &[u8] = b"dbmap";
+
+fn counter_key(physical: u32, what: &str) -> Vec<u8> {
+    format!("count/{physical}/{what}").into_bytes()
+}
+
+/// Live per-database counters, mirrored in RocksDB by merge operands.
+#[derive(Default)]
+pub struct DbCounters {
+    pub keys: AtomicI64,
+    pub expires: AtomicI64,
+}
+
+/// A key's metadata, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyMeta {
+    pub key_type: KeyType,
+    pub expire_ms: u64,
+    pub body: Vec<u8>,
+}
+
+impl KeyMeta {
+    pub fn hash(&self) -> Result<HashBody, EngineError> {
+        HashBody::decode(&self.body).ok_or_else(|| EngineError::Corrupt("hash metadata".into()))
+    }
+}
+
+/// A key in a physical database, with its hash slot.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRef<'a> {
+    pub db: u32,
+    pub slot: u16,
+    pub key: &'a [u8],
+}
+
+impl KeyRef<'_> {
+    pub fn meta_key(&self) -> Vec<u8> {
+        meta_key(self.db, self.slot, self.key)
+    }
+
+    pub fn sub_prefix(&self, version: u64) -> Vec<u8> {
+        sub_prefix(self.db, self.slot, self.key, version)
+    }
+}
+
+/// The RocksDB-resident keyspace: the engine, the logical→physical database
+/// map (SWAPDB swaps two entries) and the counters.
+pub struct Store {
+    pub engine: RocksEngine,
+    db_map: RwLock<Vec<u32>>,
+    counters: RwLock<HashMap<u32, std::sync::Arc<DbCounters>>>,
+    last_version: AtomicU64,
+}
+
+impl Store {
+    pub fn open(dir: &Path, config: &RocksConfig, databases: usize) -> Result<Store, EngineError> {
+        let engine = RocksEngine::open(dir, config)?;
+        let mut db_map: Vec<u32> = match engine.get(Cf::Default, DB_MAP_KEY)? {
+            Some(raw) => raw
+                .chunks_exact(4)
+                .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")))
+                .collect(),
+            None => Vec::new(),
+        };
+        // Databases added by a larger `databases` setting get fresh ids.
+        while db_map.len() < databases {
+            let next = db_map.iter().copied().max().map_or(0, |m| m + 1);
+            db_map.push(next);
+        }
+        let mut counters = HashMap::new();
+        for &physical in &db_map {
+            let read = |what| -> Result<i64, EngineError> {
+                Ok(engine
+                    .get(Cf::Default, &counter_key(physical, what))?
+                    .and_then(|raw| raw.try_into().ok().map(i64::from_le_bytes))
+                    .unwrap_or(0))
+            };
+            let c = DbCounters::default();
+            c.keys.store(read("keys")?, Ordering::Relaxed);
+            c.expires.store(read("expires")?, Ordering::Relaxed);
+            counters.insert(physical, std::sync::Arc::new(c));
+        }
+        let store = Store {
+            engine,
+            db_map: RwLock::new(db_map),
+            counters: RwLock::new(counters),
+            last_version: AtomicU64::new(0),
+        };
+        store.persist_db_map()?;
+        Ok(store)
+    }
+
+    fn persist_db_map(&self) -> Result<(), EngineError> {
+        let raw: Vec<u8> = self.db_map.read().iter().flat_map(|p| p.to_be_bytes()).collect();
+        let mut ws = WriteSet::new(&self.engine);
+        ws.put(Cf::Default, DB_MAP_KEY.to_vec(), raw);
+        ws.commit().map(|_| ())
+    }
+
+    /// The physical id of logical database `index`.
+    pub fn physical(&self, index: usize) -> u32 {
+        self.db_map.read()[index]
+    }
+
+    pub fn databases(&self) -> usize {
+        self.db_map.read().len()
+    }
+
+    /// SWAPDB: exchanges what two logical databases point to. The caller
+    /// holds every shard lock.
+    pub fn swap_databases(&self, a: usize, b: usize) -> Result<(), EngineError> {
+        self.db_map.write().swap(a, b);
+        self.persist_db_map()
+    }
+
+    pub fn counters(&self, physical: u32) -> std::sync::Arc<DbCounters> {
+        self.counters.read().get(&physical).cloned().unwrap_or_default()
+    }
+
+    /// A version for a newly created hash: unique and increasing, so fields
+    /// of a deleted hash never show through a new one of the same name.
+    pub fn new_version(&self) -> u64 {
+        let micros = now_ms() * 1000;
+        let mut last = self.last_version.load(Ordering::Relaxed);
+        loop {
+            let next = micros.max(last + 1);
+            match self.last_version.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    pub fn txn(&self) -> Txn<'_> {
+        Txn { store: self, ws: WriteSet::new(&self.engine), now_ms: now_ms(), deltas: HashMap::new(), expired: 0 }
+    }
+
+    /// Up to `limit` keys of database `physical` whose TTL is at or before
+    /// `now`, oldest first: `(slot, key, expire_ms)`.
+    pub fn due_expirations(&self, physical: u32, now: u64, limit: usize) -> Result<Vec<(u16, Vec<u8>, u64)>, EngineError> {
+        let mut due = Vec::new();
+        let end = expire_key(physical, now + 1, 0, b"");
+        self.engine.scan(Cf::Expire, &db_start(physical), &end, false, &mut |raw, _| {
+            if let Some((_, expire, slot, key)) = decode_expire_key(raw) {
+                due.push((slot, key.to_vec(), expire));
+            }
+            due.len() < limit
+        })?;
+        Ok(due)
+    }
+
+    /// FLUSHDB of one physical database. The caller holds every shard lock.
+    pub fn flush_database(&self, physical: u32) -> Result<(), EngineError> {
+        let mut txn = self.txn();
+        for cf in [Cf::Meta, Cf::Sub, Cf::Expire] {
+            txn.ws.delete_range(cf, db_start(physical), db_end(physical));
+        }
+        let counters = self.counters(physical);
+        txn.count(physical, "keys", -counters.keys.load(Ordering::Relaxed));
+        txn.count(physical, "expires", -counters.expires.load(Ordering::Relaxed));
+        txn.commit()
+    }
+}
+
+/// One command's (or transaction's) view of the store: reads see its own
+/// pending writes; `commit` applies them atomically and updates counters.
+pub struct Txn<'s> {
+    store: &'s Store,
+    pub ws: WriteSet<'s>,
+    /// The time the command started; expiry decisions use this one clock.
+    pub now_ms: u64,
+    deltas: HashMap<(u32, &'static str), i64>,
+    /// Keys found expired (and deleted) by this transaction.
+    pub expired: u64,
+}
+
+impl<'s> Txn<'s> {
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    fn count(&mut self, physical: u32, what: &'static str, delta: i64) {
+        self.ws.add_counter(&counter_key(physical, what), delta);
+        *self.deltas.entry((physical, what)).or_insert(0) += delta;
+    }
+
+    /// The stored metadata, expired or not.
+    pub fn raw_meta(&self, k: &KeyRef) -> Result<Option<KeyMeta>, EngineError> {
+        let Some(raw) = self.ws.get(Cf::Meta, &k.meta_key())? else {
+            return Ok(None);
+        };
+        let meta = Meta::decode(&raw).ok_or_else(|| EngineError::Corrupt("key metadata".into()))?;
+        Ok(Some(KeyMeta { key_type: meta.key_type, expire_ms: meta.expire_ms, body: meta.body.to_vec() }))
+    }
+
+    /// The key's metadata if it exists and has not expired; an expired key
+    /// is deleted here (lazy expiry).
+    pub fn meta(&mut self, k: &KeyRef) -> Result<Option<KeyMeta>, EngineError> {
+        match self.raw_meta(k)? {
+            Some(meta) if meta.expire_ms != 0 && meta.expire_ms <= self.now_ms => {
+                self.delete_key(k, &meta)?;
+                self.expired += 1;
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Creates or replaces a key's metadata. `old` is what `meta` returned.
+    pub fn put_meta(&mut self, k: &KeyRef, old: Option<&KeyMeta>, new: &KeyMeta) {
+        let old_expire = old.map_or(0, |m| m.expire_ms);
+        if old.is_none() {
+            self.count(k.db, "keys", 1);
+        }
+        if old_expire != new.expire_ms {
+            if old_expire != 0 {
+                self.ws.delete(Cf::Expire, expire_key(k.db, old_expire, k.slot, k.key));
+                self.count(k.db, "expires", -1);
+            }
+            if new.expire_ms != 0 {
+                self.ws.put(Cf::Expire, expire_key(k.db, new.expire_ms, k.slot, k.key), Vec::new());
+                self.count(k.db, "expires", 1);
+            }
+        }
+        self.ws.put(Cf::Meta, k.meta_key(), encode_meta(new.key_type, new.expire_ms, &new.body));
+    }
+
+    /// Deletes a key. A hash's fields become unreachable at once (their
+    /// version is gone) and are dropped by compaction.
+    pub fn delete_key(&mut self, k: &KeyRef, old: &KeyMeta) -> Result<(), EngineError> {
+        self.ws.delete(Cf::Meta, k.meta_key());
+        self.count(k.db, "keys", -1);
+        if old.expire_ms != 0 {
+            self.ws.delete(Cf::Expire, expire_key(k.db, old.expire_ms, k.slot, k.key));
+            self.count(k.db, "expires", -1);
+        }
+        Ok(())
+    }
+
+    /// Active expiry of one index entry: deletes the key if it is still the
+    /// one that expires at `expire_ms`, or drops the stale entry. Returns
+    /// whether a key was deleted.
+    pub fn reap(&mut self, k: &KeyRef, expire_ms: u64) -> Result<bool, EngineError> {
+        match self.raw_meta(k)? {
+            Some(meta) if meta.expire_ms == expire_ms && meta.expire_ms <= self.now_ms => {
+                self.delete_key(k, &meta)?;
+                Ok(true)
+            }
+            Some(meta) if meta.expire_ms == expire_ms => Ok(false),
+            _ => {
+                // The key is gone (or has another TTL now) but its entry
+                // stayed: the only drift possible is a key the compaction
+                // filter dropped, which is still counted. Uncount it.
+                let entry = expire_key(k.db, expire_ms, k.slot, k.key);
+                self.ws.delete(Cf::Expire, entry);
+                if self.raw_meta(k)?.is_none() {
+                    self.count(k.db, "keys", -1);
+                    self.count(k.db, "expires", -1);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Starts a new, empty hash (its meta is written by `put_meta`).
+    pub fn new_hash_body(&self) -> HashBody {
+        HashBody { version: self.store.new_version(), len: 0 }
+    }
+
+    pub fn commit(self) -> Result<(), EngineError> {
+        let Txn { store, ws, deltas, .. } = self;
+        ws.commit()?;
+        for ((physical, what), delta) in deltas {
+            let counters = store.counters(physical);
+            let target = if what == "keys" { &counters.keys } else { &counters.expires };
+            target.fetch_add(delta, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}

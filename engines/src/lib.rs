@@ -1,0 +1,27 @@
+//! Strata's storage engines.
+//!
+//! `rocks` holds strings and hashes in RocksDB with the key layout of
+//! `encoding`; `writeset` is a command's pending writes with read-your-own-
+//! writes; `keyspace` is the type-level bookkeeping shared by every command
+//! (metadata, expiry index, per-database counters).
+
+pub mod encoding;
+pub mod keyspace;
+pub mod rocks;
+pub mod writeset;
+
+pub use encoding::KeyType;
+pub use rocks::{now_ms, Cf, RocksConfig, RocksEngine};
+pub use writeset::WriteSet;
+
+/// An error from a storage engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}

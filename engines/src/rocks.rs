@@ -1,0 +1,307 @@
+//! The RocksDB engine: opens the database with Strata's column families,
+//! options and compaction filters, and applies write batches.
+
+use std::ffi::CStr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rocksdb::compaction_filter::{CompactionFilter, Decision};
+use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions, DB,
+};
+
+use crate::encoding::{decode_sub_key, meta_key, HashBody, KeyType, Meta};
+use crate::EngineError;
+
+/// A column family of Strata's RocksDB database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cf {
+    Default,
+    Meta,
+    Sub,
+    Expire,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 4] = [Cf::Default, Cf::Meta, Cf::Sub, Cf::Expire];
+
+    fn name(self) -> &'static str {
+        match self {
+            Cf::Default => "default",
+            Cf::Meta => "meta",
+            Cf::Sub => "sub",
+            Cf::Expire => "expire",
+        }
+    }
+}
+
+/// Tuning knobs, named after the config parameters that set them.
+#[derive(Clone, Debug)]
+pub struct RocksConfig {
+    pub block_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+    /// fsync RocksDB's own log on every write (`appendfsync always`).
+    pub sync_writes: bool,
+}
+
+impl Default for RocksConfig {
+    fn default() -> Self {
+        RocksConfig {
+            block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 64 << 20,
+            sync_writes: false,
+        }
+    }
+}
+
+/// Milliseconds since the unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Handles the compaction filters need: the database itself (to look up the
+/// metadata a hash field belongs to) and the active-expiry watermark.
+#[derive(Default)]
+struct FilterShared {
+    db: OnceLock<Weak<DB>>,
+    /// Every key that expired before this time has been deleted by active
+    /// expiry (and counted); meta records older than it are garbage.
+    expired_before_ms: AtomicU64,
+}
+
+/// The RocksDB engine.
+pub struct RocksEngine {
+    db: Arc<DB>,
+    shared: Arc<FilterShared>,
+    write_options: WriteOptions,
+}
+
+impl RocksEngine {
+    pub fn open(dir: &Path, config: &RocksConfig) -> Result<RocksEngine, EngineError> {
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::Io(dir.display().to_string(), e))?;
+        let shared = Arc::new(FilterShared::default());
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+
+        let mut db_options = Options::default();
+        db_options.create_if_missing(true);
+        db_options.create_missing_column_families(true);
+        db_options.increase_parallelism(2);
+        db_options.set_max_background_jobs(2);
+        db_options.set_keep_log_file_num(4);
+
+        let cf_options = |cf: Cf| {
+            let mut block = BlockBasedOptions::default();
+            block.set_block_cache(&cache);
+            block.set_bloom_filter(10.0, false);
+            block.set_cache_index_and_filter_blocks(true);
+            block.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            let mut options = Options::default();
+            options.set_block_based_table_factory(&block);
+            options.set_write_buffer_size(config.write_buffer_bytes);
+            options.set_compression_type(DBCompressionType::Lz4);
+            options.set_bottommost_compression_type(DBCompressionType::Zstd);
+            options.set_level_compaction_dynamic_level_bytes(true);
+            match cf {
+                Cf::Default => options.set_merge_operator_associative("add_i64", add_i64),
+                Cf::Meta => options.set_compaction_filter_factory(MetaFilterFactory(shared.clone())),
+                Cf::Sub => options.set_compaction_filter_factory(SubFilterFactory(shared.clone())),
+                Cf::Expire => {}
+            }
+            ColumnFamilyDescriptor::new(cf.name(), options)
+        };
+        let descriptors: Vec<_> = Cf::ALL.iter().map(|&cf| cf_options(cf)).collect();
+        let db = DB::open_cf_descriptors(&db_options, dir, descriptors)?;
+        let db = Arc::new(db);
+        let _ = shared.db.set(Arc::downgrade(&db));
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(config.sync_writes);
+        Ok(RocksEngine { db, shared, write_options })
+    }
+
+    fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(cf.name()).expect("column family opened at start")
+    }
+
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.db.get_pinned_cf(self.cf(cf), key)?.map(|v| v.to_vec()))
+    }
+
+    /// Visits keys in `[start, end)` in order (or reverse order) until
+    /// `visit` returns false.
+    pub fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        let mut read = ReadOptions::default();
+        read.set_iterate_lower_bound(start.to_vec());
+        read.set_iterate_upper_bound(end.to_vec());
+        let mode = if reverse { IteratorMode::End } else { IteratorMode::From(start, Direction::Forward) };
+        for item in self.db.iterator_cf_opt(self.cf(cf), read, mode) {
+            let (key, value) = item?;
+            if !visit(&key, &value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a batch atomically.
+    pub fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+        Ok(self.db.write_opt(batch, &self.write_options)?)
+    }
+
+    pub fn put_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, key: &[u8], value: &[u8]) {
+        batch.put_cf(engine.cf(cf), key, value);
+    }
+
+    pub fn delete_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, key: &[u8]) {
+        batch.delete_cf(engine.cf(cf), key);
+    }
+
+    pub fn delete_range_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, from: &[u8], to: &[u8]) {
+        batch.delete_range_cf(engine.cf(cf), from, to);
+    }
+
+    pub fn merge_add(batch: &mut WriteBatch, engine: &RocksEngine, key: &[u8], delta: i64) {
+        batch.merge_cf(engine.cf(Cf::Default), key, delta.to_le_bytes());
+    }
+
+    /// Flushes memtables so that RocksDB's log is not needed to reopen.
+    pub fn flush(&self) -> Result<(), EngineError> {
+        for cf in Cf::ALL {
+            self.db.flush_cf(self.cf(cf))?;
+        }
+        Ok(())
+    }
+
+    /// Compacts everything (tests use it to run the compaction filters).
+    pub fn compact_all(&self) {
+        for cf in Cf::ALL {
+            self.db.compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
+        }
+    }
+
+    /// Tells the compaction filter that every key expiring before `ms` has
+    /// been deleted by active expiry.
+    pub fn set_expired_before(&self, ms: u64) {
+        self.shared.expired_before_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// An integer property of the database, e.g. `rocksdb.estimate-num-keys`.
+    pub fn property(&self, cf: Cf, name: &str) -> Option<u64> {
+        self.db.property_int_value_cf(self.cf(cf), name).ok().flatten()
+    }
+
+    /// Bytes of SST files on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        Cf::ALL.iter().filter_map(|&cf| self.property(cf, "rocksdb.total-sst-files-size")).sum()
+    }
+}
+
+/// The merge operator of per-database counters: operands are i64 deltas.
+fn add_i64(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let decode = |raw: &[u8]| raw.try_into().map(i64::from_le_bytes).unwrap_or(0);
+    let mut total = existing.map(decode).unwrap_or(0);
+    for operand in operands {
+        total = total.wrapping_add(decode(operand));
+    }
+    Some(total.to_le_bytes().to_vec())
+}
+
+/// Drops meta records of keys that expired before active expiry's watermark.
+struct MetaFilterFactory(Arc<FilterShared>);
+struct MetaFilter {
+    expired_before_ms: u64,
+}
+
+impl CompactionFilterFactory for MetaFilterFactory {
+    type Filter = MetaFilter;
+
+    fn create(&mut self, _context: CompactionFilterContext) -> MetaFilter {
+        MetaFilter { expired_before_ms: self.0.expired_before_ms.load(Ordering::Relaxed) }
+    }
+
+    fn name(&self) -> &CStr {
+        c"strata-meta-filter-factory"
+    }
+}
+
+impl CompactionFilter for MetaFilter {
+    fn filter(&mut self, _level: u32, _key: &[u8], value: &[u8]) -> Decision {
+        match Meta::decode(value) {
+            Some(meta) if meta.expire_ms != 0 && meta.expire_ms < self.expired_before_ms => Decision::Remove,
+            _ => Decision::Keep,
+        }
+    }
+
+    fn name(&self) -> &CStr {
+        c"strata-meta-filter"
+    }
+}
+
+/// Drops hash fields whose hash no longer exists: deleted, replaced by a
+/// newer version or another type, or expired.
+struct SubFilterFactory(Arc<FilterShared>);
+struct SubFilter {
+    db: Option<Arc<DB>>,
+    now_ms: u64,
+}
+
+impl CompactionFilterFactory for SubFilterFactory {
+    type Filter = SubFilter;
+
+    fn create(&mut self, _context: CompactionFilterContext) -> SubFilter {
+        SubFilter { db: self.0.db.get().and_then(Weak::upgrade), now_ms: now_ms() }
+    }
+
+    fn name(&self) -> &CStr {
+        c"strata-sub-filter-factory"
+    }
+}
+
+impl CompactionFilter for SubFilter {
+    fn filter(&mut self, _level: u32, key: &[u8], _value: &[u8]) -> Decision {
+        let (Some(db), Some(sub)) = (&self.db, decode_sub_key(key)) else {
+            return Decision::Keep;
+        };
+        let Some(meta_cf) = db.cf_handle(Cf::Meta.name()) else {
+            return Decision::Keep;
+        };
+        let live = match db.get_pinned_cf(meta_cf, meta_key(sub.db, sub.slot, sub.key)) {
+            Ok(Some(raw)) => match Meta::decode(&raw) {
+                Some(meta) if meta.key_type == KeyType::Hash && !meta.is_expired(self.now_ms) => {
+                    HashBody::decode(meta.body).is_some_and(|h| h.version == sub.version)
+                }
+                _ => false,
+            },
+            Ok(None) => false,
+            // When in doubt, keep: a field must never be lost to an I/O error.
+            Err(_) => true,
+        };
+        if live {
+            Decision::Keep
+        } else {
+            Decision::Remove
+        }
+    }
+
+    fn name(&self) -> &CStr {
+        c"strata-sub-filter"
+    }
+}
+
+impl Drop for RocksEngine {
+    fn drop(&mut self) {
+        // Compaction filters hold the database while they run; wait for them
+        // so the last reference is never dropped on a compaction thread.
+        self.db.cancel_all_background_work(true);
+    }
+}

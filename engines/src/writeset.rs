@@ -1,0 +1,165 @@
+//! A command's (or a transaction's) pending writes to the RocksDB engine.
+//!
+//! Reads see the pending writes first, so a command that writes and then
+//! reads (or a MULTI whose second command reads what the first wrote) sees
+//! its own changes; `commit` applies everything as one atomic batch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use rocksdb::WriteBatch;
+
+use crate::rocks::{Cf, RocksEngine};
+use crate::EngineError;
+
+/// Pending writes over a RocksDB engine.
+pub struct WriteSet<'e> {
+    engine: &'e RocksEngine,
+    pending: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
+    deleted_ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
+    counters: HashMap<Vec<u8>, i64>,
+}
+
+impl<'e> WriteSet<'e> {
+    pub fn new(engine: &'e RocksEngine) -> WriteSet<'e> {
+        WriteSet { engine, pending: BTreeMap::new(), deleted_ranges: Vec::new(), counters: HashMap::new() }
+    }
+
+    pub fn engine(&self) -> &'e RocksEngine {
+        self.engine
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.deleted_ranges.is_empty() && self.counters.is_empty()
+    }
+
+    fn in_deleted_range(&self, cf: Cf, key: &[u8]) -> bool {
+        self.deleted_ranges.iter().any(|(c, from, to)| *c == cf && key >= &from[..] && key < &to[..])
+    }
+
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        // BTreeMap lookups need an owned key; avoid the allocation when
+        // nothing is pending (the common single-read command).
+        if !self.pending.is_empty() {
+            if let Some(value) = self.pending.get(&(cf, key.to_vec())) {
+                return Ok(value.clone());
+            }
+        }
+        if self.in_deleted_range(cf, key) {
+            return Ok(None);
+        }
+        self.engine.get(cf, key)
+    }
+
+    pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.insert((cf, key), Some(value));
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
+        self.pending.insert((cf, key), None);
+    }
+
+    /// Deletes every key in `[from, to)`, including pending ones.
+    pub fn delete_range(&mut self, cf: Cf, from: Vec<u8>, to: Vec<u8>) {
+        let doomed: Vec<_> = self
+            .pending
+            .range((cf, from.clone())..(cf, to.clone()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in doomed {
+            self.pending.remove(&key);
+        }
+        self.deleted_ranges.push((cf, from, to));
+    }
+
+    /// Adds `delta` to the counter stored at `key` in the default family.
+    pub fn add_counter(&mut self, key: &[u8], delta: i64) {
+        *self.counters.entry(key.to_vec()).or_insert(0) += delta;
+    }
+
+    /// Visits the merged view of `[start, end)` in key order (or reverse)
+    /// until `visit` returns false.
+    pub fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        let range = (
+            Bound::Included((cf, start.to_vec())),
+            Bound::Excluded((cf, end.to_vec())),
+        );
+        let mut pending: Box<dyn Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)>> = if reverse {
+            Box::new(self.pending.range(range).rev().map(|((_, k), v)| (k, v)))
+        } else {
+            Box::new(self.pending.range(range).map(|((_, k), v)| (k, v)))
+        };
+        let mut next_pending = pending.next();
+        // `before(a, b)`: a comes first in the scan direction.
+        let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
+        let mut stopped = false;
+        self.engine.scan(cf, start, end, reverse, &mut |key, value| {
+            // Emit pending entries that come before this stored key.
+            while let Some((pkey, pvalue)) = next_pending {
+                if !before(pkey, key) && pkey.as_slice() != key {
+                    break;
+                }
+                let shadows = pkey.as_slice() == key;
+                if let Some(v) = pvalue {
+                    if !visit(pkey, v) {
+                        stopped = true;
+                        return false;
+                    }
+                }
+                next_pending = pending.next();
+                if shadows {
+                    return true;
+                }
+            }
+            if self.in_deleted_range(cf, key) {
+                return true;
+            }
+            if !visit(key, value) {
+                stopped = true;
+                return false;
+            }
+            true
+        })?;
+        while !stopped {
+            let Some((pkey, pvalue)) = next_pending else { break };
+            if let Some(v) = pvalue {
+                if !visit(pkey, v) {
+                    break;
+                }
+            }
+            next_pending = pending.next();
+        }
+        Ok(())
+    }
+
+    /// Applies every pending write in one atomic batch.
+    pub fn commit(self) -> Result<(), EngineError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let engine = self.engine;
+        let mut batch = WriteBatch::default();
+        for (cf, from, to) in &self.deleted_ranges {
+            RocksEngine::delete_range_cf(&mut batch, engine, *cf, from, to);
+        }
+        for ((cf, key), value) in &self.pending {
+            match value {
+                Some(v) => RocksEngine::put_cf(&mut batch, engine, *cf, key, v),
+                None => RocksEngine::delete_cf(&mut batch, engine, *cf, key),
+            }
+        }
+        for (key, delta) in &self.counters {
+            if *delta != 0 {
+                RocksEngine::merge_add(&mut batch, engine, key, *delta);
+            }
+        }
+        engine.write(batch)
+    }
+}

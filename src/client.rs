@@ -1,0 +1,133 @@
+//! Per-connection state, and the registry behind CLIENT LIST / KILL / INFO.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+/// What other connections may see of a client (CLIENT LIST) or do to it
+/// (CLIENT KILL).
+pub struct ClientShared {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub local_addr: SocketAddr,
+    pub created: Instant,
+    pub name: Mutex<String>,
+    pub db: AtomicU64,
+    pub last_active_ms: AtomicU64,
+    pub last_command: Mutex<String>,
+    pub resp: AtomicU64,
+    pub lib_name: Mutex<String>,
+    pub lib_ver: Mutex<String>,
+    /// Set by CLIENT KILL; the connection closes before its next command.
+    pub killed: AtomicBool,
+    pub kill_notify: tokio::sync::Notify,
+}
+
+impl ClientShared {
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.kill_notify.notify_one();
+    }
+
+    /// One CLIENT LIST line, with Redis 7.0's fields.
+    pub fn info_line(&self, now: Instant, started: Instant) -> String {
+        let age = now.duration_since(self.created).as_secs();
+        let active = self.last_active_ms.load(Ordering::Relaxed);
+        let idle = (now.duration_since(started).as_millis() as u64).saturating_sub(active) / 1000;
+        let last = self.last_command.lock().clone();
+        format!(
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            self.id,
+            self.addr,
+            self.local_addr,
+            self.name.lock(),
+            age,
+            idle,
+            self.db.load(Ordering::Relaxed),
+            if last.is_empty() { "NULL".to_string() } else { last },
+            self.resp.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Every connected client by id.
+#[derive(Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, Arc<ClientShared>>>,
+}
+
+impl ClientRegistry {
+    pub fn add(&self, addr: SocketAddr, local_addr: SocketAddr) -> Arc<ClientShared> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let shared = Arc::new(ClientShared {
+            id,
+            addr,
+            local_addr,
+            created: Instant::now(),
+            name: Mutex::new(String::new()),
+            db: AtomicU64::new(0),
+            last_active_ms: AtomicU64::new(0),
+            last_command: Mutex::new(String::new()),
+            resp: AtomicU64::new(2),
+            lib_name: Mutex::new(String::new()),
+            lib_ver: Mutex::new(String::new()),
+            killed: AtomicBool::new(false),
+            kill_notify: tokio::sync::Notify::new(),
+        });
+        self.clients.lock().insert(id, shared.clone());
+        shared
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClientShared>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientShared>> {
+        self.clients.lock().get(&id).cloned()
+    }
+}
+
+/// A connection's own state, owned by its task and lent to handlers.
+pub struct Client {
+    pub shared: Arc<ClientShared>,
+    /// The selected logical database.
+    pub db: usize,
+    pub resp3: bool,
+    pub authenticated: bool,
+    /// Close the connection once this reply is written (QUIT, protocol errors).
+    pub close_after_reply: bool,
+    pub last_command: String,
+}
+
+impl Client {
+    pub fn new(shared: Arc<ClientShared>, authenticated: bool) -> Client {
+        Client { shared, db: 0, resp3: false, authenticated, close_after_reply: false, last_command: String::new() }
+    }
+
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.shared.db.store(db as u64, Ordering::Relaxed);
+    }
+
+    pub fn set_resp3(&mut self, resp3: bool) {
+        self.resp3 = resp3;
+        self.shared.resp.store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
+    }
+}

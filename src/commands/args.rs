@@ -1,0 +1,150 @@
+//! A cursor over a command's arguments, in the style of mini-redis's
+//! `Parse`: handlers pull typed values off the front and call `finish`, so
+//! execution never sees leftover or malformed syntax.
+
+use bytes::Bytes;
+
+use crate::error::CmdError;
+use crate::protocol::parse_i64;
+
+/// The arguments after the command name.
+pub struct Args<'a> {
+    items: &'a [Bytes],
+    pos: usize,
+}
+
+impl<'a> Args<'a> {
+    /// `argv` includes the command name, which is skipped.
+    pub fn new(argv: &'a [Bytes]) -> Args<'a> {
+        Args { items: argv, pos: 1 }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.items.len() - self.pos
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// The next argument, or a syntax error when there is none.
+    pub fn next_bytes(&mut self) -> Result<&'a Bytes, CmdError> {
+        let item = self.items.get(self.pos).ok_or(CmdError::Syntax)?;
+        self.pos += 1;
+        Ok(item)
+    }
+
+    /// The next argument, if any.
+    pub fn next_opt(&mut self) -> Option<&'a Bytes> {
+        let item = self.items.get(self.pos)?;
+        self.pos += 1;
+        Some(item)
+    }
+
+    pub fn peek(&self) -> Option<&'a Bytes> {
+        self.items.get(self.pos)
+    }
+
+    /// Every argument left.
+    pub fn rest(&mut self) -> &'a [Bytes] {
+        let rest = &self.items[self.pos..];
+        self.pos = self.items.len();
+        rest
+    }
+
+    pub fn next_i64(&mut self) -> Result<i64, CmdError> {
+        parse_int(self.next_bytes()?)
+    }
+
+    pub fn next_f64(&mut self) -> Result<f64, CmdError> {
+        parse_float(self.next_bytes()?)
+    }
+
+    /// The next argument upper-cased, for matching option names.
+    pub fn next_keyword(&mut self) -> Result<String, CmdError> {
+        Ok(String::from_utf8_lossy(self.next_bytes()?).to_ascii_uppercase())
+    }
+
+    /// Consumes the next argument if it equals `word` (any case).
+    pub fn eat(&mut self, word: &str) -> bool {
+        match self.peek() {
+            Some(arg) if arg.eq_ignore_ascii_case(word.as_bytes()) => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Fails with a syntax error when arguments are left over.
+    pub fn finish(&self) -> Result<(), CmdError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(CmdError::Syntax)
+        }
+    }
+}
+
+/// Redis's integer argument rule (`string2ll`).
+pub fn parse_int(arg: &[u8]) -> Result<i64, CmdError> {
+    parse_i64(arg).ok_or(CmdError::NotInteger)
+}
+
+/// Redis's float argument rule (`string2ld`/`strtold` on the whole string):
+/// no spaces, no NaN; `inf`, `+inf`, `-inf` accepted.
+pub fn parse_float_opt(arg: &[u8]) -> Option<f64> {
+    if arg.is_empty() || arg.len() > 5000 {
+        return None;
+    }
+    let text = std::str::from_utf8(arg).ok()?;
+    if text.starts_with(|c: char| c.is_whitespace()) || text.ends_with(|c: char| c.is_whitespace()) {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    let value = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            // Rust accepts "nan", "inf" spellings and a few things strtod
+            // does not; allow only what strtod would take as a number.
+            if !lower.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-')) {
+                return None;
+            }
+            lower.parse::<f64>().ok()?
+        }
+    };
+    if value.is_nan() {
+        None
+    } else {
+        Some(value)
+    }
+}
+
+pub fn parse_float(arg: &[u8]) -> Result<f64, CmdError> {
+    parse_float_opt(arg).ok_or(CmdError::NotFloat)
+}
+
+/// The unit of a TTL argument.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TimeUnit {
+    Seconds,
+    Milliseconds,
+}
+
+/// An absolute expiry in unix ms from a SET/SETEX/GETEX-style argument
+/// (Redis's `getExpireMillisecondsOrReply`): must be a positive integer;
+/// relative values are added to `now_ms`; overflow is an invalid expire time.
+pub fn parse_expire(arg: &[u8], unit: TimeUnit, relative: bool, now_ms: u64, command: &str) -> Result<u64, CmdError> {
+    let value = parse_int(arg)?;
+    let invalid = || CmdError::InvalidExpire(command.to_string());
+    if value <= 0 {
+        return Err(invalid());
+    }
+    let ms = match unit {
+        TimeUnit::Seconds => value.checked_mul(1000).ok_or_else(invalid)?,
+        TimeUnit::Milliseconds => value,
+    };
+    let ms = if relative { ms.checked_add(now_ms as i64).ok_or_else(invalid)? } else { ms };
+    Ok(ms as u64)
+}

@@ -1,0 +1,349 @@
+//! The command table: one row per command, built from Redis's own command
+//! metadata (`redis-commands.json`, dumped from redis-server 7.0 by
+//! `redis-tests/tools/dump_command_meta.py`) plus the handler each family
+//! registers. It drives dispatch, arity and unknown-command errors, the
+//! COMMAND command, and key positions (later: cluster slot checks).
+
+pub mod args;
+mod command;
+mod connection;
+mod hash;
+mod keyspace;
+mod server;
+mod string;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::error::{CmdError, CmdResult};
+use crate::server::Server;
+
+/// A command handler: parses its arguments into typed values, then executes.
+pub type Handler = fn(&mut Ctx, &[Bytes]) -> CmdResult;
+
+/// What a handler may touch: the server and the calling client.
+pub struct Ctx<'a> {
+    pub server: &'a Server,
+    pub client: &'a mut Client,
+}
+
+/// Per-command counters for INFO commandstats.
+#[derive(Default)]
+pub struct CommandStats {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub rejected_calls: AtomicU64,
+    pub failed_calls: AtomicU64,
+}
+
+/// One row of the table.
+pub struct Command {
+    /// Full lower-case name: `get`, or `config|get` for a subcommand.
+    pub name: String,
+    /// Redis's convention: N exactly, or -N for at least N (name included).
+    pub arity: i64,
+    pub flags: Vec<String>,
+    pub first_key: i64,
+    pub last_key: i64,
+    pub step: i64,
+    pub acl_categories: Vec<String>,
+    pub handler: Option<Handler>,
+    /// Subcommands of a container command (CONFIG, CLIENT, OBJECT ...).
+    pub subcommands: HashMap<String, Command>,
+    /// Redis's COMMAND INFO row and COMMAND DOCS entry for this command.
+    pub info: &'static Value,
+    pub docs: &'static Value,
+    pub stats: CommandStats,
+}
+
+impl Command {
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.has_flag("write")
+    }
+
+    /// Whether the client's argument count fits the arity.
+    fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// The positions of the key arguments, from first/last/step (the legacy
+    /// key range; the key specs in `info` give the full picture).
+    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+        if self.first_key <= 0 || self.step <= 0 {
+            return Vec::new();
+        }
+        let last = if self.last_key < 0 { argc as i64 + self.last_key } else { self.last_key };
+        (self.first_key..=last.min(argc as i64 - 1)).step_by(self.step as usize).map(|p| p as usize).collect()
+    }
+}
+
+/// Redis 7.0's metadata for every command, parsed once.
+fn redis_meta() -> &'static Value {
+    static META: OnceLock<Value> = OnceLock::new();
+    META.get_or_init(|| {
+        serde_json::from_str(include_str!("redis-commands.json")).expect("redis-commands.json is valid JSON")
+    })
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+fn row_from_info(info: &'static Value, docs: &'static Value) -> Command {
+    let int = |i: usize| info[i].as_i64().unwrap_or(0);
+    let mut subcommands = HashMap::new();
+    if let Some(subs) = info[9].as_array() {
+        for sub in subs {
+            let name = sub[0].as_str().unwrap_or_default();
+            let sub_docs = &docs["subcommands"][name];
+            let short = name.split_once('|').map_or(name, |(_, s)| s).to_string();
+            subcommands.insert(short, row_from_info(sub, sub_docs));
+        }
+    }
+    Command {
+        name: info[0].as_str().unwrap_or_default().to_string(),
+        arity: int(1),
+        flags: strings(&info[2]),
+        first_key: int(3),
+        last_key: int(4),
+        step: int(5),
+        acl_categories: strings(&info[6]),
+        handler: None,
+        subcommands,
+        info,
+        docs,
+        stats: CommandStats::default(),
+    }
+}
+
+/// Every command Strata serves.
+pub struct CommandTable {
+    commands: HashMap<String, Command>,
+}
+
+impl CommandTable {
+    /// The table with every family registered. A family that registers a
+    /// name Redis does not have is a bug and aborts startup.
+    pub fn new() -> CommandTable {
+        let mut table = CommandTable { commands: HashMap::new() };
+        connection::register(&mut table);
+        server::register(&mut table);
+        command::register(&mut table);
+        string::register(&mut table);
+        hash::register(&mut table);
+        keyspace::register(&mut table);
+        table.check();
+        table
+    }
+
+    /// Binds a handler to a command (`get`) or subcommand (`config|get`).
+    pub fn register(&mut self, name: &str, handler: Handler) {
+        let meta = redis_meta();
+        let (base, sub) = match name.split_once('|') {
+            Some((b, s)) => (b, Some(s)),
+            None => (name, None),
+        };
+        let entry = &meta["commands"][base];
+        assert!(entry.is_object(), "'{base}' is not a Redis command");
+        let row = self.commands.entry(base.to_string()).or_insert_with(|| row_from_info(&entry["info"], &entry["docs"]));
+        match sub {
+            None => row.handler = Some(handler),
+            Some(sub) => {
+                let sub_row = row.subcommands.get_mut(sub).unwrap_or_else(|| panic!("'{name}' is not a Redis subcommand"));
+                sub_row.handler = Some(handler);
+            }
+        }
+    }
+
+    /// Startup check: every row has a handler or (for containers) at least
+    /// one subcommand with one; subcommands without handlers are dropped so
+    /// COMMAND never advertises what Strata does not serve.
+    fn check(&mut self) {
+        for row in self.commands.values_mut() {
+            row.subcommands.retain(|_, sub| sub.handler.is_some());
+            assert!(
+                row.handler.is_some() || !row.subcommands.is_empty(),
+                "command '{}' registered without a handler",
+                row.name
+            );
+            assert!(row.arity != 0, "command '{}' has arity 0", row.name);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Command> {
+        self.commands.get(name)
+    }
+
+    /// The served commands, in no particular order (as Redis's COMMAND).
+    pub fn iter(&self) -> impl Iterator<Item = &Command> {
+        self.commands.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Finds the row for a request, with Redis's errors for unknown
+    /// commands, unknown subcommands and wrong arity.
+    pub fn lookup(&self, argv: &[Bytes]) -> Result<&Command, CmdError> {
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        let Some(row) = self.commands.get(&name) else {
+            return Err(unknown_command(argv));
+        };
+        let row = if !row.subcommands.is_empty() && argv.len() >= 2 {
+            let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
+            match row.subcommands.get(&sub) {
+                Some(sub_row) => sub_row,
+                None => {
+                    return Err(CmdError::err(sanitize(&format!(
+                        "unknown subcommand '{}'. Try {} HELP.",
+                        truncate(&String::from_utf8_lossy(&argv[1]), 128),
+                        name.to_ascii_uppercase()
+                    ))))
+                }
+            }
+        } else {
+            row
+        };
+        if !row.arity_ok(argv.len()) {
+            return Err(CmdError::WrongArity(row.name.clone()));
+        }
+        Ok(row)
+    }
+}
+
+impl Default for CommandTable {
+    fn default() -> Self {
+        CommandTable::new()
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Redis replaces CR and LF in error texts with spaces.
+fn sanitize(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// `ERR unknown command 'foo', with args beginning with: 'a' 'b' `, exactly
+/// as Redis 7 builds it (each argument cut so the list stays near 128 bytes).
+fn unknown_command(argv: &[Bytes]) -> CmdError {
+    let mut args = String::new();
+    for arg in &argv[1..] {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push_str(&format!("'{}' ", truncate(&String::from_utf8_lossy(arg), room)));
+    }
+    CmdError::err(sanitize(&format!(
+        "unknown command '{}', with args beginning with: {}",
+        truncate(&String::from_utf8_lossy(&argv[0]), 128),
+        args
+    )))
+}
+
+/// Runs one command for a client: lookup, auth check, handler, stats.
+pub fn dispatch(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::protocol::Reply {
+    let row = match server.commands.lookup(argv) {
+        Ok(row) => row,
+        Err(e) => {
+            server.stats.record_error(&e);
+            return e.to_reply();
+        }
+    };
+    if !client.authenticated && !row.has_flag("no_auth") {
+        row.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        server.stats.record_error(&CmdError::NoAuth);
+        return CmdError::NoAuth.to_reply();
+    }
+    let handler = row.handler.expect("checked at startup");
+    let started = std::time::Instant::now();
+    let result = handler(&mut Ctx { server, client }, argv);
+    row.stats.calls.fetch_add(1, Ordering::Relaxed);
+    row.stats.usec.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    server.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
+    client.last_command = row.name.clone();
+    match result {
+        Ok(reply) => {
+            if let crate::protocol::Reply::Error(text) = &reply {
+                row.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+                server.stats.record_error_text(text);
+            }
+            reply
+        }
+        Err(e) => {
+            row.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+            server.stats.record_error(&e);
+            e.to_reply()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    #[test]
+    fn every_row_is_consistent_with_redis_metadata() {
+        let table = CommandTable::new();
+        for row in table.iter() {
+            let entry = &redis_meta()["commands"][row.name.as_str()]["info"];
+            assert_eq!(entry[1].as_i64(), Some(row.arity), "{}", row.name);
+            assert_eq!(entry[3].as_i64(), Some(row.first_key), "{}", row.name);
+            for sub in row.subcommands.values() {
+                assert!(sub.handler.is_some(), "{}", sub.name);
+                assert!(sub.name.starts_with(&format!("{}|", row.name)));
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_and_arity_errors_match_redis() {
+        let table = CommandTable::new();
+        let err = |words: &[&str]| table.lookup(&argv(words)).err().unwrap().to_string();
+        assert_eq!(err(&["foo", "a", "b"]), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+        assert_eq!(err(&["foo"]), "ERR unknown command 'foo', with args beginning with: ");
+        assert_eq!(err(&["get"]), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(err(&["CONFIG"]), "ERR wrong number of arguments for 'config' command");
+        assert_eq!(err(&["config", "get"]), "ERR wrong number of arguments for 'config|get' command");
+        assert_eq!(err(&["config", "nope"]), "ERR unknown subcommand 'nope'. Try CONFIG HELP.");
+        assert!(table.lookup(&argv(&["GeT", "k"])).is_ok());
+    }
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let table = CommandTable::new();
+        assert_eq!(table.get("mset").unwrap().key_positions(5), vec![1, 3]);
+        assert_eq!(table.get("del").unwrap().key_positions(4), vec![1, 2, 3]);
+        assert_eq!(table.get("ping").unwrap().key_positions(1), Vec::<usize>::new());
+    }
+}

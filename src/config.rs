@@ -1,0 +1,296 @@
+//! Configuration with Redis's parameter names.
+//!
+//! Every parameter Redis 7 knows is accepted and remembered (its default is
+//! Redis's, from `config-defaults.tsv`), so CONFIG GET/SET from existing tools
+//! and config files work; Strata acts on the ones that apply to it. A name
+//! Redis does not know is rejected as Redis rejects it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::protocol::split_inline_args;
+
+/// Redis 7.0's parameters and defaults, dumped from a real redis-server by
+/// `redis-tests/tools/dump_config_defaults.py`.
+const REDIS_DEFAULTS: &str = include_str!("config-defaults.tsv");
+
+/// Where Strata's defaults differ from Redis's: a newcomer's server keeps
+/// its data under ./strata-data and listens on loopback only.
+const STRATA_DEFAULTS: &[(&str, &str)] = &[("dir", "./strata-data"), ("bind", "127.0.0.1")];
+
+/// Parameters that take a size with an optional unit (`1gb`, `512mb`).
+const MEMORY_PARAMS: &[&str] = &[
+    "maxmemory",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "maxmemory-clients",
+    "active-defrag-ignore-bytes",
+    "auto-aof-rewrite-min-size",
+];
+
+/// A parameter failed validation; the text is Redis's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    Unknown(String),
+    #[error("CONFIG SET failed (possibly related to argument '{0}') - {1}")]
+    Invalid(String, String),
+    #[error("Bad directive or wrong number of arguments in {0} line {1}: {2}")]
+    BadLine(String, usize, String),
+    #[error("{0}")]
+    Io(String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Integer,
+    Memory,
+    Text,
+}
+
+/// The server's configuration: every parameter by name, as CONFIG GET shows it.
+#[derive(Clone, Debug)]
+pub struct Config {
+    values: BTreeMap<String, String>,
+    /// The file the server was started with, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut values: BTreeMap<String, String> = REDIS_DEFAULTS
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        for (name, value) in STRATA_DEFAULTS {
+            values.insert(name.to_string(), value.to_string());
+        }
+        Config { values, config_file: None }
+    }
+}
+
+fn kind_of(name: &str, default: &str) -> Kind {
+    if MEMORY_PARAMS.contains(&name) {
+        Kind::Memory
+    } else if default == "yes" || default == "no" {
+        Kind::Bool
+    } else if !default.is_empty() && default.parse::<i64>().is_ok() {
+        Kind::Integer
+    } else {
+        Kind::Text
+    }
+}
+
+/// Redis's `memtoull`: a number with an optional b/k/kb/m/mb/g/gb unit.
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(digits_end);
+    let multiplier: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(multiplier)
+}
+
+impl Config {
+    /// Builds the configuration from `strata-server [config-file] [--name value ...]`.
+    pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        let mut rest = args;
+        if let Some(first) = rest.first() {
+            if !first.starts_with("--") {
+                config.load_file(PathBuf::from(first))?;
+                rest = &rest[1..];
+            }
+        }
+        let mut i = 0;
+        while i < rest.len() {
+            let name = rest[i]
+                .strip_prefix("--")
+                .ok_or_else(|| ConfigError::BadLine("arguments".into(), i + 1, rest[i].clone()))?;
+            let mut values = Vec::new();
+            i += 1;
+            while i < rest.len() && !rest[i].starts_with("--") {
+                values.push(rest[i].clone());
+                i += 1;
+            }
+            config
+                .set(name, &values.join(" "))
+                .map_err(|e| ConfigError::BadLine("arguments".into(), i, e.to_string()))?;
+        }
+        Ok(config)
+    }
+
+    fn load_file(&mut self, path: PathBuf) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Io(format!("can't open config file '{}': {e}", path.display())))?;
+        let file = path.display().to_string();
+        for (number, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let bad = |why: String| ConfigError::BadLine(file.clone(), number + 1, why);
+            let words = split_inline_args(trimmed.as_bytes()).ok_or_else(|| bad("unbalanced quotes".into()))?;
+            let words: Vec<String> = words.into_iter().map(|w| String::from_utf8_lossy(&w).into_owned()).collect();
+            let (name, values) = words.split_first().ok_or_else(|| bad(line.into()))?;
+            self.set(name, &values.join(" ")).map_err(|e| bad(e.to_string()))?;
+        }
+        self.config_file = Some(path);
+        Ok(())
+    }
+
+    /// Sets one parameter after validating it as Redis would.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let name = name.to_ascii_lowercase();
+        let Some(default) = REDIS_DEFAULTS
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| d)
+        else {
+            return Err(ConfigError::Unknown(name));
+        };
+        let invalid = |why: &str| ConfigError::Invalid(name.clone(), why.to_string());
+        let normalized = match kind_of(&name, default) {
+            Kind::Bool => match value.to_ascii_lowercase().as_str() {
+                v @ ("yes" | "no") => v.to_string(),
+                _ => return Err(invalid("argument must be 'yes' or 'no'")),
+            },
+            Kind::Integer => value
+                .parse::<i64>()
+                .map_err(|_| invalid("argument couldn't be parsed into an integer"))?
+                .to_string(),
+            Kind::Memory => parse_memory(value)
+                .ok_or_else(|| invalid("argument must be a memory value"))?
+                .to_string(),
+            Kind::Text => value.to_string(),
+        };
+        match name.as_str() {
+            "appendfsync" if !["always", "everysec", "no"].contains(&normalized.as_str()) => {
+                return Err(invalid("argument(s) must be one of the following: always, everysec, no"))
+            }
+            "databases" if !(1..=i32::MAX as i64).contains(&normalized.parse().unwrap_or(0)) => {
+                return Err(invalid("argument must be between 1 and 2147483647 inclusive"))
+            }
+            "port" if !(0..=65535).contains(&normalized.parse().unwrap_or(-1)) => {
+                return Err(invalid("argument must be between 0 and 65535 inclusive"))
+            }
+            "maxclients" if normalized.parse::<i64>().unwrap_or(0) < 1 => {
+                return Err(invalid("argument must be between 1 and 4294967295 inclusive"))
+            }
+            _ => {}
+        }
+        self.values.insert(name, normalized);
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// Every parameter whose name matches the glob, as CONFIG GET lists them.
+    pub fn matching(&self, pattern: &[u8]) -> Vec<(&str, &str)> {
+        self.values
+            .iter()
+            .filter(|(name, _)| crate::glob::glob_match(pattern, name.as_bytes(), true))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
+    fn number(&self, name: &str) -> i64 {
+        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.number("port") as u16
+    }
+
+    pub fn bind(&self) -> Vec<String> {
+        self.get("bind").unwrap_or("127.0.0.1").split_whitespace().map(str::to_string).collect()
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from(self.get("dir").unwrap_or("./strata-data"))
+    }
+
+    pub fn databases(&self) -> usize {
+        self.number("databases").max(1) as usize
+    }
+
+    pub fn maxclients(&self) -> usize {
+        self.number("maxclients").max(1) as usize
+    }
+
+    /// Idle seconds before a client is closed; 0 = never.
+    pub fn timeout_secs(&self) -> u64 {
+        self.number("timeout").max(0) as u64
+    }
+
+    pub fn proto_max_bulk_len(&self) -> i64 {
+        self.number("proto-max-bulk-len")
+    }
+
+    pub fn requirepass(&self) -> Option<&str> {
+        self.get("requirepass").filter(|p| !p.is_empty())
+    }
+
+    pub fn loglevel(&self) -> &str {
+        self.get("loglevel").unwrap_or("notice")
+    }
+
+    pub fn hz(&self) -> u64 {
+        self.number("hz").clamp(1, 500) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_redis_with_strata_overrides() {
+        let config = Config::default();
+        assert_eq!(config.port(), 6379);
+        assert_eq!(config.databases(), 16);
+        assert_eq!(config.get("dir"), Some("./strata-data"));
+        assert_eq!(config.get("maxmemory-policy"), Some("noeviction"));
+    }
+
+    #[test]
+    fn args_and_validation() {
+        let args: Vec<String> = ["--port", "7001", "--save", "900", "1", "--maxmemory", "1mb"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let config = Config::from_args(&args).unwrap();
+        assert_eq!(config.port(), 7001);
+        assert_eq!(config.get("save"), Some("900 1"));
+        assert_eq!(config.get("maxmemory"), Some("1048576"));
+        let mut config = Config::default();
+        assert_eq!(config.set("nope", "1"), Err(ConfigError::Unknown("nope".into())));
+        assert!(config.set("maxclients", "abc").is_err());
+        assert!(config.set("appendonly", "maybe").is_err());
+        assert!(config.set("appendfsync", "sometimes").is_err());
+        config.set("lazyfree-lazy-eviction", "yes").unwrap();
+        assert_eq!(config.get("lazyfree-lazy-eviction"), Some("yes"));
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("12"), Some(12));
+        assert_eq!(parse_memory("1xb"), None);
+        assert_eq!(parse_memory("-1"), None);
+    }
+}

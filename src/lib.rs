@@ -1,0 +1,13 @@
+//! Strata: a Redis-protocol server that keeps strings and hashes in RocksDB
+//! and lists, sets, sorted sets and streams in memory. See DESIGN.md.
+
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod glob;
+pub mod keyspace;
+pub mod protocol;
+pub mod server;
+pub mod stats;

@@ -1,0 +1,41 @@
+//! `strata-server [config-file] [--name value ...]`
+
+use tracing_subscriber::EnvFilter;
+
+use strata::config::Config;
+use strata::server;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-v" || a == "--version") {
+        println!("strata-server v={}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let config = match Config::from_args(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("*** FATAL CONFIG FILE ERROR ***\n{e}");
+            std::process::exit(1);
+        }
+    };
+    // Redis's log levels, unless RUST_LOG says otherwise.
+    let level = match config.loglevel() {
+        "debug" => "debug",
+        "verbose" => "debug",
+        "warning" => "warn",
+        "nothing" => "off",
+        _ => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let server = server::Server::open(config)?;
+        server::run(server).await
+    });
+    if let Err(e) = result {
+        tracing::error!("{e}");
+        std::process::exit(1);
+    }
+}

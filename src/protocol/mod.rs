@@ -1,0 +1,8 @@
+//! The wire protocol: requests in (RESP multibulk and inline), replies out
+//! (RESP2 or RESP3). Knows nothing about commands or storage.
+
+mod reply;
+mod request;
+
+pub use reply::{encode_double, Reply, ReplyEncoder};
+pub use request::{parse_i64, parse_request, split_inline_args, ParseOutcome, ProtocolError, RequestLimits};

@@ -1,0 +1,215 @@
+//! The server: shared state, listeners, background cycles, shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::client::ClientRegistry;
+use crate::commands::CommandTable;
+use crate::config::Config;
+use crate::connection;
+use crate::keyspace::Keyspace;
+use crate::stats::Stats;
+
+/// Everything connections share.
+pub struct Server {
+    pub config: RwLock<Config>,
+    pub keyspace: Keyspace,
+    pub commands: CommandTable,
+    pub stats: Stats,
+    pub clients: ClientRegistry,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub run_id: String,
+    /// The port actually bound (differs from the config when it asked for 0).
+    pub port: AtomicU16,
+    shutdown_tx: watch::Sender<bool>,
+    shutting_down: AtomicBool,
+}
+
+/// How a server run can fail to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("can't open the data directory: {0}")]
+    Storage(#[from] strata_engines::EngineError),
+    #[error("could not create server TCP listening socket {0}: {1}")]
+    Bind(String, std::io::Error),
+}
+
+impl Server {
+    pub fn open(config: Config) -> Result<Arc<Server>, StartError> {
+        let dir = config.dir();
+        let keyspace = Keyspace::open(&dir.join("rocksdb"), &rocks_config(&config), config.databases())?;
+        let (shutdown_tx, _) = watch::channel(false);
+        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        Ok(Arc::new(Server {
+            port: AtomicU16::new(config.port()),
+            config: RwLock::new(config),
+            keyspace,
+            commands: CommandTable::new(),
+            stats: Stats::default(),
+            clients: ClientRegistry::default(),
+            started: Instant::now(),
+            started_unix_ms: strata_engines::now_ms(),
+            run_id,
+            shutdown_tx,
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+
+    /// Asks the server to stop: listeners close, connections finish the
+    /// command they are running and close, storage is flushed.
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.shutdown_tx.send_replace(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown_tx.subscribe()
+    }
+
+    /// Milliseconds since the server started.
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+fn rocks_config(config: &Config) -> strata_engines::RocksConfig {
+    strata_engines::RocksConfig {
+        sync_writes: config.get("appendfsync") == Some("always"),
+        ..Default::default()
+    }
+}
+
+/// Binds every `bind` address (a leading `-` marks one that may be missing,
+/// as in Redis).
+async fn bind_listeners(server: &Server) -> Result<Vec<TcpListener>, StartError> {
+    let (addresses, port) = {
+        let config = server.config.read();
+        (config.bind(), config.port())
+    };
+    let mut listeners = Vec::new();
+    for address in addresses {
+        let (optional, host) = match address.strip_prefix('-') {
+            Some(host) => (true, host.to_string()),
+            None => (false, address.clone()),
+        };
+        let host = if host == "*" { "0.0.0.0".to_string() } else { host };
+        let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        match TcpListener::bind(&target).await {
+            Ok(listener) => listeners.push(listener),
+            Err(_) if optional => continue,
+            Err(e) => return Err(StartError::Bind(target, e)),
+        }
+    }
+    if let Some(first) = listeners.first() {
+        if let Ok(addr) = first.local_addr() {
+            server.port.store(addr.port(), Ordering::Relaxed);
+        }
+    }
+    Ok(listeners)
+}
+
+/// Serves until shutdown is requested (SHUTDOWN, SIGTERM, SIGINT).
+pub async fn run(server: Arc<Server>) -> Result<(), StartError> {
+    let listeners = bind_listeners(&server).await?;
+    for listener in &listeners {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "Ready to accept connections");
+        }
+    }
+    tokio::spawn(cron(server.clone()));
+    tokio::spawn(watch_signals(server.clone()));
+    let mut tasks = Vec::new();
+    for listener in listeners {
+        tasks.push(tokio::spawn(accept_loop(server.clone(), listener)));
+    }
+    let mut shutdown = server.shutdown_signal();
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    for task in &tasks {
+        task.abort();
+    }
+    // Let connections finish the command they are running.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.clients.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if let Err(e) = server.keyspace.store.engine.flush() {
+        tracing::error!(error = %e, "flushing RocksDB at shutdown failed");
+    }
+    tracing::info!("Strata is now ready to exit, bye bye...");
+    Ok(())
+}
+
+async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+    loop {
+        let (socket, addr) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        if server.clients.len() >= server.config.read().maxclients() {
+            server.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(reject(socket));
+            continue;
+        }
+        let _ = socket.set_nodelay(true);
+        tokio::spawn(connection::serve(server.clone(), socket, addr));
+    }
+}
+
+async fn reject(mut socket: TcpStream) {
+    let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+}
+
+/// The periodic work Redis does in `serverCron`: active expiry at `hz`.
+async fn cron(server: Arc<Server>) {
+    let mut shutdown = server.shutdown_signal();
+    loop {
+        let period = Duration::from_millis(1000 / server.config.read().hz());
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shutdown.changed() => return,
+        }
+        let keyspace_server = server.clone();
+        let result = tokio::task::spawn_blocking(move || keyspace_server.keyspace.active_expire(200)).await;
+        if let Ok(Err(e)) = result {
+            tracing::error!(error = %e, "active expiry failed");
+        }
+    }
+}
+
+async fn watch_signals(server: Arc<Server>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+        _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+    }
+    server.request_shutdown();
+}
+
+/// The address a test or tool should connect to.
+pub fn local_addr(server: &Server) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], server.port.load(Ordering::Relaxed)))
+}

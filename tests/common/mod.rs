@@ -1,0 +1,223 @@
+//! Test harness: starts the real `strata-server` binary on a free port with a
+//! temporary data directory, waits for PING, and kills it when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running strata-server.
+pub struct TestServer {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+    extra: Vec<String>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> TestServer {
+        let tempdir = tempfile::tempdir().unwrap();
+        let dir = tempdir.path().to_path_buf();
+        let mut server = TestServer {
+            port: free_port(),
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _tempdir: Some(tempdir),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_strata-server"))
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--loglevel")
+            .arg("warning")
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start strata-server");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("strata-server exited early: {status}");
+            }
+            if let Ok(mut conn) = Conn::try_connect(self.port) {
+                if conn.call(&["PING"]) == Value::Status("PONG".into()) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("strata-server did not answer PING");
+    }
+
+    pub fn conn(&self) -> Conn {
+        Conn::try_connect(self.port).expect("connect")
+    }
+
+    /// Stops with SIGTERM (graceful) and starts again on the same data.
+    pub fn restart(&mut self) {
+        self.stop_graceful();
+        self.spawn();
+    }
+
+    /// Stops with SIGKILL (a crash) and starts again on the same data.
+    pub fn crash_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        self.spawn();
+    }
+
+    pub fn stop_graceful(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe_sigterm(child.id());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child.kill().unwrap();
+            panic!("strata-server did not stop on SIGTERM");
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Waits for the process to exit by itself (after SHUTDOWN).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        child.wait().unwrap()
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill -TERM");
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A parsed RESP reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Array(Vec<Value>),
+    Other(String),
+}
+
+impl Value {
+    pub fn bulk(s: &str) -> Value {
+        Value::Bulk(s.as_bytes().to_vec())
+    }
+}
+
+/// A blocking RESP client.
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    pub fn try_connect(port: u16) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Conn { reader: BufReader::new(stream.try_clone()?), writer: stream })
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    pub fn call(&mut self, args: &[&str]) -> Value {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.call_bytes(&args)
+    }
+
+    pub fn call_bytes(&mut self, args: &[&[u8]]) -> Value {
+        self.send_raw(&encode(args));
+        self.read().expect("reply")
+    }
+
+    /// Reads one reply; None when the server closed the connection.
+    pub fn read(&mut self) -> Option<Value> {
+        let mut line = Vec::new();
+        if self.reader.read_until(b'\n', &mut line).ok()? == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&line[1..line.len().saturating_sub(2)]).to_string();
+        Some(match line[0] {
+            b'+' => Value::Status(text),
+            b'-' => Value::Error(text),
+            b':' => Value::Int(text.parse().unwrap()),
+            b'$' => {
+                let len: i64 = text.parse().unwrap();
+                if len < 0 {
+                    Value::Nil
+                } else {
+                    let mut data = vec![0; len as usize + 2];
+                    self.reader.read_exact(&mut data).ok()?;
+                    data.truncate(len as usize);
+                    Value::Bulk(data)
+                }
+            }
+            b'*' => {
+                let len: i64 = text.parse().unwrap();
+                if len < 0 {
+                    Value::Nil
+                } else {
+                    Value::Array((0..len).map(|_| self.read().unwrap()).collect())
+                }
+            }
+            _ => Value::Other(String::from_utf8_lossy(&line).to_string()),
+        })
+    }
+}
+
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
