@@ -5,6 +5,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod cursor;
 pub mod error;
 pub mod glob;
 pub mod keyspace;

@@ -14,6 +14,7 @@ use crate::client::ClientRegistry;
 use crate::commands::CommandTable;
 use crate::config::Config;
 use crate::connection;
+use crate::cursor::Cursors;
 use crate::keyspace::Keyspace;
 use crate::stats::Stats;
 
@@ -24,6 +25,8 @@ pub struct Server {
     pub commands: CommandTable,
     pub stats: Stats,
     pub clients: ClientRegistry,
+    /// SCAN-family cursor positions.
+    pub cursors: Cursors,
     pub started: Instant,
     pub started_unix_ms: u64,
     pub run_id: String,
@@ -55,6 +58,7 @@ impl Server {
             commands: CommandTable::new(),
             stats: Stats::default(),
             clients: ClientRegistry::default(),
+            cursors: Cursors::default(),
             started: Instant::now(),
             started_unix_ms: strata_engines::now_ms(),
             run_id,

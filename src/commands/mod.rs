@@ -7,6 +7,7 @@
 pub mod args;
 mod command;
 mod connection;
+mod database;
 mod hash;
 mod keyspace;
 mod server;
@@ -141,6 +142,7 @@ impl CommandTable {
     pub fn new() -> CommandTable {
         let mut table = CommandTable { commands: HashMap::new() };
         connection::register(&mut table);
+        database::register(&mut table);
         server::register(&mut table);
         command::register(&mut table);
         string::register(&mut table);

@@ -1,0 +1,74 @@
+//! Whole-database commands: DBSIZE FLUSHDB FLUSHALL SWAPDB.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::args::{parse_int, Args};
+use super::{CommandTable, Ctx};
+use crate::error::{CmdError, CmdResult};
+use crate::protocol::Reply;
+
+pub fn register(table: &mut CommandTable) {
+    table.register("dbsize", dbsize);
+    table.register("flushdb", flushdb);
+    table.register("flushall", flushall);
+    table.register("swapdb", swapdb);
+}
+
+/// `DBSIZE`
+fn dbsize(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    let store = &ctx.server.keyspace.store;
+    let keys = store.counters(store.physical(ctx.client.db)).keys.load(Ordering::Relaxed);
+    Ok(Reply::Integer(keys.max(0)))
+}
+
+/// `[ASYNC | SYNC]`: both delete at once here (a range delete is O(1)).
+fn parse_flush_mode(argv: &[Bytes]) -> Result<(), CmdError> {
+    let mut args = Args::new(argv);
+    if let Some(mode) = args.next_opt() {
+        if !mode.eq_ignore_ascii_case(b"ASYNC") && !mode.eq_ignore_ascii_case(b"SYNC") {
+            return Err(CmdError::Syntax);
+        }
+    }
+    args.finish()
+}
+
+/// `FLUSHDB [ASYNC | SYNC]`
+fn flushdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    parse_flush_mode(argv)?;
+    let keyspace = &ctx.server.keyspace;
+    keyspace.run_exclusive(ctx.client.db, |tx| Ok(keyspace.store.flush_database(tx.physical)?))?;
+    Ok(Reply::ok())
+}
+
+/// `FLUSHALL [ASYNC | SYNC]`
+fn flushall(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    parse_flush_mode(argv)?;
+    let keyspace = &ctx.server.keyspace;
+    keyspace.run_exclusive(0, |_| {
+        for db in 0..keyspace.databases() {
+            keyspace.store.flush_database(keyspace.store.physical(db))?;
+        }
+        Ok(())
+    })?;
+    Ok(Reply::ok())
+}
+
+/// `SWAPDB index1 index2`
+fn swapdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let index = |arg: &[u8]| -> Result<usize, CmdError> {
+        let n = parse_int(arg).map_err(|_| CmdError::err("invalid first DB index"))?;
+        Ok(n as usize)
+    };
+    let a = index(&argv[1])?;
+    let b = parse_int(&argv[2]).map_err(|_| CmdError::err("invalid second DB index"))? as usize;
+    let databases = ctx.server.keyspace.databases() as i64;
+    let in_range = |n: usize| (n as i64) >= 0 && (n as i64) < databases;
+    if !in_range(a) || !in_range(b) {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    let keyspace = &ctx.server.keyspace;
+    keyspace.run_exclusive(0, |_| Ok(keyspace.store.swap_databases(a, b)?))?;
+    Ok(Reply::ok())
+}

@@ -1,0 +1,58 @@
+//! SCAN-family cursors. RocksDB iterates in key order, but Redis clients
+//! expect an integer cursor; like Kvrocks, Strata hands out a number and
+//! remembers the key it stands for (the last one returned). The map is
+//! bounded: a cursor that aged out restarts the iteration, which keeps
+//! SCAN's guarantee (every key present throughout is returned) at the cost
+//! of duplicates, which SCAN allows.
+
+use std::collections::{HashMap, VecDeque};
+
+use parking_lot::Mutex;
+
+const MAX_CURSORS: usize = 16 * 1024;
+
+#[derive(Default)]
+struct Inner {
+    next: u64,
+    positions: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
+}
+
+/// Saved scan positions by cursor number.
+#[derive(Default)]
+pub struct Cursors {
+    inner: Mutex<Inner>,
+}
+
+impl Cursors {
+    /// Remembers `position` (an opaque resume key) and returns its cursor,
+    /// never 0 (0 means "start" and "done").
+    pub fn save(&self, position: Vec<u8>) -> u64 {
+        let mut inner = self.inner.lock();
+        inner.next += 1;
+        let cursor = inner.next;
+        inner.positions.insert(cursor, position);
+        inner.order.push_back(cursor);
+        while inner.order.len() > MAX_CURSORS {
+            if let Some(old) = inner.order.pop_front() {
+                inner.positions.remove(&old);
+            }
+        }
+        cursor
+    }
+
+    /// The position behind a cursor; None for 0 or a forgotten cursor
+    /// (both scan from the start).
+    pub fn load(&self, cursor: u64) -> Option<Vec<u8>> {
+        self.inner.lock().positions.get(&cursor).cloned()
+    }
+}
+
+/// Parses a cursor argument as Redis does (an unsigned 64-bit integer).
+pub fn parse_cursor(arg: &[u8]) -> Result<u64, crate::error::CmdError> {
+    std::str::from_utf8(arg)
+        .ok()
+        .filter(|s| !s.starts_with('+'))
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| crate::error::CmdError::err("invalid cursor"))
+}
