@@ -12,6 +12,9 @@ use rocksdb::WriteBatch;
 use crate::rocks::{Cf, RocksEngine};
 use crate::EngineError;
 
+/// A pending write seen by a scan: the key and its value (None = deleted).
+type PendingEntry<'a> = (&'a Vec<u8>, &'a Option<Vec<u8>>);
+
 /// Pending writes over a RocksDB engine.
 pub struct WriteSet<'e> {
     engine: &'e RocksEngine,
@@ -84,7 +87,7 @@ impl<'e> WriteSet<'e> {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
         let range = (Bound::Included((cf, start.to_vec())), Bound::Excluded((cf, end.to_vec())));
-        let mut pending: Box<dyn Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)>> = if reverse {
+        let mut pending: Box<dyn Iterator<Item = PendingEntry>> = if reverse {
             Box::new(self.pending.range(range).rev().map(|((_, k), v)| (k, v)))
         } else {
             Box::new(self.pending.range(range).map(|((_, k), v)| (k, v)))
@@ -120,8 +123,10 @@ impl<'e> WriteSet<'e> {
             }
             true
         })?;
-        while !stopped {
-            let Some((pkey, pvalue)) = next_pending else { break };
+        if stopped {
+            return Ok(());
+        }
+        while let Some((pkey, pvalue)) = next_pending {
             if let Some(v) = pvalue {
                 if !visit(pkey, v) {
                     break;
