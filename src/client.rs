@@ -114,11 +114,13 @@ pub struct Client {
     /// Close the connection once this reply is written (QUIT, protocol errors).
     pub close_after_reply: bool,
     pub last_command: String,
+    /// A write ran since the last group commit; flush before replying.
+    pub wrote: bool,
 }
 
 impl Client {
     pub fn new(shared: Arc<ClientShared>, authenticated: bool) -> Client {
-        Client { shared, db: 0, resp3: false, authenticated, close_after_reply: false, last_command: String::new() }
+        Client { shared, db: 0, resp3: false, authenticated, close_after_reply: false, last_command: String::new(), wrote: false }
     }
 
     pub fn select(&mut self, db: usize) {

@@ -105,6 +105,14 @@ async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) ->
                 }
             }
         }
+        if client.wrote {
+            client.wrote = false;
+            if let Err(e) = server.commit_writes() {
+                // The writes may not be durable: do not acknowledge them.
+                tracing::error!(error = %e, "writing the log failed");
+                return Err(std::io::Error::other(e.to_string()));
+            }
+        }
         if !output.is_empty() {
             server.stats.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
             socket.write_all(&output).await?;

@@ -48,7 +48,7 @@ pub enum StartError {
 impl Server {
     pub fn open(config: Config) -> Result<Arc<Server>, StartError> {
         let dir = config.dir();
-        let keyspace = Keyspace::open(&dir.join("rocksdb"), &rocks_config(&config), config.databases())?;
+        let keyspace = Keyspace::open(&dir.join("rocksdb"), &strata_engines::RocksConfig::default(), config.databases())?;
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         Ok(Arc::new(Server {
@@ -82,14 +82,24 @@ impl Server {
         self.shutdown_tx.subscribe()
     }
 
+    /// Makes every write acknowledged so far durable under `appendfsync`:
+    /// `always` fsyncs, `everysec` and `no` hand the data to the OS (the
+    /// once-a-second fsync of `everysec` runs in the cron). Called once per
+    /// batch of requests, before the replies are sent.
+    pub fn commit_writes(&self) -> Result<(), strata_engines::EngineError> {
+        let always = self.config.read().get("appendfsync") == Some("always");
+        let engine = &self.keyspace.store.engine;
+        if always {
+            tokio::task::block_in_place(|| engine.flush_wal(true))
+        } else {
+            engine.flush_wal(false)
+        }
+    }
+
     /// Milliseconds since the server started.
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
-}
-
-fn rocks_config(config: &Config) -> strata_engines::RocksConfig {
-    strata_engines::RocksConfig { sync_writes: config.get("appendfsync") == Some("always"), ..Default::default() }
 }
 
 /// Binds every `bind` address (a leading `-` marks one that may be missing,
@@ -149,7 +159,7 @@ pub async fn run(server: Arc<Server>) -> Result<(), StartError> {
     while !server.clients.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    if let Err(e) = server.keyspace.store.engine.flush() {
+    if let Err(e) = server.keyspace.store.engine.flush_wal(true).and_then(|_| server.keyspace.store.engine.flush()) {
         tracing::error!(error = %e, "flushing RocksDB at shutdown failed");
     }
     tracing::info!("Strata is now ready to exit, bye bye...");
@@ -181,10 +191,19 @@ async fn reject(mut socket: TcpStream) {
     let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
 }
 
-/// The periodic work Redis does in `serverCron`: active expiry at `hz`.
+/// The periodic work Redis does in `serverCron`: active expiry at `hz`,
+/// and the once-a-second fsync of `appendfsync everysec`.
 async fn cron(server: Arc<Server>) {
     let mut shutdown = server.shutdown_signal();
+    let mut last_fsync = Instant::now();
     loop {
+        if last_fsync.elapsed() >= Duration::from_secs(1) {
+            last_fsync = Instant::now();
+            if server.config.read().get("appendfsync") == Some("everysec") {
+                let syncer = server.clone();
+                let _ = tokio::task::spawn_blocking(move || syncer.keyspace.store.engine.flush_wal(true)).await;
+            }
+        }
         let period = Duration::from_millis(1000 / server.config.read().hz());
         tokio::select! {
             _ = tokio::time::sleep(period) => {}

@@ -286,6 +286,7 @@ pub fn dispatch(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::
         return CmdError::NoAuth.to_reply();
     }
     let handler = row.handler.expect("checked at startup");
+    client.wrote |= row.is_write();
     let started = std::time::Instant::now();
     let result = handler(&mut Ctx { server, client }, argv);
     row.stats.calls.fetch_add(1, Ordering::Relaxed);
