@@ -401,6 +401,9 @@ def test_command_docs(pair):
 GETKEYS_CASES = [
     ("get", "a"),
     ("set", "a", "b", "EX", "10"),
+    ("set", "a", "b", "get"),
+    ("bitfield", "a", "GET", "u8", "0"),
+    ("bitfield", "a", "GET", "u8", "0", "INCRBY", "u8", "0", "1"),
     ("mset", "a", "1", "b", "2"),
     ("mget", "a", "b", "c"),
     ("del", "a", "b"),

@@ -147,8 +147,11 @@ fn command_info(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `COMMAND DOCS [command-name ...]`: unknown names are left out.
 fn command_docs(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let table = &ctx.server.commands;
-    let rows: Vec<&Command> =
-        if argv.len() == 2 { table.iter().collect() } else { argv[2..].iter().filter_map(|n| find(table, n)).collect() };
+    let rows: Vec<&Command> = if argv.len() == 2 {
+        table.iter().collect()
+    } else {
+        argv[2..].iter().filter_map(|n| find(table, n)).collect()
+    };
     Ok(Reply::Map(rows.into_iter().map(|row| (Reply::bulk_str(&row.name), docs_reply(row))).collect()))
 }
 
@@ -253,7 +256,8 @@ fn keys_of(table: &CommandTable, line: &[Bytes]) -> Result<Vec<KeyRef>, CmdError
         return Err(CmdError::err("Invalid command specified"));
     };
     let specs = row.info[8].as_array().map(Vec::as_slice).unwrap_or_default();
-    let has_keys = row.has_flag("movablekeys") || specs.iter().any(|s| !words(&s["flags"]).iter().any(|f| f == "not_key"));
+    let has_keys =
+        row.has_flag("movablekeys") || specs.iter().any(|s| !words(&s["flags"]).iter().any(|f| f == "not_key"));
     if !has_keys {
         return Err(CmdError::err("The command has no key arguments"));
     }
@@ -262,8 +266,11 @@ fn keys_of(table: &CommandTable, line: &[Bytes]) -> Result<Vec<KeyRef>, CmdError
         return Err(CmdError::err("Invalid number of arguments specified for command"));
     }
     // Key specs first; where they cannot say (an unknown or incomplete
-    // spec), the command's own rule, as Redis's getkeys_proc.
-    let keys = keys_from_specs(specs, line).or_else(|| keys_by_rule(&row.name, line)).unwrap_or_default();
+    // spec, or flags that depend on the arguments), the command's own
+    // rule, as Redis's getkeys_proc.
+    let variable = specs.iter().any(|s| words(&s["flags"]).iter().any(|f| f == "variable_flags"));
+    let from_specs = if variable { None } else { keys_from_specs(specs, line) };
+    let keys = from_specs.or_else(|| keys_by_rule(&row.name, line)).unwrap_or_default();
     if keys.is_empty() && !row.has_flag("no_mandatory_keys") {
         return Err(CmdError::err("Invalid arguments specified for command"));
     }
@@ -346,11 +353,35 @@ pub fn keys_from_specs(specs: &[Value], line: &[Bytes]) -> Option<Vec<KeyRef>> {
     Some(keys)
 }
 
-/// The commands whose keys the specs cannot find (Redis's `sortGetKeys`,
-/// `sortROGetKeys`, `migrateGetKeys`).
+/// The commands whose keys or key flags the specs cannot give (Redis's
+/// `sortGetKeys`, `sortROGetKeys`, `migrateGetKeys`, `setGetKeys`,
+/// `bitfieldGetKeys`).
 fn keys_by_rule(name: &str, line: &[Bytes]) -> Option<Vec<KeyRef>> {
     let key = |pos: usize, flags: &[&str]| KeyRef { pos, flags: flags.iter().map(|f| f.to_string()).collect() };
+    let is = |arg: &Bytes, word: &str| arg.eq_ignore_ascii_case(word.as_bytes());
     match name {
+        // SET ... GET reads the old value.
+        "set" if line[3..].iter().any(|arg| is(arg, "GET")) => Some(vec![key(1, &["RW", "access", "update"])]),
+        "set" => Some(vec![key(1, &["OW", "update"])]),
+        "bitfield" => {
+            let mut read_only = true;
+            let mut i = 2;
+            while i < line.len() {
+                let left = line.len() - i - 1;
+                if is(&line[i], "GET") && left >= 2 {
+                    i += 2;
+                } else if is(&line[i], "OVERFLOW") && left >= 1 {
+                    i += 1;
+                } else {
+                    // SET / INCRBY write; anything else is a syntax error
+                    // the command reports, counted as a write to be safe.
+                    read_only = false;
+                    break;
+                }
+                i += 1;
+            }
+            Some(vec![if read_only { key(1, &["RO", "access"]) } else { key(1, &["RW", "access", "update"]) }])
+        }
         "sort_ro" => Some(vec![key(1, &["RO", "access"])]),
         "sort" => {
             let mut keys = vec![key(1, &["RO", "access"])];
@@ -419,12 +450,16 @@ mod tests {
         assert_eq!(positions("del", &["del", "a", "b", "c"]), Some(vec![1, 2, 3]));
         assert_eq!(positions("zunionstore", &["zunionstore", "d", "2", "a", "b"]), Some(vec![1, 3, 4]));
         assert_eq!(positions("zunionstore", &["zunionstore", "d", "5", "a", "b"]), None);
-        assert_eq!(positions("xread", &["xread", "count", "1", "streams", "a", "b", "c", "1", "2", "3"]), Some(vec![4, 5, 6]));
+        assert_eq!(
+            positions("xread", &["xread", "count", "1", "streams", "a", "b", "c", "1", "2", "3"]),
+            Some(vec![4, 5, 6])
+        );
         assert_eq!(positions("eval", &["eval", "s", "0"]), None);
         assert_eq!(positions("eval", &["eval", "s", "2", "a", "b", "x"]), Some(vec![3, 4]));
         // The STORE spec of SORT is unknown: the rule takes over.
         assert_eq!(positions("sort", &["sort", "a", "store", "b"]), None);
-        let rule = keys_by_rule("sort", &line(&["sort", "a", "limit", "0", "1", "get", "store", "store", "b"])).unwrap();
+        let rule =
+            keys_by_rule("sort", &line(&["sort", "a", "limit", "0", "1", "get", "store", "store", "b"])).unwrap();
         assert_eq!(rule.iter().map(|k| k.pos).collect::<Vec<_>>(), vec![1, 8]);
         assert_eq!(rule[1].flags, vec!["OW", "update"]);
     }

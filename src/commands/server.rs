@@ -44,9 +44,8 @@ pub fn validate_client_name(name: &[u8]) -> Result<(), crate::error::CmdError> {
 
 /// A HELP reply: one simple string per line, as Redis's `addReplyHelp`.
 fn help_reply(command: &str, lines: &[&str]) -> Reply {
-    let mut out = vec![Reply::StatusOwned(format!(
-        "{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ))];
+    let mut out =
+        vec![Reply::StatusOwned(format!("{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"))];
     out.extend(lines.iter().map(|line| Reply::StatusOwned(line.to_string())));
     out.push(Reply::Status("HELP"));
     out.push(Reply::Status("    Prints this help."));
@@ -141,7 +140,12 @@ fn server_fields(server: &Server) -> Fields {
     let config = server.config.read();
     let uptime = server.uptime_ms() / 1000;
     let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default();
-    let os = format!("{} {} {}", read("/proc/sys/kernel/ostype"), read("/proc/sys/kernel/osrelease"), std::env::consts::ARCH);
+    let os = format!(
+        "{} {} {}",
+        read("/proc/sys/kernel/ostype"),
+        read("/proc/sys/kernel/osrelease"),
+        std::env::consts::ARCH
+    );
     let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
     let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
     let config_file = config
@@ -384,7 +388,7 @@ fn config_get(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `CONFIG SET parameter value [parameter value ...]`: all or nothing.
 fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let pairs: Vec<(String, String)> = argv[2..]
@@ -586,9 +590,7 @@ impl KillFilter {
                 b"LADDR" => filter.laddr = Some(String::from_utf8_lossy(value).into_owned()),
                 // Only the `default` user exists until ACLs do.
                 b"USER" if &value[..] == b"default" => {}
-                b"USER" => {
-                    return Err(CmdError::err(format!("No such user '{}'", String::from_utf8_lossy(value))))
-                }
+                b"USER" => return Err(CmdError::err(format!("No such user '{}'", String::from_utf8_lossy(value)))),
                 b"SKIPME" if value.eq_ignore_ascii_case(b"yes") => filter.skip_me = true,
                 b"SKIPME" if value.eq_ignore_ascii_case(b"no") => filter.skip_me = false,
                 _ => return Err(CmdError::Syntax),
@@ -628,7 +630,8 @@ fn client_kill(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         kill(target, ctx);
         return Ok(Reply::ok());
     }
-    if argv.len() % 2 == 0 {
+    // The new form comes in option/value pairs.
+    if !argv.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let filter = KillFilter::parse(&argv[2..])?;
