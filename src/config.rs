@@ -28,6 +28,89 @@ const MEMORY_PARAMS: &[&str] = &[
     "auto-aof-rewrite-min-size",
 ];
 
+/// Parameters Redis refuses to change at run time ("can't set immutable
+/// config").
+const IMMUTABLE_PARAMS: &[&str] = &[
+    "aclfile",
+    "always-show-logo",
+    "aof_rewrite_cpulist",
+    "appenddirname",
+    "appendfilename",
+    "bgsave_cpulist",
+    "bio_cpulist",
+    "cluster-config-file",
+    "cluster-enabled",
+    "cluster-port",
+    "daemonize",
+    "databases",
+    "disable-thp",
+    "enable-debug-command",
+    "enable-module-command",
+    "enable-protected-configs",
+    "io-threads",
+    "io-threads-do-reads",
+    "logfile",
+    "pidfile",
+    "rdbchecksum",
+    "replicaof",
+    "server_cpulist",
+    "set-proc-title",
+    "slaveof",
+    "socket-mark-id",
+    "supervised",
+    "syslog-enabled",
+    "syslog-facility",
+    "syslog-ident",
+    "tcp-backlog",
+    "unixsocket",
+    "unixsocketperm",
+];
+
+/// Parameters Redis protects unless `enable-protected-configs` allows it
+/// (it is immutable and off by default, so they never change at run time).
+const PROTECTED_PARAMS: &[&str] = &["dbfilename", "dir"];
+
+/// Parameters that take one of a fixed set of words, in Redis's order (the
+/// order its error text lists them in). `shutdown-on-*` take several.
+const ENUM_PARAMS: &[(&str, &[&str])] = &[
+    ("acl-pubsub-default", &["allchannels", "resetchannels"]),
+    ("appendfsync", &["everysec", "always", "no"]),
+    ("cluster-preferred-endpoint-type", &["ip", "hostname", "unknown-endpoint"]),
+    ("loglevel", &["debug", "verbose", "notice", "warning"]),
+    (
+        "maxmemory-policy",
+        &[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ],
+    ),
+    ("oom-score-adj", &["no", "yes", "relative", "absolute"]),
+    ("propagation-error-behavior", &["ignore", "panic", "panic-on-replicas"]),
+    ("repl-diskless-load", &["disabled", "on-empty-db", "swapdb"]),
+    ("sanitize-dump-payload", &["no", "yes", "clients"]),
+    ("shutdown-on-sigint", &["default", "save", "nosave", "now", "force"]),
+    ("shutdown-on-sigterm", &["default", "save", "nosave", "now", "force"]),
+    ("tls-auth-clients", &["no", "yes", "optional"]),
+];
+
+/// Why CONFIG SET may not change a parameter at all, in Redis's words.
+pub fn unsettable_reason(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    if IMMUTABLE_PARAMS.contains(&name.as_str()) {
+        Some("can't set immutable config")
+    } else if PROTECTED_PARAMS.contains(&name.as_str()) {
+        Some("can't set protected config")
+    } else {
+        None
+    }
+}
+
 /// A parameter failed validation; the text is Redis's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -158,21 +241,20 @@ impl Config {
             return Err(ConfigError::Unknown(name));
         };
         let invalid = |why: &str| ConfigError::Invalid(name.clone(), why.to_string());
-        let normalized = match kind_of(&name, default) {
-            Kind::Bool => match value.to_ascii_lowercase().as_str() {
-                v @ ("yes" | "no") => v.to_string(),
-                _ => return Err(invalid("argument must be 'yes' or 'no'")),
-            },
-            Kind::Integer => {
-                value.parse::<i64>().map_err(|_| invalid("argument couldn't be parsed into an integer"))?.to_string()
+        let allowed = ENUM_PARAMS.iter().find(|(n, _)| *n == name).map(|(_, words)| *words);
+        let normalized = match allowed {
+            Some(words) => {
+                let lower = value.to_ascii_lowercase();
+                let chosen: Vec<&str> = lower.split_whitespace().collect();
+                let multi = name.starts_with("shutdown-on-");
+                if chosen.is_empty() || (!multi && chosen.len() > 1) || chosen.iter().any(|w| !words.contains(w)) {
+                    return Err(invalid(&format!("argument(s) must be one of the following: {}", words.join(", "))));
+                }
+                chosen.join(" ")
             }
-            Kind::Memory => parse_memory(value).ok_or_else(|| invalid("argument must be a memory value"))?.to_string(),
-            Kind::Text => value.to_string(),
+            None => Config::normalize(&name, default, value)?,
         };
         match name.as_str() {
-            "appendfsync" if !["always", "everysec", "no"].contains(&normalized.as_str()) => {
-                return Err(invalid("argument(s) must be one of the following: always, everysec, no"))
-            }
             "databases" if !(1..=i32::MAX as i64).contains(&normalized.parse().unwrap_or(0)) => {
                 return Err(invalid("argument must be between 1 and 2147483647 inclusive"))
             }
@@ -186,6 +268,75 @@ impl Config {
         }
         self.values.insert(name, normalized);
         Ok(())
+    }
+
+    /// A value in the form CONFIG GET shows, checked against the kind of
+    /// value the parameter's default has.
+    fn normalize(name: &str, default: &str, value: &str) -> Result<String, ConfigError> {
+        let invalid = |why: &str| ConfigError::Invalid(name.to_string(), why.to_string());
+        Ok(match kind_of(name, default) {
+            Kind::Bool => match value.to_ascii_lowercase().as_str() {
+                v @ ("yes" | "no") => v.to_string(),
+                _ => return Err(invalid("argument must be 'yes' or 'no'")),
+            },
+            Kind::Integer => {
+                value.parse::<i64>().map_err(|_| invalid("argument couldn't be parsed into an integer"))?.to_string()
+            }
+            Kind::Memory => parse_memory(value).ok_or_else(|| invalid("argument must be a memory value"))?.to_string(),
+            Kind::Text => value.to_string(),
+        })
+    }
+
+    /// CONFIG REWRITE: writes the running configuration back to the file
+    /// the server was started with. Lines of parameters keep their place
+    /// (with the current value), comments stay, repeated lines of one
+    /// parameter collapse into one, and parameters that differ from the
+    /// defaults but were not in the file are appended, as Redis does.
+    pub fn rewrite(&self) -> Result<(), ConfigError> {
+        let Some(path) = &self.config_file else {
+            return Err(ConfigError::Io("The server is running without a config file".into()));
+        };
+        let io = |e: std::io::Error| ConfigError::Io(format!("Rewriting config file: {e}"));
+        let old = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(e)),
+        };
+        let mut written = std::collections::BTreeSet::new();
+        let mut out = String::new();
+        for line in old.lines() {
+            let directive = split_inline_args(line.trim().as_bytes())
+                .and_then(|words| words.into_iter().next())
+                .map(|w| String::from_utf8_lossy(&w).to_ascii_lowercase());
+            match directive {
+                Some(name) if !line.trim_start().starts_with('#') && self.values.contains_key(&name) => {
+                    if written.insert(name.clone()) {
+                        out.push_str(&config_line(&name, &self.values[&name]));
+                    }
+                }
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        let defaults = Config::default();
+        let mut header = false;
+        for (name, value) in &self.values {
+            if written.contains(name) || defaults.values.get(name) == Some(value) {
+                continue;
+            }
+            if !header {
+                out.push_str("# Generated by CONFIG REWRITE\n");
+                header = true;
+            }
+            out.push_str(&config_line(name, value));
+        }
+        // Write a sibling file and rename it over the old one, so a crash
+        // never leaves half a config file.
+        let tmp = path.with_extension("rewrite-tmp");
+        std::fs::write(&tmp, out).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -247,6 +398,34 @@ impl Config {
     }
 }
 
+/// One `name value` line of a config file; values that the file parser
+/// would split or unescape differently are quoted.
+fn config_line(name: &str, value: &str) -> String {
+    let plain = !value.is_empty()
+        && !value.contains("  ")
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && value.bytes().all(|b| b == b' ' || (b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\')));
+    if plain {
+        format!("{name} {value}\n")
+    } else {
+        let mut quoted = String::from("\"");
+        for c in value.chars() {
+            match c {
+                '"' => quoted.push_str("\\\""),
+                '\\' => quoted.push_str("\\\\"),
+                '\n' => quoted.push_str("\\n"),
+                '\r' => quoted.push_str("\\r"),
+                '\t' => quoted.push_str("\\t"),
+                c if (c as u32) < 0x20 => quoted.push_str(&format!("\\x{:02x}", c as u32)),
+                c => quoted.push(c),
+            }
+        }
+        quoted.push('"');
+        format!("{name} {quoted}\n")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +454,39 @@ mod tests {
         assert!(config.set("appendfsync", "sometimes").is_err());
         config.set("lazyfree-lazy-eviction", "yes").unwrap();
         assert_eq!(config.get("lazyfree-lazy-eviction"), Some("yes"));
+    }
+
+    #[test]
+    fn enums_and_unsettable() {
+        let mut config = Config::default();
+        let err = config.set("maxmemory-policy", "foo").unwrap_err().to_string();
+        assert!(err.ends_with("must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"), "{err}");
+        config.set("maxmemory-policy", "ALLKEYS-LRU").unwrap();
+        assert_eq!(config.get("maxmemory-policy"), Some("allkeys-lru"));
+        config.set("shutdown-on-sigterm", "nosave now").unwrap();
+        assert!(config.set("loglevel", "debug notice").is_err());
+        assert_eq!(unsettable_reason("Daemonize"), Some("can't set immutable config"));
+        assert_eq!(unsettable_reason("dir"), Some("can't set protected config"));
+        assert_eq!(unsettable_reason("hz"), None);
+    }
+
+    #[test]
+    fn rewrite_keeps_comments_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.conf");
+        std::fs::write(&path, "# my server\nport 7001\nsave 900 1\nsave 300 10\n").unwrap();
+        let mut config = Config::from_args(&[path.display().to_string()]).unwrap();
+        config.set("port", "7002").unwrap();
+        config.set("requirepass", "a \"b\" c").unwrap();
+        config.set("maxmemory", "1mb").unwrap();
+        config.rewrite().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# my server\nport 7002\nsave 300 10\n"), "{text}");
+        let again = Config::from_args(&[path.display().to_string()]).unwrap();
+        assert_eq!(again.get("requirepass"), Some("a \"b\" c"));
+        assert_eq!(again.get("maxmemory"), Some("1048576"));
+        assert_eq!(again.port(), 7002);
+        assert!(Config::default().rewrite().is_err());
     }
 
     #[test]

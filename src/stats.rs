@@ -1,7 +1,8 @@
 //! Server-wide counters for INFO stats and errorstats.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -20,6 +21,8 @@ pub struct Stats {
     pub total_error_replies: AtomicU64,
     /// Error replies by their code (`ERR`, `WRONGTYPE` ...).
     pub errorstats: Mutex<BTreeMap<String, u64>>,
+    /// (when, commands_processed) samples behind instantaneous_ops_per_sec.
+    ops_samples: Mutex<VecDeque<(Instant, u64)>>,
 }
 
 impl Stats {
@@ -41,6 +44,28 @@ impl Stats {
         }
     }
 
+    /// Commands per second over roughly the last second. Samples are taken
+    /// when INFO asks (no timer needed): the rate is measured from the
+    /// newest sample at least a second old, or the oldest one there is.
+    pub fn ops_per_sec(&self, now: Instant) -> u64 {
+        let total = self.commands_processed.load(Ordering::Relaxed);
+        let mut samples = self.ops_samples.lock();
+        while samples.len() >= 2 && now.duration_since(samples[1].0) >= Duration::from_secs(1) {
+            samples.pop_front();
+        }
+        let rate = match samples.front() {
+            Some(&(when, count)) if now > when => {
+                let elapsed = now.duration_since(when).as_secs_f64();
+                (total.saturating_sub(count) as f64 / elapsed).round() as u64
+            }
+            _ => 0,
+        };
+        if samples.back().is_none_or(|&(when, _)| now.duration_since(when) >= Duration::from_millis(100)) {
+            samples.push_back((now, total));
+        }
+        rate
+    }
+
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
         for counter in [
@@ -56,5 +81,37 @@ impl Stats {
             counter.store(0, Ordering::Relaxed);
         }
         self.errorstats.lock().clear();
+        self.ops_samples.lock().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_per_sec_measures_from_an_older_sample() {
+        let stats = Stats::default();
+        let start = Instant::now();
+        assert_eq!(stats.ops_per_sec(start), 0);
+        stats.commands_processed.store(500, Ordering::Relaxed);
+        assert_eq!(stats.ops_per_sec(start + Duration::from_millis(500)), 1000);
+        stats.commands_processed.store(800, Ordering::Relaxed);
+        // The first sample is now 2 s old; the one at 0.5 s is the base.
+        assert_eq!(stats.ops_per_sec(start + Duration::from_millis(2000)), 200);
+        stats.reset();
+        assert_eq!(stats.ops_per_sec(start + Duration::from_millis(2100)), 0);
+    }
+
+    #[test]
+    fn errors_are_counted_by_code() {
+        let stats = Stats::default();
+        stats.record_error(&CmdError::WrongType);
+        stats.record_error(&CmdError::Syntax);
+        stats.record_error(&CmdError::NotInteger);
+        assert_eq!(stats.total_error_replies.load(Ordering::Relaxed), 3);
+        let table = stats.errorstats.lock();
+        assert_eq!(table.get("ERR"), Some(&2));
+        assert_eq!(table.get("WRONGTYPE"), Some(&1));
     }
 }

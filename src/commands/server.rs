@@ -1,8 +1,37 @@
-//! (being written)
+//! Server commands: INFO, CONFIG, CLIENT, TIME, SHUTDOWN.
 
-use super::CommandTable;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-pub fn register(_table: &mut CommandTable) {}
+use bytes::Bytes;
+
+use super::args::{parse_int, Args};
+use super::connection::REDIS_COMPAT_VERSION;
+use super::{Command, CommandTable, Ctx};
+use crate::client::ClientShared;
+use crate::config::{unsettable_reason, ConfigError};
+use crate::error::{CmdError, CmdResult};
+use crate::protocol::Reply;
+use crate::server::Server;
+
+pub fn register(table: &mut CommandTable) {
+    table.register("info", info);
+    table.register("config|get", config_get);
+    table.register("config|set", config_set);
+    table.register("config|resetstat", config_resetstat);
+    table.register("config|rewrite", config_rewrite);
+    table.register("config|help", config_help);
+    table.register("client|id", client_id);
+    table.register("client|setname", client_setname);
+    table.register("client|getname", client_getname);
+    table.register("client|list", client_list);
+    table.register("client|info", client_info);
+    table.register("client|kill", client_kill);
+    table.register("client|help", client_help);
+    table.register("time", time);
+    table.register("shutdown", shutdown);
+}
 
 /// Client names may not contain spaces or newlines (they would break
 /// CLIENT LIST's format).
@@ -11,4 +40,715 @@ pub fn validate_client_name(name: &[u8]) -> Result<(), crate::error::CmdError> {
         return Err(crate::error::CmdError::err("Client names cannot contain spaces, newlines or special characters."));
     }
     Ok(())
+}
+
+/// A HELP reply: one simple string per line, as Redis's `addReplyHelp`.
+fn help_reply(command: &str, lines: &[&str]) -> Reply {
+    let mut out =
+        vec![Reply::StatusOwned(format!("{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"))];
+    out.extend(lines.iter().map(|line| Reply::StatusOwned(line.to_string())));
+    out.push(Reply::Status("HELP"));
+    out.push(Reply::Status("    Prints this help."));
+    Reply::Array(out)
+}
+
+/// Text replies (INFO, CLIENT LIST): verbatim text in RESP3, bulk in RESP2.
+fn text_reply(text: String) -> Reply {
+    Reply::Verbatim("txt", Bytes::from(text))
+}
+
+// ---------------------------------------------------------------- INFO
+
+/// INFO's sections in the order Redis prints them, and whether `INFO` /
+/// `INFO default` includes each (`all` adds the rest).
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("modules", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("cluster", true),
+    ("keyspace", true),
+];
+
+/// `INFO [section [section ...]]`
+fn info(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let mut wanted = HashSet::new();
+    let mut everything = false;
+    let mut defaults = argv.len() == 1;
+    for arg in &argv[1..] {
+        match String::from_utf8_lossy(arg).to_ascii_lowercase().as_str() {
+            "all" | "everything" => everything = true,
+            "default" => defaults = true,
+            other => {
+                wanted.insert(other.to_string());
+            }
+        }
+    }
+    let mut out = String::new();
+    for &(name, default) in SECTIONS {
+        if !(everything || (defaults && default) || wanted.contains(name)) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let (title, fields) = info_section(ctx, name);
+        out.push_str("# ");
+        out.push_str(title);
+        out.push_str("\r\n");
+        for (field, value) in fields {
+            out.push_str(&field);
+            out.push(':');
+            out.push_str(&value);
+            out.push_str("\r\n");
+        }
+    }
+    Ok(text_reply(out))
+}
+
+type Fields = Vec<(String, String)>;
+
+fn info_section(ctx: &Ctx, name: &str) -> (&'static str, Fields) {
+    let server = ctx.server;
+    match name {
+        "server" => ("Server", server_fields(server)),
+        "clients" => ("Clients", clients_fields(server)),
+        "memory" => ("Memory", memory_fields(server)),
+        "persistence" => ("Persistence", persistence_fields(server)),
+        "stats" => ("Stats", stats_fields(server)),
+        "replication" => ("Replication", replication_fields(server)),
+        "cpu" => ("CPU", cpu_fields()),
+        "modules" => ("Modules", Vec::new()),
+        "commandstats" => ("Commandstats", commandstats_fields(server)),
+        "errorstats" => ("Errorstats", errorstats_fields(server)),
+        "cluster" => ("Cluster", vec![field("cluster_enabled", 0)]),
+        _ => ("Keyspace", keyspace_fields(server)),
+    }
+}
+
+fn field(name: &str, value: impl ToString) -> (String, String) {
+    (name.to_string(), value.to_string())
+}
+
+fn server_fields(server: &Server) -> Fields {
+    let config = server.config.read();
+    let uptime = server.uptime_ms() / 1000;
+    let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default();
+    let os = format!(
+        "{} {} {}",
+        read("/proc/sys/kernel/ostype"),
+        read("/proc/sys/kernel/osrelease"),
+        std::env::consts::ARCH
+    );
+    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
+    let executable = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let config_file = config
+        .config_file
+        .as_ref()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string())
+        .unwrap_or_default();
+    vec![
+        field("redis_version", REDIS_COMPAT_VERSION),
+        field("strata_version", env!("CARGO_PKG_VERSION")),
+        field("redis_mode", "standalone"),
+        field("os", os.trim()),
+        field("arch_bits", usize::BITS),
+        field("process_id", std::process::id()),
+        field("process_supervised", "no"),
+        field("run_id", &server.run_id),
+        field("tcp_port", server.port.load(Ordering::Relaxed)),
+        field("server_time_usec", now_us),
+        field("uptime_in_seconds", uptime),
+        field("uptime_in_days", uptime / 86400),
+        field("hz", config.hz()),
+        field("configured_hz", config.hz()),
+        field("executable", executable),
+        field("config_file", config_file),
+        field("io_threads_active", 0),
+    ]
+}
+
+fn clients_fields(server: &Server) -> Fields {
+    vec![
+        field("connected_clients", server.clients.len()),
+        field("cluster_connections", 0),
+        field("maxclients", server.config.read().maxclients()),
+        field("blocked_clients", 0),
+        field("tracking_clients", 0),
+    ]
+}
+
+/// A `/proc/self/status` line's value in bytes (`VmRSS:  1234 kB`).
+fn proc_status_bytes(name: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    kb_field(&status, name)
+}
+
+fn kb_field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Redis's `bytesToHuman`: `512B`, `1.50K`, `2.00M` ...
+pub fn bytes_to_human(n: u64) -> String {
+    const UNITS: &[&str] = &["K", "M", "G", "T", "P"];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut value = n as f64 / 1024.0;
+    for unit in &UNITS[..UNITS.len() - 1] {
+        if value < 1024.0 {
+            return format!("{value:.2}{unit}");
+        }
+        value /= 1024.0;
+    }
+    format!("{value:.2}P")
+}
+
+fn memory_fields(server: &Server) -> Fields {
+    let rss = proc_status_bytes("VmRSS");
+    let peak = proc_status_bytes("VmHWM").max(rss);
+    let config = server.config.read();
+    let maxmemory: u64 = config.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total_system = kb_field(&meminfo, "MemTotal");
+    vec![
+        // Strata's memory is the process's: RocksDB's caches and the
+        // memory engines live in it, so RSS is the honest figure.
+        field("used_memory", rss),
+        field("used_memory_human", bytes_to_human(rss)),
+        field("used_memory_rss", rss),
+        field("used_memory_rss_human", bytes_to_human(rss)),
+        field("used_memory_peak", peak),
+        field("used_memory_peak_human", bytes_to_human(peak)),
+        field("total_system_memory", total_system),
+        field("total_system_memory_human", bytes_to_human(total_system)),
+        field("maxmemory", maxmemory),
+        field("maxmemory_human", bytes_to_human(maxmemory)),
+        field("maxmemory_policy", config.get("maxmemory-policy").unwrap_or("noeviction")),
+        field("mem_allocator", "libc"),
+        field("strata_rocksdb_disk_bytes", server.keyspace.store.engine.disk_bytes()),
+    ]
+}
+
+fn persistence_fields(server: &Server) -> Fields {
+    let aof = server.config.read().get("appendonly") == Some("yes");
+    vec![
+        field("loading", 0),
+        field("async_loading", 0),
+        // Every write is in RocksDB when it is acknowledged: nothing waits
+        // for a save.
+        field("rdb_changes_since_last_save", 0),
+        field("rdb_bgsave_in_progress", 0),
+        field("rdb_last_save_time", server.started_unix_ms / 1000),
+        field("rdb_last_bgsave_status", "ok"),
+        field("rdb_last_bgsave_time_sec", -1),
+        field("rdb_current_bgsave_time_sec", -1),
+        field("rdb_saves", 0),
+        field("aof_enabled", aof as u8),
+        field("aof_rewrite_in_progress", 0),
+        field("aof_rewrite_scheduled", 0),
+        field("aof_last_rewrite_time_sec", -1),
+        field("aof_current_rewrite_time_sec", -1),
+        field("aof_last_bgrewrite_status", "ok"),
+        field("aof_rewrites", 0),
+        field("aof_last_write_status", "ok"),
+    ]
+}
+
+fn stats_fields(server: &Server) -> Fields {
+    let stats = &server.stats;
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    vec![
+        field("total_connections_received", load(&stats.connections_received)),
+        field("total_commands_processed", load(&stats.commands_processed)),
+        field("instantaneous_ops_per_sec", stats.ops_per_sec(Instant::now())),
+        field("total_net_input_bytes", load(&stats.net_input_bytes)),
+        field("total_net_output_bytes", load(&stats.net_output_bytes)),
+        field("rejected_connections", load(&stats.rejected_connections)),
+        field("expired_keys", load(&server.keyspace.expired_keys)),
+        field("evicted_keys", 0),
+        field("keyspace_hits", load(&stats.keyspace_hits)),
+        field("keyspace_misses", load(&stats.keyspace_misses)),
+        field("pubsub_channels", 0),
+        field("pubsub_patterns", 0),
+        field("total_error_replies", load(&stats.total_error_replies)),
+    ]
+}
+
+fn replication_fields(server: &Server) -> Fields {
+    let backlog = server.config.read().get("repl-backlog-size").unwrap_or("1048576").to_string();
+    vec![
+        field("role", "master"),
+        field("connected_slaves", 0),
+        field("master_failover_state", "no-failover"),
+        field("master_replid", &server.run_id),
+        field("master_replid2", "0".repeat(40)),
+        field("master_repl_offset", 0),
+        field("second_repl_offset", -1),
+        field("repl_backlog_active", 0),
+        field("repl_backlog_size", backlog),
+        field("repl_backlog_first_byte_offset", 0),
+        field("repl_backlog_histlen", 0),
+    ]
+}
+
+/// CPU seconds from `/proc/self/stat` (utime, stime, cutime, cstime, in
+/// clock ticks of 1/100 s on Linux).
+fn cpu_fields() -> Fields {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: Vec<u64> = rest.split_whitespace().map(|w| w.parse().unwrap_or(0)).collect();
+    let secs = |i: usize| format!("{:.6}", ticks.get(i).copied().unwrap_or(0) as f64 / 100.0);
+    // Indexes 11..14 of `rest` are utime, stime, cutime, cstime.
+    vec![
+        field("used_cpu_sys", secs(12)),
+        field("used_cpu_user", secs(11)),
+        field("used_cpu_sys_children", secs(14)),
+        field("used_cpu_user_children", secs(13)),
+    ]
+}
+
+fn commandstats_fields(server: &Server) -> Fields {
+    fn add(row: &Command, out: &mut Fields) {
+        let stats = &row.stats;
+        let calls = stats.calls.load(Ordering::Relaxed);
+        let usec = stats.usec.load(Ordering::Relaxed);
+        let rejected = stats.rejected_calls.load(Ordering::Relaxed);
+        let failed = stats.failed_calls.load(Ordering::Relaxed);
+        if calls > 0 || rejected > 0 || failed > 0 {
+            let per_call = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
+            out.push((
+                format!("cmdstat_{}", row.name),
+                format!("calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"),
+            ));
+        }
+        let mut subs: Vec<&Command> = row.subcommands.values().collect();
+        subs.sort_by(|a, b| a.name.cmp(&b.name));
+        for sub in subs {
+            add(sub, out);
+        }
+    }
+    let mut rows: Vec<&Command> = server.commands.iter().collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::new();
+    for row in rows {
+        add(row, &mut out);
+    }
+    out
+}
+
+fn errorstats_fields(server: &Server) -> Fields {
+    server
+        .stats
+        .errorstats
+        .lock()
+        .iter()
+        .map(|(code, count)| (format!("errorstat_{code}"), format!("count={count}")))
+        .collect()
+}
+
+fn keyspace_fields(server: &Server) -> Fields {
+    let store = &server.keyspace.store;
+    (0..server.keyspace.databases())
+        .filter_map(|db| {
+            let counters = store.counters(store.physical(db));
+            let keys = counters.keys.load(Ordering::Relaxed).max(0);
+            let expires = counters.expires.load(Ordering::Relaxed).max(0);
+            (keys > 0).then(|| (format!("db{db}"), format!("keys={keys},expires={expires},avg_ttl=0")))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- CONFIG
+
+/// `CONFIG GET parameter [parameter ...]`
+fn config_get(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let config = ctx.server.config.read();
+    let mut seen = HashSet::new();
+    let mut pairs = Vec::new();
+    for pattern in &argv[2..] {
+        for (name, value) in config.matching(pattern) {
+            if seen.insert(name) {
+                pairs.push((Reply::bulk_str(name), Reply::bulk_str(value)));
+            }
+        }
+    }
+    Ok(Reply::Map(pairs))
+}
+
+/// `CONFIG SET parameter value [parameter value ...]`: all or nothing.
+fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    if !argv.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    let pairs: Vec<(String, String)> = argv[2..]
+        .chunks(2)
+        .map(|pair| (String::from_utf8_lossy(&pair[0]).into_owned(), String::from_utf8_lossy(&pair[1]).into_owned()))
+        .collect();
+    let failed = |name: &str, why: &str| {
+        CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"))
+    };
+    let mut config = ctx.server.config.write();
+    // Redis first checks every name (unknown, immutable, repeated), then
+    // sets the values; the first problem in argument order is reported.
+    let mut seen = HashSet::new();
+    for (name, _) in &pairs {
+        let lower = name.to_ascii_lowercase();
+        if config.get(&lower).is_none() {
+            return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")));
+        }
+        if let Some(why) = unsettable_reason(&lower) {
+            return Err(failed(name, why));
+        }
+        if !seen.insert(lower) {
+            return Err(failed(name, "duplicate parameter"));
+        }
+    }
+    let mut updated = config.clone();
+    for (name, value) in &pairs {
+        // Value errors name the parameter as Redis spells it (lower case).
+        updated.set(name, value).map_err(|e| match e {
+            ConfigError::Invalid(canonical, why) => failed(&canonical, &why),
+            other => CmdError::err(other),
+        })?;
+    }
+    *config = updated;
+    Ok(Reply::ok())
+}
+
+/// `CONFIG RESETSTAT`
+fn config_resetstat(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    let server = ctx.server;
+    server.stats.reset();
+    server.keyspace.expired_keys.store(0, Ordering::Relaxed);
+    fn reset(row: &Command) {
+        for counter in [&row.stats.calls, &row.stats.usec, &row.stats.rejected_calls, &row.stats.failed_calls] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        row.subcommands.values().for_each(reset);
+    }
+    server.commands.iter().for_each(reset);
+    Ok(Reply::ok())
+}
+
+/// `CONFIG REWRITE`
+fn config_rewrite(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    ctx.server.config.read().rewrite().map_err(CmdError::err)?;
+    Ok(Reply::ok())
+}
+
+/// `CONFIG HELP`
+fn config_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    ))
+}
+
+// ---------------------------------------------------------------- CLIENT
+
+/// `CLIENT ID`
+fn client_id(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Integer(ctx.client.shared.id as i64))
+}
+
+/// `CLIENT SETNAME connection-name` (an empty name clears it)
+fn client_setname(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    validate_client_name(&argv[2])?;
+    *ctx.client.shared.name.lock() = String::from_utf8_lossy(&argv[2]).into_owned();
+    Ok(Reply::ok())
+}
+
+/// `CLIENT GETNAME`
+fn client_getname(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    let name = ctx.client.shared.name.lock().clone();
+    Ok(if name.is_empty() { Reply::Nil } else { Reply::bulk(name) })
+}
+
+/// Client types of CLIENT LIST TYPE / CLIENT KILL TYPE. Every Strata
+/// client is `normal` until replication and pub/sub exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Master,
+    Replica,
+    PubSub,
+}
+
+fn parse_client_type(arg: &[u8]) -> Result<ClientType, CmdError> {
+    match arg.to_ascii_lowercase().as_slice() {
+        b"normal" => Ok(ClientType::Normal),
+        b"master" => Ok(ClientType::Master),
+        b"replica" | b"slave" => Ok(ClientType::Replica),
+        b"pubsub" => Ok(ClientType::PubSub),
+        _ => Err(CmdError::err(format!("Unknown client type '{}'", String::from_utf8_lossy(arg)))),
+    }
+}
+
+fn type_of(_client: &ClientShared) -> ClientType {
+    ClientType::Normal
+}
+
+/// Which clients CLIENT LIST shows.
+enum ListFilter {
+    All,
+    Type(ClientType),
+    Ids(Vec<i64>),
+}
+
+/// CLIENT LIST / INFO show the running command as the caller's `cmd=`.
+fn mark_running(ctx: &mut Ctx, name: &str) {
+    *ctx.client.shared.last_command.lock() = name.to_string();
+}
+
+/// `CLIENT LIST [TYPE normal|master|replica|pubsub] | [ID client-id [client-id ...]]`
+fn client_list(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let filter = if argv.len() == 2 {
+        ListFilter::All
+    } else if argv.len() == 4 && argv[2].eq_ignore_ascii_case(b"TYPE") {
+        ListFilter::Type(parse_client_type(&argv[3])?)
+    } else if argv.len() > 3 && argv[2].eq_ignore_ascii_case(b"ID") {
+        let ids = argv[3..]
+            .iter()
+            .map(|arg| parse_int(arg).map_err(|_| CmdError::err("Invalid client ID")))
+            .collect::<Result<Vec<_>, _>>()?;
+        ListFilter::Ids(ids)
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    mark_running(ctx, "client|list");
+    let server = ctx.server;
+    let now = Instant::now();
+    let clients = match filter {
+        ListFilter::All => server.clients.all(),
+        ListFilter::Type(kind) => server.clients.all().into_iter().filter(|c| type_of(c) == kind).collect(),
+        // In the order asked for, as Redis does.
+        ListFilter::Ids(ids) => {
+            ids.into_iter().filter(|&id| id > 0).filter_map(|id| server.clients.get(id as u64)).collect()
+        }
+    };
+    let mut out = String::new();
+    for client in clients {
+        out.push_str(&client.info_line(now, server.started));
+        out.push('\n');
+    }
+    Ok(text_reply(out))
+}
+
+/// `CLIENT INFO`
+fn client_info(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    mark_running(ctx, "client|info");
+    let line = ctx.client.shared.info_line(Instant::now(), ctx.server.started);
+    Ok(text_reply(format!("{line}\n")))
+}
+
+/// The filters of the new CLIENT KILL form; unset ones match every client.
+struct KillFilter {
+    id: Option<u64>,
+    kind: Option<ClientType>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    skip_me: bool,
+}
+
+impl KillFilter {
+    fn parse(args: &[Bytes]) -> Result<KillFilter, CmdError> {
+        let mut filter = KillFilter { id: None, kind: None, addr: None, laddr: None, skip_me: true };
+        for pair in args.chunks(2) {
+            let [option, value] = pair else {
+                return Err(CmdError::Syntax);
+            };
+            match option.to_ascii_uppercase().as_slice() {
+                b"ID" => {
+                    let id = parse_int(value)
+                        .ok()
+                        .filter(|&id| id > 0)
+                        .ok_or_else(|| CmdError::err("client-id should be greater than 0"))?;
+                    filter.id = Some(id as u64);
+                }
+                b"TYPE" => filter.kind = Some(parse_client_type(value)?),
+                b"ADDR" => filter.addr = Some(String::from_utf8_lossy(value).into_owned()),
+                b"LADDR" => filter.laddr = Some(String::from_utf8_lossy(value).into_owned()),
+                // Only the `default` user exists until ACLs do.
+                b"USER" if &value[..] == b"default" => {}
+                b"USER" => return Err(CmdError::err(format!("No such user '{}'", String::from_utf8_lossy(value)))),
+                b"SKIPME" if value.eq_ignore_ascii_case(b"yes") => filter.skip_me = true,
+                b"SKIPME" if value.eq_ignore_ascii_case(b"no") => filter.skip_me = false,
+                _ => return Err(CmdError::Syntax),
+            }
+        }
+        Ok(filter)
+    }
+
+    fn matches(&self, client: &ClientShared, me: u64) -> bool {
+        self.id.is_none_or(|id| client.id == id)
+            && self.kind.is_none_or(|kind| type_of(client) == kind)
+            && self.addr.as_ref().is_none_or(|addr| client.addr.to_string() == *addr)
+            && self.laddr.as_ref().is_none_or(|laddr| client.local_addr.to_string() == *laddr)
+            && !(self.skip_me && client.id == me)
+    }
+}
+
+/// Our own connection closes after this reply; others close at once.
+fn kill(client: &ClientShared, ctx: &mut Ctx) {
+    if client.id == ctx.client.shared.id {
+        ctx.client.close_after_reply = true;
+    } else {
+        client.kill();
+    }
+}
+
+/// `CLIENT KILL ip:port` or
+/// `CLIENT KILL [ID id] [TYPE type] [USER name] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] ...`
+fn client_kill(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let me = ctx.client.shared.id;
+    let clients = ctx.server.clients.all();
+    if argv.len() == 3 {
+        let addr = String::from_utf8_lossy(&argv[2]);
+        let Some(target) = clients.iter().find(|c| c.addr.to_string() == addr) else {
+            return Err(CmdError::err("No such client"));
+        };
+        kill(target, ctx);
+        return Ok(Reply::ok());
+    }
+    // The new form comes in option/value pairs.
+    if !argv.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    let filter = KillFilter::parse(&argv[2..])?;
+    let mut killed = 0;
+    for client in clients.iter().filter(|c| filter.matches(c, me)) {
+        kill(client, ctx);
+        killed += 1;
+    }
+    Ok(Reply::Integer(killed))
+}
+
+/// `CLIENT HELP`: the subcommands Strata serves, in Redis's words.
+fn client_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "CLIENT",
+        &[
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are:",
+            "    * ADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made from the specified address",
+            "    * LADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made to specified local address",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Kill connections by type.",
+            "    * USER <username>",
+            "      Kill connections authenticated by <username>.",
+            "    * SKIPME (YES|NO)",
+            "      Skip killing current connection (default: yes).",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+        ],
+    ))
+}
+
+// ---------------------------------------------------------------- TIME, SHUTDOWN
+
+/// `TIME`: unix seconds and microseconds.
+fn time(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Ok(Reply::bulks([now.as_secs().to_string(), now.subsec_micros().to_string()]))
+}
+
+/// `SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]`: RocksDB holds every
+/// acknowledged write and is flushed on the way out, so SAVE and NOSAVE
+/// stop the same way; shutdown is immediate, so there is nothing to abort.
+fn shutdown(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let mut args = Args::new(argv);
+    let (mut save, mut nosave, mut other_flags, mut abort) = (false, false, false, false);
+    while let Some(arg) = args.next_opt() {
+        match arg.to_ascii_uppercase().as_slice() {
+            b"NOSAVE" => nosave = true,
+            b"SAVE" => save = true,
+            b"NOW" | b"FORCE" => other_flags = true,
+            b"ABORT" => abort = true,
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    if (abort && (save || nosave || other_flags)) || (save && nosave) {
+        return Err(CmdError::Syntax);
+    }
+    if abort {
+        return Err(CmdError::err("No shutdown in progress."));
+    }
+    tracing::warn!(client = ctx.client.shared.id, "User requested shutdown...");
+    ctx.server.request_shutdown();
+    ctx.client.close_after_reply = true;
+    Ok(Reply::NoReply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes_match_redis() {
+        assert_eq!(bytes_to_human(0), "0B");
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1024), "1.00K");
+        assert_eq!(bytes_to_human(1113888), "1.06M");
+        assert_eq!(bytes_to_human(25276514304), "23.54G");
+    }
+
+    #[test]
+    fn kb_fields_parse() {
+        let text = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n";
+        assert_eq!(kb_field(text, "VmRSS"), 1024 * 1024);
+        assert_eq!(kb_field(text, "VmHWM"), 2048 * 1024);
+        assert_eq!(kb_field(text, "Nope"), 0);
+    }
+
+    fn argv(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    #[test]
+    fn kill_filters_parse_like_redis() {
+        let err = |words: &[&str]| KillFilter::parse(&argv(words)).err().unwrap().to_string();
+        assert_eq!(err(&["ID", "0"]), "ERR client-id should be greater than 0");
+        assert_eq!(err(&["ID", "abc"]), "ERR client-id should be greater than 0");
+        assert_eq!(err(&["TYPE", "foo"]), "ERR Unknown client type 'foo'");
+        assert_eq!(err(&["USER", "nosuch"]), "ERR No such user 'nosuch'");
+        assert_eq!(err(&["SKIPME", "maybe"]), "ERR syntax error");
+        assert_eq!(err(&["MAXAGE", "10"]), "ERR syntax error");
+        let filter = KillFilter::parse(&argv(&["type", "NORMAL", "skipme", "no", "user", "default"])).unwrap();
+        assert!(!filter.skip_me);
+        assert!(filter.kind == Some(ClientType::Normal));
+    }
 }
