@@ -95,7 +95,13 @@ fn type_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// Copies every field of one hash version to another key and version.
-fn copy_hash_fields(txn: &mut Txn, from: &KeyRef, from_version: u64, to: &KeyRef, to_version: u64) -> Result<(), CmdError> {
+fn copy_hash_fields(
+    txn: &mut Txn,
+    from: &KeyRef,
+    from_version: u64,
+    to: &KeyRef,
+    to_version: u64,
+) -> Result<(), CmdError> {
     let prefix = from.sub_prefix(from_version);
     let end = prefix_end(&prefix).unwrap_or_else(|| db_end(from.db));
     let mut fields = Vec::new();
@@ -294,8 +300,8 @@ impl ExpireFlags {
     /// may get the TTL `when`. No TTL counts as an infinite one.
     fn allows(&self, current: Option<i64>, when: i64) -> bool {
         match current {
-            None => !self.xx && !self.gt,
-            Some(current) => !self.nx && !(self.gt && when <= current) && !(self.lt && when >= current),
+            None => !(self.xx || self.gt),
+            Some(current) => !(self.nx || (self.gt && when <= current) || (self.lt && when >= current)),
         }
     }
 }
@@ -372,11 +378,13 @@ fn ttl_generic(ctx: &mut Ctx, argv: &[Bytes], report: TtlReport) -> CmdResult {
     }
     let expire = meta.expire_ms as i64;
     let left = (expire - now as i64).max(0);
+    // Redis rounds to the nearest second, the absolute time too (in wider
+    // arithmetic: an expiry near i64::MAX must not wrap).
+    let round = |ms: i64| ((ms as i128 + 500) / 1000) as i64;
     Ok(Reply::Integer(match report {
-        // Redis rounds the remaining time to the nearest second.
-        TtlReport::Seconds => (left + 500) / 1000,
+        TtlReport::Seconds => round(left),
         TtlReport::Millis => left,
-        TtlReport::AtSeconds => expire / 1000,
+        TtlReport::AtSeconds => round(expire),
         TtlReport::AtMillis => expire,
     }))
 }
@@ -404,15 +412,13 @@ fn pexpiretime(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `PERSIST key`
 fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let removed = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
-        match tx.meta(key)? {
-            Some(meta) if meta.expire_ms != 0 => {
-                let new = KeyMeta { expire_ms: 0, ..meta.clone() };
-                tx.put_meta(key, Some(&meta), &new);
-                Ok(true)
-            }
-            _ => Ok(false),
+    let removed = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| match tx.meta(key)? {
+        Some(meta) if meta.expire_ms != 0 => {
+            let new = KeyMeta { expire_ms: 0, ..meta.clone() };
+            tx.put_meta(key, Some(&meta), &new);
+            Ok(true)
         }
+        _ => Ok(false),
     })?;
     Ok(Reply::Integer(removed as i64))
 }
@@ -595,7 +601,13 @@ fn string_encoding(value: &[u8]) -> &'static str {
 /// Redis keeps a hash as a listpack while it has at most
 /// hash-max-listpack-entries fields and no field or value is longer than
 /// hash-max-listpack-value bytes.
-fn hash_encoding(tx: &Tx, key: &[u8], meta: &KeyMeta, max_entries: u64, max_value: usize) -> Result<&'static str, CmdError> {
+fn hash_encoding(
+    tx: &Tx,
+    key: &[u8],
+    meta: &KeyMeta,
+    max_entries: u64,
+    max_value: usize,
+) -> Result<&'static str, CmdError> {
     let body = meta.hash()?;
     if body.len > max_entries {
         return Ok("hashtable");
