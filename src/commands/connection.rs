@@ -111,7 +111,7 @@ fn hello(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         check_password(ctx, user, password)?;
     }
     if !ctx.client.authenticated {
-        return Err(CmdError::Custom("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
+        return Err(CmdError::Custom("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
     }
     if let Some(name) = name {
         super::server::validate_client_name(&name)?;
