@@ -48,11 +48,22 @@ impl Cursors {
     }
 }
 
-/// Parses a cursor argument as Redis does (an unsigned 64-bit integer).
+/// Parses a cursor argument as Redis does (`strtoul` on the whole string,
+/// no leading space): an optional sign, digits that fit 64 bits; a negative
+/// cursor wraps around and the empty string is 0.
 pub fn parse_cursor(arg: &[u8]) -> Result<u64, crate::error::CmdError> {
-    std::str::from_utf8(arg)
-        .ok()
-        .filter(|s| !s.starts_with('+'))
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| crate::error::CmdError::err("invalid cursor"))
+    let invalid = || crate::error::CmdError::err("invalid cursor");
+    if arg.is_empty() {
+        return Ok(0);
+    }
+    let (negative, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let value = std::str::from_utf8(digits).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(invalid)?;
+    Ok(if negative { value.wrapping_neg() } else { value })
 }

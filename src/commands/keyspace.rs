@@ -1,5 +1,765 @@
-//! (being written)
+//! Generic keyspace commands: they work on a key whatever its type (DEL,
+//! EXISTS, TYPE, RENAME, COPY, MOVE, the EXPIRE/TTL family, KEYS, SCAN,
+//! RANDOMKEY, OBJECT). They go through `Tx::meta` and `KeyMeta`, so keys of
+//! every engine share one code path; only copying a value (RENAME, COPY,
+//! MOVE) needs to know where the type keeps its data.
 
-use super::CommandTable;
+use bytes::Bytes;
+use strata_engines::encoding::{db_end, db_start, decode_meta_key, prefix_end, Meta};
+use strata_engines::keyspace::{KeyMeta, KeyRef, Txn};
+use strata_engines::{Cf, KeyType};
 
-pub fn register(_table: &mut CommandTable) {}
+use super::args::{parse_int, Args};
+use super::{CommandTable, Ctx};
+use crate::cursor::parse_cursor;
+use crate::error::{CmdError, CmdResult};
+use crate::glob::glob_match;
+use crate::keyspace::Tx;
+use crate::protocol::Reply;
+
+pub fn register(table: &mut CommandTable) {
+    table.register("del", del);
+    table.register("unlink", del);
+    table.register("exists", exists);
+    table.register("type", type_);
+    table.register("rename", rename);
+    table.register("renamenx", renamenx);
+    table.register("copy", copy);
+    table.register("move", move_);
+    table.register("touch", touch);
+    table.register("expire", expire);
+    table.register("pexpire", pexpire);
+    table.register("expireat", expireat);
+    table.register("pexpireat", pexpireat);
+    table.register("ttl", ttl);
+    table.register("pttl", pttl);
+    table.register("expiretime", expiretime);
+    table.register("pexpiretime", pexpiretime);
+    table.register("persist", persist);
+    table.register("keys", keys);
+    table.register("scan", scan);
+    table.register("randomkey", randomkey);
+    table.register("object|encoding", object_encoding);
+    table.register("object|refcount", object_refcount);
+    table.register("object|idletime", object_idletime);
+    table.register("object|freq", object_freq);
+    table.register("object|help", object_help);
+}
+
+fn as_slices(keys: &[Bytes]) -> Vec<&[u8]> {
+    keys.iter().map(|k| k.as_ref()).collect()
+}
+
+/// `DEL key [key ...]` and `UNLINK key [key ...]` (deleting is O(1) for
+/// every type here: a hash's fields are dropped by compaction).
+fn del(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let keys = &argv[1..];
+    let deleted = ctx.server.keyspace.run(ctx.client.db, &as_slices(keys), |tx| {
+        let mut deleted = 0;
+        for key in keys {
+            deleted += tx.delete(key)? as i64;
+        }
+        Ok(deleted)
+    })?;
+    Ok(Reply::Integer(deleted))
+}
+
+/// How many of `keys` exist (a key named twice counts twice).
+fn count_existing(ctx: &mut Ctx, keys: &[Bytes]) -> Result<i64, CmdError> {
+    let found = ctx.server.keyspace.run(ctx.client.db, &as_slices(keys), |tx| {
+        keys.iter().map(|key| Ok(tx.meta(key)?.is_some())).collect::<Result<Vec<bool>, CmdError>>()
+    })?;
+    for &hit in &found {
+        ctx.server.stats.hit(hit);
+    }
+    Ok(found.iter().filter(|&&hit| hit).count() as i64)
+}
+
+/// `EXISTS key [key ...]`
+fn exists(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Integer(count_existing(ctx, &argv[1..])?))
+}
+
+/// `TOUCH key [key ...]`: Strata keeps no access clock, so touching a key
+/// is just finding it.
+fn touch(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Integer(count_existing(ctx, &argv[1..])?))
+}
+
+/// `TYPE key`
+fn type_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let key_type = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| tx.key_type(key))?;
+    ctx.server.stats.hit(key_type.is_some());
+    Ok(Reply::Status(key_type.map_or("none", KeyType::name)))
+}
+
+/// Copies every field of one hash version to another key and version.
+fn copy_hash_fields(
+    txn: &mut Txn,
+    from: &KeyRef,
+    from_version: u64,
+    to: &KeyRef,
+    to_version: u64,
+) -> Result<(), CmdError> {
+    let prefix = from.sub_prefix(from_version);
+    let end = prefix_end(&prefix).unwrap_or_else(|| db_end(from.db));
+    let mut fields = Vec::new();
+    txn.ws.scan(Cf::Sub, &prefix, &end, false, &mut |raw, value| {
+        fields.push((raw[prefix.len()..].to_vec(), value.to_vec()));
+        true
+    })?;
+    let target = to.sub_prefix(to_version);
+    for (field, value) in fields {
+        let mut sub_key = Vec::with_capacity(target.len() + field.len());
+        sub_key.extend_from_slice(&target);
+        sub_key.extend_from_slice(&field);
+        txn.ws.put(Cf::Sub, sub_key, value);
+    }
+    Ok(())
+}
+
+/// The metadata of a copy of `meta` (held by `from`) stored under `to`,
+/// with the TTL kept. A string's value is its metadata; a hash gets a fresh
+/// version with every field copied, because fields are keyed by key name.
+fn copy_value(txn: &mut Txn, from: &KeyRef, meta: &KeyMeta, to: &KeyRef) -> Result<KeyMeta, CmdError> {
+    match meta.key_type {
+        KeyType::String => Ok(meta.clone()),
+        KeyType::Hash => {
+            let old = meta.hash()?;
+            let mut body = txn.new_hash_body();
+            body.len = old.len;
+            copy_hash_fields(txn, from, old.version, to, body.version)?;
+            Ok(KeyMeta { key_type: KeyType::Hash, expire_ms: meta.expire_ms, body: body.encode().to_vec() })
+        }
+        // The memory engines keep these values outside the metadata; they
+        // must provide their own copy before these types can be moved.
+        other => Err(CmdError::err(format!("copying a {} key is not supported", other.name()))),
+    }
+}
+
+/// RENAME and RENAMENX.
+fn rename_generic(ctx: &mut Ctx, argv: &[Bytes], nx: bool) -> Result<bool, CmdError> {
+    let (src, dst) = (&argv[1], &argv[2]);
+    ctx.server.keyspace.run(ctx.client.db, &[src, dst], |tx| {
+        let Some(meta) = tx.meta(src)? else {
+            return Err(CmdError::NoSuchKey);
+        };
+        // Redis answers an existing key renamed to itself without touching it.
+        if src == dst {
+            return Ok(!nx);
+        }
+        let old_dst = tx.meta(dst)?;
+        if nx && old_dst.is_some() {
+            return Ok(false);
+        }
+        let (from, to) = (tx.key(src), tx.key(dst));
+        let new = copy_value(&mut tx.txn, &from, &meta, &to)?;
+        tx.txn.put_meta(&to, old_dst.as_ref(), &new);
+        tx.txn.delete_key(&from, &meta)?;
+        Ok(true)
+    })
+}
+
+/// `RENAME key newkey`
+fn rename(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, argv, false)?;
+    Ok(Reply::ok())
+}
+
+/// `RENAMENX key newkey`
+fn renamenx(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Integer(rename_generic(ctx, argv, true)? as i64))
+}
+
+/// A database index argument, checked as Redis's `getIntFromObjectOrReply`
+/// followed by `selectDb`.
+fn parse_db_index(arg: &[u8], databases: usize) -> Result<usize, CmdError> {
+    let value = parse_int(arg)?;
+    let value = i32::try_from(value)
+        .map_err(|_| CmdError::err("value is out of range, value must between -2147483648 and 2147483647"))?;
+    if value < 0 || value as usize >= databases {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    Ok(value as usize)
+}
+
+struct CopyArgs<'a> {
+    src: &'a Bytes,
+    dst: &'a Bytes,
+    db: usize,
+    replace: bool,
+}
+
+impl<'a> CopyArgs<'a> {
+    fn parse(argv: &'a [Bytes], current_db: usize, databases: usize) -> Result<CopyArgs<'a>, CmdError> {
+        let mut args = Args::new(argv);
+        let src = args.next_bytes()?;
+        let dst = args.next_bytes()?;
+        let mut parsed = CopyArgs { src, dst, db: current_db, replace: false };
+        while let Some(option) = args.next_opt() {
+            if option.eq_ignore_ascii_case(b"REPLACE") {
+                parsed.replace = true;
+            } else if option.eq_ignore_ascii_case(b"DB") && !args.is_empty() {
+                parsed.db = parse_db_index(args.next_bytes()?, databases)?;
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        if parsed.db == current_db && src == dst {
+            return Err(CmdError::err("source and destination objects are the same"));
+        }
+        Ok(parsed)
+    }
+}
+
+/// `COPY source destination [DB destination-db] [REPLACE]`
+fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let keyspace = &ctx.server.keyspace;
+    let copy = CopyArgs::parse(argv, ctx.client.db, keyspace.databases())?;
+    let found = std::cell::Cell::new(false);
+    let copied = keyspace.run(ctx.client.db, &[copy.src, copy.dst], |tx| {
+        let Some(meta) = tx.meta(copy.src)? else {
+            return Ok(false);
+        };
+        found.set(true);
+        let mut to = tx.key(copy.dst);
+        // Read under the locks: SWAPDB holds every lock while it remaps.
+        to.db = keyspace.store.physical(copy.db);
+        let old_dst = tx.txn.meta(&to)?;
+        if old_dst.is_some() && !copy.replace {
+            return Ok(false);
+        }
+        let from = tx.key(copy.src);
+        let new = copy_value(&mut tx.txn, &from, &meta, &to)?;
+        tx.txn.put_meta(&to, old_dst.as_ref(), &new);
+        Ok(true)
+    })?;
+    ctx.server.stats.hit(found.get());
+    Ok(Reply::Integer(copied as i64))
+}
+
+/// `MOVE key db`
+fn move_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let keyspace = &ctx.server.keyspace;
+    let target = parse_db_index(&argv[2], keyspace.databases())?;
+    if target == ctx.client.db {
+        return Err(CmdError::err("source and destination objects are the same"));
+    }
+    let moved = keyspace.run(ctx.client.db, &[key], |tx| {
+        let Some(meta) = tx.meta(key)? else {
+            return Ok(false);
+        };
+        let from = tx.key(key);
+        let mut to = from;
+        to.db = keyspace.store.physical(target);
+        if tx.txn.meta(&to)?.is_some() {
+            return Ok(false);
+        }
+        let new = copy_value(&mut tx.txn, &from, &meta, &to)?;
+        tx.txn.put_meta(&to, None, &new);
+        tx.txn.delete_key(&from, &meta)?;
+        Ok(true)
+    })?;
+    Ok(Reply::Integer(moved as i64))
+}
+
+/// The conditions of EXPIRE and friends.
+#[derive(Default)]
+struct ExpireFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+impl ExpireFlags {
+    /// Redis's `parseExtendedExpireArgumentsOrReply`.
+    fn parse(options: &[Bytes]) -> Result<ExpireFlags, CmdError> {
+        let mut flags = ExpireFlags::default();
+        for option in options {
+            match option.to_ascii_uppercase().as_slice() {
+                b"NX" => flags.nx = true,
+                b"XX" => flags.xx = true,
+                b"GT" => flags.gt = true,
+                b"LT" => flags.lt = true,
+                _ => return Err(CmdError::err(format!("Unsupported option {}", String::from_utf8_lossy(option)))),
+            }
+        }
+        if flags.nx && (flags.xx || flags.gt || flags.lt) {
+            return Err(CmdError::err("NX and XX, GT or LT options at the same time are not compatible"));
+        }
+        if flags.gt && flags.lt {
+            return Err(CmdError::err("GT and LT options at the same time are not compatible"));
+        }
+        Ok(flags)
+    }
+
+    /// Whether a key whose TTL is `current` (absolute ms, None for no TTL)
+    /// may get the TTL `when`. No TTL counts as an infinite one.
+    fn allows(&self, current: Option<i64>, when: i64) -> bool {
+        match current {
+            None => !(self.xx || self.gt),
+            Some(current) => !(self.nx || (self.gt && when <= current) || (self.lt && when >= current)),
+        }
+    }
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `name key time [NX | XX | GT | LT]`.
+fn expire_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str, seconds: bool, relative: bool) -> CmdResult {
+    let key = &argv[1];
+    let flags = ExpireFlags::parse(&argv[3..])?;
+    let value = parse_int(&argv[2])?;
+    // Negative times are allowed (the key is deleted); only overflow fails.
+    let invalid = || CmdError::InvalidExpire(name.to_string());
+    let ms = if seconds { value.checked_mul(1000).ok_or_else(invalid)? } else { value };
+    let base = if relative { strata_engines::now_ms() as i64 } else { 0 };
+    let when = ms.checked_add(base).ok_or_else(invalid)?;
+    let changed = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let Some(meta) = tx.meta(key)? else {
+            return Ok(false);
+        };
+        let current = (meta.expire_ms != 0).then_some(meta.expire_ms as i64);
+        if !flags.allows(current, when) {
+            return Ok(false);
+        }
+        if when <= tx.now_ms() as i64 {
+            tx.delete(key)?;
+        } else {
+            let new = KeyMeta { expire_ms: when as u64, ..meta.clone() };
+            tx.put_meta(key, Some(&meta), &new);
+        }
+        Ok(true)
+    })?;
+    Ok(Reply::Integer(changed as i64))
+}
+
+/// `EXPIRE key seconds [NX | XX | GT | LT]`
+fn expire(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, argv, "expire", true, true)
+}
+
+/// `PEXPIRE key milliseconds [NX | XX | GT | LT]`
+fn pexpire(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, argv, "pexpire", false, true)
+}
+
+/// `EXPIREAT key unix-time-seconds [NX | XX | GT | LT]`
+fn expireat(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, argv, "expireat", true, false)
+}
+
+/// `PEXPIREAT key unix-time-milliseconds [NX | XX | GT | LT]`
+fn pexpireat(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, argv, "pexpireat", false, false)
+}
+
+/// What a TTL-family command reports.
+#[derive(Clone, Copy)]
+enum TtlReport {
+    Seconds,
+    Millis,
+    AtSeconds,
+    AtMillis,
+}
+
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 for a key
+/// without a TTL.
+fn ttl_generic(ctx: &mut Ctx, argv: &[Bytes], report: TtlReport) -> CmdResult {
+    let key = &argv[1];
+    let (meta, now) = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| Ok((tx.meta(key)?, tx.now_ms())))?;
+    ctx.server.stats.hit(meta.is_some());
+    let Some(meta) = meta else {
+        return Ok(Reply::Integer(-2));
+    };
+    if meta.expire_ms == 0 {
+        return Ok(Reply::Integer(-1));
+    }
+    let expire = meta.expire_ms as i64;
+    let left = (expire - now as i64).max(0);
+    // Redis rounds to the nearest second, the absolute time too (in wider
+    // arithmetic: an expiry near i64::MAX must not wrap).
+    let round = |ms: i64| ((ms as i128 + 500) / 1000) as i64;
+    Ok(Reply::Integer(match report {
+        TtlReport::Seconds => round(left),
+        TtlReport::Millis => left,
+        TtlReport::AtSeconds => round(expire),
+        TtlReport::AtMillis => expire,
+    }))
+}
+
+/// `TTL key`
+fn ttl(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, argv, TtlReport::Seconds)
+}
+
+/// `PTTL key`
+fn pttl(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, argv, TtlReport::Millis)
+}
+
+/// `EXPIRETIME key`
+fn expiretime(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, argv, TtlReport::AtSeconds)
+}
+
+/// `PEXPIRETIME key`
+fn pexpiretime(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, argv, TtlReport::AtMillis)
+}
+
+/// `PERSIST key`
+fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let removed = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| match tx.meta(key)? {
+        Some(meta) if meta.expire_ms != 0 => {
+            let new = KeyMeta { expire_ms: 0, ..meta.clone() };
+            tx.put_meta(key, Some(&meta), &new);
+            Ok(true)
+        }
+        _ => Ok(false),
+    })?;
+    Ok(Reply::Integer(removed as i64))
+}
+
+/// Visits the live (unexpired) keys of the current database from the meta
+/// key `start` on, in storage order, until `visit` returns false. `visit`
+/// gets the raw meta key, the user key and the decoded metadata; expired
+/// keys are passed with `None` so that callers can count them as examined.
+fn visit_keys(
+    tx: &Tx,
+    start: &[u8],
+    end: &[u8],
+    visit: &mut dyn FnMut(&[u8], &[u8], Option<&Meta>) -> bool,
+) -> Result<(), CmdError> {
+    let now = tx.now_ms();
+    tx.txn.ws.scan(Cf::Meta, start, end, false, &mut |raw, value| {
+        let (Some((_, _, key)), Some(meta)) = (decode_meta_key(raw), Meta::decode(value)) else {
+            return true;
+        };
+        if meta.is_expired(now) {
+            visit(raw, key, None)
+        } else {
+            visit(raw, key, Some(&meta))
+        }
+    })?;
+    Ok(())
+}
+
+/// `KEYS pattern`
+fn keys(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let pattern = &argv[1];
+    let all = pattern.as_ref() == b"*";
+    let found = ctx.server.keyspace.run_unlocked(ctx.client.db, |tx| {
+        let mut found = Vec::new();
+        visit_keys(tx, &db_start(tx.physical), &db_end(tx.physical), &mut |_, key, meta| {
+            if meta.is_some() && (all || glob_match(pattern, key, false)) {
+                found.push(Bytes::copy_from_slice(key));
+            }
+            true
+        })?;
+        Ok(found)
+    })?;
+    Ok(Reply::bulks(found))
+}
+
+struct ScanArgs<'a> {
+    cursor: u64,
+    pattern: Option<&'a Bytes>,
+    count: usize,
+    type_name: Option<&'a Bytes>,
+}
+
+impl<'a> ScanArgs<'a> {
+    /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`
+    fn parse(argv: &'a [Bytes]) -> Result<ScanArgs<'a>, CmdError> {
+        let mut args = Args::new(argv);
+        let cursor = parse_cursor(args.next_bytes()?)?;
+        let mut parsed = ScanArgs { cursor, pattern: None, count: 10, type_name: None };
+        while let Some(option) = args.next_opt() {
+            if args.is_empty() {
+                return Err(CmdError::Syntax);
+            }
+            if option.eq_ignore_ascii_case(b"COUNT") {
+                let count = args.next_i64()?;
+                if count < 1 {
+                    return Err(CmdError::Syntax);
+                }
+                parsed.count = usize::try_from(count).unwrap_or(usize::MAX);
+            } else if option.eq_ignore_ascii_case(b"MATCH") {
+                let pattern = args.next_bytes()?;
+                // "*" matches everything: skip the matcher.
+                parsed.pattern = (pattern.as_ref() != b"*").then_some(pattern);
+            } else if option.eq_ignore_ascii_case(b"TYPE") {
+                parsed.type_name = Some(args.next_bytes()?);
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: examines up to
+/// COUNT keys in storage order; the cursor stands for the last key examined
+/// (without its database prefix, so SWAPDB or SELECT between calls resume
+/// at the same key name).
+fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let scan = ScanArgs::parse(argv)?;
+    // 0, or a cursor forgotten or never issued, starts from the beginning.
+    let resume = ctx.server.cursors.load(scan.cursor);
+    let (found, last) = ctx.server.keyspace.run_unlocked(ctx.client.db, |tx| {
+        let mut start = db_start(tx.physical);
+        if let Some(position) = &resume {
+            // The first key after the saved one.
+            start.extend_from_slice(position);
+            start.push(0);
+        }
+        let mut found = Vec::new();
+        let mut examined = 0;
+        let mut last = None;
+        let mut more = false;
+        visit_keys(tx, &start, &db_end(tx.physical), &mut |raw, key, meta| {
+            if examined == scan.count {
+                // One key past the budget: there is more, resume at `last`.
+                more = true;
+                return false;
+            }
+            examined += 1;
+            last = Some(raw[4..].to_vec());
+            let Some(meta) = meta else { return true };
+            let type_ok = scan.type_name.is_none_or(|t| t.eq_ignore_ascii_case(meta.key_type.name().as_bytes()));
+            let match_ok = scan.pattern.is_none_or(|p| glob_match(p, key, false));
+            if type_ok && match_ok {
+                found.push(Bytes::copy_from_slice(key));
+            }
+            true
+        })?;
+        Ok((found, if more { last } else { None }))
+    })?;
+    let next = match last {
+        Some(position) => ctx.server.cursors.save(position),
+        None => 0,
+    };
+    Ok(Reply::Array(vec![Reply::bulk(next.to_string()), Reply::bulks(found)]))
+}
+
+/// `RANDOMKEY`: the first live key at or after a random point of the
+/// database (wrapping around), so every slot is equally likely to be picked.
+fn randomkey(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    let key = ctx.server.keyspace.run_unlocked(ctx.client.db, |tx| {
+        let (start, end) = (db_start(tx.physical), db_end(tx.physical));
+        let mut pivot = start.clone();
+        pivot.extend_from_slice(&(rand::random::<u16>() % 16384).to_be_bytes());
+        pivot.extend_from_slice(&rand::random::<[u8; 4]>());
+        let mut chosen = None;
+        for (from, to) in [(&pivot, &end), (&start, &pivot)] {
+            visit_keys(tx, from, to, &mut |_, key, meta| {
+                if meta.is_some() {
+                    chosen = Some(Bytes::copy_from_slice(key));
+                }
+                chosen.is_none()
+            })?;
+            if chosen.is_some() {
+                break;
+            }
+        }
+        Ok(chosen)
+    })?;
+    Ok(Reply::opt_bulk(key))
+}
+
+/// The key's metadata for an OBJECT subcommand (counted as a lookup).
+fn object_lookup(ctx: &mut Ctx, key: &Bytes) -> Result<Option<KeyMeta>, CmdError> {
+    let meta = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| tx.meta(key))?;
+    ctx.server.stats.hit(meta.is_some());
+    Ok(meta)
+}
+
+/// Whether Redis would store this string as an integer (`string2l` on at
+/// most 20 bytes).
+fn int_encoded(value: &[u8]) -> Option<i64> {
+    if value.len() > 20 {
+        return None;
+    }
+    crate::protocol::parse_i64(value)
+}
+
+/// Redis's encoding name for a string as SET stores it.
+fn string_encoding(value: &[u8]) -> &'static str {
+    if int_encoded(value).is_some() {
+        "int"
+    } else if value.len() <= 44 {
+        // OBJ_ENCODING_EMBSTR_SIZE_LIMIT
+        "embstr"
+    } else {
+        "raw"
+    }
+}
+
+/// Redis keeps a hash as a listpack while it has at most
+/// hash-max-listpack-entries fields and no field or value is longer than
+/// hash-max-listpack-value bytes.
+fn hash_encoding(
+    tx: &Tx,
+    key: &[u8],
+    meta: &KeyMeta,
+    max_entries: u64,
+    max_value: usize,
+) -> Result<&'static str, CmdError> {
+    let body = meta.hash()?;
+    if body.len > max_entries {
+        return Ok("hashtable");
+    }
+    let prefix = tx.key(key).sub_prefix(body.version);
+    let end = prefix_end(&prefix).unwrap_or_else(|| db_end(tx.physical));
+    let mut small = true;
+    tx.txn.ws.scan(Cf::Sub, &prefix, &end, false, &mut |raw, value| {
+        small = raw.len() - prefix.len() <= max_value && value.len() <= max_value;
+        small
+    })?;
+    Ok(if small { "listpack" } else { "hashtable" })
+}
+
+fn config_number(ctx: &Ctx, name: &str) -> u64 {
+    ctx.server.config.read().get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// `OBJECT ENCODING key`
+fn object_encoding(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[2];
+    let max_entries = config_number(ctx, "hash-max-listpack-entries");
+    let max_value = config_number(ctx, "hash-max-listpack-value") as usize;
+    let encoding = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let Some(meta) = tx.meta(key)? else {
+            return Ok(None);
+        };
+        Ok(Some(match meta.key_type {
+            KeyType::String => string_encoding(&meta.body),
+            KeyType::Hash => hash_encoding(tx, key, &meta, max_entries, max_value)?,
+            // Redis 7.0's only list and stream encodings.
+            KeyType::List => "quicklist",
+            KeyType::Stream => "stream",
+            // Their small encodings depend on the members, which live in
+            // the memory engines; they report the general one.
+            KeyType::Set => "hashtable",
+            KeyType::ZSet => "skiplist",
+        }))
+    })?;
+    ctx.server.stats.hit(encoding.is_some());
+    Ok(encoding.map_or(Reply::Nil, Reply::bulk_str))
+}
+
+/// `OBJECT REFCOUNT key`: Strata shares no values, except that Redis
+/// reports the shared small integers (0..9999) with refcount INT_MAX unless
+/// an LRU/LFU maxmemory policy disables sharing.
+fn object_refcount(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let Some(meta) = object_lookup(ctx, &argv[2])? else {
+        return Ok(Reply::Nil);
+    };
+    let sharing = {
+        let config = ctx.server.config.read();
+        let maxmemory = config.get("maxmemory").and_then(crate::config::parse_memory).unwrap_or(0);
+        let policy = config.get("maxmemory-policy").unwrap_or("noeviction");
+        maxmemory == 0 || !(policy.ends_with("lru") || policy.ends_with("lfu"))
+    };
+    let shared = meta.key_type == KeyType::String
+        && sharing
+        && int_encoded(&meta.body).is_some_and(|n| (0..10_000).contains(&n));
+    Ok(Reply::Integer(if shared { i32::MAX as i64 } else { 1 }))
+}
+
+fn lfu_policy(ctx: &Ctx) -> bool {
+    ctx.server.config.read().get("maxmemory-policy").is_some_and(|p| p.ends_with("lfu"))
+}
+
+/// `OBJECT IDLETIME key`. Strata keeps no per-key access clock (the
+/// metadata lives in RocksDB, and writing it on every read would cost a
+/// write per read), so every key reports 0 seconds idle.
+fn object_idletime(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    if object_lookup(ctx, &argv[2])?.is_none() {
+        return Ok(Reply::Nil);
+    }
+    if lfu_policy(ctx) {
+        return Err(CmdError::err(
+            "An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ));
+    }
+    Ok(Reply::Integer(0))
+}
+
+/// Redis's LFU counter of a newly created key.
+const LFU_INIT_VAL: i64 = 5;
+
+/// `OBJECT FREQ key`. No access counts are kept (see IDLETIME): every key
+/// reports the counter Redis gives a new key.
+fn object_freq(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    if object_lookup(ctx, &argv[2])?.is_none() {
+        return Ok(Reply::Nil);
+    }
+    if !lfu_policy(ctx) {
+        return Err(CmdError::err(
+            "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ));
+    }
+    Ok(Reply::Integer(LFU_INIT_VAL))
+}
+
+/// `OBJECT HELP`
+fn object_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    const LINES: &[&str] = &[
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
+        "FREQ <key>",
+        "    Return the access frequency index of the <key>. The returned integer is",
+        "    proportional to the logarithm of the recent access frequency of the key.",
+        "IDLETIME <key>",
+        "    Return the idle time of the <key>, that is the approximated number of",
+        "    seconds elapsed since the last access to the key.",
+        "REFCOUNT <key>",
+        "    Return the number of references of the value associated with the specified",
+        "    <key>.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Ok(Reply::Array(LINES.iter().copied().map(Reply::Status).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_encodings_follow_redis() {
+        assert_eq!(string_encoding(b"123"), "int");
+        assert_eq!(string_encoding(b"-9223372036854775808"), "int");
+        assert_eq!(string_encoding(b"01"), "embstr");
+        assert_eq!(string_encoding(b"12345678901234567890"), "embstr");
+        assert_eq!(string_encoding(&[b'x'; 44]), "embstr");
+        assert_eq!(string_encoding(&[b'x'; 45]), "raw");
+        assert_eq!(string_encoding(b""), "embstr");
+    }
+
+    #[test]
+    fn expire_flags_follow_redis() {
+        let flags = |words: &[&str]| {
+            let argv: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+            ExpireFlags::parse(&argv)
+        };
+        assert!(flags(&["nx", "xx"]).is_err());
+        assert!(flags(&["gt", "lt"]).is_err());
+        assert!(flags(&["xx", "gt"]).is_ok());
+        let gt = flags(&["GT"]).unwrap();
+        assert!(!gt.allows(None, 5));
+        assert!(gt.allows(Some(4), 5));
+        assert!(!gt.allows(Some(5), 5));
+        let lt = flags(&["lt"]).unwrap();
+        assert!(lt.allows(None, 5));
+        assert!(!lt.allows(Some(5), 5));
+        assert!(!flags(&["nx"]).unwrap().allows(Some(1), 5));
+        assert!(!flags(&["xx"]).unwrap().allows(None, 5));
+    }
+}
