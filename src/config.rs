@@ -152,11 +152,8 @@ impl Config {
     /// Sets one parameter after validating it as Redis would.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         let name = name.to_ascii_lowercase();
-        let Some(default) = REDIS_DEFAULTS
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .find(|(n, _)| *n == name)
-            .map(|(_, d)| d)
+        let Some(default) =
+            REDIS_DEFAULTS.lines().filter_map(|l| l.split_once('\t')).find(|(n, _)| *n == name).map(|(_, d)| d)
         else {
             return Err(ConfigError::Unknown(name));
         };
@@ -166,13 +163,10 @@ impl Config {
                 v @ ("yes" | "no") => v.to_string(),
                 _ => return Err(invalid("argument must be 'yes' or 'no'")),
             },
-            Kind::Integer => value
-                .parse::<i64>()
-                .map_err(|_| invalid("argument couldn't be parsed into an integer"))?
-                .to_string(),
-            Kind::Memory => parse_memory(value)
-                .ok_or_else(|| invalid("argument must be a memory value"))?
-                .to_string(),
+            Kind::Integer => {
+                value.parse::<i64>().map_err(|_| invalid("argument couldn't be parsed into an integer"))?.to_string()
+            }
+            Kind::Memory => parse_memory(value).ok_or_else(|| invalid("argument must be a memory value"))?.to_string(),
             Kind::Text => value.to_string(),
         };
         match name.as_str() {
@@ -268,10 +262,8 @@ mod tests {
 
     #[test]
     fn args_and_validation() {
-        let args: Vec<String> = ["--port", "7001", "--save", "900", "1", "--maxmemory", "1mb"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> =
+            ["--port", "7001", "--save", "900", "1", "--maxmemory", "1mb"].iter().map(|s| s.to_string()).collect();
         let config = Config::from_args(&args).unwrap();
         assert_eq!(config.port(), 7001);
         assert_eq!(config.get("save"), Some("900 1"));

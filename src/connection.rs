@@ -59,7 +59,8 @@ async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) ->
         if input.len() < need {
             continue;
         }
-        let query_limit = server.config.read().get("client-query-buffer-limit").and_then(|v| v.parse().ok()).unwrap_or(1usize << 30);
+        let query_limit =
+            server.config.read().get("client-query-buffer-limit").and_then(|v| v.parse().ok()).unwrap_or(1usize << 30);
         if input.len() > query_limit {
             tracing::warn!(client = client.shared.id, "closing client that reached max query buffer length");
             return Ok(());

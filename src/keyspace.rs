@@ -69,7 +69,11 @@ impl Keyspace {
 
     /// Like `run`, with every shard locked: FLUSHDB, SWAPDB, whole-keyspace
     /// writes.
-    pub fn run_exclusive<R>(&self, db: usize, body: impl FnOnce(&mut Tx) -> Result<R, CmdError>) -> Result<R, CmdError> {
+    pub fn run_exclusive<R>(
+        &self,
+        db: usize,
+        body: impl FnOnce(&mut Tx) -> Result<R, CmdError>,
+    ) -> Result<R, CmdError> {
         let _guards = self.lock_all();
         self.run_locked(db, body)
     }

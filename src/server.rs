@@ -89,10 +89,7 @@ impl Server {
 }
 
 fn rocks_config(config: &Config) -> strata_engines::RocksConfig {
-    strata_engines::RocksConfig {
-        sync_writes: config.get("appendfsync") == Some("always"),
-        ..Default::default()
-    }
+    strata_engines::RocksConfig { sync_writes: config.get("appendfsync") == Some("always"), ..Default::default() }
 }
 
 /// Binds every `bind` address (a leading `-` marks one that may be missing,

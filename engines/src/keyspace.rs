@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 use crate::encoding::{
-    db_end, db_start, decode_expire_key, encode_meta, expire_key, meta_key, sub_prefix, HashBody,
-    KeyType, Meta,
+    db_end, db_start, decode_expire_key, encode_meta, expire_key, meta_key, sub_prefix, HashBody, KeyType, Meta,
 };
 use crate::rocks::{now_ms, Cf, RocksConfig, RocksEngine};
 use crate::writeset::WriteSet;
@@ -78,10 +77,7 @@ impl Store {
     pub fn open(dir: &Path, config: &RocksConfig, databases: usize) -> Result<Store, EngineError> {
         let engine = RocksEngine::open(dir, config)?;
         let mut db_map: Vec<u32> = match engine.get(Cf::Default, DB_MAP_KEY)? {
-            Some(raw) => raw
-                .chunks_exact(4)
-                .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")))
-                .collect(),
+            Some(raw) => raw.chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes"))).collect(),
             None => Vec::new(),
         };
         // Databases added by a larger `databases` setting get fresh ids.
@@ -159,7 +155,12 @@ impl Store {
 
     /// Up to `limit` keys of database `physical` whose TTL is at or before
     /// `now`, oldest first: `(slot, key, expire_ms)`.
-    pub fn due_expirations(&self, physical: u32, now: u64, limit: usize) -> Result<Vec<(u16, Vec<u8>, u64)>, EngineError> {
+    pub fn due_expirations(
+        &self,
+        physical: u32,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(u16, Vec<u8>, u64)>, EngineError> {
         let mut due = Vec::new();
         let end = expire_key(physical, now + 1, 0, b"");
         self.engine.scan(Cf::Expire, &db_start(physical), &end, false, &mut |raw, _| {

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rocksdb::compaction_filter::{CompactionFilter, Decision};
 use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, MergeOperands,
+    Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 use crate::encoding::{decode_sub_key, meta_key, HashBody, KeyType, Meta};
@@ -50,11 +50,7 @@ pub struct RocksConfig {
 
 impl Default for RocksConfig {
     fn default() -> Self {
-        RocksConfig {
-            block_cache_bytes: 256 << 20,
-            write_buffer_bytes: 64 << 20,
-            sync_writes: false,
-        }
+        RocksConfig { block_cache_bytes: 256 << 20, write_buffer_bytes: 64 << 20, sync_writes: false }
     }
 }
 

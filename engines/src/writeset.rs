@@ -61,11 +61,7 @@ impl<'e> WriteSet<'e> {
 
     /// Deletes every key in `[from, to)`, including pending ones.
     pub fn delete_range(&mut self, cf: Cf, from: Vec<u8>, to: Vec<u8>) {
-        let doomed: Vec<_> = self
-            .pending
-            .range((cf, from.clone())..(cf, to.clone()))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let doomed: Vec<_> = self.pending.range((cf, from.clone())..(cf, to.clone())).map(|(k, _)| k.clone()).collect();
         for key in doomed {
             self.pending.remove(&key);
         }
@@ -87,10 +83,7 @@ impl<'e> WriteSet<'e> {
         reverse: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
-        let range = (
-            Bound::Included((cf, start.to_vec())),
-            Bound::Excluded((cf, end.to_vec())),
-        );
+        let range = (Bound::Included((cf, start.to_vec())), Bound::Excluded((cf, end.to_vec())));
         let mut pending: Box<dyn Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)>> = if reverse {
             Box::new(self.pending.range(range).rev().map(|((_, k), v)| (k, v)))
         } else {

@@ -104,10 +104,7 @@ fn hello(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         } else if option.eq_ignore_ascii_case(b"SETNAME") && remaining >= 1 {
             name = Some(args.next_bytes()?.clone());
         } else {
-            return Err(CmdError::err(format!(
-                "Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(option)
-            )));
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(option))));
         }
     }
     if let Some((user, password)) = &credentials {

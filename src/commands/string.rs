@@ -17,9 +17,8 @@ pub fn register(table: &mut CommandTable) {
 /// `GET key`
 fn get(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let value = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
-        Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body))
-    })?;
+    let value =
+        ctx.server.keyspace.run(ctx.client.db, &[key], |tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
     ctx.server.stats.hit(value.is_some());
     Ok(Reply::opt_bulk(value))
 }

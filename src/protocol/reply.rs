@@ -139,9 +139,7 @@ impl ReplyEncoder {
                     bulk(out, text.as_bytes());
                 }
             }
-            Reply::Bool(value) if self.resp3 => {
-                out.put_slice(if *value { b"#t\r\n" } else { b"#f\r\n" })
-            }
+            Reply::Bool(value) if self.resp3 => out.put_slice(if *value { b"#t\r\n" } else { b"#f\r\n" }),
             Reply::Bool(value) => integer(out, b':', *value as i64),
             Reply::Verbatim(format, text) if self.resp3 => {
                 integer(out, b'=', (text.len() + 4) as i64);

@@ -43,10 +43,7 @@ pub enum ParseOutcome {
 }
 
 /// Parse one request from the front of `buf`.
-pub fn parse_request(
-    buf: &mut BytesMut,
-    limits: &RequestLimits,
-) -> Result<ParseOutcome, ProtocolError> {
+pub fn parse_request(buf: &mut BytesMut, limits: &RequestLimits) -> Result<ParseOutcome, ProtocolError> {
     if buf.first() == Some(&b'*') {
         parse_multibulk(buf, limits)
     } else {
@@ -73,11 +70,7 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 /// Parses a header line such as `*3` or `$5` starting at `start` (the byte
 /// after the type marker). Returns the number and the index after `\r\n`,
 /// `Ok(None)` when the line is not complete yet.
-fn header_line(
-    buf: &[u8],
-    start: usize,
-    too_big: &str,
-) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
+fn header_line(buf: &[u8], start: usize, too_big: &str) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
     let Some(cr) = find_crlf(buf, start) else {
         if buf.len() - start > INLINE_MAX {
             return Err(ProtocolError(too_big.to_string()));
@@ -123,10 +116,7 @@ pub fn parse_i64(digits: &[u8]) -> Option<i64> {
     }
 }
 
-fn parse_multibulk(
-    buf: &mut BytesMut,
-    limits: &RequestLimits,
-) -> Result<ParseOutcome, ProtocolError> {
+fn parse_multibulk(buf: &mut BytesMut, limits: &RequestLimits) -> Result<ParseOutcome, ProtocolError> {
     let Some((count, mut pos)) = header_line(buf, 1, "too big mbulk count string")? else {
         return Ok(ParseOutcome::Incomplete { need: buf.len() + 1 });
     };
@@ -147,9 +137,7 @@ fn parse_multibulk(
         match buf.get(pos) {
             None => return Ok(ParseOutcome::Incomplete { need: pos + 1 }),
             Some(b'$') => {}
-            Some(&other) => {
-                return Err(ProtocolError(format!("expected '$', got '{}'", other as char)))
-            }
+            Some(&other) => return Err(ProtocolError(format!("expected '$', got '{}'", other as char))),
         }
         let Some((len, data)) = header_line(buf, pos + 1, "too big bulk count string")? else {
             return Ok(ParseOutcome::Incomplete { need: buf.len() + 1 });
@@ -181,8 +169,8 @@ fn parse_inline(buf: &mut BytesMut) -> Result<ParseOutcome, ProtocolError> {
         return Ok(ParseOutcome::Incomplete { need: buf.len() + 1 });
     };
     let line_end = if newline > 0 && buf[newline - 1] == b'\r' { newline - 1 } else { newline };
-    let args = split_inline_args(&buf[..line_end])
-        .ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
+    let args =
+        split_inline_args(&buf[..line_end]).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
     buf.advance(newline + 1);
     Ok(ParseOutcome::Request(args.into_iter().map(Bytes::from).collect()))
 }
