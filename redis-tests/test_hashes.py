@@ -322,12 +322,16 @@ def test_string_commands_against_hash(pair):
     pair.same("SET", "h", "x")
     pair.same("GET", "h")
     pair.same("HSET", "h", "g", "1")
-    if has_command(pair, "DEL"):
-        pair.same("DEL", "h")
-    else:
-        pair.same("SET", "h", "y")
+    # Back to a hash (through an expiring string): only the new field shows.
+    pair.same("SET", "h", "y", "PX", "30")
+    time.sleep(0.1)
     pair.same("HSET", "h", "z", "1")
     same_map(pair, "HGETALL", "h")
+    pair.same("HGET", "h", "f")
+    if has_command(pair, "DEL"):
+        pair.same("DEL", "h")
+        pair.same("HSET", "h", "w", "1")
+        same_map(pair, "HGETALL", "h")
 
 
 # ---------------------------------------------------------------- expiry
@@ -475,7 +479,8 @@ def test_hscan_errors(pair):
         ("abc",), ("1.5",), ("",), ("0", "COUNT"), ("0", "COUNT", "0"), ("0", "COUNT", "-1"),
         ("0", "COUNT", "x"), ("0", "MATCH"), ("0", "TYPE", "string"), ("0", "BOGUS", "1"),
         ("0", "NOVALUES"), ("0", "MATCH", "*", "COUNT"), ("0", "count", "5", "match", "a"),
-        ("18446744073709551616",),
+        ("18446744073709551616",), ("+0",), ("-0",), ("-1",), ("+",), ("-",), (" 0",), ("0 ",),
+        ("-18446744073709551616",), ("99999999999999999999",), ("12345678",),
     ]:
         pair.same("HSCAN", "h", *args)
         pair.same("HSCAN", "missing", *args)

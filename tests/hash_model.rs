@@ -180,7 +180,7 @@ fn hashes_agree_with_a_model_seed_1() {
 
 #[test]
 fn hashes_agree_with_a_model_seed_2() {
-    run(0x5eed_2, 400);
+    run(0x0005_eed2, 400);
 }
 
 #[test]

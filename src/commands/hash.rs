@@ -20,7 +20,6 @@ use strata_engines::{Cf, KeyType};
 
 use super::args::{parse_int, Args};
 use super::{CommandTable, Ctx};
-use crate::cursor::parse_cursor;
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
@@ -187,6 +186,7 @@ fn scan_fields(
 /// COPY and MOVE need it because a field's record embeds the key name.
 /// Returns how many fields were copied; the caller writes `to`'s metadata
 /// with `HashBody { version: to_version, len: copied }`.
+#[allow(dead_code)] // Called by the keyspace family's RENAME/COPY/MOVE.
 pub(crate) fn copy_hash_fields(
     txn: &mut Txn,
     from: &KeyRef,
@@ -225,7 +225,7 @@ fn read_hash<R>(
 
 /// The field/value pairs of HSET and HMSET; an odd count is an arity error.
 fn field_pairs<'a>(argv: &'a [Bytes], command: &str) -> Result<Vec<(&'a Bytes, &'a Bytes)>, CmdError> {
-    if argv.len() < 4 || argv.len() % 2 != 0 {
+    if argv.len() < 4 || !argv.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(command.to_string()));
     }
     Ok(argv[2..].chunks_exact(2).map(|pair| (&pair[0], &pair[1])).collect())
@@ -550,11 +550,34 @@ impl<'a> ScanArgs<'a> {
     }
 }
 
+/// Redis's `parseScanCursorOrReply` (`strtoul` on the whole argument): an
+/// empty string is 0, a sign is allowed and `-n` wraps around. (The shared
+/// `cursor::parse_cursor` rejects these three forms.)
+fn parse_scan_cursor(arg: &[u8]) -> Result<u64, CmdError> {
+    let invalid = || CmdError::err("invalid cursor");
+    if arg.is_empty() {
+        return Ok(0);
+    }
+    let (negative, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let mut value: u64 = 0;
+    for &d in digits {
+        value = value.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or_else(invalid)?;
+    }
+    Ok(if negative { value.wrapping_neg() } else { value })
+}
+
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`: visits up to COUNT
 /// fields after the cursor's saved position (the last field visited), in
 /// byte order.
 fn hscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let cursor = parse_cursor(&argv[2])?;
+    let cursor = parse_scan_cursor(&argv[2])?;
     // Redis checks the key before the options: a missing key answers an
     // empty scan whatever the options are.
     let options = ScanArgs::parse(argv);
@@ -589,4 +612,88 @@ fn hscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         Reply::bulk_str(&next.to_string()),
         Reply::bulks(found.into_iter().flat_map(|(f, v)| [f, v])),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::Keyspace;
+    use strata_engines::RocksConfig;
+
+    fn keyspace(dir: &std::path::Path) -> Keyspace {
+        let config = RocksConfig { block_cache_bytes: 1 << 20, write_buffer_bytes: 1 << 20, sync_writes: false };
+        Keyspace::open(dir, &config, 2).unwrap()
+    }
+
+    fn entries_of(ks: &Keyspace, db: usize, key: &[u8]) -> Option<(u64, Vec<Entry>)> {
+        ks.run(db, &[key], |tx| match Hash::open(tx, key)? {
+            Some(hash) => Ok(Some((hash.len(), hash.entries(tx)?))),
+            None => Ok(None),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn copy_hash_fields_rewrites_every_field_under_the_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = keyspace(dir.path());
+        ks.run(0, &[b"src"], |tx| {
+            let mut hash = Hash::open_or_create(tx, b"src")?;
+            for (f, v) in [(&b"a"[..], &b"1"[..]), (b"\x00\xff", b""), (b"", b"empty field")] {
+                hash.set(tx, f, v)?;
+            }
+            hash.save(tx, b"src")
+        })
+        .unwrap();
+        // Copy into another key of database 0 and into database 1 (MOVE).
+        for (db, key) in [(0usize, &b"dst"[..]), (1, b"src")] {
+            ks.run(0, &[b"src", key], |tx| {
+                let src = Hash::open(tx, b"src")?.expect("src exists");
+                let version = tx.txn.new_hash_body().version;
+                let to = KeyRef { db: ks.store.physical(db), slot: strata_cluster::key_slot(key), key };
+                let from = tx.key(b"src");
+                let copied = copy_hash_fields(&mut tx.txn, &from, src.body.version, &to, version)?;
+                assert_eq!(copied, 3);
+                let meta = KeyMeta {
+                    key_type: KeyType::Hash,
+                    expire_ms: 0,
+                    body: HashBody { version, len: copied }.encode().to_vec(),
+                };
+                tx.txn.put_meta(&to, None, &meta);
+                Ok(())
+            })
+            .unwrap();
+        }
+        let original = entries_of(&ks, 0, b"src").unwrap();
+        assert_eq!(original.0, 3);
+        assert_eq!(entries_of(&ks, 0, b"dst"), Some(original.clone()));
+        assert_eq!(entries_of(&ks, 1, b"src"), Some(original));
+    }
+
+    #[test]
+    fn deleting_the_last_field_deletes_the_key_and_a_new_hash_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = keyspace(dir.path());
+        let set = |field: &'static [u8]| {
+            ks.run(0, &[b"h"], |tx| {
+                let mut hash = Hash::open_or_create(tx, b"h")?;
+                hash.set(tx, field, b"v")?;
+                hash.save(tx, b"h")
+            })
+            .unwrap()
+        };
+        set(b"a");
+        set(b"b");
+        ks.run(0, &[b"h"], |tx| {
+            let mut hash = Hash::open(tx, b"h")?.unwrap();
+            assert!(hash.remove(tx, b"a")?);
+            assert!(!hash.remove(tx, b"a")?);
+            assert!(hash.remove(tx, b"b")?);
+            hash.save(tx, b"h")
+        })
+        .unwrap();
+        assert_eq!(entries_of(&ks, 0, b"h"), None);
+        set(b"c");
+        assert_eq!(entries_of(&ks, 0, b"h"), Some((1, vec![(b"c".to_vec(), b"v".to_vec())])));
+    }
 }

@@ -21,8 +21,14 @@ const MAX_CHARS: usize = 5 * 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LongDouble {
     /// `mant * 2^exp`; zero has `mant == 0`.
-    Finite { neg: bool, mant: u64, exp: i64 },
-    Inf { neg: bool },
+    Finite {
+        neg: bool,
+        mant: u64,
+        exp: i64,
+    },
+    Inf {
+        neg: bool,
+    },
     Nan,
 }
 
@@ -171,9 +177,7 @@ pub fn add(a: LongDouble, b: LongDouble) -> LongDouble {
         (Nan, _) | (_, Nan) => Nan,
         (Inf { neg: x }, Inf { neg: y }) if x != y => Nan,
         (Inf { neg }, _) | (_, Inf { neg }) => Inf { neg },
-        (Finite { neg: na, mant: 0, .. }, Finite { neg: nb, mant: 0, .. }) => {
-            Finite { neg: na && nb, mant: 0, exp: 0 }
-        }
+        (Finite { neg: na, mant: 0, .. }, Finite { neg: nb, mant: 0, .. }) => Finite { neg: na && nb, mant: 0, exp: 0 },
         (Finite { mant: 0, .. }, other) | (other, Finite { mant: 0, .. }) => other,
         (Finite { neg: na, mant: ma, exp: ea }, Finite { neg: nb, mant: mb, exp: eb }) => {
             let exp = ea.min(eb);
