@@ -120,7 +120,15 @@ pub struct Client {
 
 impl Client {
     pub fn new(shared: Arc<ClientShared>, authenticated: bool) -> Client {
-        Client { shared, db: 0, resp3: false, authenticated, close_after_reply: false, last_command: String::new(), wrote: false }
+        Client {
+            shared,
+            db: 0,
+            resp3: false,
+            authenticated,
+            close_after_reply: false,
+            last_command: String::new(),
+            wrote: false,
+        }
     }
 
     pub fn select(&mut self, db: usize) {

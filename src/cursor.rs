@@ -67,3 +67,39 @@ pub fn parse_cursor(arg: &[u8]) -> Result<u64, crate::error::CmdError> {
     let value = std::str::from_utf8(digits).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(invalid)?;
     Ok(if negative { value.wrapping_neg() } else { value })
 }
+
+/// The options of SCAN, HSCAN (and later SSCAN, ZSCAN).
+pub struct ScanOptions<'a> {
+    /// None when there is no MATCH or it is `*` (which Redis does not run
+    /// through the matcher, so it also matches the empty string).
+    pub pattern: Option<&'a bytes::Bytes>,
+    pub count: usize,
+    /// TYPE, only SCAN takes it.
+    pub type_name: Option<&'a bytes::Bytes>,
+}
+
+impl<'a> ScanOptions<'a> {
+    /// `[MATCH pattern] [COUNT count] [TYPE type]`: the arguments after the
+    /// cursor. Each option takes a value; COUNT must be at least 1.
+    pub fn parse(options: &'a [bytes::Bytes], allow_type: bool) -> Result<ScanOptions<'a>, crate::error::CmdError> {
+        use crate::error::CmdError;
+        let mut parsed = ScanOptions { pattern: None, count: 10, type_name: None };
+        for pair in options.chunks(2) {
+            let [option, value] = pair else { return Err(CmdError::Syntax) };
+            if option.eq_ignore_ascii_case(b"COUNT") {
+                let count = crate::commands::args::parse_int(value)?;
+                if count < 1 {
+                    return Err(CmdError::Syntax);
+                }
+                parsed.count = usize::try_from(count).unwrap_or(usize::MAX);
+            } else if option.eq_ignore_ascii_case(b"MATCH") {
+                parsed.pattern = (value.as_ref() != b"*").then_some(value);
+            } else if allow_type && option.eq_ignore_ascii_case(b"TYPE") {
+                parsed.type_name = Some(value);
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        Ok(parsed)
+    }
+}

@@ -48,7 +48,8 @@ pub enum StartError {
 impl Server {
     pub fn open(config: Config) -> Result<Arc<Server>, StartError> {
         let dir = config.dir();
-        let keyspace = Keyspace::open(&dir.join("rocksdb"), &strata_engines::RocksConfig::default(), config.databases())?;
+        let keyspace =
+            Keyspace::open(&dir.join("rocksdb"), &strata_engines::RocksConfig::default(), config.databases())?;
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         Ok(Arc::new(Server {

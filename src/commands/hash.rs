@@ -18,8 +18,9 @@ use strata_engines::encoding::{prefix_end, HashBody};
 use strata_engines::keyspace::{KeyMeta, KeyRef, Txn};
 use strata_engines::{Cf, KeyType};
 
-use super::args::{parse_int, Args};
+use super::args::parse_int;
 use super::{CommandTable, Ctx};
+use crate::cursor::{parse_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
@@ -186,7 +187,6 @@ fn scan_fields(
 /// COPY and MOVE need it because a field's record embeds the key name.
 /// Returns how many fields were copied; the caller writes `to`'s metadata
 /// with `HashBody { version: to_version, len: copied }`.
-#[allow(dead_code)] // Called by the keyspace family's RENAME/COPY/MOVE.
 pub(crate) fn copy_hash_fields(
     txn: &mut Txn,
     from: &KeyRef,
@@ -518,69 +518,14 @@ fn entries_reply(entries: Vec<Entry>, with_values: bool, resp3: bool) -> Reply {
     Reply::bulks(entries.into_iter().flat_map(|(f, v)| [f, v]))
 }
 
-/// Parsed HSCAN options.
-struct ScanArgs<'a> {
-    pattern: Option<&'a Bytes>,
-    count: u64,
-}
-
-impl<'a> ScanArgs<'a> {
-    /// `[MATCH pattern] [COUNT count]` after the cursor.
-    fn parse(argv: &'a [Bytes]) -> Result<ScanArgs<'a>, CmdError> {
-        let mut args = Args::new(&argv[2..]);
-        let mut parsed = ScanArgs { pattern: None, count: 10 };
-        while let Some(option) = args.next_opt() {
-            if args.is_empty() {
-                return Err(CmdError::Syntax);
-            }
-            if option.eq_ignore_ascii_case(b"COUNT") {
-                let count = args.next_i64()?;
-                if count < 1 {
-                    return Err(CmdError::Syntax);
-                }
-                parsed.count = count as u64;
-            } else if option.eq_ignore_ascii_case(b"MATCH") {
-                let pattern = args.next_bytes()?;
-                parsed.pattern = (pattern.as_ref() != b"*").then_some(pattern);
-            } else {
-                return Err(CmdError::Syntax);
-            }
-        }
-        Ok(parsed)
-    }
-}
-
-/// Redis's `parseScanCursorOrReply` (`strtoul` on the whole argument): an
-/// empty string is 0, a sign is allowed and `-n` wraps around. (The shared
-/// `cursor::parse_cursor` rejects these three forms.)
-fn parse_scan_cursor(arg: &[u8]) -> Result<u64, CmdError> {
-    let invalid = || CmdError::err("invalid cursor");
-    if arg.is_empty() {
-        return Ok(0);
-    }
-    let (negative, digits) = match arg[0] {
-        b'-' => (true, &arg[1..]),
-        b'+' => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(invalid());
-    }
-    let mut value: u64 = 0;
-    for &d in digits {
-        value = value.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or_else(invalid)?;
-    }
-    Ok(if negative { value.wrapping_neg() } else { value })
-}
-
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`: visits up to COUNT
 /// fields after the cursor's saved position (the last field visited), in
 /// byte order.
 fn hscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let cursor = parse_scan_cursor(&argv[2])?;
+    let cursor = parse_cursor(&argv[2])?;
     // Redis checks the key before the options: a missing key answers an
     // empty scan whatever the options are.
-    let options = ScanArgs::parse(argv);
+    let options = ScanOptions::parse(&argv[3..], false);
     let resume = if cursor == 0 { None } else { ctx.server.cursors.load(cursor) };
     let key = &argv[1];
     let scanned = read_hash(ctx, key, |tx, hash| {
@@ -589,7 +534,7 @@ fn hscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         };
         let options = options?;
         let mut found = Vec::new();
-        let mut visited = 0u64;
+        let mut visited = 0usize;
         let mut last: Option<Vec<u8>> = None;
         let mut more = false;
         hash.scan(tx, resume.as_deref(), &mut |field, value| {
@@ -621,7 +566,7 @@ mod tests {
     use strata_engines::RocksConfig;
 
     fn keyspace(dir: &std::path::Path) -> Keyspace {
-        let config = RocksConfig { block_cache_bytes: 1 << 20, write_buffer_bytes: 1 << 20, sync_writes: false };
+        let config = RocksConfig { block_cache_bytes: 1 << 20, write_buffer_bytes: 1 << 20 };
         Keyspace::open(dir, &config, 2).unwrap()
     }
 

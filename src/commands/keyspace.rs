@@ -11,7 +11,7 @@ use strata_engines::{Cf, KeyType};
 
 use super::args::{parse_int, Args};
 use super::{CommandTable, Ctx};
-use crate::cursor::parse_cursor;
+use crate::cursor::{parse_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
@@ -94,31 +94,6 @@ fn type_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Status(key_type.map_or("none", KeyType::name)))
 }
 
-/// Copies every field of one hash version to another key and version.
-fn copy_hash_fields(
-    txn: &mut Txn,
-    from: &KeyRef,
-    from_version: u64,
-    to: &KeyRef,
-    to_version: u64,
-) -> Result<(), CmdError> {
-    let prefix = from.sub_prefix(from_version);
-    let end = prefix_end(&prefix).unwrap_or_else(|| db_end(from.db));
-    let mut fields = Vec::new();
-    txn.ws.scan(Cf::Sub, &prefix, &end, false, &mut |raw, value| {
-        fields.push((raw[prefix.len()..].to_vec(), value.to_vec()));
-        true
-    })?;
-    let target = to.sub_prefix(to_version);
-    for (field, value) in fields {
-        let mut sub_key = Vec::with_capacity(target.len() + field.len());
-        sub_key.extend_from_slice(&target);
-        sub_key.extend_from_slice(&field);
-        txn.ws.put(Cf::Sub, sub_key, value);
-    }
-    Ok(())
-}
-
 /// The metadata of a copy of `meta` (held by `from`) stored under `to`,
 /// with the TTL kept. A string's value is its metadata; a hash gets a fresh
 /// version with every field copied, because fields are keyed by key name.
@@ -128,8 +103,7 @@ fn copy_value(txn: &mut Txn, from: &KeyRef, meta: &KeyMeta, to: &KeyRef) -> Resu
         KeyType::Hash => {
             let old = meta.hash()?;
             let mut body = txn.new_hash_body();
-            body.len = old.len;
-            copy_hash_fields(txn, from, old.version, to, body.version)?;
+            body.len = super::hash::copy_hash_fields(txn, from, old.version, to, body.version)?;
             Ok(KeyMeta { key_type: KeyType::Hash, expire_ms: meta.expire_ms, body: body.encode().to_vec() })
         }
         // The memory engines keep these values outside the metadata; they
@@ -423,16 +397,14 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(removed as i64))
 }
 
+/// Called with a raw meta key, its user key and its metadata (None when expired).
+type KeyVisitor<'a> = dyn FnMut(&[u8], &[u8], Option<&Meta>) -> bool + 'a;
+
 /// Visits the live (unexpired) keys of the current database from the meta
 /// key `start` on, in storage order, until `visit` returns false. `visit`
 /// gets the raw meta key, the user key and the decoded metadata; expired
 /// keys are passed with `None` so that callers can count them as examined.
-fn visit_keys(
-    tx: &Tx,
-    start: &[u8],
-    end: &[u8],
-    visit: &mut dyn FnMut(&[u8], &[u8], Option<&Meta>) -> bool,
-) -> Result<(), CmdError> {
+fn visit_keys(tx: &Tx, start: &[u8], end: &[u8], visit: &mut KeyVisitor) -> Result<(), CmdError> {
     let now = tx.now_ms();
     tx.txn.ws.scan(Cf::Meta, start, end, false, &mut |raw, value| {
         let (Some((_, _, key)), Some(meta)) = (decode_meta_key(raw), Meta::decode(value)) else {
@@ -464,51 +436,15 @@ fn keys(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::bulks(found))
 }
 
-struct ScanArgs<'a> {
-    cursor: u64,
-    pattern: Option<&'a Bytes>,
-    count: usize,
-    type_name: Option<&'a Bytes>,
-}
-
-impl<'a> ScanArgs<'a> {
-    /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`
-    fn parse(argv: &'a [Bytes]) -> Result<ScanArgs<'a>, CmdError> {
-        let mut args = Args::new(argv);
-        let cursor = parse_cursor(args.next_bytes()?)?;
-        let mut parsed = ScanArgs { cursor, pattern: None, count: 10, type_name: None };
-        while let Some(option) = args.next_opt() {
-            if args.is_empty() {
-                return Err(CmdError::Syntax);
-            }
-            if option.eq_ignore_ascii_case(b"COUNT") {
-                let count = args.next_i64()?;
-                if count < 1 {
-                    return Err(CmdError::Syntax);
-                }
-                parsed.count = usize::try_from(count).unwrap_or(usize::MAX);
-            } else if option.eq_ignore_ascii_case(b"MATCH") {
-                let pattern = args.next_bytes()?;
-                // "*" matches everything: skip the matcher.
-                parsed.pattern = (pattern.as_ref() != b"*").then_some(pattern);
-            } else if option.eq_ignore_ascii_case(b"TYPE") {
-                parsed.type_name = Some(args.next_bytes()?);
-            } else {
-                return Err(CmdError::Syntax);
-            }
-        }
-        Ok(parsed)
-    }
-}
-
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: examines up to
 /// COUNT keys in storage order; the cursor stands for the last key examined
 /// (without its database prefix, so SWAPDB or SELECT between calls resume
 /// at the same key name).
 fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let scan = ScanArgs::parse(argv)?;
+    let cursor = parse_cursor(&argv[1])?;
+    let scan = ScanOptions::parse(&argv[2..], true)?;
     // 0, or a cursor forgotten or never issued, starts from the beginning.
-    let resume = ctx.server.cursors.load(scan.cursor);
+    let resume = ctx.server.cursors.load(cursor);
     let (found, last) = ctx.server.keyspace.run_unlocked(ctx.client.db, |tx| {
         let mut start = db_start(tx.physical);
         if let Some(position) = &resume {
