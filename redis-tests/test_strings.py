@@ -1,5 +1,6 @@
 """String commands, differential against redis-server 7.0: every command and
 option, error texts and their order, binary and big values, TTL effects."""
+import random
 import shutil
 import time
 
@@ -462,7 +463,7 @@ def test_lcs(pair):
 
 
 def test_lcs_resp3(pair):
-    pair.same("HELLO", "3")
+    pair.call("HELLO", "3")
     pair.same("MSET", "a", "ohmytext", "b", "mynewtext")
     pair.same("LCS", "a", "b", "IDX", "WITHMATCHLEN")
     pair.same("LCS", "a", "b", "LEN")
@@ -718,3 +719,70 @@ def test_growth_limits(small_pair):
     p.same("SET", "b", b"b" * 300)
     p.same("LCS", "a", "b", "LEN")
     p.same("SET", "k", "v", "EX", "0")
+
+
+# --- randomized differential runs (fixed seeds) -----------------------------
+
+def random_decimal(rng):
+    mantissa = rng.choice(["", "-"]) + str(rng.randint(0, 10 ** rng.randint(1, 25)))
+    if rng.random() < 0.6:
+        mantissa += "." + str(rng.randint(0, 10 ** rng.randint(1, 22))).zfill(rng.randint(1, 22))
+    if rng.random() < 0.4:
+        mantissa += "e" + str(rng.randint(-40, 40))
+    elif rng.random() < 0.1:
+        mantissa += "E" + str(rng.randint(-4960, 4940))
+    elif rng.random() < 0.1:
+        mantissa = "0x" + format(rng.randrange(1 << 70), "x") + "p" + str(rng.randint(-16500, 16400))
+    return mantissa
+
+
+def test_incrbyfloat_random(pair):
+    rng = random.Random(7)
+    for i in range(800):
+        if i % 20 == 0:
+            pair.same("SET", "f", random_decimal(rng))
+        pair.same("INCRBYFLOAT", "f", random_decimal(rng))
+        pair.same("GET", "f")
+
+
+def test_bits_random(pair):
+    rng = random.Random(11)
+    for _ in range(60):
+        value = bytes(rng.choice([0, 0xFF, rng.randrange(256)]) for _ in range(rng.randint(0, 12)))
+        pair.same("SET", "r", value)
+        for _ in range(15):
+            s, e = rng.randint(-100, 100), rng.randint(-100, 100)
+            unit = rng.choice([(), ("BIT",), ("BYTE",)])
+            pair.same("BITCOUNT", "r", s, e, *unit)
+            bit = rng.choice(["0", "1"])
+            pair.same("BITPOS", "r", bit, s, e, *unit)
+            pair.same("BITPOS", "r", bit, s)
+            pair.same("GETRANGE", "r", s, e)
+
+
+def test_bitfield_random(pair):
+    rng = random.Random(13)
+    for _ in range(300):
+        args = []
+        for _ in range(rng.randint(1, 4)):
+            if rng.random() < 0.3:
+                args += ["OVERFLOW", rng.choice(["WRAP", "SAT", "FAIL"])]
+            signed = rng.random() < 0.5
+            typ = ("i" if signed else "u") + str(rng.randint(1, 64 if signed else 63))
+            off = rng.choice([str(rng.randint(0, 70)), "#" + str(rng.randint(0, 5))])
+            op = rng.choice(["GET", "SET", "INCRBY"])
+            args += [op, typ, off]
+            if op != "GET":
+                args.append(str(rng.choice([rng.randint(-300, 300), rng.randint(-2 ** 63, 2 ** 63 - 1)])))
+        pair.same("BITFIELD", "bfr", *args)
+    pair.same("GET", "bfr")
+
+
+def test_lcs_random(pair):
+    rng = random.Random(17)
+    for _ in range(60):
+        a = "".join(rng.choice("ab\x00c") for _ in range(rng.randint(0, 30)))
+        b = "".join(rng.choice("abc\x00") for _ in range(rng.randint(0, 30)))
+        pair.same("MSET", "la", a, "lb", b)
+        pair.same("LCS", "la", "lb")
+        pair.same("LCS", "la", "lb", "IDX", "WITHMATCHLEN", "MINMATCHLEN", str(rng.randint(0, 3)))
