@@ -10,7 +10,7 @@ PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 # -q redraws a progress line with \r; keep only each test's final line.
-OUT=$(redis-benchmark -p "$PORT" -t ping_inline,ping_mbulk,set,get,incr,mset -P 16 -n 20000 -q 2>&1 | tr '\r' '\n' | grep -v 'rps=')
+OUT=$(redis-benchmark -p "$PORT" -t ping_inline,ping_mbulk,set,get,incr,mset -P 16 -n 20000 -q 2>&1 | tr '\r' '\n' | grep -E 'requests per second|rror')
 echo "$OUT"
 if echo "$OUT" | grep -qi "error"; then
     echo "redis-benchmark reported errors" >&2

@@ -27,6 +27,13 @@ impl TestServer {
         Self::start_with(&[])
     }
 
+    /// Starts with a config file first, then `extra` flags.
+    pub fn start_with_config(config: &Path, extra: &[&str]) -> TestServer {
+        let mut args = vec![config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Self::start_with(&args)
+    }
+
     pub fn start_with(extra: &[&str]) -> TestServer {
         let tempdir = tempfile::tempdir().unwrap();
         let dir = tempdir.path().to_path_buf();
@@ -42,14 +49,21 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_strata-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strata-server"));
+        // A config file, if any, must come first.
+        let mut extra = self.extra.as_slice();
+        if let Some(file) = extra.first().filter(|a| !a.starts_with("--")) {
+            command.arg(file);
+            extra = &extra[1..];
+        }
+        let child = command
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--dir")
             .arg(&self.dir)
             .arg("--loglevel")
             .arg("warning")
-            .args(&self.extra)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -65,8 +79,10 @@ impl TestServer {
                 panic!("strata-server exited early: {status}");
             }
             if let Ok(mut conn) = Conn::try_connect(self.port) {
-                if conn.call(&["PING"]) == Value::Status("PONG".into()) {
-                    return;
+                match conn.call(&["PING"]) {
+                    Value::Status(pong) if pong == "PONG" => return,
+                    Value::Error(e) if e.starts_with("NOAUTH") => return,
+                    _ => {}
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
