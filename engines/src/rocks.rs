@@ -48,7 +48,7 @@ pub struct RocksConfig {
 
 impl Default for RocksConfig {
     fn default() -> Self {
-        RocksConfig { block_cache_bytes: 256 << 20, write_buffer_bytes: 64 << 20 }
+        RocksConfig { block_cache_bytes: 256 << 20, write_buffer_bytes: 8 << 20 }
     }
 }
 
