@@ -1,0 +1,246 @@
+//! Memory engines: lists, sets and sorted sets live in memory, inside the
+//! keyspace's lock shards (the lock that makes a command atomic also guards
+//! the data it touches).
+//!
+//! Every change goes through `MemDb::apply` with a `MemOp`: a deterministic
+//! effect (the members SPOP chose, the absolute expiry, the items pushed),
+//! never a raw command. Handlers compute effects and apply them; the same
+//! records replayed on an empty engine give the same state, which is what
+//! the write-ahead log and replicas rely on.
+
+pub mod list;
+pub mod set;
+pub mod zset;
+
+use std::collections::{BTreeSet, HashMap};
+
+use bytes::Bytes;
+use strata_cluster::key_slot;
+
+use crate::encoding::KeyType;
+
+pub use list::{ListOp, ListValue};
+pub use set::{SetOp, SetValue};
+pub use zset::{SortedSet, ZSetOp};
+
+/// A memory-resident value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MemValue {
+    List(ListValue),
+    Set(SetValue),
+    ZSet(SortedSet),
+}
+
+impl MemValue {
+    pub fn key_type(&self) -> KeyType {
+        match self {
+            MemValue::List(_) => KeyType::List,
+            MemValue::Set(_) => KeyType::Set,
+            MemValue::ZSet(_) => KeyType::ZSet,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            MemValue::List(l) => l.len(),
+            MemValue::Set(s) => s.len(),
+            MemValue::ZSet(z) => z.len(),
+        }
+    }
+
+    /// Redis never keeps an empty aggregate: the key is deleted instead.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A memory key's value and TTL.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemEntry {
+    /// Absolute unix ms; 0 = no TTL.
+    pub expire_ms: u64,
+    pub value: MemValue,
+}
+
+/// A deterministic effect on one memory key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MemOp {
+    /// Creates or replaces the key with a whole value (RENAME, COPY, MOVE,
+    /// the *STORE commands).
+    Put { key: Bytes, entry: MemEntry },
+    Delete { key: Bytes },
+    /// Sets (or with 0 clears) the TTL.
+    Expire { key: Bytes, expire_ms: u64 },
+    List { key: Bytes, op: ListOp },
+    Set { key: Bytes, op: SetOp },
+    ZSet { key: Bytes, op: ZSetOp },
+}
+
+/// One op-log record: an effect in a physical database, or a whole
+/// database emptied.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MemRecord {
+    Op { db: u32, op: MemOp },
+    Flush { db: u32 },
+}
+
+/// The memory keys of one physical database within one lock shard.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemDb {
+    keys: HashMap<Bytes, MemEntry>,
+    /// Keys by hash slot, so that "every key of slots S..E" is a range.
+    by_slot: BTreeSet<(u16, Bytes)>,
+    /// Keys with a TTL, soonest first, for active expiry.
+    expires: BTreeSet<(u64, Bytes)>,
+}
+
+impl MemDb {
+    pub fn get(&self, key: &[u8]) -> Option<&MemEntry> {
+        self.keys.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Keys of `slot` after `after` (exclusive; None = from the start), in
+    /// byte order.
+    pub fn keys_in_slot<'a>(&'a self, slot: u16, after: Option<&[u8]>) -> impl Iterator<Item = &'a Bytes> + 'a {
+        use std::ops::Bound;
+        let start = match after {
+            Some(key) => Bound::Excluded((slot, Bytes::copy_from_slice(key))),
+            None => Bound::Included((slot, Bytes::new())),
+        };
+        self.by_slot.range((start, Bound::Unbounded)).take_while(move |(s, _)| *s == slot).map(|(_, k)| k)
+    }
+
+    /// Keys whose TTL is at or before `now_ms`, soonest first.
+    pub fn due(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
+        self.expires.iter().take_while(|(at, _)| *at <= now_ms).take(limit).map(|(_, k)| k.clone()).collect()
+    }
+
+    fn insert(&mut self, key: Bytes, entry: MemEntry) {
+        self.remove(&key);
+        if entry.expire_ms != 0 {
+            self.expires.insert((entry.expire_ms, key.clone()));
+        }
+        self.by_slot.insert((key_slot(&key), key.clone()));
+        self.keys.insert(key, entry);
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<MemEntry> {
+        let (key, entry) = self.keys.remove_entry(key)?;
+        if entry.expire_ms != 0 {
+            self.expires.remove(&(entry.expire_ms, key.clone()));
+        }
+        self.by_slot.remove(&(key_slot(&key), key));
+        Some(entry)
+    }
+
+    /// The single mutation path of the memory engines.
+    pub fn apply(&mut self, op: &MemOp) {
+        match op {
+            MemOp::Put { key, entry } => {
+                if !entry.value.is_empty() {
+                    self.insert(key.clone(), entry.clone());
+                } else {
+                    self.remove(key);
+                }
+            }
+            MemOp::Delete { key } => {
+                self.remove(key);
+            }
+            MemOp::Expire { key, expire_ms } => {
+                if let Some(entry) = self.keys.get_mut(key) {
+                    if entry.expire_ms != 0 {
+                        self.expires.remove(&(entry.expire_ms, key.clone()));
+                    }
+                    entry.expire_ms = *expire_ms;
+                    if *expire_ms != 0 {
+                        self.expires.insert((*expire_ms, key.clone()));
+                    }
+                }
+            }
+            MemOp::List { key, op } => self.update(key, || MemValue::List(ListValue::default()), |v| match v {
+                MemValue::List(list) => list::apply(list, op),
+                other => panic!("list op on a {:?}", other.key_type()),
+            }),
+            MemOp::Set { key, op } => self.update(key, || MemValue::Set(SetValue::default()), |v| match v {
+                MemValue::Set(set) => set::apply(set, op),
+                other => panic!("set op on a {:?}", other.key_type()),
+            }),
+            MemOp::ZSet { key, op } => self.update(key, || MemValue::ZSet(SortedSet::default()), |v| match v {
+                MemValue::ZSet(zset) => zset::apply(zset, op),
+                other => panic!("zset op on a {:?}", other.key_type()),
+            }),
+        }
+    }
+
+    /// Applies a family op to the key's value, creating it if missing and
+    /// deleting it if the op left it empty.
+    fn update(&mut self, key: &Bytes, create: impl FnOnce() -> MemValue, change: impl FnOnce(&mut MemValue)) {
+        if !self.keys.contains_key(key) {
+            self.insert(key.clone(), MemEntry { expire_ms: 0, value: create() });
+        }
+        let entry = self.keys.get_mut(key).expect("inserted above");
+        change(&mut entry.value);
+        if entry.value.is_empty() {
+            self.remove(key);
+        }
+    }
+}
+
+/// The memory keys of every database within one lock shard.
+#[derive(Debug, Default)]
+pub struct MemShard {
+    dbs: HashMap<u32, MemDb>,
+}
+
+impl MemShard {
+    pub fn db(&mut self, physical: u32) -> &mut MemDb {
+        self.dbs.entry(physical).or_default()
+    }
+
+    pub fn db_ref(&self, physical: u32) -> Option<&MemDb> {
+        self.dbs.get(&physical)
+    }
+
+    pub fn flush(&mut self, physical: u32) {
+        self.dbs.remove(&physical);
+    }
+
+    /// Physical databases that hold keys in this shard.
+    pub fn databases(&self) -> Vec<u32> {
+        self.dbs.iter().filter(|(_, db)| !db.is_empty()).map(|(&id, _)| id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> Bytes {
+        Bytes::copy_from_slice(k.as_bytes())
+    }
+
+    #[test]
+    fn indexes_follow_the_keys() {
+        let mut db = MemDb::default();
+        db.apply(&MemOp::Set { key: key("s"), op: SetOp::Add(vec![key("a")]) });
+        db.apply(&MemOp::Expire { key: key("s"), expire_ms: 50 });
+        assert_eq!(db.due(60, 10), vec![key("s")]);
+        assert_eq!(db.keys_in_slot(key_slot(b"s"), None).count(), 1);
+        db.apply(&MemOp::Set { key: key("s"), op: SetOp::Remove(vec![key("a")]) });
+        assert!(db.is_empty(), "an emptied set is deleted");
+        assert_eq!(db.due(60, 10), Vec::<Bytes>::new());
+        assert_eq!(db.keys_in_slot(key_slot(b"s"), None).count(), 0);
+    }
+}
