@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod error;
 pub mod glob;
 pub mod keyspace;
+pub mod long_double;
 pub mod protocol;
 pub mod server;
 pub mod stats;

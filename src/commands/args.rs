@@ -86,6 +86,16 @@ impl<'a> Args<'a> {
     }
 }
 
+/// The pairs that `argv[first..]` is made of (MSET's keys and values,
+/// HSET's fields and values); an odd or zero count is an arity error.
+pub fn pairs(argv: &[Bytes], first: usize) -> Result<Vec<(&Bytes, &Bytes)>, CmdError> {
+    let rest = argv.get(first..).unwrap_or_default();
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity(String::from_utf8_lossy(&argv[0]).to_ascii_lowercase()));
+    }
+    Ok(rest.chunks_exact(2).map(|pair| (&pair[0], &pair[1])).collect())
+}
+
 /// Redis's integer argument rule (`string2ll`).
 pub fn parse_int(arg: &[u8]) -> Result<i64, CmdError> {
     parse_i64(arg).ok_or(CmdError::NotInteger)

@@ -7,8 +7,6 @@
 //! `Hash` and `copy_hash_fields` are the helpers other families reuse
 //! (RENAME, COPY and MOVE rewrite a hash's fields under the new key).
 
-mod long_double;
-
 use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
@@ -18,14 +16,14 @@ use strata_engines::encoding::{prefix_end, HashBody};
 use strata_engines::keyspace::{KeyMeta, KeyRef, Txn};
 use strata_engines::{Cf, KeyType};
 
-use super::args::parse_int;
+use super::args::{pairs, parse_int};
 use super::{CommandTable, Ctx};
 use crate::cursor::{parse_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
+use crate::long_double::{self, LongDouble};
 use crate::protocol::{parse_i64, Reply};
-use long_double::LongDouble;
 
 pub fn register(table: &mut CommandTable) {
     table.register("hset", hset);
@@ -223,14 +221,6 @@ fn read_hash<R>(
     Ok(result)
 }
 
-/// The field/value pairs of HSET and HMSET; an odd count is an arity error.
-fn field_pairs<'a>(argv: &'a [Bytes], command: &str) -> Result<Vec<(&'a Bytes, &'a Bytes)>, CmdError> {
-    if argv.len() < 4 || !argv.len().is_multiple_of(2) {
-        return Err(CmdError::WrongArity(command.to_string()));
-    }
-    Ok(argv[2..].chunks_exact(2).map(|pair| (&pair[0], &pair[1])).collect())
-}
-
 /// Sets the pairs; returns how many fields are new.
 fn set_pairs(ctx: &mut Ctx, key: &[u8], pairs: &[(&Bytes, &Bytes)]) -> Result<i64, CmdError> {
     ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
@@ -246,13 +236,13 @@ fn set_pairs(ctx: &mut Ctx, key: &[u8], pairs: &[(&Bytes, &Bytes)]) -> Result<i6
 
 /// `HSET key field value [field value ...]`
 fn hset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let pairs = field_pairs(argv, "hset")?;
+    let pairs = pairs(argv, 2)?;
     Ok(Reply::Integer(set_pairs(ctx, &argv[1], &pairs)?))
 }
 
 /// `HMSET key field value [field value ...]`
 fn hmset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let pairs = field_pairs(argv, "hmset")?;
+    let pairs = pairs(argv, 2)?;
     set_pairs(ctx, &argv[1], &pairs)?;
     Ok(Reply::ok())
 }

@@ -1,9 +1,9 @@
-//! Exact emulation of the C `long double` arithmetic HINCRBYFLOAT (and
-//! INCRBYFLOAT) does in Redis on x86-64: x87 80-bit extended precision (a
+//! Exact emulation of the C `long double` arithmetic INCRBYFLOAT and
+//! HINCRBYFLOAT do in Redis on x86-64: x87 80-bit extended precision (a
 //! 64-bit mantissa), `strtold` to parse, `+` to add and `%.17Lf` to print.
 //! Rust has no such type, and doing the sum in `f64` gives different digits
 //! (Redis prints `0.1 + 0.2` as `0.3`, an f64 sum as `0.30000000000000004`),
-//! so values are kept as `mantissa * 2^exp` and every rounding is done once,
+//! so values are kept as `mant * 2^exp` and every rounding is done once,
 //! from the exact result, with small big-integer arithmetic.
 
 use std::cmp::Ordering;
@@ -481,6 +481,8 @@ impl Big {
 mod tests {
     use super::*;
 
+    /// `current + increment` as Redis stores it; None where Redis refuses
+    /// the result (NaN or infinity).
     fn incr(a: &str, b: &str) -> Option<String> {
         let sum = add(parse(a.as_bytes())?, parse(b.as_bytes())?);
         sum.is_finite().then(|| format_human(sum))
@@ -488,33 +490,94 @@ mod tests {
 
     #[test]
     fn sums_match_redis() {
-        // Expected texts are Redis 7.0 replies to HINCRBYFLOAT on x86-64.
-        assert_eq!(incr("0.1", "0.2").as_deref(), Some("0.3"));
-        assert_eq!(incr("0", "1e20").as_deref(), Some("100000000000000000000"));
-        assert_eq!(incr("0", "1.5e-10").as_deref(), Some("0.00000000015"));
-        assert_eq!(incr("0", "0x10").as_deref(), Some("16"));
-        assert_eq!(incr("9223372036854775807", "1").as_deref(), Some("9223372036854775808"));
-        assert_eq!(incr("10.5", "0.1").as_deref(), Some("10.6"));
-        assert_eq!(incr("5.0e3", "2.0e2").as_deref(), Some("5200"));
-        assert_eq!(incr("-1", "1").as_deref(), Some("0"));
-        assert_eq!(incr("-0.000000000000000000001", "0").as_deref(), Some("0"));
+        // Expected texts are Redis 7.0 replies to HINCRBYFLOAT and
+        // INCRBYFLOAT on x86-64.
+        let cases = [
+            ("0.1", "0.2", "0.3"),
+            ("0.2", "0.1", "0.3"),
+            ("10", "0.1", "10.1"),
+            ("0.1", "0", "0.1"),
+            ("0", "1e20", "100000000000000000000"),
+            ("0", "1.5e-10", "0.00000000015"),
+            ("1", "1e-10", "1.0000000001"),
+            ("1", "1.5e-5", "1.000015"),
+            ("1.000015", "-1", "0.000015"),
+            ("0.000015", "123456789.123456789", "123456789.12347178899653954"),
+            ("0", "0x10", "16"),
+            ("0x10", "1", "17"),
+            ("17", "0x1p3", "25"),
+            ("9223372036854775807", "1", "9223372036854775808"),
+            ("10.5", "0.1", "10.6"),
+            ("5.0e3", "2.0e2", "5200"),
+            ("-1", "1", "0"),
+            ("0", "-0", "0"),
+            ("3.0000000000000000000000001", "0", "3"),
+            ("-0.000000000000000000001", "0", "0"),
+            ("0", "1e-4940", "0"),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(incr(a, b).as_deref(), Some(want), "{a} + {b}");
+        }
+        assert!(incr("10.1", "1e300")
+            .unwrap()
+            .starts_with("10000000000000000000089973240795591938705239442732907479382600823212656465961809"));
+        let big = incr("25", "1e4000").unwrap();
+        assert_eq!((big.len(), &big[..12]), (4000, "999999999999"));
+    }
+
+    #[test]
+    fn non_finite_results_are_refused() {
         assert_eq!(incr("1e4932", "1e4932"), None);
+        assert_eq!(incr("1", "inf"), None);
+        assert_eq!(incr("inf", "-inf"), None);
+        assert_eq!(add(parse(b"inf").unwrap(), parse(b"-inf").unwrap()), LongDouble::Nan);
+        let max = "1.18973149535723176502e+4932";
+        assert!(parse(max.as_bytes()).is_some());
+        assert_eq!(incr(max, max), None);
     }
 
     #[test]
     fn parse_follows_strtold_and_redis() {
-        for bad in ["", " 1", "1 ", "1e", "-.", ".", "nan", "abc", "1e-5000", "0x", "infin", "1e5000"] {
+        for bad in [
+            "", " 1", "1 ", "\u{b}1", "1e", "1e+", "-.", ".", "nan", "-nan", "abc", "1..2", "1\u{0}", "1e-5000",
+            "1e-4960", "0x", "0x1p", "infin", "1e5000",
+        ] {
             assert_eq!(parse(bad.as_bytes()), None, "{bad:?}");
         }
-        for good in [".5", "5.", "+.5", "1E5", "0e-5000", "inf", "-Infinity", "0x1.8p1", "1e+5"] {
+        for good in [
+            ".5",
+            "5.",
+            "+.5",
+            "+1",
+            "-1",
+            "1E5",
+            "1E3",
+            "1e+5",
+            "0e-5000",
+            "0e99999",
+            "inf",
+            "-Infinity",
+            "0x1.8p1",
+            "0x.8",
+        ] {
             assert!(parse(good.as_bytes()).is_some(), "{good:?}");
         }
+        assert_eq!(parse(b"0"), Some(LongDouble::ZERO));
         assert_eq!(format_human(parse(b"0x1.8p1").unwrap()), "3");
+    }
+
+    #[test]
+    fn mantissa_is_64_bits() {
+        assert_eq!(incr("9007199254740993", "0").as_deref(), Some("9007199254740993"));
+        assert_eq!(incr("18446744073709551615", "0").as_deref(), Some("18446744073709551615"));
+        // 2^64 + 1 needs 65 bits: ties to even gives 2^64.
+        assert_eq!(incr("18446744073709551617", "0").as_deref(), Some("18446744073709551616"));
     }
 
     #[test]
     fn ties_round_to_even_when_printing() {
         // 2^-18 has 18 decimals ending in 5: %.17Lf rounds it to even.
         assert_eq!(format_human(parse(b"0.000003814697265625").unwrap()), "0.00000381469726562");
+        assert_eq!(incr("0", "0x1p-18").as_deref(), Some("0.00000381469726562"));
     }
 }
