@@ -10,9 +10,11 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use strata_cluster::key_slot;
 use strata_engines::keyspace::{KeyMeta, KeyRef, Store, Txn};
+use strata_engines::memory::{MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue};
 use strata_engines::{EngineError, KeyType, RocksConfig};
 
 use crate::error::CmdError;
@@ -27,16 +29,21 @@ fn shard_of(key: &[u8]) -> usize {
 /// The server's keyspace across engines.
 pub struct Keyspace {
     pub store: Store,
-    shards: Vec<Mutex<()>>,
+    /// Lock shards; each holds the memory engines' keys of its slots.
+    shards: Vec<Mutex<MemShard>>,
     pub expired_keys: AtomicU64,
+    /// When set, committed memory records are appended here: replay tests
+    /// read them (the write-ahead log will take them from the same place).
+    pub record_tap: Mutex<Option<Vec<MemRecord>>>,
 }
 
 impl Keyspace {
     pub fn open(dir: &Path, config: &RocksConfig, databases: usize) -> Result<Keyspace, EngineError> {
         Ok(Keyspace {
             store: Store::open(dir, config, databases)?,
-            shards: (0..SHARDS).map(|_| Mutex::new(())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(MemShard::default())).collect(),
             expired_keys: AtomicU64::new(0),
+            record_tap: Mutex::new(None),
         })
     }
 
@@ -44,63 +51,122 @@ impl Keyspace {
         self.store.databases()
     }
 
-    fn lock_keys(&self, keys: &[&[u8]]) -> Vec<MutexGuard<'_, ()>> {
+    fn lock_keys(&self, keys: &[&[u8]]) -> Vec<(usize, MutexGuard<'_, MemShard>)> {
         let mut shards: Vec<usize> = keys.iter().map(|k| shard_of(k)).collect();
         shards.sort_unstable();
         shards.dedup();
-        shards.into_iter().map(|s| self.shards[s].lock()).collect()
+        shards.into_iter().map(|s| (s, self.shards[s].lock())).collect()
     }
 
-    fn lock_all(&self) -> Vec<MutexGuard<'_, ()>> {
-        self.shards.iter().map(|s| s.lock()).collect()
+    fn lock_all(&self) -> Vec<(usize, MutexGuard<'_, MemShard>)> {
+        self.shards.iter().enumerate().map(|(i, s)| (i, s.lock())).collect()
     }
 
     /// Runs `body` with the shards of `keys` locked, then commits its writes
-    /// atomically. Nothing is written when `body` fails.
+    /// atomically. Nothing is written to RocksDB when `body` fails; memory
+    /// effects apply as they are made, so handlers check everything
+    /// (types, arguments) before their first effect.
     pub fn run<R>(
         &self,
         db: usize,
         keys: &[&[u8]],
         body: impl FnOnce(&mut Tx) -> Result<R, CmdError>,
     ) -> Result<R, CmdError> {
-        let _guards = self.lock_keys(keys);
-        self.run_locked(db, body)
+        let shards = self.lock_keys(keys);
+        self.run_locked(db, shards, body)
     }
 
     /// Like `run`, with every shard locked: FLUSHDB, SWAPDB, whole-keyspace
     /// writes.
-    pub fn run_exclusive<R>(
-        &self,
-        db: usize,
-        body: impl FnOnce(&mut Tx) -> Result<R, CmdError>,
-    ) -> Result<R, CmdError> {
-        let _guards = self.lock_all();
-        self.run_locked(db, body)
+    pub fn run_exclusive<R>(&self, db: usize, body: impl FnOnce(&mut Tx) -> Result<R, CmdError>) -> Result<R, CmdError> {
+        let shards = self.lock_all();
+        self.run_locked(db, shards, body)
     }
 
-    /// Reads that need no locks: scans over a consistent-enough view (SCAN,
-    /// KEYS, RANDOMKEY) where Redis gives no atomicity either.
+    /// Reads of RocksDB that need no locks: scans over a consistent-enough
+    /// view (SCAN, KEYS, RANDOMKEY) where Redis gives no atomicity either.
+    /// Memory keys are reached with `visit_memory_slot`.
     pub fn run_unlocked<R>(&self, db: usize, body: impl FnOnce(&mut Tx) -> Result<R, CmdError>) -> Result<R, CmdError> {
-        let mut tx = Tx { txn: self.store.txn(), physical: self.store.physical(db), db };
-        let result = body(&mut tx)?;
+        let mut tx = self.tx(db, Vec::new());
         // Lazy expiry found by an unlocked read is not written back: another
         // client may be changing the key. Active expiry deletes it.
-        Ok(result)
+        body(&mut tx)
     }
 
-    fn run_locked<R>(&self, db: usize, body: impl FnOnce(&mut Tx) -> Result<R, CmdError>) -> Result<R, CmdError> {
-        let mut tx = Tx { txn: self.store.txn(), physical: self.store.physical(db), db };
-        let result = body(&mut tx)?;
-        let expired = tx.txn.expired;
-        tx.txn.commit()?;
-        if expired > 0 {
+    fn tx<'s>(&'s self, db: usize, shards: Vec<(usize, MutexGuard<'s, MemShard>)>) -> Tx<'s> {
+        Tx { txn: self.store.txn(), physical: self.store.physical(db), db, shards, records: Vec::new() }
+    }
+
+    fn run_locked<'s, R>(
+        &'s self,
+        db: usize,
+        shards: Vec<(usize, MutexGuard<'s, MemShard>)>,
+        body: impl FnOnce(&mut Tx<'s>) -> Result<R, CmdError>,
+    ) -> Result<R, CmdError> {
+        let mut tx = self.tx(db, shards);
+        let result = body(&mut tx);
+        let Tx { txn, records, .. } = tx;
+        let expired = txn.expired;
+        if result.is_ok() {
+            txn.commit()?;
+        }
+        self.publish(records);
+        if expired > 0 && result.is_ok() {
             self.expired_keys.fetch_add(expired, Ordering::Relaxed);
         }
-        Ok(result)
+        result
+    }
+
+    fn publish(&self, records: Vec<MemRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        if let Some(tap) = self.record_tap.lock().as_mut() {
+            tap.extend(records);
+        }
+    }
+
+    /// Keys and keys with a TTL in a logical database, across engines.
+    pub fn key_counts(&self, db: usize) -> (u64, u64) {
+        let physical = self.store.physical(db);
+        let counters = self.store.counters(physical);
+        let mut keys = counters.keys.load(Ordering::Relaxed).max(0) as u64;
+        let mut expires = counters.expires.load(Ordering::Relaxed).max(0) as u64;
+        for shard in &self.shards {
+            if let Some(mem) = shard.lock().db_ref(physical) {
+                keys += mem.len() as u64;
+                expires += mem.expires_len() as u64;
+            }
+        }
+        (keys, expires)
+    }
+
+    /// Visits the live memory keys of `slot` in database `physical` after
+    /// `after` (exclusive), in byte order, until `visit` returns false.
+    pub fn visit_memory_slot(
+        &self,
+        physical: u32,
+        slot: u16,
+        after: Option<&[u8]>,
+        now_ms: u64,
+        visit: &mut dyn FnMut(&Bytes, &MemEntry) -> bool,
+    ) -> bool {
+        let shard = self.shards[slot as usize % SHARDS].lock();
+        let Some(db) = shard.db_ref(physical) else { return true };
+        for key in db.keys_in_slot(slot, after) {
+            let entry = db.get(key).expect("indexed keys exist");
+            if entry.expire_ms != 0 && entry.expire_ms <= now_ms {
+                continue;
+            }
+            if !visit(key, entry) {
+                return false;
+            }
+        }
+        true
     }
 
     /// One active-expiry pass over every database (Redis's `activeExpireCycle`
-    /// samples; the ordered expiry index lets Strata take exactly the keys
+    /// samples; the ordered expiry indexes let Strata take exactly the keys
     /// that are due). Returns how many keys were deleted.
     pub fn active_expire(&self, limit_per_db: usize) -> Result<usize, EngineError> {
         let mut deleted = 0;
@@ -119,6 +185,20 @@ impl Keyspace {
                 txn.commit()?;
             }
         }
+        for shard in &self.shards {
+            let mut shard = shard.lock();
+            let mut records = Vec::new();
+            for physical in shard.databases() {
+                let mem = shard.db(physical);
+                for key in mem.due(now, limit_per_db) {
+                    let op = MemOp::Delete { key };
+                    mem.apply(&op);
+                    records.push(MemRecord::Op { db: physical, op });
+                }
+            }
+            deleted += records.len();
+            self.publish(records);
+        }
         if all_done {
             self.store.engine.set_expired_before(now);
         }
@@ -133,6 +213,10 @@ pub struct Tx<'s> {
     pub physical: u32,
     /// The logical database index (SELECT).
     pub db: usize,
+    /// The locked shards, by index.
+    shards: Vec<(usize, MutexGuard<'s, MemShard>)>,
+    /// Memory effects made by this command, in order.
+    records: Vec<MemRecord>,
 }
 
 impl<'s> Tx<'s> {
@@ -141,9 +225,92 @@ impl<'s> Tx<'s> {
         KeyRef { db: self.physical, slot: key_slot(key), key }
     }
 
-    /// The key's metadata if it exists (expired keys are deleted here).
+    /// The memory database holding `key` in physical database `physical`.
+    /// The key's shard must have been locked by naming it to `run`.
+    fn mem_db_in(&mut self, physical: u32, key: &[u8]) -> &mut MemDb {
+        let shard = shard_of(key);
+        let (_, guard) = self
+            .shards
+            .iter_mut()
+            .find(|(index, _)| *index == shard)
+            .unwrap_or_else(|| panic!("key {:?} was not named to Keyspace::run", String::from_utf8_lossy(key)));
+        guard.db(physical)
+    }
+
+    /// The memory entry of `key` in `physical`, deleting it if expired.
+    fn mem_entry_in(&mut self, physical: u32, key: &[u8]) -> Option<&MemEntry> {
+        if self.shards.is_empty() {
+            return None;
+        }
+        let now = self.txn.now_ms;
+        let expired = match self.mem_db_in(physical, key).get(key) {
+            None => return None,
+            Some(entry) => entry.expire_ms != 0 && entry.expire_ms <= now,
+        };
+        if expired {
+            self.mem_apply_in(physical, MemOp::Delete { key: Bytes::copy_from_slice(key) });
+            self.txn.expired += 1;
+            return None;
+        }
+        self.mem_db_in(physical, key).get(key)
+    }
+
+    /// Applies a memory effect in `physical` and records it.
+    pub fn mem_apply_in(&mut self, physical: u32, op: MemOp) {
+        let key = match &op {
+            MemOp::Put { key, .. }
+            | MemOp::Delete { key }
+            | MemOp::Expire { key, .. }
+            | MemOp::List { key, .. }
+            | MemOp::Set { key, .. }
+            | MemOp::ZSet { key, .. } => key.clone(),
+        };
+        self.mem_db_in(physical, &key).apply(&op);
+        self.records.push(MemRecord::Op { db: physical, op });
+    }
+
+    /// Applies a memory effect in this database and records it. The caller
+    /// has checked types: a key holds one type across all engines.
+    pub fn mem_apply(&mut self, op: MemOp) {
+        self.mem_apply_in(self.physical, op);
+    }
+
+    /// The memory value at `key` if it holds `expected`; WRONGTYPE if the
+    /// key holds anything else in any engine; None if it does not exist.
+    pub fn mem_value(&mut self, key: &[u8], expected: KeyType) -> Result<Option<&MemValue>, CmdError> {
+        let physical = self.physical;
+        match self.mem_entry_in(physical, key).map(|e| e.value.key_type()) {
+            Some(found) if found != expected => return Err(CmdError::WrongType),
+            Some(_) => {}
+            None => {
+                let k = self.key(key);
+                if self.txn.meta(&k)?.is_some() {
+                    return Err(CmdError::WrongType);
+                }
+                return Ok(None);
+            }
+        }
+        Ok(self.mem_db_in(physical, key).get(key).map(|e| &e.value))
+    }
+
+    /// The whole memory entry of `key` in `physical` (for RENAME, COPY...).
+    pub fn mem_entry_of(&mut self, physical: u32, key: &[u8]) -> Option<MemEntry> {
+        self.mem_entry_in(physical, key).cloned()
+    }
+
+    /// The key's metadata if it exists in any engine (expired keys are
+    /// deleted here). A memory key's metadata has an empty body.
     pub fn meta(&mut self, key: &[u8]) -> Result<Option<KeyMeta>, CmdError> {
-        let k = self.key(key);
+        let physical = self.physical;
+        self.meta_in(physical, key)
+    }
+
+    /// `meta` in another physical database (COPY DB, MOVE).
+    pub fn meta_in(&mut self, physical: u32, key: &[u8]) -> Result<Option<KeyMeta>, CmdError> {
+        if let Some(entry) = self.mem_entry_in(physical, key) {
+            return Ok(Some(KeyMeta { key_type: entry.value.key_type(), expire_ms: entry.expire_ms, body: Vec::new() }));
+        }
+        let k = KeyRef { db: physical, slot: key_slot(key), key };
         Ok(self.txn.meta(&k)?)
     }
 
@@ -162,7 +329,17 @@ impl<'s> Tx<'s> {
 
     /// Deletes a key of any type. Returns whether it existed.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool, CmdError> {
-        let k = self.key(key);
+        let physical = self.physical;
+        self.delete_in(physical, key)
+    }
+
+    /// `delete` in another physical database.
+    pub fn delete_in(&mut self, physical: u32, key: &[u8]) -> Result<bool, CmdError> {
+        if self.mem_entry_in(physical, key).is_some() {
+            self.mem_apply_in(physical, MemOp::Delete { key: Bytes::copy_from_slice(key) });
+            return Ok(true);
+        }
+        let k = KeyRef { db: physical, slot: key_slot(key), key };
         match self.txn.meta(&k)? {
             Some(meta) => {
                 self.txn.delete_key(&k, &meta)?;
@@ -172,10 +349,29 @@ impl<'s> Tx<'s> {
         }
     }
 
-    /// Creates or replaces a key's metadata (and thus its TTL).
+    /// Creates or replaces a RocksDB key's metadata (and thus its TTL). A
+    /// memory key of the same name (`old` says so) is deleted first.
     pub fn put_meta(&mut self, key: &[u8], old: Option<&KeyMeta>, new: &KeyMeta) {
+        let old = match old {
+            Some(meta) if is_memory_type(meta.key_type) => {
+                self.mem_apply(MemOp::Delete { key: Bytes::copy_from_slice(key) });
+                None
+            }
+            other => other,
+        };
         let k = self.key(key);
         self.txn.put_meta(&k, old, new);
+    }
+
+    /// Changes the TTL of an existing key (0 removes it), whatever engine
+    /// holds it. `meta` is what `meta` returned for it.
+    pub fn set_expire(&mut self, key: &[u8], meta: &KeyMeta, expire_ms: u64) {
+        if is_memory_type(meta.key_type) {
+            self.mem_apply(MemOp::Expire { key: Bytes::copy_from_slice(key), expire_ms });
+        } else {
+            let new = KeyMeta { expire_ms, ..meta.clone() };
+            self.put_meta(key, Some(meta), &new);
+        }
     }
 
     /// Replaces whatever `key` holds with a string value and TTL.
@@ -184,7 +380,23 @@ impl<'s> Tx<'s> {
         self.put_meta(key, old, &new);
     }
 
+    /// Empties a physical database in every engine. The caller holds every
+    /// shard (`run_exclusive`).
+    pub fn flush_database(&mut self, physical: u32) -> Result<(), CmdError> {
+        assert_eq!(self.shards.len(), SHARDS, "flush needs every shard locked");
+        for (_, shard) in &mut self.shards {
+            shard.flush(physical);
+        }
+        self.records.push(MemRecord::Flush { db: physical });
+        Ok(self.txn.store().flush_database(physical)?)
+    }
+
     pub fn now_ms(&self) -> u64 {
         self.txn.now_ms
     }
+}
+
+/// Whether a key of this type lives in a memory engine.
+pub fn is_memory_type(key_type: KeyType) -> bool {
+    !matches!(key_type, KeyType::String | KeyType::Hash)
 }

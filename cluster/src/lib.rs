@@ -5,7 +5,7 @@
 //! `keyHashSlot`, so cluster-aware clients route keys to the same slot.
 
 /// Number of hash slots in a Redis cluster.
-pub const SLOT_COUNT: u16 = 16384;
+pub const SLOT_COUNT: usize = 16384;
 
 /// CRC16-CCITT (XMODEM), the checksum Redis Cluster uses for key slots.
 pub fn crc16(data: &[u8]) -> u16 {
@@ -26,7 +26,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
         },
         None => key,
     };
-    crc16(hashed) & (SLOT_COUNT - 1)
+    crc16(hashed) & (SLOT_COUNT as u16 - 1)
 }
 
 const CRC16_TABLE: [u16; 256] = build_crc16_table();

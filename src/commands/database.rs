@@ -1,7 +1,5 @@
 //! Whole-database commands: DBSIZE FLUSHDB FLUSHALL SWAPDB.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 
 use super::args::{parse_int, Args};
@@ -18,9 +16,7 @@ pub fn register(table: &mut CommandTable) {
 
 /// `DBSIZE`
 fn dbsize(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    let store = &ctx.server.keyspace.store;
-    let keys = store.counters(store.physical(ctx.client.db)).keys.load(Ordering::Relaxed);
-    Ok(Reply::Integer(keys.max(0)))
+    Ok(Reply::Integer(ctx.server.keyspace.key_counts(ctx.client.db).0 as i64))
 }
 
 /// `[ASYNC | SYNC]`: both delete at once here (a range delete is O(1)).
@@ -38,7 +34,7 @@ fn parse_flush_mode(argv: &[Bytes]) -> Result<(), CmdError> {
 fn flushdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     parse_flush_mode(argv)?;
     let keyspace = &ctx.server.keyspace;
-    keyspace.run_exclusive(ctx.client.db, |tx| Ok(keyspace.store.flush_database(tx.physical)?))?;
+    keyspace.run_exclusive(ctx.client.db, |tx| tx.flush_database(tx.physical))?;
     Ok(Reply::ok())
 }
 
@@ -46,9 +42,9 @@ fn flushdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn flushall(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     parse_flush_mode(argv)?;
     let keyspace = &ctx.server.keyspace;
-    keyspace.run_exclusive(0, |_| {
+    keyspace.run_exclusive(0, |tx| {
         for db in 0..keyspace.databases() {
-            keyspace.store.flush_database(keyspace.store.physical(db))?;
+            tx.flush_database(keyspace.store.physical(db))?;
         }
         Ok(())
     })?;

@@ -4,9 +4,13 @@
 //! every engine share one code path; only copying a value (RENAME, COPY,
 //! MOVE) needs to know where the type keeps its data.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
+use strata_cluster::{key_slot, SLOT_COUNT};
 use strata_engines::encoding::{db_end, db_start, decode_meta_key, prefix_end, Meta};
-use strata_engines::keyspace::{KeyMeta, KeyRef, Txn};
+use strata_engines::keyspace::{KeyMeta, KeyRef};
+use strata_engines::memory::MemOp;
 use strata_engines::{Cf, KeyType};
 
 use super::args::{parse_int, Args};
@@ -14,7 +18,7 @@ use super::{CommandTable, Ctx};
 use crate::cursor::{parse_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
-use crate::keyspace::Tx;
+use crate::keyspace::{is_memory_type, Keyspace, Tx};
 use crate::protocol::Reply;
 
 pub fn register(table: &mut CommandTable) {
@@ -94,22 +98,31 @@ fn type_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Status(key_type.map_or("none", KeyType::name)))
 }
 
-/// The metadata of a copy of `meta` (held by `from`) stored under `to`,
+/// Stores a copy of `src` (in physical database `from_db`, described by
+/// `meta`) as `dst` in `to_db`, replacing whatever `dst` held in any engine,
 /// with the TTL kept. A string's value is its metadata; a hash gets a fresh
-/// version with every field copied, because fields are keyed by key name.
-fn copy_value(txn: &mut Txn, from: &KeyRef, meta: &KeyMeta, to: &KeyRef) -> Result<KeyMeta, CmdError> {
-    match meta.key_type {
-        KeyType::String => Ok(meta.clone()),
+/// version with every field copied (fields are keyed by key name); a memory
+/// value is copied whole.
+fn copy_key(tx: &mut Tx, from_db: u32, src: &[u8], meta: &KeyMeta, to_db: u32, dst: &[u8]) -> Result<(), CmdError> {
+    tx.delete_in(to_db, dst)?;
+    if is_memory_type(meta.key_type) {
+        let entry = tx.mem_entry_of(from_db, src).ok_or(CmdError::NoSuchKey)?;
+        tx.mem_apply_in(to_db, MemOp::Put { key: Bytes::copy_from_slice(dst), entry });
+        return Ok(());
+    }
+    let from = KeyRef { db: from_db, slot: key_slot(src), key: src };
+    let to = KeyRef { db: to_db, slot: key_slot(dst), key: dst };
+    let new = match meta.key_type {
         KeyType::Hash => {
             let old = meta.hash()?;
-            let mut body = txn.new_hash_body();
-            body.len = super::hash::copy_hash_fields(txn, from, old.version, to, body.version)?;
-            Ok(KeyMeta { key_type: KeyType::Hash, expire_ms: meta.expire_ms, body: body.encode().to_vec() })
+            let mut body = tx.txn.new_hash_body();
+            body.len = super::hash::copy_hash_fields(&mut tx.txn, &from, old.version, &to, body.version)?;
+            KeyMeta { key_type: KeyType::Hash, expire_ms: meta.expire_ms, body: body.encode().to_vec() }
         }
-        // The memory engines keep these values outside the metadata; they
-        // must provide their own copy before these types can be moved.
-        other => Err(CmdError::err(format!("copying a {} key is not supported", other.name()))),
-    }
+        _ => meta.clone(),
+    };
+    tx.txn.put_meta(&to, None, &new);
+    Ok(())
 }
 
 /// RENAME and RENAMENX.
@@ -127,10 +140,9 @@ fn rename_generic(ctx: &mut Ctx, argv: &[Bytes], nx: bool) -> Result<bool, CmdEr
         if nx && old_dst.is_some() {
             return Ok(false);
         }
-        let (from, to) = (tx.key(src), tx.key(dst));
-        let new = copy_value(&mut tx.txn, &from, &meta, &to)?;
-        tx.txn.put_meta(&to, old_dst.as_ref(), &new);
-        tx.txn.delete_key(&from, &meta)?;
+        let db = tx.physical;
+        copy_key(tx, db, src, &meta, db, dst)?;
+        tx.delete(src)?;
         Ok(true)
     })
 }
@@ -197,16 +209,13 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             return Ok(false);
         };
         found.set(true);
-        let mut to = tx.key(copy.dst);
         // Read under the locks: SWAPDB holds every lock while it remaps.
-        to.db = keyspace.store.physical(copy.db);
-        let old_dst = tx.txn.meta(&to)?;
-        if old_dst.is_some() && !copy.replace {
+        let to_db = keyspace.store.physical(copy.db);
+        if tx.meta_in(to_db, copy.dst)?.is_some() && !copy.replace {
             return Ok(false);
         }
-        let from = tx.key(copy.src);
-        let new = copy_value(&mut tx.txn, &from, &meta, &to)?;
-        tx.txn.put_meta(&to, old_dst.as_ref(), &new);
+        let from_db = tx.physical;
+        copy_key(tx, from_db, copy.src, &meta, to_db, copy.dst)?;
         Ok(true)
     })?;
     ctx.server.stats.hit(found.get());
@@ -225,15 +234,13 @@ fn move_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some(meta) = tx.meta(key)? else {
             return Ok(false);
         };
-        let from = tx.key(key);
-        let mut to = from;
-        to.db = keyspace.store.physical(target);
-        if tx.txn.meta(&to)?.is_some() {
+        let to_db = keyspace.store.physical(target);
+        if tx.meta_in(to_db, key)?.is_some() {
             return Ok(false);
         }
-        let new = copy_value(&mut tx.txn, &from, &meta, &to)?;
-        tx.txn.put_meta(&to, None, &new);
-        tx.txn.delete_key(&from, &meta)?;
+        let from_db = tx.physical;
+        copy_key(tx, from_db, key, &meta, to_db, key)?;
+        tx.delete(key)?;
         Ok(true)
     })?;
     Ok(Reply::Integer(moved as i64))
@@ -301,8 +308,7 @@ fn expire_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str, seconds: bool, rela
         if when <= tx.now_ms() as i64 {
             tx.delete(key)?;
         } else {
-            let new = KeyMeta { expire_ms: when as u64, ..meta.clone() };
-            tx.put_meta(key, Some(&meta), &new);
+            tx.set_expire(key, &meta, when as u64);
         }
         Ok(true)
     })?;
@@ -388,8 +394,7 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let removed = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| match tx.meta(key)? {
         Some(meta) if meta.expire_ms != 0 => {
-            let new = KeyMeta { expire_ms: 0, ..meta.clone() };
-            tx.put_meta(key, Some(&meta), &new);
+            tx.set_expire(key, &meta, 0);
             Ok(true)
         }
         _ => Ok(false),
@@ -397,36 +402,97 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(removed as i64))
 }
 
-/// Called with a raw meta key, its user key and its metadata (None when expired).
-type KeyVisitor<'a> = dyn FnMut(&[u8], &[u8], Option<&Meta>) -> bool + 'a;
+/// Called with a key's position (`[slot][key]`, what SCAN cursors stand
+/// for), the key, and its type (None when it expired but is still stored).
+type KeyVisitor<'a> = dyn FnMut(&[u8], &[u8], Option<KeyType>) -> bool + 'a;
 
-/// Visits the live (unexpired) keys of the current database from the meta
-/// key `start` on, in storage order, until `visit` returns false. `visit`
-/// gets the raw meta key, the user key and the decoded metadata; expired
-/// keys are passed with `None` so that callers can count them as examined.
-fn visit_keys(tx: &Tx, start: &[u8], end: &[u8], visit: &mut KeyVisitor) -> Result<(), CmdError> {
+/// Visits the keys of the current database in every engine, in (slot, key)
+/// order, after `after` (a position; None = from the start), until `visit`
+/// returns false. RocksDB is read with one iterator; the memory keys of
+/// each slot are merged in as the iteration reaches that slot.
+fn visit_keys(keyspace: &Keyspace, tx: &Tx, after: Option<&[u8]>, visit: &mut KeyVisitor) -> Result<(), CmdError> {
     let now = tx.now_ms();
-    tx.txn.ws.scan(Cf::Meta, start, end, false, &mut |raw, value| {
-        let (Some((_, _, key)), Some(meta)) = (decode_meta_key(raw), Meta::decode(value)) else {
+    let physical = tx.physical;
+    let mut start = db_start(physical);
+    let mut next_slot = 0u16;
+    let mut resume_key: Option<&[u8]> = None;
+    if let Some(position) = after.filter(|p| p.len() >= 2) {
+        start.extend_from_slice(position);
+        start.push(0);
+        next_slot = u16::from_be_bytes([position[0], position[1]]);
+        resume_key = Some(&position[2..]);
+    }
+    // Memory keys of `slot` that come before `before` (all when None).
+    let mut memory = VecDeque::<(Bytes, KeyType)>::new();
+    let mut memory_slot = None::<u16>;
+    let mut stopped = false;
+    let mut emit_memory_until = |slot: u16, before: Option<&[u8]>, visit: &mut KeyVisitor| -> bool {
+        // Finish the slots before `slot`, then the keys of `slot` below `before`.
+        loop {
+            if memory_slot.is_none() {
+                if next_slot as usize >= SLOT_COUNT || next_slot > slot {
+                    return true;
+                }
+                let after = if Some(next_slot) == after_slot(after) { resume_key } else { None };
+                keyspace.visit_memory_slot(physical, next_slot, after, now, &mut |k, e| {
+                    memory.push_back((k.clone(), e.value.key_type()));
+                    true
+                });
+                memory_slot = Some(next_slot);
+                next_slot += 1;
+            }
+            let current = memory_slot.expect("loaded above");
+            while let Some((key, key_type)) = memory.front() {
+                if current == slot && before.is_some_and(|b| key.as_ref() >= b) {
+                    return true;
+                }
+                let mut position = current.to_be_bytes().to_vec();
+                position.extend_from_slice(key);
+                if !visit(&position, key, Some(*key_type)) {
+                    return false;
+                }
+                memory.pop_front();
+            }
+            memory_slot = None;
+            if current >= slot {
+                return true;
+            }
+        }
+    };
+    tx.txn.ws.scan(Cf::Meta, &start, &db_end(physical), false, &mut |raw, value| {
+        let (Some((_, slot, key)), Some(meta)) = (decode_meta_key(raw), Meta::decode(value)) else {
             return true;
         };
-        if meta.is_expired(now) {
-            visit(raw, key, None)
-        } else {
-            visit(raw, key, Some(&meta))
+        if !emit_memory_until(slot, Some(key), visit) {
+            stopped = true;
+            return false;
         }
+        let key_type = (!meta.is_expired(now)).then_some(meta.key_type);
+        if !visit(&raw[4..], key, key_type) {
+            stopped = true;
+            return false;
+        }
+        true
     })?;
+    if !stopped {
+        emit_memory_until(SLOT_COUNT as u16 - 1, None, visit);
+    }
     Ok(())
+}
+
+fn after_slot(position: Option<&[u8]>) -> Option<u16> {
+    position.filter(|p| p.len() >= 2).map(|p| u16::from_be_bytes([p[0], p[1]]))
 }
 
 /// `KEYS pattern`
 fn keys(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let pattern = &argv[1];
     let all = pattern.as_ref() == b"*";
-    let found = ctx.server.keyspace.run_unlocked(ctx.client.db, |tx| {
+    let keyspace = &ctx.server.keyspace;
+    let found = keyspace.run_unlocked(ctx.client.db, |tx| {
         let mut found = Vec::new();
-        visit_keys(tx, &db_start(tx.physical), &db_end(tx.physical), &mut |_, key, meta| {
-            if meta.is_some() && (all || glob_match(pattern, key, false)) {
+        visit_keys(keyspace, tx, None, &mut |_, key, key_type| {
+            if key_type.is_some() && (all || glob_match(pattern, key, false)) {
                 found.push(Bytes::copy_from_slice(key));
             }
             true
@@ -445,27 +511,22 @@ fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let scan = ScanOptions::parse(&argv[2..], true)?;
     // 0, or a cursor forgotten or never issued, starts from the beginning.
     let resume = ctx.server.cursors.load(cursor);
-    let (found, last) = ctx.server.keyspace.run_unlocked(ctx.client.db, |tx| {
-        let mut start = db_start(tx.physical);
-        if let Some(position) = &resume {
-            // The first key after the saved one.
-            start.extend_from_slice(position);
-            start.push(0);
-        }
+    let keyspace = &ctx.server.keyspace;
+    let (found, last) = keyspace.run_unlocked(ctx.client.db, |tx| {
         let mut found = Vec::new();
         let mut examined = 0;
         let mut last = None;
         let mut more = false;
-        visit_keys(tx, &start, &db_end(tx.physical), &mut |raw, key, meta| {
+        visit_keys(keyspace, tx, resume.as_deref(), &mut |position, key, key_type| {
             if examined == scan.count {
                 // One key past the budget: there is more, resume at `last`.
                 more = true;
                 return false;
             }
             examined += 1;
-            last = Some(raw[4..].to_vec());
-            let Some(meta) = meta else { return true };
-            let type_ok = scan.type_name.is_none_or(|t| t.eq_ignore_ascii_case(meta.key_type.name().as_bytes()));
+            last = Some(position.to_vec());
+            let Some(key_type) = key_type else { return true };
+            let type_ok = scan.type_name.is_none_or(|t| t.eq_ignore_ascii_case(key_type.name().as_bytes()));
             let match_ok = scan.pattern.is_none_or(|p| glob_match(p, key, false));
             if type_ok && match_ok {
                 found.push(Bytes::copy_from_slice(key));
@@ -484,15 +545,14 @@ fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `RANDOMKEY`: the first live key at or after a random point of the
 /// database (wrapping around), so every slot is equally likely to be picked.
 fn randomkey(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    let key = ctx.server.keyspace.run_unlocked(ctx.client.db, |tx| {
-        let (start, end) = (db_start(tx.physical), db_end(tx.physical));
-        let mut pivot = start.clone();
-        pivot.extend_from_slice(&(rand::random::<u16>() % 16384).to_be_bytes());
+    let keyspace = &ctx.server.keyspace;
+    let key = keyspace.run_unlocked(ctx.client.db, |tx| {
+        let mut pivot = (rand::random::<u16>() % SLOT_COUNT as u16).to_be_bytes().to_vec();
         pivot.extend_from_slice(&rand::random::<[u8; 4]>());
         let mut chosen = None;
-        for (from, to) in [(&pivot, &end), (&start, &pivot)] {
-            visit_keys(tx, from, to, &mut |_, key, meta| {
-                if meta.is_some() {
+        for after in [Some(pivot.as_slice()), None] {
+            visit_keys(keyspace, tx, after, &mut |_, key, key_type| {
+                if key_type.is_some() {
                     chosen = Some(Bytes::copy_from_slice(key));
                 }
                 chosen.is_none()

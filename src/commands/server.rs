@@ -358,12 +358,9 @@ fn errorstats_fields(server: &Server) -> Fields {
 }
 
 fn keyspace_fields(server: &Server) -> Fields {
-    let store = &server.keyspace.store;
     (0..server.keyspace.databases())
         .filter_map(|db| {
-            let counters = store.counters(store.physical(db));
-            let keys = counters.keys.load(Ordering::Relaxed).max(0);
-            let expires = counters.expires.load(Ordering::Relaxed).max(0);
+            let (keys, expires) = server.keyspace.key_counts(db);
             (keys > 0).then(|| (format!("db{db}"), format!("keys={keys},expires={expires},avg_ttl=0")))
         })
         .collect()

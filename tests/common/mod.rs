@@ -18,8 +18,19 @@ pub struct TestServer {
     _tempdir: Option<tempfile::TempDir>,
 }
 
+/// A free port never handed out before in this process: tests run in
+/// parallel, and two servers given the same port would answer each other's
+/// PING.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut used = USED.lock().unwrap();
+        if !used.contains(&port) {
+            used.push(port);
+            return port;
+        }
+    }
 }
 
 impl TestServer {
