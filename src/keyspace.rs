@@ -78,7 +78,11 @@ impl Keyspace {
 
     /// Like `run`, with every shard locked: FLUSHDB, SWAPDB, whole-keyspace
     /// writes.
-    pub fn run_exclusive<R>(&self, db: usize, body: impl FnOnce(&mut Tx) -> Result<R, CmdError>) -> Result<R, CmdError> {
+    pub fn run_exclusive<R>(
+        &self,
+        db: usize,
+        body: impl FnOnce(&mut Tx) -> Result<R, CmdError>,
+    ) -> Result<R, CmdError> {
         let shards = self.lock_all();
         self.run_locked(db, shards, body)
     }
@@ -124,6 +128,17 @@ impl Keyspace {
         if let Some(tap) = self.record_tap.lock().as_mut() {
             tap.extend(records);
         }
+    }
+
+    /// Every memory key of every database (tests compare it with a replay
+    /// of the records).
+    pub fn memory_image(&self) -> strata_engines::memory::MemImage {
+        let mut image = Default::default();
+        for shard in &self.shards {
+            shard.lock().add_to_image(&mut image);
+        }
+        image.retain(|_, keys: &mut std::collections::BTreeMap<Bytes, MemEntry>| !keys.is_empty());
+        image
     }
 
     /// Keys and keys with a TTL in a logical database, across engines.
@@ -308,7 +323,11 @@ impl<'s> Tx<'s> {
     /// `meta` in another physical database (COPY DB, MOVE).
     pub fn meta_in(&mut self, physical: u32, key: &[u8]) -> Result<Option<KeyMeta>, CmdError> {
         if let Some(entry) = self.mem_entry_in(physical, key) {
-            return Ok(Some(KeyMeta { key_type: entry.value.key_type(), expire_ms: entry.expire_ms, body: Vec::new() }));
+            return Ok(Some(KeyMeta {
+                key_type: entry.value.key_type(),
+                expire_ms: entry.expire_ms,
+                body: Vec::new(),
+            }));
         }
         let k = KeyRef { db: physical, slot: key_slot(key), key };
         Ok(self.txn.meta(&k)?)

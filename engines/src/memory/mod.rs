@@ -67,13 +67,30 @@ pub struct MemEntry {
 pub enum MemOp {
     /// Creates or replaces the key with a whole value (RENAME, COPY, MOVE,
     /// the *STORE commands).
-    Put { key: Bytes, entry: MemEntry },
-    Delete { key: Bytes },
+    Put {
+        key: Bytes,
+        entry: MemEntry,
+    },
+    Delete {
+        key: Bytes,
+    },
     /// Sets (or with 0 clears) the TTL.
-    Expire { key: Bytes, expire_ms: u64 },
-    List { key: Bytes, op: ListOp },
-    Set { key: Bytes, op: SetOp },
-    ZSet { key: Bytes, op: ZSetOp },
+    Expire {
+        key: Bytes,
+        expire_ms: u64,
+    },
+    List {
+        key: Bytes,
+        op: ListOp,
+    },
+    Set {
+        key: Bytes,
+        op: SetOp,
+    },
+    ZSet {
+        key: Bytes,
+        op: ZSetOp,
+    },
 }
 
 /// One op-log record: an effect in a physical database, or a whole
@@ -169,18 +186,30 @@ impl MemDb {
                     }
                 }
             }
-            MemOp::List { key, op } => self.update(key, || MemValue::List(ListValue::default()), |v| match v {
-                MemValue::List(list) => list::apply(list, op),
-                other => panic!("list op on a {:?}", other.key_type()),
-            }),
-            MemOp::Set { key, op } => self.update(key, || MemValue::Set(SetValue::default()), |v| match v {
-                MemValue::Set(set) => set::apply(set, op),
-                other => panic!("set op on a {:?}", other.key_type()),
-            }),
-            MemOp::ZSet { key, op } => self.update(key, || MemValue::ZSet(SortedSet::default()), |v| match v {
-                MemValue::ZSet(zset) => zset::apply(zset, op),
-                other => panic!("zset op on a {:?}", other.key_type()),
-            }),
+            MemOp::List { key, op } => self.update(
+                key,
+                || MemValue::List(ListValue::default()),
+                |v| match v {
+                    MemValue::List(list) => list::apply(list, op),
+                    other => panic!("list op on a {:?}", other.key_type()),
+                },
+            ),
+            MemOp::Set { key, op } => self.update(
+                key,
+                || MemValue::Set(SetValue::default()),
+                |v| match v {
+                    MemValue::Set(set) => set::apply(set, op),
+                    other => panic!("set op on a {:?}", other.key_type()),
+                },
+            ),
+            MemOp::ZSet { key, op } => self.update(
+                key,
+                || MemValue::ZSet(SortedSet::default()),
+                |v| match v {
+                    MemValue::ZSet(zset) => zset::apply(zset, op),
+                    other => panic!("zset op on a {:?}", other.key_type()),
+                },
+            ),
         }
     }
 
@@ -220,6 +249,35 @@ impl MemShard {
     /// Physical databases that hold keys in this shard.
     pub fn databases(&self) -> Vec<u32> {
         self.dbs.iter().filter(|(_, db)| !db.is_empty()).map(|(&id, _)| id).collect()
+    }
+}
+
+/// Every key of every database, by physical database: the state records
+/// replay to, for comparing engines.
+pub type MemImage = std::collections::BTreeMap<u32, std::collections::BTreeMap<Bytes, MemEntry>>;
+
+/// Replays records onto empty databases.
+pub fn replay(records: &[MemRecord]) -> MemImage {
+    let mut dbs: HashMap<u32, MemDb> = HashMap::new();
+    for record in records {
+        match record {
+            MemRecord::Op { db, op } => dbs.entry(*db).or_default().apply(op),
+            MemRecord::Flush { db } => {
+                dbs.remove(db);
+            }
+        }
+    }
+    dbs.into_iter().filter(|(_, db)| !db.is_empty()).map(|(id, db)| (id, db.keys.into_iter().collect())).collect()
+}
+
+impl MemShard {
+    /// Adds this shard's keys to an image.
+    pub fn add_to_image(&self, image: &mut MemImage) {
+        for (&id, db) in &self.dbs {
+            for (key, entry) in &db.keys {
+                image.entry(id).or_default().insert(key.clone(), entry.clone());
+            }
+        }
     }
 }
 

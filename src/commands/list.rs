@@ -1,0 +1,5 @@
+//! (being written)
+
+use super::CommandTable;
+
+pub fn register(_table: &mut CommandTable) {}
