@@ -336,6 +336,7 @@ pub mod testing {
 
     impl TestServer {
         /// A server whose memory records are tapped (see `Keyspace::record_tap`).
+        #[allow(clippy::new_without_default)] // A test server is never defaulted.
         pub fn new() -> TestServer {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut config = Config::default();
