@@ -484,9 +484,13 @@ mod tests {
                 3 => {
                     let start = if len == 0 { 0 } else { rng.random_range(0..len) };
                     let stop = start + rng.random_range(0..3);
-                    let kept: VecDeque<Vec<u8>> = model[k].iter().skip(start as usize).take((stop - start + 1) as usize).cloned().collect();
+                    let kept: VecDeque<Vec<u8>> =
+                        model[k].iter().skip(start as usize).take((stop - start + 1) as usize).cloned().collect();
                     model[k] = kept;
-                    (vec![b"ltrim".to_vec(), key, start.to_string().into_bytes(), stop.to_string().into_bytes()], Reply::ok())
+                    (
+                        vec![b"ltrim".to_vec(), key, start.to_string().into_bytes(), stop.to_string().into_bytes()],
+                        Reply::ok(),
+                    )
                 }
                 4 => {
                     let count: i64 = rng.random_range(-2..3);
@@ -500,7 +504,10 @@ mod tests {
                     for &i in doomed.iter().rev() {
                         model[k].remove(i);
                     }
-                    (vec![b"lrem".to_vec(), key, count.to_string().into_bytes(), item], Reply::Integer(doomed.len() as i64))
+                    (
+                        vec![b"lrem".to_vec(), key, count.to_string().into_bytes(), item],
+                        Reply::Integer(doomed.len() as i64),
+                    )
                 }
                 5 => {
                     let after = rng.random_bool(0.5);
@@ -574,7 +581,18 @@ mod tests {
                     let hits: Vec<i64> =
                         (0..model[k].len()).filter(|&i| model[k][i] == item).map(|i| i as i64).collect();
                     let expected = Reply::Array(hits.iter().rev().map(|&i| Reply::Integer(i)).collect());
-                    (vec![b"lpos".to_vec(), key, item, b"rank".to_vec(), b"-1".to_vec(), b"count".to_vec(), b"0".to_vec()], expected)
+                    (
+                        vec![
+                            b"lpos".to_vec(),
+                            key,
+                            item,
+                            b"rank".to_vec(),
+                            b"-1".to_vec(),
+                            b"count".to_vec(),
+                            b"0".to_vec(),
+                        ],
+                        expected,
+                    )
                 }
                 _ => {
                     let index: i64 = std::str::from_utf8(&small).unwrap().parse().unwrap();
