@@ -376,3 +376,18 @@ def test_expired_list_is_gone(pair):
     pair.same("EXISTS", "l")
     pair.same("RPUSH", "l", "fresh")
     pair.same("TTL", "l")
+
+
+def test_keyspace_hits_and_misses(pair):
+    def counters(conn):
+        _, info = conn.call("INFO", "stats")
+        lines = dict(l.split(":", 1) for l in info.decode().split("\r\n") if l.startswith("keyspace_"))
+        return int(lines["keyspace_hits"]), int(lines["keyspace_misses"])
+
+    fill(pair, "l", "a", "b", "c")
+    pair.call("CONFIG", "RESETSTAT")
+    for cmd in [("LLEN", "l"), ("LLEN", "n"), ("LINDEX", "l", "0"), ("LINDEX", "n", "0"), ("LINDEX", "l", "x"),
+                ("LRANGE", "l", "0", "1"), ("LRANGE", "n", "0", "1"), ("LPOS", "l", "a"), ("LPOS", "n", "a"),
+                ("LPOP", "l"), ("LPOP", "n"), ("LMOVE", "l", "l", "left", "left"), ("LMPOP", "2", "n", "l", "left")]:
+        pair.same(*cmd)
+    assert counters(pair.strata) == counters(pair.redis)

@@ -161,10 +161,10 @@ fn pop(ctx: &mut Ctx, argv: &[Bytes], front: bool) -> CmdResult {
             // With a count the reply is an array, so "nothing" is a null array.
             return Ok(if count.is_some() { Reply::NilArray } else { Reply::Nil });
         };
-        let items = end_items(list, front, count.unwrap_or(1));
         if count == Some(0) {
             return Ok(Reply::Array(Vec::new()));
         }
+        let items = end_items(list, front, count.unwrap_or(1));
         apply(tx, key, ListOp::Pop { front, count: items.len() });
         Ok(match count {
             None => Reply::opt_bulk(items.into_iter().next()),
