@@ -145,10 +145,7 @@ fn distinct_sample(set: &SetValue, count: usize) -> Vec<Bytes> {
         return set.iter().cloned().collect();
     }
     let mut rng = rand::rng();
-    rand::seq::index::sample(&mut rng, set.len(), count)
-        .iter()
-        .filter_map(|i| set.get_index(i).cloned())
-        .collect()
+    rand::seq::index::sample(&mut rng, set.len(), count).iter().filter_map(|i| set.get_index(i).cloned()).collect()
 }
 
 /// `SPOP key [count]`
@@ -424,6 +421,7 @@ mod tests {
     use super::*;
 
     type Model = HashMap<Vec<u8>, HashSet<Vec<u8>>>;
+    type Combine = fn(&HashSet<Vec<u8>>, &HashSet<Vec<u8>>) -> HashSet<Vec<u8>>;
 
     fn bulk(reply: &Reply) -> Vec<u8> {
         match reply {
@@ -521,7 +519,7 @@ mod tests {
                     }
                 }
                 6..=8 => {
-                    let (name, op): (&[u8], fn(&HashSet<Vec<u8>>, &HashSet<Vec<u8>>) -> HashSet<Vec<u8>>) =
+                    let (name, op): (&[u8], Combine) =
                         match rng.random_range(0..3) {
                             0 => (b"SINTERSTORE", |a, b| a.intersection(b).cloned().collect()),
                             1 => (b"SUNIONSTORE", |a, b| a.union(b).cloned().collect()),
@@ -538,7 +536,8 @@ mod tests {
                     let count = rng.random_range(-5..5i64);
                     let got = members(&server.run(&[b"SRANDMEMBER", key, count.to_string().as_bytes()]));
                     let set = model.get(key).cloned().unwrap_or_default();
-                    let wanted = if count < 0 { count.unsigned_abs() as usize } else { (count as usize).min(set.len()) };
+                    let wanted =
+                        if count < 0 { count.unsigned_abs() as usize } else { (count as usize).min(set.len()) };
                     assert_eq!(got.len(), if set.is_empty() { 0 } else { wanted });
                     assert!(got.iter().all(|g| set.contains(g)));
                     if count >= 0 {
