@@ -519,12 +519,11 @@ mod tests {
                     }
                 }
                 6..=8 => {
-                    let (name, op): (&[u8], Combine) =
-                        match rng.random_range(0..3) {
-                            0 => (b"SINTERSTORE", |a, b| a.intersection(b).cloned().collect()),
-                            1 => (b"SUNIONSTORE", |a, b| a.union(b).cloned().collect()),
-                            _ => (b"SDIFFSTORE", |a, b| a.difference(b).cloned().collect()),
-                        };
+                    let (name, op): (&[u8], Combine) = match rng.random_range(0..3) {
+                        0 => (b"SINTERSTORE", |a, b| a.intersection(b).cloned().collect()),
+                        1 => (b"SUNIONSTORE", |a, b| a.union(b).cloned().collect()),
+                        _ => (b"SDIFFSTORE", |a, b| a.difference(b).cloned().collect()),
+                    };
                     let dst = keys[rng.random_range(0..keys.len())];
                     let empty = HashSet::new();
                     let expected = op(model.get(key).unwrap_or(&empty), model.get(other).unwrap_or(&empty));
