@@ -542,3 +542,12 @@ def test_keyspace_hits_and_misses(pair):
     stats = [{k: v for k, v in (line.split(b":", 1) for line in info.split(b"\r\n") if line.startswith(b"keyspace_"))}
              for info in pair.call("INFO", "stats")]
     assert stats[0] == stats[1]
+
+
+def test_sscan_large_set_finishes_in_few_calls(pair):
+    values = [f"e{i}" for i in range(20000)]
+    for chunk in range(0, len(values), 1000):
+        pair.strata.call("SADD", "big", *values[chunk:chunk + 1000])
+    seen, calls = full_sscan(pair.strata, "big", "COUNT", "5")
+    assert sorted(seen) == sorted(v.encode() for v in values)
+    assert calls <= 70

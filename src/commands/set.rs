@@ -382,8 +382,8 @@ fn sintercard(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `SSCAN key cursor [MATCH pattern] [COUNT count]`: up to COUNT members
 /// after the cursor's saved position (the last member returned), in byte
-/// order. Each call is O(set size): it selects the next COUNT members
-/// without keeping a sorted copy of the set.
+/// order. Each call is O(set size): it selects the next members without
+/// keeping a sorted copy of the set.
 fn sscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&argv[2])?;
     // Redis checks the key before the options: a missing key answers an
@@ -395,11 +395,15 @@ fn sscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             return Ok((Vec::new(), None));
         };
         let options = options?;
+        // COUNT is a hint (Redis returns more for small sets too). Each call
+        // costs O(set size), so a call takes at least 1/64 of the set: a
+        // full iteration stays O(64 * size) however small COUNT is.
+        let batch = options.count.max(set.len() / 64);
         let mut next: Vec<&Bytes> = set.iter().filter(|m| resume.as_deref().is_none_or(|r| m.as_ref() > r)).collect();
-        let more = next.len() > options.count;
+        let more = next.len() > batch;
         if more {
-            next.select_nth_unstable(options.count - 1);
-            next.truncate(options.count);
+            next.select_nth_unstable(batch - 1);
+            next.truncate(batch);
         }
         next.sort_unstable();
         let last = if more { next.last().map(|m| m.to_vec()) } else { None };
