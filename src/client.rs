@@ -116,6 +116,12 @@ pub struct Client {
     pub last_command: String,
     /// A write ran since the last group commit; flush before replying.
     pub wrote: bool,
+    /// Set by a blocking command that found nothing: the connection waits.
+    pub blocked: Option<crate::blocking::BlockedCall>,
+    /// This is a blocked client's command being run again on its behalf;
+    /// it must not block again (`unserved` says it found nothing again).
+    pub retrying_blocked: bool,
+    pub unserved: bool,
 }
 
 impl Client {
@@ -128,6 +134,9 @@ impl Client {
             close_after_reply: false,
             last_command: String::new(),
             wrote: false,
+            blocked: None,
+            retrying_blocked: false,
+            unserved: false,
         }
     }
 

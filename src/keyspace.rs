@@ -14,9 +14,10 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use strata_cluster::key_slot;
 use strata_engines::keyspace::{KeyMeta, KeyRef, Store, Txn};
-use strata_engines::memory::{MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue};
+use strata_engines::memory::{ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, ZSetOp};
 use strata_engines::{EngineError, KeyType, RocksConfig};
 
+use crate::blocking::Blocking;
 use crate::error::CmdError;
 
 /// Number of lock shards. A power of two so a slot maps to one cheaply.
@@ -35,6 +36,8 @@ pub struct Keyspace {
     /// When set, committed memory records are appended here: replay tests
     /// read them (the write-ahead log will take them from the same place).
     pub record_tap: Mutex<Option<Vec<MemRecord>>>,
+    /// Clients blocked on keys (BLPOP ...); writes that add data signal it.
+    pub blocking: Blocking,
 }
 
 impl Keyspace {
@@ -44,6 +47,7 @@ impl Keyspace {
             shards: (0..SHARDS).map(|_| Mutex::new(MemShard::default())).collect(),
             expired_keys: AtomicU64::new(0),
             record_tap: Mutex::new(None),
+            blocking: Blocking::default(),
         })
     }
 
@@ -98,7 +102,15 @@ impl Keyspace {
     }
 
     fn tx<'s>(&'s self, db: usize, shards: Vec<(usize, MutexGuard<'s, MemShard>)>) -> Tx<'s> {
-        Tx { txn: self.store.txn(), physical: self.store.physical(db), db, shards, records: Vec::new() }
+        Tx {
+            txn: self.store.txn(),
+            physical: self.store.physical(db),
+            db,
+            shards,
+            records: Vec::new(),
+            blocking: &self.blocking,
+            store: &self.store,
+        }
     }
 
     fn run_locked<'s, R>(
@@ -232,6 +244,8 @@ pub struct Tx<'s> {
     shards: Vec<(usize, MutexGuard<'s, MemShard>)>,
     /// Memory effects made by this command, in order.
     records: Vec<MemRecord>,
+    blocking: &'s Blocking,
+    store: &'s Store,
 }
 
 impl<'s> Tx<'s> {
@@ -281,6 +295,16 @@ impl<'s> Tx<'s> {
             | MemOp::ZSet { key, .. } => key.clone(),
         };
         self.mem_db_in(physical, &key).apply(&op);
+        // Data arrived: clients blocked on this key may now be served.
+        let feeds_waiters = matches!(
+            &op,
+            MemOp::Put { .. } | MemOp::List { op: ListOp::Push { .. }, .. } | MemOp::ZSet { op: ZSetOp::Add(_), .. }
+        );
+        if feeds_waiters {
+            if let Some(logical) = self.store.logical(physical) {
+                self.blocking.signal(logical, &key);
+            }
+        }
         self.records.push(MemRecord::Op { db: physical, op });
     }
 

@@ -1,6 +1,7 @@
 //! Strata: a Redis-protocol server that keeps strings and hashes in RocksDB
 //! and lists, sets, sorted sets and streams in memory. See DESIGN.md.
 
+pub mod blocking;
 pub mod client;
 pub mod commands;
 pub mod config;

@@ -120,6 +120,11 @@ impl Store {
         self.db_map.read()[index]
     }
 
+    /// The logical index that points to physical database `physical`.
+    pub fn logical(&self, physical: u32) -> Option<usize> {
+        self.db_map.read().iter().position(|&p| p == physical)
+    }
+
     pub fn databases(&self) -> usize {
         self.db_map.read().len()
     }
