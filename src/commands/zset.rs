@@ -80,13 +80,13 @@ fn scored_reply(items: Vec<(f64, Bytes)>, withscores: bool, resp3: bool) -> Repl
     }
 }
 
-/// Redis's `getPositiveLongFromObjectOrReply`-style check with a message.
+/// Redis's `getRangeLongFromObjectOrReply` with a message: an integer of
+/// at least `min`, else `text` (for non-integers too).
 fn parse_range_int(arg: &[u8], min: i64, text: &str) -> Result<i64, CmdError> {
-    let value = parse_int(arg)?;
-    if value < min {
-        return Err(CmdError::err(text));
+    match parse_int(arg) {
+        Ok(value) if value >= min => Ok(value),
+        _ => Err(CmdError::err(text)),
     }
-    Ok(value)
 }
 
 /// A score interval (`zslParseRange`): `(` makes an end exclusive.
@@ -102,7 +102,10 @@ impl ScoreRange {
     fn parse(min: &[u8], max: &[u8]) -> Result<ScoreRange, CmdError> {
         let bound = |arg: &[u8]| -> Option<(f64, bool)> {
             match arg.strip_prefix(b"(") {
+                // strtod takes the empty string as 0.
+                Some(b"") => Some((0.0, true)),
                 Some(rest) => Some((parse_float_opt(rest)?, true)),
+                None if arg.is_empty() => Some((0.0, false)),
                 None => Some((parse_float_opt(arg)?, false)),
             }
         };
@@ -208,6 +211,8 @@ fn zadd_generic(ctx: &mut Ctx, key: &Bytes, flags: AddFlags, pairs: Vec<(f64, By
         let mut order: Vec<Bytes> = Vec::new();
         if zset.is_some() || !flags.xx {
             for (score, member) in pairs {
+                // Small sets in Redis (listpack) store -0 as the integer 0.
+                let score = score + 0.0;
                 let current = changes.get(&member).copied().or_else(|| zset.and_then(|z| z.score(&member)));
                 let new_score = match current {
                     Some(current) => {
@@ -712,7 +717,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             let count = parse_int(arg)?;
             if count == i64::MIN {
                 return Err(CmdError::err(format!(
-                    "value is out of range, must be between {} and {}",
+                    "value is out of range, value must between {} and {}",
                     -i64::MAX,
                     i64::MAX
                 )));
@@ -985,9 +990,12 @@ fn zdiffstore(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`
 fn zintercard(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let numkeys = parse_range_int(&argv[1], 1, "numkeys should be greater than 0")?;
+    let numkeys = parse_int(&argv[1])?;
+    if numkeys < 1 {
+        return Err(CmdError::err("at least 1 input key is needed for 'zintercard' command"));
+    }
     if numkeys as u64 > (argv.len() - 2) as u64 {
-        return Err(CmdError::err("Number of keys can't be greater than number of args"));
+        return Err(CmdError::Syntax);
     }
     let numkeys = numkeys as usize;
     let keys = &argv[2..2 + numkeys];
@@ -1018,6 +1026,9 @@ fn zintercard(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 // ---------------------------------------------------------------- ZSCAN
 
+/// Redis keeps sets this small as a listpack (`zset-max-listpack-entries`).
+const SMALL_SET: usize = 128;
+
 /// `ZSCAN key cursor [MATCH pattern] [COUNT count]`
 ///
 /// Walks members in byte order from the member the cursor stands for, so
@@ -1030,6 +1041,15 @@ fn zscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let scanned = read_zset(ctx, &argv[1], |z| {
         let Some(z) = z else { return Ok((Vec::new(), None)) };
         let options = options?;
+        if cursor == 0 && z.len() <= SMALL_SET {
+            // Redis answers a small (listpack) set in one reply, in order.
+            let found = z
+                .iter()
+                .filter(|(_, m)| options.pattern.is_none_or(|p| glob_match(p, m, false)))
+                .map(|(s, m)| (m, s))
+                .collect();
+            return Ok((found, None));
+        }
         let mut after: Vec<(&Bytes, f64)> =
             z.members().filter(|(m, _)| resume.as_deref().is_none_or(|r| m.as_ref() > r)).collect();
         let more = after.len() > options.count;
