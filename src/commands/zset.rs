@@ -281,13 +281,13 @@ fn zadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         index += 1;
     }
     let rest = &argv[index..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if flags.nx && flags.xx {
         return Err(CmdError::err("XX and NX options at the same time are not compatible"));
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    if (flags.nx && (flags.gt || flags.lt)) || (flags.gt && flags.lt) {
         return Err(CmdError::err("GT, LT, and/or NX options at the same time are not compatible"));
     }
     if flags.incr && rest.len() > 2 {
@@ -850,7 +850,9 @@ fn parse_setop_options(
 fn source(tx: &mut Tx, key: &[u8]) -> Result<Vec<(Bytes, f64)>, CmdError> {
     match tx.key_type(key)? {
         None => Ok(Vec::new()),
-        Some(KeyType::ZSet) => Ok(zset_at(tx, key)?.map(|z| z.members().map(|(m, s)| (m.clone(), s)).collect()).unwrap_or_default()),
+        Some(KeyType::ZSet) => {
+            Ok(zset_at(tx, key)?.map(|z| z.members().map(|(m, s)| (m.clone(), s)).collect()).unwrap_or_default())
+        }
         Some(KeyType::Set) => match tx.mem_value(key, KeyType::Set)? {
             Some(MemValue::Set(set)) => Ok(set.iter().map(|m| (m.clone(), 1.0)).collect()),
             _ => Ok(Vec::new()),
@@ -1077,4 +1079,145 @@ fn zscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 .collect(),
         ),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rand::{Rng, SeedableRng};
+
+    use super::super::testing::TestServer;
+    use super::*;
+
+    /// The model: per key, member → score.
+    type Model = BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, f64>>;
+
+    fn sorted(zset: &BTreeMap<Vec<u8>, f64>) -> Vec<(f64, Vec<u8>)> {
+        let mut items: Vec<(f64, Vec<u8>)> = zset.iter().map(|(m, s)| (*s, m.clone())).collect();
+        items.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then_with(|| a.1.cmp(&b.1)));
+        items
+    }
+
+    fn with_scores(items: &[(f64, Vec<u8>)]) -> Reply {
+        Reply::Array(
+            items.iter().flat_map(|(s, m)| [Reply::Bulk(Bytes::copy_from_slice(m)), Reply::Double(*s)]).collect(),
+        )
+    }
+
+    fn model_rank_range(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> {
+        let (a, b) = rank_range(start, stop, len);
+        a..b
+    }
+
+    #[test]
+    fn random_commands_match_a_btreemap_model() {
+        let mut server = TestServer::new();
+        let mut model: Model = BTreeMap::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let keys: [&[u8]; 3] = [b"za", b"zb", b"zc"];
+        for _ in 0..3000 {
+            let key = keys[rng.random_range(0..keys.len())];
+            let member = format!("m{}", rng.random_range(0..40)).into_bytes();
+            let score = rng.random_range(-10..10) as f64 / 2.0;
+            let score_text = score.to_string();
+            let entry = model.entry(key.to_vec()).or_default();
+            let (args, expected): (Vec<Vec<u8>>, Reply) = match rng.random_range(0..9) {
+                0 | 1 => {
+                    let added = !entry.contains_key(&member);
+                    entry.insert(member.clone(), score);
+                    (
+                        vec![b"ZADD".to_vec(), key.to_vec(), score_text.into_bytes(), member],
+                        Reply::Integer(added as i64),
+                    )
+                }
+                2 => {
+                    let current = entry.get(&member).copied();
+                    let applies = current.is_some_and(|c| score > c);
+                    if applies {
+                        entry.insert(member.clone(), score);
+                    }
+                    let args = vec![b"ZADD".to_vec(), key.to_vec(), b"XX".to_vec(), b"GT".to_vec(), b"CH".to_vec()];
+                    ([args, vec![score_text.into_bytes(), member]].concat(), Reply::Integer(applies as i64))
+                }
+                3 => {
+                    let new = entry.get(&member).copied().unwrap_or(0.0) + score;
+                    entry.insert(member.clone(), new);
+                    (vec![b"ZINCRBY".to_vec(), key.to_vec(), score_text.into_bytes(), member], Reply::Double(new))
+                }
+                4 => {
+                    let removed = entry.remove(&member).is_some();
+                    (vec![b"ZREM".to_vec(), key.to_vec(), member], Reply::Integer(removed as i64))
+                }
+                5 => {
+                    let (a, b) = (rng.random_range(-8..8i64), rng.random_range(-8..8i64));
+                    let items = sorted(entry);
+                    let range = model_rank_range(items.len(), a, b);
+                    for (_, m) in &items[range.clone()] {
+                        entry.remove(m);
+                    }
+                    let args =
+                        vec![b"ZREMRANGEBYRANK".to_vec(), key.to_vec(), a.to_string().into(), b.to_string().into()];
+                    (args, Reply::Integer(range.len() as i64))
+                }
+                6 => {
+                    let (lo, hi) = (score, score + 2.0);
+                    let before = entry.len();
+                    entry.retain(|_, s| !(*s > lo && *s <= hi));
+                    let args = vec![
+                        b"ZREMRANGEBYSCORE".to_vec(),
+                        key.to_vec(),
+                        format!("({lo}").into_bytes(),
+                        hi.to_string().into_bytes(),
+                    ];
+                    (args, Reply::Integer((before - entry.len()) as i64))
+                }
+                7 => {
+                    let count = rng.random_range(0..4usize);
+                    let mut items = sorted(entry);
+                    let max = rng.random_bool(0.5);
+                    if max {
+                        items.reverse();
+                    }
+                    items.truncate(count);
+                    for (_, m) in &items {
+                        entry.remove(m);
+                    }
+                    let name = if max { b"ZPOPMAX".to_vec() } else { b"ZPOPMIN".to_vec() };
+                    (vec![name, key.to_vec(), count.to_string().into_bytes()], with_scores(&items))
+                }
+                _ => {
+                    // ZUNIONSTORE into another key, replacing it.
+                    let dst = keys[rng.random_range(0..keys.len())];
+                    let source = entry.clone();
+                    let other = model.get(keys[0]).cloned().unwrap_or_default();
+                    let mut union = source;
+                    for (m, s) in other {
+                        *union.entry(m).or_insert(0.0) += s;
+                    }
+                    let count = union.len();
+                    model.insert(dst.to_vec(), union);
+                    let args =
+                        vec![b"ZUNIONSTORE".to_vec(), dst.to_vec(), b"2".to_vec(), key.to_vec(), keys[0].to_vec()];
+                    (args, Reply::Integer(count as i64))
+                }
+            };
+            let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+            assert_eq!(
+                server.run(&argv),
+                expected,
+                "{:?}",
+                args.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>()
+            );
+            model.retain(|_, z| !z.is_empty());
+            for key in keys {
+                let items = model.get(key).map(sorted).unwrap_or_default();
+                assert_eq!(server.run(&[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]), with_scores(&items));
+                if let Some((_, m)) = items.get(items.len() / 2) {
+                    assert_eq!(server.run(&[b"ZRANK", key, m]), Reply::Integer((items.len() / 2) as i64));
+                }
+            }
+        }
+        server.assert_replay_matches();
+    }
 }

@@ -45,7 +45,13 @@ pub struct SortedSet {
 
 impl Default for SortedSet {
     fn default() -> Self {
-        SortedSet { scores: HashMap::new(), nodes: Vec::new(), free: Vec::new(), root: NIL, seed: 0x9E37_79B9_7F4A_7C15 }
+        SortedSet {
+            scores: HashMap::new(),
+            nodes: Vec::new(),
+            free: Vec::new(),
+            root: NIL,
+            seed: 0x9E37_79B9_7F4A_7C15,
+        }
     }
 }
 
@@ -345,7 +351,10 @@ pub enum ZSetOp {
     Remove(Vec<Bytes>),
     /// Removes the elements with ranks in `start..end` (ZREMRANGEBYRANK and
     /// the other range removals, computed on the state they apply to).
-    RemoveRanks { start: usize, end: usize },
+    RemoveRanks {
+        start: usize,
+        end: usize,
+    },
 }
 
 pub fn apply(zset: &mut SortedSet, op: &ZSetOp) {
