@@ -26,10 +26,18 @@ def strata_binary():
     return os.path.join(target, "release", "strata-server")
 
 
+_USED_PORTS = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port not handed out before in this session."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _USED_PORTS:
+            _USED_PORTS.add(port)
+            return port
 
 
 def wait_for_ping(port, proc, timeout=30.0):

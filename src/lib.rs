@@ -10,6 +10,7 @@ pub mod error;
 pub mod glob;
 pub mod keyspace;
 pub mod long_double;
+pub mod memory_usage;
 pub mod protocol;
 pub mod server;
 pub mod stats;

@@ -3,7 +3,12 @@
 use tracing_subscriber::EnvFilter;
 
 use strata::config::Config;
+use strata::memory_usage::CountingAllocator;
 use strata::server;
+
+/// Counts heap bytes for INFO's used_memory and the maxmemory limit.
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

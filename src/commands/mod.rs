@@ -291,6 +291,12 @@ pub fn dispatch(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::
         server.stats.record_error(&CmdError::NoAuth);
         return CmdError::NoAuth.to_reply();
     }
+    if row.has_flag("denyoom") && over_maxmemory(server) {
+        row.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        let error = CmdError::Custom("OOM command not allowed when used memory > 'maxmemory'.".into());
+        server.stats.record_error(&error);
+        return error.to_reply();
+    }
     let handler = row.handler.expect("checked at startup");
     client.wrote |= row.is_write();
     let started = std::time::Instant::now();
@@ -317,6 +323,13 @@ pub fn dispatch(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::
 
 /// Runs commands in-process against a real server on a temp dir, for
 /// handler tests that look inside the engines (op-log replay).
+/// `maxmemory` with the only policy so far, noeviction: commands that may
+/// grow memory are refused while the server is over the limit.
+fn over_maxmemory(server: &Server) -> bool {
+    let limit = server.config.read().get("maxmemory").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    limit > 0 && crate::memory_usage::used_bytes() > limit
+}
+
 #[cfg(test)]
 pub mod testing {
     use std::sync::Arc;
@@ -336,6 +349,7 @@ pub mod testing {
 
     impl TestServer {
         /// A server whose memory records are tapped (see `Keyspace::record_tap`).
+        #[allow(clippy::new_without_default)] // A test server is never defaulted.
         pub fn new() -> TestServer {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut config = Config::default();

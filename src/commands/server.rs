@@ -220,11 +220,12 @@ fn memory_fields(server: &Server) -> Fields {
     let maxmemory: u64 = config.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let total_system = kb_field(&meminfo, "MemTotal");
+    let used = crate::memory_usage::used_bytes();
     vec![
-        // Strata's memory is the process's: RocksDB's caches and the
-        // memory engines live in it, so RSS is the honest figure.
-        field("used_memory", rss),
-        field("used_memory_human", bytes_to_human(rss)),
+        // As Redis's: the bytes the server's own allocations hold (memory
+        // engines, buffers); RocksDB's caches show in RSS only.
+        field("used_memory", used),
+        field("used_memory_human", bytes_to_human(used)),
         field("used_memory_rss", rss),
         field("used_memory_rss_human", bytes_to_human(rss)),
         field("used_memory_peak", peak),
