@@ -310,9 +310,10 @@ fn zrem(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
         let Some(zset) = zset_at(tx, key)? else { return Ok(Reply::Integer(0)) };
+        let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
         let mut removed: Vec<Bytes> = Vec::new();
         for member in &argv[2..] {
-            if zset.score(member).is_some() && !removed.contains(member) {
+            if zset.score(member).is_some() && seen.insert(member) {
                 removed.push(member.clone());
             }
         }
@@ -1218,6 +1219,45 @@ mod tests {
                 }
             }
         }
+        server.assert_replay_matches();
+    }
+
+    #[test]
+    fn set_operations_take_plain_sets_with_score_one() {
+        use strata_engines::memory::SetOp;
+        let mut server = TestServer::new();
+        server.run(&[b"ZADD", b"z", b"2", b"a", b"5", b"b"]);
+        let set = Bytes::from_static(b"s");
+        server
+            .server
+            .keyspace
+            .run(0, &[b"s"], |tx| {
+                let members = vec![Bytes::from_static(b"a"), Bytes::from_static(b"c")];
+                tx.mem_apply(MemOp::Set { key: set.clone(), op: SetOp::Add(members) });
+                Ok(())
+            })
+            .unwrap();
+        let bulk = |s: &str| Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+        assert_eq!(
+            server.run(&[b"ZUNION", b"2", b"z", b"s", b"WITHSCORES"]),
+            Reply::Array(vec![
+                bulk("c"),
+                Reply::Double(1.0),
+                bulk("a"),
+                Reply::Double(3.0),
+                bulk("b"),
+                Reply::Double(5.0)
+            ])
+        );
+        assert_eq!(server.run(&[b"ZINTER", b"2", b"s", b"z", b"WEIGHTS", b"10", b"1"]), Reply::Array(vec![bulk("a")]));
+        assert_eq!(server.run(&[b"ZINTERCARD", b"2", b"s", b"z"]), Reply::Integer(1));
+        assert_eq!(server.run(&[b"ZDIFFSTORE", b"d", b"2", b"s", b"z"]), Reply::Integer(1));
+        assert_eq!(
+            server.run(&[b"ZRANGE", b"d", b"0", b"-1", b"WITHSCORES"]),
+            Reply::Array(vec![bulk("c"), Reply::Double(1.0)])
+        );
+        // ZRANGE itself does not read plain sets.
+        assert_eq!(server.run(&[b"ZRANGE", b"s", b"0", b"-1"]), CmdError::WrongType.to_reply());
         server.assert_replay_matches();
     }
 }
