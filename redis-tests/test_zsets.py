@@ -575,3 +575,50 @@ def test_random_differential(pair):
         else:
             pair.same("ZREMRANGEBYSCORE", "z", str(rnd.randint(-5, 5)), str(rnd.randint(-5, 5)))
     pair.same("ZRANGE", "z", "0", "-1", "WITHSCORES")
+
+
+def test_ttl_is_kept_by_updates_and_dropped_by_stores(pair):
+    pair.same("ZADD", "z", "1", "a", "2", "b")
+    pair.same("EXPIRE", "z", "1000")
+    pair.same("ZADD", "z", "3", "c")
+    pair.same("ZINCRBY", "z", "1", "a")
+    pair.same("ZREM", "z", "b")
+    pair.same("ZPOPMIN", "z")
+    pair.same("TTL", "z")
+    pair.same("ZADD", "dst", "1", "x")
+    pair.same("EXPIRE", "dst", "1000")
+    pair.same("ZUNIONSTORE", "dst", "1", "z")
+    pair.same("TTL", "dst")
+    pair.same("EXPIRE", "dst", "1000")
+    pair.same("ZRANGESTORE", "dst", "z", "0", "-1")
+    pair.same("TTL", "dst")
+    pair.same("ZREMRANGEBYSCORE", "z", "-inf", "+inf")
+    pair.same("TTL", "z")
+    pair.same("EXISTS", "z")
+
+
+def test_setop_weights_and_infinities(pair):
+    pair.same("ZADD", "p", "inf", "a", "-inf", "b", "1", "c", "0", "d")
+    pair.same("ZADD", "q", "-inf", "a", "inf", "b", "2", "c", "5", "d")
+    for agg in ("SUM", "MIN", "MAX"):
+        for weights in (["1", "1"], ["0", "1"], ["-1", "2"], ["inf", "0"], ["-inf", "1.5"]):
+            pair.same("ZUNION", "2", "p", "q", "WEIGHTS", *weights, "AGGREGATE", agg, "WITHSCORES")
+            pair.same("ZINTER", "2", "p", "q", "WEIGHTS", *weights, "AGGREGATE", agg, "WITHSCORES")
+            pair.same("ZINTERSTORE", "dst", "2", "p", "q", "AGGREGATE", agg, "WEIGHTS", *weights)
+            pair.same("ZRANGE", "dst", "0", "-1", "WITHSCORES")
+
+
+def test_rename_and_copy_over_zsets(pair):
+    pair.same("ZADD", "a", "1", "x")
+    pair.same("ZADD", "b", "2", "y")
+    pair.same("COPY", "a", "b")
+    pair.same("COPY", "a", "b", "REPLACE")
+    pair.same("ZRANGE", "b", "0", "-1", "WITHSCORES")
+    pair.same("ZADD", "b", "3", "z")
+    pair.same("ZCARD", "a")
+    pair.same("RENAME", "a", "b")
+    pair.same("ZRANGE", "b", "0", "-1", "WITHSCORES")
+    pair.same("SET", "s", "v")
+    pair.same("RENAME", "b", "s")
+    pair.same("TYPE", "s")
+    pair.same("ZSCORE", "s", "x")

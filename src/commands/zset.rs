@@ -573,7 +573,8 @@ fn store_result(tx: &mut Tx, dst: &Bytes, items: Vec<(f64, Bytes)>) -> Result<()
     tx.delete(dst)?;
     if !items.is_empty() {
         let mut zset = SortedSet::default();
-        items.into_iter().for_each(|(s, m)| zset.insert(s, m));
+        // As in ZADD: a small stored set keeps -0 as the integer 0.
+        items.into_iter().for_each(|(s, m)| zset.insert(s + 0.0, m));
         tx.mem_apply(MemOp::Put { key: dst.clone(), entry: MemEntry { expire_ms: 0, value: MemValue::ZSet(zset) } });
     }
     Ok(())
@@ -891,7 +892,9 @@ fn compute_setop(sources: Vec<Vec<(Bytes, f64)>>, op: SetOpKind, options: &SetOp
                     let mut acc = weighted(*score, options.weights[*first_index]);
                     for (map, (index, _)) in maps.iter().zip(&indexed[1..]) {
                         let Some(other) = map.get(member) else { continue 'members };
-                        acc = options.aggregate.combine(acc, weighted(*other, options.weights[*index]));
+                        // Unlike the first source's, these products are not
+                        // cleared of NaN: a NaN sum becomes 0 in `combine`.
+                        acc = options.aggregate.combine(acc, *other * options.weights[*index]);
                     }
                     result.insert(member.clone(), acc);
                 }
