@@ -1,32 +1,64 @@
 //! Sorted sets: members ordered by (score, member).
+//!
+//! A `SortedSet` is a member → score map plus an order-statistic tree over
+//! (score, member): a treap whose nodes count their subtree, so rank
+//! lookups (ZRANK), access by index (ZRANGE) and rank-range removal
+//! (ZREMRANGEBYRANK) are O(log n), as with Redis's skiplist with spans.
+//! Nodes live in an arena (`Vec`) linked by index; freed slots are reused.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use bytes::Bytes;
 
-/// A score that orders like Redis's (NaN never gets in).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Score(pub f64);
+/// "No node".
+const NIL: u32 = u32::MAX;
 
-impl Eq for Score {}
-
-impl PartialOrd for Score {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
+#[derive(Clone, Debug)]
+struct Node {
+    score: f64,
+    member: Bytes,
+    /// Heap priority of the treap (larger is nearer the root).
+    priority: u64,
+    left: u32,
+    right: u32,
+    /// Nodes in this subtree, this one included.
+    size: u32,
 }
 
-impl Ord for Score {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.partial_cmp(&other.0).expect("scores are never NaN")
-    }
+/// Compares (score, member) pairs; scores are never NaN.
+fn cmp_entry(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering {
+    a_score.partial_cmp(&b_score).expect("scores are never NaN").then_with(|| a_member.cmp(b_member))
 }
 
 /// A sorted set: member → score, and the members in (score, member) order.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct SortedSet {
     scores: HashMap<Bytes, f64>,
-    order: BTreeSet<(Score, Bytes)>,
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    root: u32,
+    /// xorshift state for priorities: deterministic, but the shape of the
+    /// tree is not part of the value (equality compares contents only).
+    seed: u64,
+}
+
+impl Default for SortedSet {
+    fn default() -> Self {
+        SortedSet {
+            scores: HashMap::new(),
+            nodes: Vec::new(),
+            free: Vec::new(),
+            root: NIL,
+            seed: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+}
+
+impl PartialEq for SortedSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.scores == other.scores && self.range(0, self.len()) == other.range(0, other.len())
+    }
 }
 
 impl SortedSet {
@@ -42,26 +74,272 @@ impl SortedSet {
         self.scores.get(member).copied()
     }
 
-    /// Members in ascending (score, member) order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (f64, &Bytes)> {
-        self.order.iter().map(|(s, m)| (s.0, m))
+    /// Every member and its score, in no particular order.
+    pub fn members(&self) -> impl Iterator<Item = (&Bytes, f64)> {
+        self.scores.iter().map(|(m, s)| (m, *s))
     }
 
-    pub fn insert(&mut self, score: f64, member: Bytes) {
-        if let Some(old) = self.scores.insert(member.clone(), score) {
-            self.order.remove(&(Score(old), member.clone()));
+    /// Members in ascending (score, member) order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (f64, Bytes)> {
+        self.range(0, self.len()).into_iter()
+    }
+
+    fn size(&self, node: u32) -> usize {
+        if node == NIL {
+            0
+        } else {
+            self.nodes[node as usize].size as usize
         }
-        self.order.insert((Score(score), member));
+    }
+
+    fn update(&mut self, node: u32) {
+        let n = &self.nodes[node as usize];
+        let size = 1 + self.size(n.left) + self.size(n.right);
+        self.nodes[node as usize].size = size as u32;
+    }
+
+    fn next_priority(&mut self) -> u64 {
+        let mut x = self.seed;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed = x;
+        x
+    }
+
+    /// Splits `node` into (elements before `(score, member)`, the rest).
+    fn split(&mut self, node: u32, score: f64, member: &[u8]) -> (u32, u32) {
+        if node == NIL {
+            return (NIL, NIL);
+        }
+        let n = &self.nodes[node as usize];
+        if cmp_entry(n.score, &n.member, score, member) == Ordering::Less {
+            let (l, r) = self.split(n.right, score, member);
+            self.nodes[node as usize].right = l;
+            self.update(node);
+            (node, r)
+        } else {
+            let (l, r) = self.split(n.left, score, member);
+            self.nodes[node as usize].left = r;
+            self.update(node);
+            (l, node)
+        }
+    }
+
+    /// Splits `node` into (its first `count` elements, the rest).
+    fn split_at(&mut self, node: u32, count: usize) -> (u32, u32) {
+        if node == NIL {
+            return (NIL, NIL);
+        }
+        let left = self.nodes[node as usize].left;
+        let left_size = self.size(left);
+        if count <= left_size {
+            let (l, r) = self.split_at(left, count);
+            self.nodes[node as usize].left = r;
+            self.update(node);
+            (l, node)
+        } else {
+            let right = self.nodes[node as usize].right;
+            let (l, r) = self.split_at(right, count - left_size - 1);
+            self.nodes[node as usize].right = l;
+            self.update(node);
+            (node, r)
+        }
+    }
+
+    /// Joins two trees where every element of `a` precedes those of `b`.
+    fn merge(&mut self, a: u32, b: u32) -> u32 {
+        if a == NIL {
+            return b;
+        }
+        if b == NIL {
+            return a;
+        }
+        if self.nodes[a as usize].priority > self.nodes[b as usize].priority {
+            let right = self.nodes[a as usize].right;
+            let merged = self.merge(right, b);
+            self.nodes[a as usize].right = merged;
+            self.update(a);
+            a
+        } else {
+            let left = self.nodes[b as usize].left;
+            let merged = self.merge(a, left);
+            self.nodes[b as usize].left = merged;
+            self.update(b);
+            b
+        }
+    }
+
+    fn alloc(&mut self, score: f64, member: Bytes) -> u32 {
+        let priority = self.next_priority();
+        let node = Node { score, member, priority, left: NIL, right: NIL, size: 1 };
+        match self.free.pop() {
+            Some(slot) => {
+                self.nodes[slot as usize] = node;
+                slot
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        }
+    }
+
+    fn tree_insert(&mut self, score: f64, member: Bytes) {
+        let (l, r) = self.split(self.root, score, &member);
+        let node = self.alloc(score, member);
+        let l = self.merge(l, node);
+        self.root = self.merge(l, r);
+    }
+
+    fn tree_remove(&mut self, score: f64, member: &[u8]) {
+        let rank = self.rank_of(score, member);
+        let (l, rest) = self.split_at(self.root, rank);
+        let (middle, r) = self.split_at(rest, 1);
+        debug_assert_eq!(self.size(middle), 1);
+        self.release(middle);
+        self.root = self.merge(l, r);
+    }
+
+    /// Frees a single detached node's slot (dropping its member bytes).
+    fn release(&mut self, node: u32) {
+        if node != NIL {
+            self.nodes[node as usize].member = Bytes::new();
+            self.free.push(node);
+        }
+    }
+
+    /// Sets a member's score, adding it if new.
+    pub fn insert(&mut self, score: f64, member: Bytes) {
+        assert!(!score.is_nan(), "NaN score");
+        if let Some(old) = self.scores.insert(member.clone(), score) {
+            if old.total_cmp(&score) == Ordering::Equal {
+                return;
+            }
+            self.tree_remove(old, &member);
+        }
+        self.tree_insert(score, member);
     }
 
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match self.scores.remove_entry(member) {
-            Some((member, score)) => {
-                self.order.remove(&(Score(score), member));
+        match self.scores.remove(member) {
+            Some(score) => {
+                self.tree_remove(score, member);
                 true
             }
             None => false,
         }
+    }
+
+    /// Removes the elements with ranks in `start..end`.
+    pub fn remove_ranks(&mut self, start: usize, end: usize) {
+        let end = end.min(self.len());
+        if start >= end {
+            return;
+        }
+        let (l, rest) = self.split_at(self.root, start);
+        let (middle, r) = self.split_at(rest, end - start);
+        self.root = self.merge(l, r);
+        // Free the detached subtree.
+        let mut stack = vec![middle];
+        while let Some(node) = stack.pop() {
+            if node == NIL {
+                continue;
+            }
+            let n = &self.nodes[node as usize];
+            stack.push(n.left);
+            stack.push(n.right);
+            let member = n.member.clone();
+            self.scores.remove(&member);
+            self.release(node);
+        }
+    }
+
+    /// The number of elements before `(score, member)` (its rank if it is
+    /// in the set).
+    fn rank_of(&self, score: f64, member: &[u8]) -> usize {
+        self.count_while(|s, m| cmp_entry(s, m, score, member) == Ordering::Less)
+    }
+
+    /// The 0-based rank of a member in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        Some(self.rank_of(score, member))
+    }
+
+    /// How many elements satisfy `before`, which must hold for a prefix of
+    /// the order (true, ..., true, false, ... false).
+    pub fn count_while(&self, mut before: impl FnMut(f64, &[u8]) -> bool) -> usize {
+        let mut count = 0;
+        let mut node = self.root;
+        while node != NIL {
+            let n = &self.nodes[node as usize];
+            if before(n.score, &n.member) {
+                count += self.size(n.left) + 1;
+                node = n.right;
+            } else {
+                node = n.left;
+            }
+        }
+        count
+    }
+
+    /// The element at rank `index`.
+    pub fn get_by_rank(&self, mut index: usize) -> Option<(f64, &Bytes)> {
+        if index >= self.len() {
+            return None;
+        }
+        let mut node = self.root;
+        loop {
+            let n = &self.nodes[node as usize];
+            let left = self.size(n.left);
+            match index.cmp(&left) {
+                Ordering::Less => node = n.left,
+                Ordering::Equal => return Some((n.score, &n.member)),
+                Ordering::Greater => {
+                    index -= left + 1;
+                    node = n.right;
+                }
+            }
+        }
+    }
+
+    /// The elements with ranks in `start..end`, ascending.
+    pub fn range(&self, start: usize, end: usize) -> Vec<(f64, Bytes)> {
+        let end = end.min(self.len());
+        if start >= end {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(end - start);
+        // Descend to `start`, stacking the nodes still to visit after it.
+        let mut stack = Vec::new();
+        let mut node = self.root;
+        let mut skip = start;
+        while node != NIL {
+            let n = &self.nodes[node as usize];
+            let left = self.size(n.left);
+            if skip < left {
+                stack.push(node);
+                node = n.left;
+            } else if skip == left {
+                stack.push(node);
+                break;
+            } else {
+                skip -= left + 1;
+                node = n.right;
+            }
+        }
+        while out.len() < end - start {
+            let Some(node) = stack.pop() else { break };
+            let n = &self.nodes[node as usize];
+            out.push((n.score, n.member.clone()));
+            let mut next = n.right;
+            while next != NIL {
+                stack.push(next);
+                next = self.nodes[next as usize].left;
+            }
+        }
+        out
     }
 }
 
@@ -71,6 +349,12 @@ pub enum ZSetOp {
     /// Sets each member's score (adding it if new).
     Add(Vec<(f64, Bytes)>),
     Remove(Vec<Bytes>),
+    /// Removes the elements with ranks in `start..end` (ZREMRANGEBYRANK and
+    /// the other range removals, computed on the state they apply to).
+    RemoveRanks {
+        start: usize,
+        end: usize,
+    },
 }
 
 pub fn apply(zset: &mut SortedSet, op: &ZSetOp) {
@@ -79,5 +363,99 @@ pub fn apply(zset: &mut SortedSet, op: &ZSetOp) {
         ZSetOp::Remove(members) => members.iter().for_each(|m| {
             zset.remove(m);
         }),
+        ZSetOp::RemoveRanks { start, end } => zset.remove_ranks(*start, *end),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny deterministic generator (the engines crate has no rand).
+    struct Rng(u64);
+
+    impl Rng {
+        fn gen_range(&mut self, range: impl std::ops::RangeBounds<usize>) -> usize {
+            use std::ops::Bound;
+            let lo = match range.start_bound() {
+                Bound::Included(&v) => v,
+                _ => 0,
+            };
+            let hi = match range.end_bound() {
+                Bound::Included(&v) => v + 1,
+                Bound::Excluded(&v) => v,
+                Bound::Unbounded => usize::MAX,
+            };
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            lo + (self.0 % (hi - lo) as u64) as usize
+        }
+    }
+
+    fn model_sorted(model: &HashMap<Bytes, f64>) -> Vec<(f64, Bytes)> {
+        let mut v: Vec<(f64, Bytes)> = model.iter().map(|(m, s)| (*s, m.clone())).collect();
+        v.sort_by(|a, b| cmp_entry(a.0, &a.1, b.0, &b.1));
+        v
+    }
+
+    #[test]
+    fn matches_a_sorted_vec_model() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut zset = SortedSet::default();
+        let mut model: HashMap<Bytes, f64> = HashMap::new();
+        for step in 0..20_000 {
+            let member = Bytes::from(format!("m{}", rng.gen_range(0..300)));
+            match rng.gen_range(0..10) {
+                0..=4 => {
+                    let score = rng.gen_range(0..20) as f64;
+                    zset.insert(score, member.clone());
+                    model.insert(member, score);
+                }
+                5..=7 => {
+                    assert_eq!(zset.remove(&member), model.remove(&member).is_some());
+                }
+                _ => {
+                    let len = model.len();
+                    let start = rng.gen_range(0..=len);
+                    let end = rng.gen_range(start..=len + 2);
+                    let sorted = model_sorted(&model);
+                    for (_, m) in &sorted[start..end.min(len)] {
+                        model.remove(m);
+                    }
+                    zset.remove_ranks(start, end);
+                }
+            }
+            let sorted = model_sorted(&model);
+            assert_eq!(zset.len(), sorted.len());
+            if step % 50 == 0 {
+                assert_eq!(zset.range(0, usize::MAX), sorted);
+                for (i, (s, m)) in sorted.iter().enumerate() {
+                    assert_eq!(zset.rank(m), Some(i));
+                    assert_eq!(zset.get_by_rank(i), Some((*s, m)));
+                }
+            }
+            let a = rng.gen_range(0..=sorted.len());
+            let b = rng.gen_range(0..=sorted.len() + 1);
+            assert_eq!(zset.range(a, b), sorted[a.min(b.min(sorted.len()))..b.min(sorted.len())].to_vec());
+            let bound = rng.gen_range(0..20) as f64;
+            assert_eq!(zset.count_while(|s, _| s < bound), sorted.iter().filter(|(s, _)| *s < bound).count());
+        }
+    }
+
+    #[test]
+    fn equality_ignores_tree_shape() {
+        let mut a = SortedSet::default();
+        let mut b = SortedSet::default();
+        for i in 0..100 {
+            a.insert(i as f64, Bytes::from(format!("{i}")));
+        }
+        for i in (0..100).rev() {
+            b.next_priority();
+            b.insert(i as f64, Bytes::from(format!("{i}")));
+        }
+        assert_eq!(a, b);
+        b.insert(5.5, Bytes::from("5"));
+        assert_ne!(a, b);
     }
 }
