@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::blocking::{BlockedCall, Wake};
 use crate::client::Client;
 use crate::commands::dispatch;
 use crate::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits};
@@ -83,8 +84,16 @@ async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) ->
                         continue;
                     }
                     client.shared.last_active_ms.store(server.uptime_ms(), Ordering::Relaxed);
-                    let reply = dispatch(server, client, &argv);
+                    let mut reply = dispatch(server, client, &argv);
                     *client.shared.last_command.lock() = client.last_command.clone();
+                    if let Some(call) = client.blocked.take() {
+                        // Replies of the pipeline so far go out before waiting.
+                        flush(server, client, &mut socket, &mut output).await?;
+                        match wait_blocked(server, &mut socket, &mut input, client, call).await {
+                            Some(outcome) => reply = outcome,
+                            None => return Ok(()),
+                        }
+                    }
                     encoder_for(client).encode(&reply, &mut output);
                     if client.close_after_reply {
                         close = true;
@@ -105,22 +114,85 @@ async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) ->
                 }
             }
         }
-        if client.wrote {
-            client.wrote = false;
-            if let Err(e) = server.commit_writes() {
-                // The writes may not be durable: do not acknowledge them.
-                tracing::error!(error = %e, "writing the log failed");
-                return Err(std::io::Error::other(e.to_string()));
-            }
-        }
-        if !output.is_empty() {
-            server.stats.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
-            socket.write_all(&output).await?;
-            output.clear();
-        }
+        flush(server, client, &mut socket, &mut output).await?;
         if close {
             let _ = socket.shutdown().await;
             return Ok(());
+        }
+    }
+}
+
+/// Makes the batch's writes durable (group commit), then sends its replies.
+async fn flush(server: &Server, client: &mut Client, socket: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+    if client.wrote {
+        client.wrote = false;
+        if let Err(e) = server.commit_writes() {
+            // The writes may not be durable: do not acknowledge them.
+            tracing::error!(error = %e, "writing the log failed");
+            return Err(std::io::Error::other(e.to_string()));
+        }
+    }
+    if !output.is_empty() {
+        server.stats.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
+        socket.write_all(output).await?;
+        output.clear();
+    }
+    Ok(())
+}
+
+/// Waits for a blocked command's outcome: served by another client's
+/// write, timed out, or unblocked. Input that arrives meanwhile is kept for
+/// after (Redis does not run a blocked client's next commands either).
+/// None when the connection must close (disconnect, CLIENT KILL, shutdown).
+async fn wait_blocked(
+    server: &Server,
+    socket: &mut TcpStream,
+    input: &mut BytesMut,
+    client: &Client,
+    call: BlockedCall,
+) -> Option<Reply> {
+    let BlockedCall { waiter, mut wake, deadline, timeout_reply } = call;
+    let blocking = &server.keyspace.blocking;
+    let timer = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(timer);
+    let mut timed_out = false;
+    let mut shutdown = server.shutdown_signal();
+    loop {
+        input.reserve(READ_CHUNK);
+        tokio::select! {
+            outcome = &mut wake => {
+                return Some(match outcome {
+                    Ok(Wake::Served(reply)) => reply,
+                    Ok(Wake::Unblocked(Some(error))) => error,
+                    Ok(Wake::Unblocked(None)) | Err(_) => timeout_reply,
+                });
+            }
+            _ = &mut timer, if !timed_out => {
+                timed_out = true;
+                if blocking.remove(&waiter) {
+                    return Some(timeout_reply);
+                }
+                // Being served right now: the reply is on its way.
+            }
+            read = socket.read_buf(input) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    blocking.remove(&waiter);
+                    return None;
+                }
+            }
+            _ = client.shared.kill_notify.notified() => {
+                blocking.remove(&waiter);
+                return None;
+            }
+            _ = shutdown.changed() => {
+                blocking.remove(&waiter);
+                return None;
+            }
         }
     }
 }

@@ -12,7 +12,8 @@ use strata_engines::memory::{ListOp, ListValue, MemOp, MemValue};
 use strata_engines::KeyType;
 
 use super::args::parse_int;
-use super::{CommandTable, Ctx};
+use super::{block_client, CommandTable, Ctx};
+use crate::blocking::parse_timeout;
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Tx;
 use crate::protocol::Reply;
@@ -35,6 +36,11 @@ pub fn register(table: &mut CommandTable) {
     table.register("lmove", lmove);
     table.register("rpoplpush", rpoplpush);
     table.register("lmpop", lmpop);
+    table.register("blpop", blpop);
+    table.register("brpop", brpop);
+    table.register("blmove", blmove);
+    table.register("brpoplpush", brpoplpush);
+    table.register("blmpop", blmpop);
 }
 
 /// The list at `key`; None if missing; WRONGTYPE if it holds another type.
@@ -344,19 +350,22 @@ fn lpos(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     })
 }
 
-/// Pops one item from `src` and pushes it onto `dst` (LMOVE, RPOPLPUSH).
+/// Pops one item from `src` and pushes it onto `dst` (LMOVE, RPOPLPUSH and
+/// their blocking forms). None when `src` is missing.
+fn move_in(tx: &mut Tx, src: &Bytes, dst: &Bytes, from_front: bool, to_front: bool) -> Result<Option<Bytes>, CmdError> {
+    let Some(list) = list_of(tx, src)? else { return Ok(None) };
+    let item = end_items(list, from_front, 1).remove(0);
+    // Both keys are checked before the first effect.
+    list_of(tx, dst)?;
+    // Push before popping: when source and destination are the same
+    // key, the list never goes empty, so it keeps its TTL (as in Redis).
+    apply(tx, dst, ListOp::Push { front: to_front, items: vec![item.clone()] });
+    apply(tx, src, ListOp::Pop { front: from_front, count: 1 });
+    Ok(Some(item))
+}
+
 fn move_item(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_front: bool, to_front: bool) -> CmdResult {
-    ctx.server.keyspace.run(ctx.client.db, &[src, dst], |tx| {
-        let Some(list) = list_of(tx, src)? else { return Ok(Reply::Nil) };
-        let item = end_items(list, from_front, 1).remove(0);
-        // Both keys are checked before the first effect.
-        list_of(tx, dst)?;
-        // Push before popping: when source and destination are the same
-        // key, the list never goes empty, so it keeps its TTL (as in Redis).
-        apply(tx, dst, ListOp::Push { front: to_front, items: vec![item.clone()] });
-        apply(tx, src, ListOp::Pop { front: from_front, count: 1 });
-        Ok(Reply::Bulk(item))
-    })
+    ctx.server.keyspace.run(ctx.client.db, &[src, dst], |tx| Ok(Reply::opt_bulk(move_in(tx, src, dst, from_front, to_front)?)))
 }
 
 /// `LMOVE source destination LEFT|RIGHT LEFT|RIGHT`
@@ -371,41 +380,123 @@ fn rpoplpush(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     move_item(ctx, &argv[1], &argv[2], false, true)
 }
 
+/// The arguments of LMPOP and BLMPOP from `numkeys` on:
+/// `numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
+struct MPopArgs<'a> {
+    keys: &'a [Bytes],
+    front: bool,
+    count: usize,
+}
+
+impl<'a> MPopArgs<'a> {
+    fn parse(args: &'a [Bytes]) -> Result<MPopArgs<'a>, CmdError> {
+        let numkeys = match parse_int(&args[0]) {
+            Ok(n) if n > 0 => n as u64,
+            _ => return Err(CmdError::err("numkeys should be greater than 0")),
+        };
+        let where_at = numkeys.checked_add(1).filter(|&at| at < args.len() as u64).ok_or(CmdError::Syntax)? as usize;
+        let keys = &args[1..where_at];
+        let front = parse_end(&args[where_at])?;
+        let mut count = None;
+        let mut options = args[where_at + 1..].iter();
+        while let Some(option) = options.next() {
+            match options.as_slice().first() {
+                Some(value) if count.is_none() && option.eq_ignore_ascii_case(b"count") => {
+                    count = match parse_int(value) {
+                        Ok(n) if n > 0 => Some(n as usize),
+                        _ => return Err(CmdError::err("count should be greater than 0")),
+                    };
+                    options.next();
+                }
+                _ => return Err(CmdError::Syntax),
+            }
+        }
+        Ok(MPopArgs { keys, front, count: count.unwrap_or(1) })
+    }
+
+    fn names(&self) -> Vec<&'a [u8]> {
+        self.keys.iter().map(|k| &k[..]).collect()
+    }
+
+    /// Pops from the first non-empty list in key order; a key of another
+    /// type met before it is an error. None when every list is empty.
+    fn pop_in(&self, tx: &mut Tx) -> Result<Option<Reply>, CmdError> {
+        for key in self.keys {
+            let Some(list) = list_of(tx, key)? else { continue };
+            let items = end_items(list, self.front, self.count);
+            apply(tx, key, ListOp::Pop { front: self.front, count: items.len() });
+            return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(items)])));
+        }
+        Ok(None)
+    }
+}
+
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 fn lmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let numkeys = match parse_int(&argv[1]) {
-        Ok(n) if n > 0 => n as u64,
-        _ => return Err(CmdError::err("numkeys should be greater than 0")),
-    };
-    let where_at = numkeys.checked_add(2).filter(|&at| at < argv.len() as u64).ok_or(CmdError::Syntax)? as usize;
-    let keys = &argv[2..where_at];
-    let front = parse_end(&argv[where_at])?;
-    let mut count = None;
-    let mut options = argv[where_at + 1..].iter();
-    while let Some(option) = options.next() {
-        match options.as_slice().first() {
-            Some(value) if count.is_none() && option.eq_ignore_ascii_case(b"count") => {
-                count = match parse_int(value) {
-                    Ok(n) if n > 0 => Some(n as usize),
-                    _ => return Err(CmdError::err("count should be greater than 0")),
-                };
-                options.next();
-            }
-            _ => return Err(CmdError::Syntax),
-        }
-    }
-    let count = count.unwrap_or(1);
+    let mpop = MPopArgs::parse(&argv[1..])?;
+    ctx.server.keyspace.run(ctx.client.db, &mpop.names(), |tx| Ok(mpop.pop_in(tx)?.unwrap_or(Reply::NilArray)))
+}
+
+/// BLPOP and BRPOP: `key [key ...] timeout`.
+fn blocking_pop(ctx: &mut Ctx, argv: &[Bytes], front: bool) -> CmdResult {
+    let timeout = parse_timeout(&argv[argv.len() - 1])?;
+    let keys = &argv[1..argv.len() - 1];
     let names: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-    ctx.server.keyspace.run(ctx.client.db, &names, |tx| {
-        // The first non-empty list in key order; a key of another type met
-        // before it is an error.
+    let (server, client) = (ctx.server, &mut *ctx.client);
+    server.keyspace.run(client.db, &names, |tx| {
         for key in keys {
             let Some(list) = list_of(tx, key)? else { continue };
-            let items = end_items(list, front, count);
-            apply(tx, key, ListOp::Pop { front, count: items.len() });
-            return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(items)]));
+            let item = end_items(list, front, 1).remove(0);
+            apply(tx, key, ListOp::Pop { front, count: 1 });
+            return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(item)]));
         }
-        Ok(Reply::NilArray)
+        Ok(block_client(server, client, argv, keys, timeout, Reply::NilArray))
+    })
+}
+
+/// `BLPOP key [key ...] timeout`
+fn blpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    blocking_pop(ctx, argv, true)
+}
+
+/// `BRPOP key [key ...] timeout`
+fn brpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    blocking_pop(ctx, argv, false)
+}
+
+/// BLMOVE and BRPOPLPUSH: waits for `src`, then moves one item.
+fn blocking_move(ctx: &mut Ctx, argv: &[Bytes], from_front: bool, to_front: bool, timeout: &[u8]) -> CmdResult {
+    let timeout = parse_timeout(timeout)?;
+    let (src, dst) = (&argv[1], &argv[2]);
+    let (server, client) = (ctx.server, &mut *ctx.client);
+    server.keyspace.run(client.db, &[src, dst], |tx| match move_in(tx, src, dst, from_front, to_front)? {
+        Some(item) => Ok(Reply::Bulk(item)),
+        // Redis answers a timed-out BLMOVE with a null array, like BLPOP.
+        None => Ok(block_client(server, client, argv, std::slice::from_ref(src), timeout, Reply::NilArray)),
+    })
+}
+
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`
+fn blmove(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let from_front = parse_end(&argv[3])?;
+    let to_front = parse_end(&argv[4])?;
+    blocking_move(ctx, argv, from_front, to_front, &argv[5])
+}
+
+/// `BRPOPLPUSH source destination timeout`
+fn brpoplpush(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    blocking_move(ctx, argv, false, true, &argv[3])
+}
+
+/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`
+fn blmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let mpop = MPopArgs::parse(&argv[2..])?;
+    // Redis checks the timeout after the other arguments.
+    let timeout = parse_timeout(&argv[1])?;
+    let (server, client) = (ctx.server, &mut *ctx.client);
+    server.keyspace.run(client.db, &mpop.names(), |tx| match mpop.pop_in(tx)? {
+        Some(reply) => Ok(reply),
+        None => Ok(block_client(server, client, argv, mpop.keys, timeout, Reply::NilArray)),
     })
 }
 

@@ -277,8 +277,57 @@ fn unknown_command(argv: &[Bytes]) -> CmdError {
     )))
 }
 
-/// Runs one command for a client: lookup, auth check, handler, stats.
+/// Runs one command for a client, then serves clients it unblocked.
 pub fn dispatch(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::protocol::Reply {
+    let reply = execute(server, client, argv);
+    serve_blocked(server);
+    reply
+}
+
+/// Serves clients blocked on keys that the last command gave data to, in
+/// FIFO order per key, by running each one's command again on its behalf.
+/// A served command may feed further keys (BLMOVE), which are served in turn.
+fn serve_blocked(server: &Server) {
+    let blocking = &server.keyspace.blocking;
+    while let Some((db, key)) = blocking.next_ready() {
+        while let Some(waiter) = blocking.first_waiter(db, &key) {
+            let mut stand_in = Client::new(waiter.client.clone(), true);
+            stand_in.db = waiter.db;
+            stand_in.retrying_blocked = true;
+            let reply = execute(server, &mut stand_in, &waiter.argv);
+            if stand_in.unserved {
+                // Still nothing for the longest waiter: the others wait too.
+                break;
+            }
+            blocking.wake(&waiter, crate::blocking::Wake::Served(reply));
+        }
+    }
+}
+
+/// Makes the client wait for data on `keys`: call it from a blocking
+/// command that found nothing, inside `keyspace.run` (the keys still
+/// locked, so no write slips in between). When the command is being run
+/// again for a blocked client, it stays blocked instead.
+pub fn block_client(
+    server: &Server,
+    client: &mut Client,
+    argv: &[Bytes],
+    keys: &[Bytes],
+    timeout: Option<std::time::Duration>,
+    timeout_reply: crate::protocol::Reply,
+) -> crate::protocol::Reply {
+    if client.retrying_blocked {
+        client.unserved = true;
+    } else {
+        let call =
+            server.keyspace.blocking.block(client.shared.clone(), client.db, argv, keys.to_vec(), timeout, timeout_reply);
+        client.blocked = Some(call);
+    }
+    crate::protocol::Reply::NoReply
+}
+
+/// Runs one command: lookup, auth and memory checks, handler, stats.
+fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::protocol::Reply {
     let row = match server.commands.lookup(argv) {
         Ok(row) => row,
         Err(e) => {

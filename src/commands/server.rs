@@ -29,6 +29,7 @@ pub fn register(table: &mut CommandTable) {
     table.register("client|info", client_info);
     table.register("client|kill", client_kill);
     table.register("client|help", client_help);
+    table.register("client|unblock", client_unblock);
     table.register("time", time);
     table.register("shutdown", shutdown);
 }
@@ -179,7 +180,7 @@ fn clients_fields(server: &Server) -> Fields {
         field("connected_clients", server.clients.len()),
         field("cluster_connections", 0),
         field("maxclients", server.config.read().maxclients()),
-        field("blocked_clients", 0),
+        field("blocked_clients", server.keyspace.blocking.blocked_clients()),
         field("tracking_clients", 0),
     ]
 }
@@ -467,6 +468,19 @@ fn config_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 /// `CLIENT ID`
 fn client_id(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(ctx.client.shared.id as i64))
+}
+
+/// `CLIENT UNBLOCK client-id [TIMEOUT | ERROR]`
+fn client_unblock(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let id = super::args::parse_int(&argv[2])?;
+    let error = match argv.get(3) {
+        None => false,
+        Some(mode) if mode.eq_ignore_ascii_case(b"TIMEOUT") => false,
+        Some(mode) if mode.eq_ignore_ascii_case(b"ERROR") => true,
+        Some(_) => return Err(CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    let unblocked = id >= 0 && ctx.server.keyspace.blocking.unblock(id as u64, error);
+    Ok(Reply::Integer(unblocked as i64))
 }
 
 /// `CLIENT SETNAME connection-name` (an empty name clears it)

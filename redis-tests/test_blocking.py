@@ -1,0 +1,120 @@
+"""Blocking list commands with several clients, compared with a real Redis:
+each scenario runs against both servers and must produce the same replies."""
+import time
+
+import pytest
+
+from conftest import RawConn, encode
+
+
+def run_both(strata_server, redis_server, scenario):
+    results = []
+    for server in (strata_server, redis_server):
+        conns = [RawConn(server.port) for _ in range(4)]
+        conns[0].call("FLUSHALL")
+        results.append(scenario(conns))
+        for c in conns:
+            c.close()
+    assert results[0] == results[1], f"strata {results[0]!r} != redis {results[1]!r}"
+    return results[1]
+
+
+def blocked_count(conn):
+    info = conn.call("INFO", "clients")[1].decode()
+    return int([l for l in info.splitlines() if l.startswith("blocked_clients:")][0].split(":")[1])
+
+
+def wait_blocked(conn, n):
+    for _ in range(200):
+        if blocked_count(conn) == n:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"expected {n} blocked clients")
+
+
+def test_blpop_woken_by_lpush(strata_server, redis_server):
+    def scenario(c):
+        c[1].send_raw(encode(["BLPOP", "empty", "list", "0"]))
+        wait_blocked(c[0], 1)
+        pushed = c[0].call("RPUSH", "list", "a", "b")[0]
+        return pushed, c[1].read_reply()[0], c[0].call("LRANGE", "list", "0", "-1")[0]
+    run_both(strata_server, redis_server, scenario)
+
+
+def test_fifo_order_and_one_item_each(strata_server, redis_server):
+    def scenario(c):
+        c[1].send_raw(encode(["BRPOP", "q", "0"]))
+        wait_blocked(c[0], 1)
+        c[2].send_raw(encode(["BLPOP", "q", "0"]))
+        wait_blocked(c[0], 2)
+        c[0].call("LPUSH", "q", "x")
+        first = c[1].read_reply()[0]
+        c[0].call("LPUSH", "q", "y")
+        second = c[2].read_reply()[0]
+        return first, second, blocked_count(c[0])
+    run_both(strata_server, redis_server, scenario)
+
+
+def test_timeouts_and_errors(strata_server, redis_server):
+    def scenario(c):
+        replies = [c[1].call("BLPOP", "nothing", "0.05")[0], c[1].call("BLMOVE", "a", "b", "LEFT", "RIGHT", "0.05")[0]]
+        replies.append(c[1].call("BLMPOP", "0.05", "2", "a", "b", "LEFT")[0])
+        replies.append(c[1].call("BLPOP", "k", "-1")[0])
+        replies.append(c[1].call("BLPOP", "k", "abc")[0])
+        replies.append(c[1].call("BLMPOP", "abc", "0", "k", "LEFT")[0])
+        c[1].call("SET", "str", "v")
+        replies.append(c[1].call("BLPOP", "str", "0")[0])
+        replies.append(c[1].call("BLMOVE", "str", "b", "LEFT", "LEFT", "0")[0])
+        c[1].call("RPUSH", "ready", "1", "2", "3")
+        replies.append(c[1].call("BLMPOP", "0", "2", "nothing", "ready", "RIGHT", "COUNT", "2")[0])
+        replies.append(c[1].call("BRPOPLPUSH", "ready", "other", "0")[0])
+        return replies
+    run_both(strata_server, redis_server, scenario)
+
+
+def test_blmove_chain(strata_server, redis_server):
+    def scenario(c):
+        c[1].send_raw(encode(["BLMOVE", "a", "b", "LEFT", "RIGHT", "0"]))
+        wait_blocked(c[0], 1)
+        c[2].send_raw(encode(["BLMOVE", "b", "c", "LEFT", "RIGHT", "0"]))
+        wait_blocked(c[0], 2)
+        c[3].send_raw(encode(["BLPOP", "c", "0"]))
+        wait_blocked(c[0], 3)
+        c[0].call("RPUSH", "a", "item")
+        return (c[1].read_reply()[0], c[2].read_reply()[0], c[3].read_reply()[0],
+                c[0].call("EXISTS", "a", "b", "c")[0], blocked_count(c[0]))
+    run_both(strata_server, redis_server, scenario)
+
+
+def test_disconnected_waiter_is_removed(strata_server, redis_server):
+    def scenario(c):
+        c[1].send_raw(encode(["BLPOP", "gone", "0"]))
+        wait_blocked(c[0], 1)
+        c[1].close()
+        wait_blocked(c[0], 0)
+        c[0].call("RPUSH", "gone", "v")
+        return c[0].call("LLEN", "gone")[0]
+    run_both(strata_server, redis_server, scenario)
+
+
+def test_client_unblock(strata_server, redis_server):
+    def scenario(c):
+        id1 = c[1].call("CLIENT", "ID")[1]
+        id2 = c[2].call("CLIENT", "ID")[1]
+        c[1].send_raw(encode(["BLPOP", "k", "0"]))
+        c[2].send_raw(encode(["BLMOVE", "k", "d", "LEFT", "LEFT", "0"]))
+        wait_blocked(c[0], 2)
+        r1 = c[0].call("CLIENT", "UNBLOCK", str(id1))[0]
+        r2 = c[0].call("CLIENT", "UNBLOCK", str(id2), "ERROR")[0]
+        r3 = c[0].call("CLIENT", "UNBLOCK", str(id2))[0]
+        return r1, r2, r3, c[1].read_reply()[0], c[2].read_reply()[0]
+    run_both(strata_server, redis_server, scenario)
+
+
+def test_pipelined_commands_after_a_blocked_one_wait(strata_server, redis_server):
+    def scenario(c):
+        c[1].send_raw(encode(["BLPOP", "p", "0"]) + encode(["ECHO", "after"]))
+        wait_blocked(c[0], 1)
+        c[0].call("RPUSH", "p", "v")
+        return c[1].read_reply()[0], c[1].read_reply()[0]
+    run_both(strata_server, redis_server, scenario)
