@@ -118,3 +118,32 @@ def test_pipelined_commands_after_a_blocked_one_wait(strata_server, redis_server
         c[0].call("RPUSH", "p", "v")
         return c[1].read_reply()[0], c[1].read_reply()[0]
     run_both(strata_server, redis_server, scenario)
+
+
+def test_bzpopmin_bzpopmax_bzmpop(strata_server, redis_server):
+    def scenario(c):
+        c[1].send_raw(encode(["BZPOPMIN", "z1", "z2", "0"]))
+        wait_blocked(c[0], 1)
+        c[2].send_raw(encode(["BZMPOP", "0", "1", "z2", "MAX", "COUNT", "2"]))
+        wait_blocked(c[0], 2)
+        c[0].call("ZADD", "z2", "1", "a", "2", "b", "3", "c", "4", "d")
+        replies = [c[1].read_reply()[0], c[2].read_reply()[0]]
+        replies.append(c[1].call("BZPOPMAX", "z2", "z1", "0")[0])
+        replies.append(c[1].call("BZPOPMIN", "none", "0.05")[0])
+        replies.append(c[1].call("BZMPOP", "0.05", "1", "none", "MIN")[0])
+        replies.append(c[1].call("BZPOPMIN", "none", "-1")[0])
+        c[1].call("SET", "s", "v")
+        replies.append(c[1].call("BZPOPMIN", "s", "0")[0])
+        return replies
+    run_both(strata_server, redis_server, scenario)
+
+
+def test_resp3_blocking_replies(strata_server, redis_server):
+    def scenario(c):
+        c[1].call("HELLO", "3")
+        c[1].send_raw(encode(["BZPOPMIN", "z", "0"]))
+        wait_blocked(c[0], 1)
+        c[0].call("ZADD", "z", "1.5", "m")
+        first = c[1].read_reply()[0]
+        return first, c[1].call("BLPOP", "none", "0.05")[0]
+    run_both(strata_server, redis_server, scenario)

@@ -123,7 +123,12 @@ async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) ->
 }
 
 /// Makes the batch's writes durable (group commit), then sends its replies.
-async fn flush(server: &Server, client: &mut Client, socket: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+async fn flush(
+    server: &Server,
+    client: &mut Client,
+    socket: &mut TcpStream,
+    output: &mut BytesMut,
+) -> std::io::Result<()> {
     if client.wrote {
         client.wrote = false;
         if let Err(e) = server.commit_writes() {

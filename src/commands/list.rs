@@ -365,7 +365,9 @@ fn move_in(tx: &mut Tx, src: &Bytes, dst: &Bytes, from_front: bool, to_front: bo
 }
 
 fn move_item(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_front: bool, to_front: bool) -> CmdResult {
-    ctx.server.keyspace.run(ctx.client.db, &[src, dst], |tx| Ok(Reply::opt_bulk(move_in(tx, src, dst, from_front, to_front)?)))
+    ctx.server
+        .keyspace
+        .run(ctx.client.db, &[src, dst], |tx| Ok(Reply::opt_bulk(move_in(tx, src, dst, from_front, to_front)?)))
 }
 
 /// `LMOVE source destination LEFT|RIGHT LEFT|RIGHT`

@@ -319,8 +319,14 @@ pub fn block_client(
     if client.retrying_blocked {
         client.unserved = true;
     } else {
-        let call =
-            server.keyspace.blocking.block(client.shared.clone(), client.db, argv, keys.to_vec(), timeout, timeout_reply);
+        let call = server.keyspace.blocking.block(
+            client.shared.clone(),
+            client.db,
+            argv,
+            keys.to_vec(),
+            timeout,
+            timeout_reply,
+        );
         client.blocked = Some(call);
     }
     crate::protocol::Reply::NoReply

@@ -11,7 +11,8 @@ use strata_engines::memory::{MemEntry, MemOp, MemValue, SortedSet, ZSetOp};
 use strata_engines::KeyType;
 
 use super::args::{parse_float, parse_float_opt, parse_int};
-use super::{CommandTable, Ctx};
+use super::{block_client, CommandTable, Ctx};
+use crate::blocking::parse_timeout;
 use crate::cursor::{parse_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
@@ -42,6 +43,9 @@ pub fn register(table: &mut CommandTable) {
     table.register("zpopmin", zpopmin);
     table.register("zpopmax", zpopmax);
     table.register("zmpop", zmpop);
+    table.register("bzpopmin", bzpopmin);
+    table.register("bzpopmax", bzpopmax);
+    table.register("bzmpop", bzmpop);
     table.register("zrandmember", zrandmember);
     table.register("zunion", zunion);
     table.register("zinter", zinter);
@@ -667,40 +671,99 @@ fn zpopmax(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     pop_generic(ctx, argv, true)
 }
 
-/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
-fn zmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let numkeys = parse_range_int(&argv[1], 1, "numkeys should be greater than 0")? as u64;
-    let where_index = 2u64.saturating_add(numkeys);
-    if where_index >= argv.len() as u64 {
-        return Err(CmdError::Syntax);
-    }
-    let where_index = where_index as usize;
-    let max = match argv[where_index].to_ascii_uppercase().as_slice() {
-        b"MIN" => false,
-        b"MAX" => true,
-        _ => return Err(CmdError::Syntax),
-    };
-    let mut count = None;
-    let mut j = where_index + 1;
-    while j < argv.len() {
-        if count.is_none() && argv[j].eq_ignore_ascii_case(b"COUNT") && j + 1 < argv.len() {
-            count = Some(parse_range_int(&argv[j + 1], 1, "count should be greater than 0")? as usize);
-            j += 2;
-        } else {
+/// The arguments of ZMPOP and BZMPOP from `numkeys` on:
+/// `numkeys key [key ...] MIN|MAX [COUNT count]`.
+struct MPopArgs<'a> {
+    keys: &'a [Bytes],
+    max: bool,
+    count: usize,
+}
+
+impl<'a> MPopArgs<'a> {
+    fn parse(args: &'a [Bytes]) -> Result<MPopArgs<'a>, CmdError> {
+        let numkeys = parse_range_int(&args[0], 1, "numkeys should be greater than 0")? as u64;
+        let where_index = 1u64.saturating_add(numkeys);
+        if where_index >= args.len() as u64 {
             return Err(CmdError::Syntax);
         }
-    }
-    let keys = &argv[2..where_index];
-    let names: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
-    ctx.server.keyspace.run(ctx.client.db, &names, |tx| {
-        for key in keys {
-            let items = pop(tx, key, count.unwrap_or(1), max)?;
-            if !items.is_empty() {
-                // ZMPOP nests [member, score] pairs in both protocols.
-                return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), scored_reply(items, true, true)]));
+        let where_index = where_index as usize;
+        let max = match args[where_index].to_ascii_uppercase().as_slice() {
+            b"MIN" => false,
+            b"MAX" => true,
+            _ => return Err(CmdError::Syntax),
+        };
+        let mut count = None;
+        let mut j = where_index + 1;
+        while j < args.len() {
+            if count.is_none() && args[j].eq_ignore_ascii_case(b"COUNT") && j + 1 < args.len() {
+                count = Some(parse_range_int(&args[j + 1], 1, "count should be greater than 0")? as usize);
+                j += 2;
+            } else {
+                return Err(CmdError::Syntax);
             }
         }
-        Ok(Reply::NilArray)
+        Ok(MPopArgs { keys: &args[1..where_index], max, count: count.unwrap_or(1) })
+    }
+
+    fn names(&self) -> Vec<&'a [u8]> {
+        self.keys.iter().map(|k| k.as_ref()).collect()
+    }
+
+    /// Pops from the first non-empty sorted set in key order; None when
+    /// every one is empty.
+    fn pop_in(&self, tx: &mut Tx) -> Result<Option<Reply>, CmdError> {
+        for key in self.keys {
+            let items = pop(tx, key, self.count, self.max)?;
+            if !items.is_empty() {
+                // ZMPOP nests [member, score] pairs in both protocols.
+                return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), scored_reply(items, true, true)])));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
+fn zmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let mpop = MPopArgs::parse(&argv[1..])?;
+    ctx.server.keyspace.run(ctx.client.db, &mpop.names(), |tx| Ok(mpop.pop_in(tx)?.unwrap_or(Reply::NilArray)))
+}
+
+/// BZPOPMIN and BZPOPMAX: `key [key ...] timeout`.
+fn blocking_pop(ctx: &mut Ctx, argv: &[Bytes], max: bool) -> CmdResult {
+    let timeout = parse_timeout(&argv[argv.len() - 1])?;
+    let keys = &argv[1..argv.len() - 1];
+    let names: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+    let (server, client) = (ctx.server, &mut *ctx.client);
+    server.keyspace.run(client.db, &names, |tx| {
+        for key in keys {
+            if let Some((score, member)) = pop(tx, key, 1, max)?.pop() {
+                return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(member), Reply::Double(score)]));
+            }
+        }
+        Ok(block_client(server, client, argv, keys, timeout, Reply::NilArray))
+    })
+}
+
+/// `BZPOPMIN key [key ...] timeout`
+fn bzpopmin(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    blocking_pop(ctx, argv, false)
+}
+
+/// `BZPOPMAX key [key ...] timeout`
+fn bzpopmax(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    blocking_pop(ctx, argv, true)
+}
+
+/// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`
+fn bzmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let mpop = MPopArgs::parse(&argv[2..])?;
+    // Redis checks the timeout after the other arguments.
+    let timeout = parse_timeout(&argv[1])?;
+    let (server, client) = (ctx.server, &mut *ctx.client);
+    server.keyspace.run(client.db, &mpop.names(), |tx| match mpop.pop_in(tx)? {
+        Some(reply) => Ok(reply),
+        None => Ok(block_client(server, client, argv, mpop.keys, timeout, Reply::NilArray)),
     })
 }
 
