@@ -54,13 +54,16 @@ pub struct BlockedCall {
     pub timeout_reply: Reply,
 }
 
+/// A key in a logical database.
+type DbKey = (usize, Bytes);
+
 /// Every blocked client, by the keys it waits on.
 #[derive(Default)]
 pub struct Blocking {
     next_id: AtomicU64,
-    queues: Mutex<HashMap<(usize, Bytes), VecDeque<Arc<Waiter>>>>,
+    queues: Mutex<HashMap<DbKey, VecDeque<Arc<Waiter>>>>,
     by_client: Mutex<HashMap<u64, Arc<Waiter>>>,
-    ready: Mutex<Vec<(usize, Bytes)>>,
+    ready: Mutex<Vec<DbKey>>,
     blocked: AtomicUsize,
 }
 

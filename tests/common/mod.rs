@@ -90,8 +90,12 @@ impl TestServer {
                 panic!("strata-server exited early: {status}");
             }
             if let Ok(mut conn) = Conn::try_connect(self.port) {
-                // A connection closed before the answer counts as not ready.
-                conn.send_raw(&encode(&[b"PING"]));
+                // A connection reset or closed before the answer counts as
+                // not ready (seen rarely while a server starts).
+                if conn.writer.write_all(&encode(&[b"PING"])).is_err() {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
                 match conn.read() {
                     Some(Value::Status(pong)) if pong == "PONG" => return,
                     Some(Value::Error(e)) if e.starts_with("NOAUTH") => return,
