@@ -12,7 +12,7 @@ use strata_engines::memory::{ListOp, ListValue, MemOp, MemValue};
 use strata_engines::KeyType;
 
 use super::args::parse_int;
-use super::{block_client, CommandTable, Ctx};
+use super::{block_client, pop_first_or_block, CommandTable, Ctx};
 use crate::blocking::parse_timeout;
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Tx;
@@ -441,18 +441,11 @@ fn lmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// BLPOP and BRPOP: `key [key ...] timeout`.
 fn blocking_pop(ctx: &mut Ctx, argv: &[Bytes], front: bool) -> CmdResult {
-    let timeout = parse_timeout(&argv[argv.len() - 1])?;
-    let keys = &argv[1..argv.len() - 1];
-    let names: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-    let (server, client) = (ctx.server, &mut *ctx.client);
-    server.keyspace.run(client.db, &names, |tx| {
-        for key in keys {
-            let Some(list) = list_of(tx, key)? else { continue };
-            let item = end_items(list, front, 1).remove(0);
-            apply(tx, key, ListOp::Pop { front, count: 1 });
-            return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(item)]));
-        }
-        Ok(block_client(server, client, argv, keys, timeout, Reply::NilArray))
+    pop_first_or_block(ctx, argv, |tx, key| {
+        let Some(list) = list_of(tx, key)? else { return Ok(None) };
+        let item = end_items(list, front, 1).remove(0);
+        apply(tx, key, ListOp::Pop { front, count: 1 });
+        Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(item)])))
     })
 }
 

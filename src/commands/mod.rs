@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::{CmdError, CmdResult};
+use crate::keyspace::Tx;
 use crate::server::Server;
 
 /// A command handler: parses its arguments into typed values, then executes.
@@ -330,6 +331,28 @@ pub fn block_client(
         client.blocked = Some(call);
     }
     crate::protocol::Reply::NoReply
+}
+
+/// BLPOP, BRPOP, BZPOPMIN, BZPOPMAX: `key [key ...] timeout`. Pops from
+/// the first key that has data (`pop_one` answers for one key, None when
+/// it is empty), else blocks on all of them.
+pub fn pop_first_or_block(
+    ctx: &mut Ctx,
+    argv: &[Bytes],
+    mut pop_one: impl FnMut(&mut Tx, &Bytes) -> Result<Option<crate::protocol::Reply>, CmdError>,
+) -> CmdResult {
+    let timeout = crate::blocking::parse_timeout(&argv[argv.len() - 1])?;
+    let keys = &argv[1..argv.len() - 1];
+    let names: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+    let (server, client) = (ctx.server, &mut *ctx.client);
+    server.keyspace.run(client.db, &names, |tx| {
+        for key in keys {
+            if let Some(reply) = pop_one(tx, key)? {
+                return Ok(reply);
+            }
+        }
+        Ok(block_client(server, client, argv, keys, timeout, crate::protocol::Reply::NilArray))
+    })
 }
 
 /// Runs one command: lookup, auth and memory checks, handler, stats.

@@ -11,7 +11,7 @@ use strata_engines::memory::{MemEntry, MemOp, MemValue, SortedSet, ZSetOp};
 use strata_engines::KeyType;
 
 use super::args::{parse_float, parse_float_opt, parse_int};
-use super::{block_client, CommandTable, Ctx};
+use super::{block_client, pop_first_or_block, CommandTable, Ctx};
 use crate::blocking::parse_timeout;
 use crate::cursor::{parse_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
@@ -731,17 +731,10 @@ fn zmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// BZPOPMIN and BZPOPMAX: `key [key ...] timeout`.
 fn blocking_pop(ctx: &mut Ctx, argv: &[Bytes], max: bool) -> CmdResult {
-    let timeout = parse_timeout(&argv[argv.len() - 1])?;
-    let keys = &argv[1..argv.len() - 1];
-    let names: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
-    let (server, client) = (ctx.server, &mut *ctx.client);
-    server.keyspace.run(client.db, &names, |tx| {
-        for key in keys {
-            if let Some((score, member)) = pop(tx, key, 1, max)?.pop() {
-                return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(member), Reply::Double(score)]));
-            }
-        }
-        Ok(block_client(server, client, argv, keys, timeout, Reply::NilArray))
+    pop_first_or_block(ctx, argv, |tx, key| {
+        Ok(pop(tx, key, 1, max)?.pop().map(|(score, member)| {
+            Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(member), Reply::Double(score)])
+        }))
     })
 }
 
