@@ -10,7 +10,7 @@ use bytes::Bytes;
 use strata_cluster::{key_slot, SLOT_COUNT};
 use strata_engines::encoding::{db_end, db_start, decode_meta_key, prefix_end, Meta};
 use strata_engines::keyspace::{KeyMeta, KeyRef};
-use strata_engines::memory::MemOp;
+use strata_engines::memory::{MemOp, MemValue};
 use strata_engines::{Cf, KeyType};
 
 use super::args::{parse_int, Args};
@@ -627,6 +627,9 @@ fn object_encoding(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[2];
     let max_entries = config_number(ctx, "hash-max-listpack-entries");
     let max_value = config_number(ctx, "hash-max-listpack-value") as usize;
+    let max_intset = config_number(ctx, "set-max-intset-entries") as usize;
+    let max_zset_entries = config_number(ctx, "zset-max-listpack-entries") as usize;
+    let max_zset_value = config_number(ctx, "zset-max-listpack-value") as usize;
     let encoding = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
         let Some(meta) = tx.meta(key)? else {
             return Ok(None);
@@ -637,10 +640,25 @@ fn object_encoding(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             // Redis 7.0's only list and stream encodings.
             KeyType::List => "quicklist",
             KeyType::Stream => "stream",
-            // Their small encodings depend on the members, which live in
-            // the memory engines; they report the general one.
-            KeyType::Set => "hashtable",
-            KeyType::ZSet => "skiplist",
+            // Redis converts small sets and sorted sets to the general
+            // encoding as they grow (and never back); Strata reports what
+            // the current contents would have.
+            KeyType::Set => match tx.mem_value(key, KeyType::Set)? {
+                Some(MemValue::Set(set))
+                    if set.len() <= max_intset && set.iter().all(|m| crate::protocol::parse_i64(m).is_some()) =>
+                {
+                    "intset"
+                }
+                _ => "hashtable",
+            },
+            KeyType::ZSet => match tx.mem_value(key, KeyType::ZSet)? {
+                Some(MemValue::ZSet(zset))
+                    if zset.len() <= max_zset_entries && zset.iter().all(|(_, m)| m.len() <= max_zset_value) =>
+                {
+                    "listpack"
+                }
+                _ => "skiplist",
+            },
         }))
     })?;
     ctx.server.stats.hit(encoding.is_some());
