@@ -147,3 +147,16 @@ def test_resp3_blocking_replies(strata_server, redis_server):
         first = c[1].read_reply()[0]
         return first, c[1].call("BLPOP", "none", "0.05")[0]
     run_both(strata_server, redis_server, scenario)
+
+
+def test_swapdb_serves_blocked_clients(strata_server, redis_server):
+    def scenario(c):
+        c[0].call("SELECT", "1")
+        c[0].call("RPUSH", "k", "from-db1")
+        c[1].send_raw(encode(["BLPOP", "k", "0"]))
+        wait_blocked(c[0], 1)
+        c[0].call("SWAPDB", "0", "1")
+        reply = c[1].read_reply()[0]
+        c[0].call("FLUSHALL")
+        return reply
+    run_both(strata_server, redis_server, scenario)
