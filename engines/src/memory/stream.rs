@@ -1,0 +1,218 @@
+//! Streams: entries ordered by ID in a `BTreeMap`, plus the bookkeeping
+//! Redis keeps next to them (last generated ID, entries added, max deleted
+//! ID). Unlike the other aggregates, an empty stream is a real value: XDEL
+//! of the last entry or XTRIM to 0 keep the key (see `MemValue::is_empty`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+
+/// A stream entry ID: milliseconds and sequence number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+
+    pub fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    /// The next ID, or None after the last possible one.
+    pub fn next(self) -> Option<StreamId> {
+        match (self.ms, self.seq) {
+            (u64::MAX, u64::MAX) => None,
+            (ms, u64::MAX) => Some(StreamId::new(ms + 1, 0)),
+            (ms, seq) => Some(StreamId::new(ms, seq + 1)),
+        }
+    }
+
+    /// The previous ID, or None before 0-0.
+    pub fn prev(self) -> Option<StreamId> {
+        match (self.ms, self.seq) {
+            (0, 0) => None,
+            (ms, 0) => Some(StreamId::new(ms - 1, u64::MAX)),
+            (ms, seq) => Some(StreamId::new(ms, seq - 1)),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// Entries per radix-tree node in Redis (`stream-node-max-entries`):
+/// approximate trimming removes whole nodes only.
+pub const NODE_ENTRIES: u64 = 100;
+
+/// A stream value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StreamValue {
+    /// Entry ID -> flat field/value list.
+    pub entries: BTreeMap<StreamId, Vec<Bytes>>,
+    /// The last ID generated (or set by XSETID); new IDs must exceed it.
+    pub last_id: StreamId,
+    /// Entries ever added (XADD count, or XSETID ENTRIESADDED).
+    pub entries_added: u64,
+    /// The greatest ID removed by XDEL.
+    pub max_deleted_id: StreamId,
+    /// Redis's radix-tree nodes, emulated for approximate trimming: first
+    /// ID of each node -> entries ever appended to it (deleted included, as
+    /// Redis counts them when deciding the node is full). A node goes away
+    /// when none of its entries is left.
+    pub nodes: BTreeMap<StreamId, u64>,
+}
+
+impl StreamValue {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The ID of the last entry present (0-0 when empty).
+    pub fn last_entry_id(&self) -> StreamId {
+        self.entries.keys().next_back().copied().unwrap_or_default()
+    }
+
+    /// The nodes in order, each as its live entries' IDs.
+    pub fn node_entries(&self) -> Vec<Vec<StreamId>> {
+        let starts: Vec<StreamId> = self.nodes.keys().copied().collect();
+        starts
+            .iter()
+            .enumerate()
+            .map(|(i, &first)| match starts.get(i + 1) {
+                Some(&next) => self.entries.range(first..next).map(|(id, _)| *id).collect(),
+                None => self.entries.range(first..).map(|(id, _)| *id).collect(),
+            })
+            .collect()
+    }
+
+    fn drop_empty_nodes(&mut self) {
+        let starts: Vec<StreamId> = self.nodes.keys().copied().collect();
+        for (i, first) in starts.iter().enumerate() {
+            let empty = match starts.get(i + 1) {
+                Some(next) => self.entries.range(first..next).next().is_none(),
+                None => self.entries.range(first..).next().is_none(),
+            };
+            if empty {
+                self.nodes.remove(first);
+            }
+        }
+    }
+}
+
+/// Deterministic stream effects. XADD records the ID it resolved (a `*` ID
+/// depends on the clock), the trims record the last ID they removed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamOp {
+    /// Creates the stream if missing; nothing else (XGROUP ... MKSTREAM).
+    Create,
+    /// Appends an entry; `id` exceeds the stream's last ID.
+    Add { id: StreamId, fields: Vec<Bytes> },
+    /// Deletes these entries (XDEL), raising the max deleted ID.
+    Delete { ids: Vec<StreamId> },
+    /// Removes every entry up to and including `through` (XTRIM, XADD's
+    /// MAXLEN/MINID).
+    Trim { through: StreamId },
+    /// XSETID.
+    SetId { last_id: StreamId, entries_added: Option<u64>, max_deleted_id: Option<StreamId> },
+}
+
+pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
+    match op {
+        StreamOp::Create => {}
+        StreamOp::Add { id, fields } => {
+            stream.entries.insert(*id, fields.clone());
+            match stream.nodes.iter_mut().next_back() {
+                Some((_, count)) if *count < NODE_ENTRIES => *count += 1,
+                _ => {
+                    stream.nodes.insert(*id, 1);
+                }
+            }
+            stream.last_id = *id;
+            stream.entries_added += 1;
+        }
+        StreamOp::Delete { ids } => {
+            for id in ids {
+                if stream.entries.remove(id).is_some() && *id > stream.max_deleted_id {
+                    stream.max_deleted_id = *id;
+                }
+            }
+            stream.drop_empty_nodes();
+        }
+        StreamOp::Trim { through } => {
+            stream.entries = match through.next() {
+                Some(first_kept) => stream.entries.split_off(&first_kept),
+                None => BTreeMap::new(),
+            };
+            stream.drop_empty_nodes();
+        }
+        StreamOp::SetId { last_id, entries_added, max_deleted_id } => {
+            stream.last_id = *last_id;
+            if let Some(n) = entries_added {
+                stream.entries_added = *n;
+            }
+            if let Some(id) = max_deleted_id {
+                stream.max_deleted_id = *id;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(s: &mut StreamValue, ms: u64, seq: u64) {
+        apply(s, &StreamOp::Add { id: StreamId::new(ms, seq), fields: vec![Bytes::from_static(b"f")] });
+    }
+
+    #[test]
+    fn add_delete_trim_keep_the_bookkeeping() {
+        let mut s = StreamValue::default();
+        add(&mut s, 1, 0);
+        add(&mut s, 1, 5);
+        add(&mut s, 3, 0);
+        assert_eq!((s.len(), s.last_id, s.entries_added), (3, StreamId::new(3, 0), 3));
+        apply(&mut s, &StreamOp::Delete { ids: vec![StreamId::new(1, 5), StreamId::new(9, 9)] });
+        assert_eq!(s.max_deleted_id, StreamId::new(1, 5), "only removed IDs count");
+        apply(&mut s, &StreamOp::Trim { through: StreamId::new(1, 0) });
+        assert_eq!(s.entries.keys().copied().collect::<Vec<_>>(), vec![StreamId::new(3, 0)]);
+        apply(&mut s, &StreamOp::Trim { through: StreamId::MAX });
+        assert!(s.is_empty());
+        assert!(s.nodes.is_empty(), "an emptied node goes away");
+        assert_eq!(s.last_id, StreamId::new(3, 0), "trimming keeps the last ID");
+    }
+
+    #[test]
+    fn nodes_fill_up_to_the_limit() {
+        let mut s = StreamValue::default();
+        for ms in 1..=250 {
+            add(&mut s, ms, 0);
+        }
+        let sizes: Vec<usize> = s.node_entries().iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![100, 100, 50]);
+        apply(&mut s, &StreamOp::Delete { ids: (201..=250).map(|ms| StreamId::new(ms, 0)).collect() });
+        assert_eq!(s.nodes.len(), 2);
+        add(&mut s, 300, 0);
+        assert_eq!(s.nodes.len(), 3, "a full tail node is not reused");
+    }
+
+    #[test]
+    fn ids_step_over_sequence_limits() {
+        assert_eq!(StreamId::new(1, u64::MAX).next(), Some(StreamId::new(2, 0)));
+        assert_eq!(StreamId::MAX.next(), None);
+        assert_eq!(StreamId::new(2, 0).prev(), Some(StreamId::new(1, u64::MAX)));
+        assert_eq!(StreamId::MIN.prev(), None);
+    }
+}

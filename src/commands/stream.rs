@@ -1,0 +1,538 @@
+//! Stream commands (memory engine). A stream is a `BTreeMap` of entries by
+//! ID (see `strata_engines::memory::stream`) plus its last generated ID,
+//! entries-added counter and max deleted ID.
+//!
+//! Every change is a recorded `StreamOp`: XADD records the ID it resolved
+//! (a `*` ID reads the clock, so the op must carry the result), the trims
+//! record the last ID they removed. Approximate trimming (`~`) removes
+//! whole nodes from the head, like Redis; the stream value emulates
+//! Redis's nodes of `stream-node-max-entries` (100) entries (the node byte
+//! limit, `stream-node-max-bytes`, is not emulated).
+
+use bytes::Bytes;
+use strata_engines::memory::{MemOp, MemValue, StreamId, StreamOp, StreamValue};
+use strata_engines::KeyType;
+
+use super::args::parse_int;
+use super::{CommandTable, Ctx};
+use crate::error::{CmdError, CmdResult};
+use crate::keyspace::Tx;
+use crate::protocol::Reply;
+
+/// Entries per radix-tree node (`stream-node-max-entries`).
+const NODE_ENTRIES: usize = strata_engines::memory::stream::NODE_ENTRIES as usize;
+
+pub fn register(table: &mut CommandTable) {
+    table.register("xadd", xadd);
+    table.register("xlen", xlen);
+    table.register("xrange", xrange);
+    table.register("xrevrange", xrevrange);
+    table.register("xdel", xdel);
+    table.register("xtrim", xtrim);
+    table.register("xsetid", xsetid);
+    table.register("xread", xread);
+}
+
+fn invalid_id() -> CmdError {
+    CmdError::err("Invalid stream ID specified as stream command argument")
+}
+
+/// Redis's `string2ull`: an unsigned 64-bit decimal.
+fn parse_u64(text: &[u8]) -> Option<u64> {
+    let text = text.strip_prefix(b"+").unwrap_or(text);
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// An ID argument (`streamGenericParseIDOrReply`): `ms-seq`, `ms` (with
+/// `missing_seq`), and unless `strict` the `-` and `+` shorthands. With
+/// `allow_auto_seq`, `ms-*` parses to `(ms, None)`.
+fn parse_id_full(
+    arg: &[u8],
+    missing_seq: u64,
+    strict: bool,
+    allow_auto_seq: bool,
+) -> Result<(u64, Option<u64>), CmdError> {
+    if arg.len() > 127 {
+        return Err(invalid_id());
+    }
+    match arg {
+        b"-" | b"+" if strict => Err(invalid_id()),
+        b"-" => Ok((0, Some(0))),
+        b"+" => Ok((u64::MAX, Some(u64::MAX))),
+        _ => {
+            let (ms, seq) = match arg.iter().position(|&b| b == b'-') {
+                Some(dash) => (&arg[..dash], Some(&arg[dash + 1..])),
+                None => (arg, None),
+            };
+            let ms = parse_u64(ms).ok_or_else(invalid_id)?;
+            let seq = match seq {
+                None => Some(missing_seq),
+                Some(b"*") if allow_auto_seq => None,
+                Some(seq) => Some(parse_u64(seq).ok_or_else(invalid_id)?),
+            };
+            Ok((ms, seq))
+        }
+    }
+}
+
+/// A strict ID (no `-`/`+`), as XDEL, XSETID, MINID and XREAD take.
+fn parse_strict_id(arg: &[u8]) -> Result<StreamId, CmdError> {
+    let (ms, seq) = parse_id_full(arg, 0, true, false)?;
+    Ok(StreamId::new(ms, seq.unwrap_or(0)))
+}
+
+/// A range bound of XRANGE: `-`, `+`, an ID, or `(ID` (exclusive).
+fn parse_range_bound(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool), CmdError> {
+    let (text, exclusive, strict) = match arg.strip_prefix(b"(") {
+        Some(rest) if arg.len() > 1 => (rest, true, true),
+        _ => (arg, false, false),
+    };
+    let (ms, seq) = parse_id_full(text, missing_seq, strict, false)?;
+    Ok((StreamId::new(ms, seq.unwrap_or(missing_seq)), exclusive))
+}
+
+/// The stream at `key`; None when missing; WRONGTYPE when it holds another type.
+fn get_stream<'t>(tx: &'t mut Tx, key: &[u8]) -> Result<Option<&'t StreamValue>, CmdError> {
+    match tx.mem_value(key, KeyType::Stream)? {
+        None => Ok(None),
+        Some(MemValue::Stream(stream)) => Ok(Some(stream)),
+        Some(_) => Err(CmdError::WrongType),
+    }
+}
+
+fn apply(tx: &mut Tx, key: &Bytes, op: StreamOp) {
+    tx.mem_apply(MemOp::Stream { key: key.clone(), op });
+}
+
+fn id_reply(id: StreamId) -> Reply {
+    Reply::bulk(id.to_string())
+}
+
+/// One entry: `[id, [field, value, ...]]`.
+fn entry_reply(id: StreamId, fields: &[Bytes]) -> Reply {
+    Reply::Array(vec![id_reply(id), Reply::Array(fields.iter().cloned().map(Reply::Bulk).collect())])
+}
+
+/// Entries from `start` to `end` inclusive (reversed if `rev`), at most
+/// `count` (0 = all).
+fn range_reply(stream: &StreamValue, start: StreamId, end: StreamId, count: usize, rev: bool) -> Reply {
+    if start > end {
+        return Reply::Array(Vec::new());
+    }
+    let range = stream.entries.range(start..=end);
+    let limit = if count == 0 { usize::MAX } else { count };
+    let entries: Vec<Reply> = if rev {
+        range.rev().take(limit).map(|(id, f)| entry_reply(*id, f)).collect()
+    } else {
+        range.take(limit).map(|(id, f)| entry_reply(*id, f)).collect()
+    };
+    Reply::Array(entries)
+}
+
+/// A trimming strategy of XADD and XTRIM.
+#[derive(Clone, Copy, Debug)]
+enum Strategy {
+    MaxLen(usize),
+    MinId(StreamId),
+}
+
+/// The trimming options of XADD and XTRIM.
+#[derive(Debug, Default)]
+struct TrimArgs {
+    strategy: Option<Strategy>,
+    approx: bool,
+    /// Most entries removed by an approximate trim; 0 = no limit.
+    limit: usize,
+}
+
+impl TrimArgs {
+    /// The ID of the last entry this trim removes, if any, and how many.
+    fn plan(&self, stream: &StreamValue) -> Option<(StreamId, usize)> {
+        let strategy = self.strategy?;
+        let remove = if self.approx {
+            // Whole nodes from the head (Redis's `streamTrim`), within LIMIT.
+            let mut remove = 0;
+            for node in stream.node_entries() {
+                if self.limit > 0 && remove + node.len() > self.limit {
+                    break;
+                }
+                let whole = match strategy {
+                    Strategy::MaxLen(max) => stream.len() - remove - node.len() >= max,
+                    Strategy::MinId(min) => node.last().is_some_and(|last| *last < min),
+                };
+                if !whole {
+                    break;
+                }
+                remove += node.len();
+            }
+            remove
+        } else {
+            match strategy {
+                Strategy::MaxLen(max) => stream.len().saturating_sub(max),
+                Strategy::MinId(min) => stream.entries.range(..min).count(),
+            }
+        };
+        if remove == 0 {
+            return None;
+        }
+        let through = *stream.entries.keys().nth(remove - 1).expect("fewer removed than present");
+        Some((through, remove))
+    }
+}
+
+/// What XADD was given before its field/value pairs.
+#[derive(Debug, Default)]
+struct AddArgs {
+    trim: TrimArgs,
+    no_mkstream: bool,
+    /// None for `*`; `(ms, None)` for `ms-*`.
+    id: Option<(u64, Option<u64>)>,
+}
+
+/// Parses XADD's options (`xadd`) or XTRIM's, the way Redis's
+/// `streamParseAddOrTrimArgsOrReply` does: options until the ID (XADD) or
+/// the end (XTRIM). Returns the index after the ID for XADD.
+fn parse_add_or_trim(argv: &[Bytes], xadd: bool) -> Result<(AddArgs, usize), CmdError> {
+    let mut args = AddArgs::default();
+    let mut limit: Option<i64> = None;
+    let mut i = 2;
+    while i < argv.len() {
+        let more = argv.len() - 1 - i;
+        let opt = argv[i].as_ref();
+        let is = |word: &str| opt.eq_ignore_ascii_case(word.as_bytes());
+        if xadd && opt == b"*" {
+            break;
+        } else if (is("maxlen") || is("minid")) && more > 0 {
+            if args.trim.strategy.is_some() {
+                return Err(CmdError::err(
+                    "syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
+            }
+            args.trim.approx = false;
+            let next = argv[i + 1].as_ref();
+            if more >= 2 && (next == b"~" || next == b"=") {
+                args.trim.approx = next == b"~";
+                i += 1;
+            }
+            let threshold = &argv[i + 1];
+            args.trim.strategy = Some(if is("maxlen") {
+                let max = parse_int(threshold)?;
+                if max < 0 {
+                    return Err(CmdError::err("The MAXLEN argument must be >= 0."));
+                }
+                Strategy::MaxLen(max as usize)
+            } else {
+                Strategy::MinId(parse_strict_id(threshold)?)
+            });
+            i += 1;
+        } else if is("limit") && more > 0 {
+            let n = parse_int(&argv[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::err("The LIMIT argument must be >= 0."));
+            }
+            limit = Some(n);
+            i += 1;
+        } else if xadd && is("nomkstream") {
+            args.no_mkstream = true;
+        } else if xadd {
+            // Anything else is the ID (or a syntax error reported as a bad ID).
+            args.id = Some(parse_id_full(opt, 0, true, true)?);
+            break;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if limit.is_some_and(|n| n > 0) && args.trim.strategy.is_none() {
+        return Err(CmdError::err("syntax error, LIMIT cannot be used without specifying a trimming strategy"));
+    }
+    if !xadd && args.trim.strategy.is_none() {
+        return Err(CmdError::err("syntax error, XTRIM must be called with a trimming strategy"));
+    }
+    match limit {
+        Some(_) if !args.trim.approx => {
+            return Err(CmdError::err("syntax error, LIMIT cannot be used without the special ~ option"));
+        }
+        Some(n) => args.trim.limit = n as usize,
+        // Redis's default: 100 nodes' worth.
+        None => args.trim.limit = if args.trim.approx { 100 * NODE_ENTRIES } else { 0 },
+    }
+    // `*` or the explicit ID sits at `i`; fields start after it.
+    Ok((args, i + 1))
+}
+
+/// The ID XADD gives a new entry: the explicit one, or the next after
+/// `last` for `*` (clock-based) and `ms-*`. None when it would not exceed
+/// `last`.
+fn resolve_add_id(requested: Option<(u64, Option<u64>)>, last: StreamId, now_ms: u64) -> Option<StreamId> {
+    match requested {
+        None if now_ms > last.ms => Some(StreamId::new(now_ms, 0)),
+        None => last.next(),
+        Some((ms, None)) if ms > last.ms => Some(StreamId::new(ms, 0)),
+        Some((ms, None)) if ms == last.ms => last.seq.checked_add(1).map(|seq| StreamId::new(ms, seq)),
+        Some((ms, Some(seq))) if StreamId::new(ms, seq) > last => Some(StreamId::new(ms, seq)),
+        Some(_) => None,
+    }
+}
+
+/// `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]`
+fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let (args, field_pos) = parse_add_or_trim(argv, true)?;
+    let fields = argv.get(field_pos..).unwrap_or_default();
+    if fields.len() < 2 || fields.len() % 2 == 1 {
+        return Err(CmdError::WrongArity("xadd".into()));
+    }
+    if args.id == Some((0, Some(0))) {
+        return Err(CmdError::err("The ID specified in XADD must be greater than 0-0"));
+    }
+    let key = &argv[1];
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let now_ms = tx.txn.now_ms;
+        let (last, exists) = match get_stream(tx, key)? {
+            Some(stream) => (stream.last_id, true),
+            None if args.no_mkstream => return Ok(Reply::Nil),
+            None => (StreamId::MIN, false),
+        };
+        if last == StreamId::MAX {
+            return Err(CmdError::err("The stream has exhausted the last possible ID, unable to add more items"));
+        }
+        let Some(id) = resolve_add_id(args.id, last, now_ms) else {
+            return Err(CmdError::err("The ID specified in XADD is equal or smaller than the target stream top item"));
+        };
+        debug_assert!(exists || last == StreamId::MIN);
+        apply(tx, key, StreamOp::Add { id, fields: fields.to_vec() });
+        let stream = get_stream(tx, key)?.expect("just added");
+        if let Some((through, _)) = args.trim.plan(stream) {
+            apply(tx, key, StreamOp::Trim { through });
+        }
+        Ok(id_reply(id))
+    })
+}
+
+/// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`
+fn xtrim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        // Redis answers 0 for a missing key before looking at the options.
+        let Some(stream) = get_stream(tx, key)? else {
+            return Ok(Reply::Integer(0));
+        };
+        let (args, _) = parse_add_or_trim(argv, false)?;
+        let Some((through, removed)) = args.trim.plan(stream) else {
+            return Ok(Reply::Integer(0));
+        };
+        apply(tx, key, StreamOp::Trim { through });
+        Ok(Reply::Integer(removed as i64))
+    })
+}
+
+/// `XLEN key`
+fn xlen(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    let (found, len) = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let stream = get_stream(tx, key)?;
+        Ok((stream.is_some(), stream.map_or(0, |s| s.len())))
+    })?;
+    ctx.server.stats.hit(found);
+    Ok(Reply::Integer(len as i64))
+}
+
+/// `XRANGE key start end [COUNT count]`
+fn xrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    range_command(ctx, argv, false)
+}
+
+/// `XREVRANGE key end start [COUNT count]`
+fn xrevrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    range_command(ctx, argv, true)
+}
+
+fn range_command(ctx: &mut Ctx, argv: &[Bytes], rev: bool) -> CmdResult {
+    let (start_arg, end_arg) = if rev { (&argv[3], &argv[2]) } else { (&argv[2], &argv[3]) };
+    let (mut start, start_ex) = parse_range_bound(start_arg, 0)?;
+    if start_ex {
+        start = start.next().ok_or_else(|| CmdError::err("invalid start ID for the interval"))?;
+    }
+    let (mut end, end_ex) = parse_range_bound(end_arg, u64::MAX)?;
+    if end_ex {
+        end = end.prev().ok_or_else(|| CmdError::err("invalid end ID for the interval"))?;
+    }
+    // None = no COUNT; Some(0) (or negative) = a null reply.
+    let mut count: Option<usize> = None;
+    let mut j = 4;
+    while j < argv.len() {
+        if argv[j].eq_ignore_ascii_case(b"count") && j + 1 < argv.len() {
+            count = Some(parse_int(&argv[j + 1])?.max(0) as usize);
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let key = &argv[1];
+    let (found, reply) = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let Some(stream) = get_stream(tx, key)? else {
+            return Ok((false, Reply::Array(Vec::new())));
+        };
+        let reply = match count {
+            Some(0) => Reply::NilArray,
+            _ => range_reply(stream, start, end, count.unwrap_or(0), rev),
+        };
+        Ok((true, reply))
+    })?;
+    ctx.server.stats.hit(found);
+    Ok(reply)
+}
+
+/// `XDEL key id [id ...]`
+fn xdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[1];
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        // Redis answers 0 for a missing key before parsing the IDs.
+        let Some(stream) = get_stream(tx, key)? else {
+            return Ok(Reply::Integer(0));
+        };
+        let ids = argv[2..].iter().map(|arg| parse_strict_id(arg)).collect::<Result<Vec<_>, _>>()?;
+        let mut removed: Vec<StreamId> = ids.into_iter().filter(|id| stream.entries.contains_key(id)).collect();
+        removed.sort();
+        removed.dedup();
+        let count = removed.len() as i64;
+        if count > 0 {
+            apply(tx, key, StreamOp::Delete { ids: removed });
+        }
+        Ok(Reply::Integer(count))
+    })
+}
+
+/// `XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]`
+fn xsetid(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let last_id = parse_strict_id(&argv[2])?;
+    let mut entries_added = None;
+    let mut max_deleted_id = None;
+    let mut i = 3;
+    while i < argv.len() {
+        let more = i + 1 < argv.len();
+        if argv[i].eq_ignore_ascii_case(b"entriesadded") && more {
+            let n = parse_int(&argv[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::err("entries_added must be positive"));
+            }
+            entries_added = Some(n as u64);
+        } else if argv[i].eq_ignore_ascii_case(b"maxdeletedid") && more {
+            let id = parse_strict_id(&argv[i + 1])?;
+            if last_id < id {
+                return Err(CmdError::err(
+                    "The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+                ));
+            }
+            max_deleted_id = Some(id);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    // Redis only records a non-zero max deleted ID.
+    let max_deleted_id = max_deleted_id.filter(|id| *id != StreamId::MIN);
+    let key = &argv[1];
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let Some(stream) = get_stream(tx, key)? else {
+            return Err(CmdError::NoSuchKey);
+        };
+        // Redis 7.0 does not compare with the current max deleted ID.
+        if !stream.is_empty() {
+            if last_id < stream.last_entry_id() {
+                return Err(CmdError::err("The ID specified in XSETID is smaller than the target stream top item"));
+            }
+            if entries_added.is_some_and(|n| (stream.len() as u64) > n) {
+                return Err(CmdError::err(
+                    "The entries_added specified in XSETID is smaller than the target stream length",
+                ));
+            }
+        }
+        apply(tx, key, StreamOp::SetId { last_id, entries_added, max_deleted_id });
+        Ok(Reply::ok())
+    })
+}
+
+/// `XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]`
+///
+/// Blocking is not implemented yet: with BLOCK, a read that finds entries
+/// answers as Redis does, and one that would block is an error.
+fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let mut count = 0usize;
+    let mut block = false;
+    let mut streams_at = None;
+    let mut i = 1;
+    while i < argv.len() {
+        let more = argv.len() - i - 1;
+        let opt = &argv[i];
+        if opt.eq_ignore_ascii_case(b"block") && more > 0 {
+            let ms = parse_int(&argv[i + 1]).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
+            if ms < 0 {
+                return Err(CmdError::err("timeout is negative"));
+            }
+            block = true;
+            i += 2;
+        } else if opt.eq_ignore_ascii_case(b"count") && more > 0 {
+            count = parse_int(&argv[i + 1])?.max(0) as usize;
+            i += 2;
+        } else if opt.eq_ignore_ascii_case(b"streams") && more > 0 {
+            if more % 2 != 0 {
+                return Err(CmdError::err(
+                    "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                ));
+            }
+            streams_at = Some(i + 1);
+            break;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let Some(streams_at) = streams_at else {
+        return Err(CmdError::Syntax);
+    };
+    let n = (argv.len() - streams_at) / 2;
+    let keys = &argv[streams_at..streams_at + n];
+    let id_args = &argv[streams_at + n..];
+    let resp3 = ctx.client.resp3;
+    let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+    let served = ctx.server.keyspace.run(ctx.client.db, &key_refs, |tx| {
+        // Resolve every ID first (`$` = the stream's current last ID).
+        let mut after = Vec::with_capacity(n);
+        for (key, arg) in keys.iter().zip(id_args) {
+            let stream = get_stream(tx, key)?;
+            if arg.as_ref() == b"$" {
+                after.push(stream.map_or(StreamId::MIN, |s| s.last_id));
+            } else if arg.as_ref() == b">" {
+                return Err(CmdError::err(
+                    "The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+                ));
+            } else {
+                after.push(parse_strict_id(arg)?);
+            }
+        }
+        let mut served = Vec::new();
+        for (key, gt) in keys.iter().zip(after) {
+            let Some(stream) = get_stream(tx, key)? else { continue };
+            if stream.is_empty() || stream.last_entry_id() <= gt {
+                continue;
+            }
+            let start = gt.next().expect("an entry exceeds it");
+            served.push((key.clone(), range_reply(stream, start, StreamId::MAX, count, false)));
+        }
+        Ok(served)
+    })?;
+    if served.is_empty() {
+        if block {
+            return Err(CmdError::err("XREAD BLOCK that would wait is not supported yet"));
+        }
+        return Ok(Reply::NilArray);
+    }
+    Ok(if resp3 {
+        Reply::Map(served.into_iter().map(|(key, entries)| (Reply::Bulk(key), entries)).collect())
+    } else {
+        Reply::Array(served.into_iter().map(|(key, entries)| Reply::Array(vec![Reply::Bulk(key), entries])).collect())
+    })
+}
