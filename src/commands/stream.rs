@@ -282,7 +282,7 @@ fn resolve_add_id(requested: Option<(u64, Option<u64>)>, last: StreamId, now_ms:
 fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (args, field_pos) = parse_add_or_trim(argv, true)?;
     let fields = argv.get(field_pos..).unwrap_or_default();
-    if fields.len() < 2 || fields.len() % 2 == 1 {
+    if fields.len() < 2 || !fields.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("xadd".into()));
     }
     if args.id == Some((0, Some(0))) {
@@ -479,7 +479,7 @@ fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             count = parse_int(&argv[i + 1])?.max(0) as usize;
             i += 2;
         } else if opt.eq_ignore_ascii_case(b"streams") && more > 0 {
-            if more % 2 != 0 {
+            if !more.is_multiple_of(2) {
                 return Err(CmdError::err(
                     "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
@@ -535,4 +535,188 @@ fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     } else {
         Reply::Array(served.into_iter().map(|(key, entries)| Reply::Array(vec![Reply::Bulk(key), entries])).collect())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use rand::{Rng, SeedableRng};
+
+    use super::super::testing::TestServer;
+    use super::*;
+
+    type Id = (u64, u64);
+
+    #[derive(Default)]
+    struct ModelStream {
+        entries: BTreeMap<Id, Vec<Vec<u8>>>,
+        last: Id,
+    }
+
+    fn bulk(reply: &Reply) -> Vec<u8> {
+        match reply {
+            Reply::Bulk(b) => b.to_vec(),
+            other => panic!("expected a bulk, got {other:?}"),
+        }
+    }
+
+    fn int(reply: &Reply) -> i64 {
+        match reply {
+            Reply::Integer(n) => *n,
+            other => panic!("expected an integer, got {other:?}"),
+        }
+    }
+
+    fn parse_id(text: &[u8]) -> Id {
+        let text = std::str::from_utf8(text).expect("utf-8 id");
+        let (ms, seq) = text.split_once('-').expect("ms-seq");
+        (ms.parse().expect("ms"), seq.parse().expect("seq"))
+    }
+
+    fn entries(reply: &Reply) -> Vec<(Id, Vec<Vec<u8>>)> {
+        let Reply::Array(items) = reply else { panic!("expected entries, got {reply:?}") };
+        items
+            .iter()
+            .map(|item| match item {
+                Reply::Array(pair) => match &pair[1] {
+                    Reply::Array(fields) => (parse_id(&bulk(&pair[0])), fields.iter().map(bulk).collect()),
+                    other => panic!("fields {other:?}"),
+                },
+                other => panic!("entry {other:?}"),
+            })
+            .collect()
+    }
+
+    fn id_text(id: Id) -> Vec<u8> {
+        format!("{}-{}", id.0, id.1).into_bytes()
+    }
+
+    fn check_state(server: &mut TestServer, model: &HashMap<Vec<u8>, ModelStream>, keys: &[&[u8]], step: usize) {
+        for key in keys {
+            let expected: Vec<(Id, Vec<Vec<u8>>)> =
+                model.get(*key).map(|s| s.entries.iter().map(|(id, f)| (*id, f.clone())).collect()).unwrap_or_default();
+            assert_eq!(entries(&server.run(&[b"XRANGE", key, b"-", b"+"])), expected, "step {step}");
+            let mut reversed = expected.clone();
+            reversed.reverse();
+            assert_eq!(entries(&server.run(&[b"XREVRANGE", key, b"+", b"-"])), reversed, "step {step}");
+            assert_eq!(int(&server.run(&[b"XLEN", key])), expected.len() as i64);
+            let exists = int(&server.run(&[b"EXISTS", key]));
+            assert_eq!(exists, model.contains_key(*key) as i64, "an emptied stream stays; step {step}");
+        }
+    }
+
+    #[test]
+    fn random_commands_match_a_btreemap_model_and_replay() {
+        let mut server = TestServer::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let keys: [&[u8]; 3] = [b"a", b"b", b"{a}c"];
+        let mut model: HashMap<Vec<u8>, ModelStream> = HashMap::new();
+        for step in 0..2500 {
+            let key = keys[rng.random_range(0..keys.len())];
+            let id: Id = (rng.random_range(0..40), rng.random_range(0..3));
+            let value = vec![rng.random::<u8>()];
+            match rng.random_range(0..9) {
+                0..=2 => {
+                    let reply = server.run(&[b"XADD", key, &id_text(id), b"f", &value]);
+                    let stream = model.get(key);
+                    let last = stream.map_or((0, 0), |s| s.last);
+                    if id == (0, 0) {
+                        assert!(reply.is_error(), "0-0 is refused");
+                    } else if id <= last {
+                        assert!(reply.is_error(), "step {step}: {id:?} <= {last:?} accepted");
+                    } else {
+                        assert_eq!(bulk(&reply), id_text(id));
+                        let s = model.entry(key.to_vec()).or_default();
+                        s.entries.insert(id, vec![b"f".to_vec(), value]);
+                        s.last = id;
+                    }
+                }
+                3 => {
+                    // `ms-*`: the next sequence of that millisecond, or 0.
+                    let reply = server.run(&[b"XADD", key, format!("{}-*", id.0).as_bytes(), b"g", &value]);
+                    let last = model.get(key).map_or((0, 0), |s| s.last);
+                    let expected = if id.0 > last.0 {
+                        Some((id.0, 0))
+                    } else if id.0 == last.0 {
+                        Some((id.0, last.1 + 1))
+                    } else {
+                        None
+                    };
+                    match expected {
+                        Some(new) => {
+                            assert_eq!(parse_id(&bulk(&reply)), new, "step {step}");
+                            let s = model.entry(key.to_vec()).or_default();
+                            s.entries.insert(new, vec![b"g".to_vec(), value]);
+                            s.last = new;
+                        }
+                        None => assert!(reply.is_error(), "step {step}"),
+                    }
+                }
+                4 => {
+                    let other: Id = (rng.random_range(0..40), rng.random_range(0..3));
+                    let removed = int(&server.run(&[b"XDEL", key, &id_text(id), &id_text(other)]));
+                    let mut expected = 0;
+                    if let Some(s) = model.get_mut(key) {
+                        expected += s.entries.remove(&id).is_some() as i64;
+                        expected += s.entries.remove(&other).is_some() as i64;
+                    }
+                    assert_eq!(removed, expected, "step {step}");
+                }
+                5 => {
+                    let max = rng.random_range(0..6usize);
+                    let removed = int(&server.run(&[b"XTRIM", key, b"MAXLEN", max.to_string().as_bytes()]));
+                    let mut expected = 0;
+                    if let Some(s) = model.get_mut(key) {
+                        while s.entries.len() > max {
+                            s.entries.pop_first();
+                            expected += 1;
+                        }
+                    }
+                    assert_eq!(removed, expected, "step {step}");
+                }
+                6 => {
+                    let removed = int(&server.run(&[b"XTRIM", key, b"MINID", b"=", &id_text(id)]));
+                    let mut expected = 0;
+                    if let Some(s) = model.get_mut(key) {
+                        let kept = s.entries.split_off(&id);
+                        expected = s.entries.len() as i64;
+                        s.entries = kept;
+                    }
+                    assert_eq!(removed, expected, "step {step}");
+                }
+                7 => {
+                    // XADD with an exact MAXLEN: append, then trim.
+                    let max = rng.random_range(1..5usize);
+                    let reply = server.run(&[b"XADD", key, b"MAXLEN", max.to_string().as_bytes(), b"*", b"t", &value]);
+                    let new = parse_id(&bulk(&reply));
+                    let s = model.entry(key.to_vec()).or_default();
+                    assert!(new > s.last, "step {step}: * gave {new:?} after {:?}", s.last);
+                    s.entries.insert(new, vec![b"t".to_vec(), value]);
+                    s.last = new;
+                    while s.entries.len() > max {
+                        s.entries.pop_first();
+                    }
+                }
+                _ => {
+                    // XREAD after an ID returns what XRANGE ( would.
+                    let reply = server.run(&[b"XREAD", b"COUNT", b"3", b"STREAMS", key, &id_text(id)]);
+                    let expected: Vec<(Id, Vec<Vec<u8>>)> = model
+                        .get(key)
+                        .map(|s| s.entries.range((id.0, id.1 + 1)..).take(3).map(|(i, f)| (*i, f.clone())).collect())
+                        .unwrap_or_default();
+                    if expected.is_empty() {
+                        assert_eq!(reply, Reply::NilArray, "step {step}");
+                    } else {
+                        let Reply::Array(streams) = reply else { panic!("XREAD {reply:?}") };
+                        let Reply::Array(pair) = &streams[0] else { panic!("XREAD stream {streams:?}") };
+                        assert_eq!(bulk(&pair[0]), key.to_vec());
+                        assert_eq!(entries(&pair[1]), expected, "step {step}");
+                    }
+                }
+            }
+            check_state(&mut server, &model, &keys, step);
+        }
+        server.assert_replay_matches();
+    }
 }
