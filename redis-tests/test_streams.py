@@ -366,3 +366,125 @@ def test_expired_stream_is_gone(pair):
 def test_arity(pair, cmd):
     pair.same(cmd)
     pair.same(cmd, "k")
+
+
+def test_xgroup_subcommands(pair):
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    pair.same("XGROUP", "CREATE", "s", "g", "0", "bogus")
+    pair.same("XGROUP", "CREATE", "s", "g", "bad", "MKSTREAM")
+    pair.same("XGROUP", "CREATE", "s", "g", "0", "MKSTREAM", "ENTRIESREAD", "-5")
+    pair.same("XGROUP", "CREATE", "s", "g", "0", "MKSTREAM", "ENTRIESREAD", "x")
+    pair.same("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
+    pair.same("EXISTS", "s")
+    pair.same("XLEN", "s")
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    pair.same("XGROUP", "CREATE", "s", "g2", "0", "ENTRIESREAD", "3")
+    pair.same("XGROUP", "SETID", "s", "g", "0", "ENTRIESREAD", "3")
+    pair.same("XGROUP", "SETID", "s", "g", "$")
+    pair.same("XGROUP", "SETID", "s", "nog", "0")
+    pair.same("XGROUP", "SETID", "s", "g", "0", "ENTRIESREAD")
+    pair.same("XGROUP", "SETID", "s", "g", "0", "1", "2", "3")
+    pair.same("XGROUP", "SETID", "s", "g", "bad")
+    pair.same("XGROUP", "SETID", "missing", "g", "0")
+    pair.same("XGROUP", "CREATECONSUMER", "s", "g", "c")
+    pair.same("XGROUP", "CREATECONSUMER", "s", "g", "c")
+    pair.same("XGROUP", "CREATECONSUMER", "s", "nog", "c")
+    pair.same("XGROUP", "DELCONSUMER", "s", "g", "x")
+    pair.same("XGROUP", "DELCONSUMER", "s", "g", "c")
+    pair.same("XGROUP", "DELCONSUMER", "s", "nog", "c")
+    pair.same("XGROUP", "DESTROY", "s", "g2")
+    pair.same("XGROUP", "DESTROY", "s", "g2")
+    pair.same("XGROUP", "DESTROY", "missing", "g2")
+    pair.same("XGROUP", "DESTROY", "s", "g", "extra")
+    pair.same("XGROUP", "FOO")
+    pair.same("XGROUP", "CREATE", "s")
+    pair.same("SET", "str", "x")
+    pair.same("XGROUP", "CREATE", "str", "g", "0", "MKSTREAM")
+    pair.same("XGROUP", "DESTROY", "str", "g")
+
+
+def test_xreadgroup_xack_xpending(pair):
+    fill(pair, "s", 5)
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    pair.same("XPENDING", "s", "g")
+    pair.same("XREADGROUP", "GROUP", "g", "alice", "COUNT", "2", "STREAMS", "s", ">")
+    pair.same("XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">")
+    pair.same("XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">")
+    pair.same("XPENDING", "s", "g")
+    pair.same("XPENDING", "s", "g", "IDLE", "1000000", "-", "+", "10")
+    pair.same_shape("XPENDING", "s", "g", "-", "+", "10", check=lambda rows: len(rows) == 5)
+    pair.same_shape("XPENDING", "s", "g", "-", "+", "2", "alice", check=lambda rows: [r[1] for r in rows] == [b"alice"] * 2)
+    pair.same("XPENDING", "s", "g", "-", "+", "10", "nobody")
+    pair.same("XPENDING", "s", "g", "-", "+", "0")
+    pair.same("XPENDING", "s", "g", "(5-1", "+", "10")
+    # History: the consumer's pending entries, a deleted one with a null body.
+    pair.same("XDEL", "s", "1-1")
+    pair.same("XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "0")
+    pair.same("XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", "1-1")
+    pair.same_shape("XPENDING", "s", "g", "-", "+", "10", "alice",
+                    check=lambda rows: [r[3] for r in rows] == [1, 3])
+    pair.same("XACK", "s", "g", "1-1", "2-1", "2-1", "9-9")
+    pair.same("XACK", "s", "g", "1-1")
+    pair.same("XACK", "s", "g", "bad")
+    pair.same("XACK", "s", "nog", "bad")
+    pair.same("XACK", "missing", "g", "1-1")
+    pair.same("XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "0")
+    pair.same("XPENDING", "s", "g")
+    pair.same("XGROUP", "DELCONSUMER", "s", "g", "bob")
+    pair.same("XPENDING", "s", "g")
+    # NOACK delivers without making entries pending.
+    pair.same("XADD", "s", "6-1", "a", "b")
+    pair.same("XREADGROUP", "GROUP", "g", "carol", "NOACK", "STREAMS", "s", ">")
+    pair.same("XPENDING", "s", "g")
+    # SETID back: entries are delivered again and reassigned.
+    pair.same("XGROUP", "SETID", "s", "g", "0")
+    pair.same("XREADGROUP", "GROUP", "g", "dave", "COUNT", "2", "STREAMS", "s", ">")
+    pair.same("XPENDING", "s", "g")
+
+
+def test_xreadgroup_errors(pair):
+    fill(pair, "s", 2)
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    for bad in [
+        ("GROUP", "nog", "c", "STREAMS", "s", ">"),
+        ("GROUP", "g", "c", "STREAMS", "missing", ">"),
+        ("GROUP", "g", "c", "STREAMS", "s", "$"),
+        ("GROUP", "g", "c", "STREAMS", "s", "bad"),
+        ("GROUP", "g", "c", "STREAMS", "s", "s", ">"),
+        ("GROUP", "g", "c", "COUNT", "x", "STREAMS", "s", ">"),
+        ("GROUP", "g", "c", "BOGUS", "STREAMS", "s", ">"),
+        ("COUNT", "1", "STREAMS", "s", "0", "x"),
+        ("GROUP", "g", "STREAMS", "s", ">"),
+    ]:
+        pair.same("XREADGROUP", *bad)
+    pair.same("XREAD", "GROUP", "g", "c", "STREAMS", "s", ">")
+    pair.same("XREAD", "NOACK", "STREAMS", "s", "0")
+    pair.same("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s")
+    pair.same("SET", "str", "x")
+    pair.same("XREADGROUP", "GROUP", "g", "c", "STREAMS", "str", ">")
+    pair.same("XACK", "str", "g", "1-1")
+    pair.same("XPENDING", "str", "g")
+    pair.same("XPENDING", "missing", "g")
+    pair.same("XPENDING", "s", "g", "-", "+")
+    pair.same("XPENDING", "s", "g", "IDLE", "10", "-", "+")
+    pair.same("XPENDING", "s", "g", "IDLE", "x", "-", "+", "1")
+    pair.same("XPENDING", "s", "g", "-", "+", "x")
+    pair.same("XPENDING", "s", "g", "bad", "+", "1")
+    pair.same("XPENDING", "s", "g", "-", "+", "1", "c", "extra", "more", "evenmore")
+    # Nothing new for the group: a null reply and no consumer created.
+    pair.same("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">")
+    pair.same("XREADGROUP", "GROUP", "g", "late", "STREAMS", "s", ">")
+    pair.same("XGROUP", "DELCONSUMER", "s", "g", "late")
+
+
+def test_group_resp3_and_generic_commands(pair):
+    pair.call("HELLO", "3")
+    fill(pair, "s", 3)
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    pair.same("XPENDING", "s", "g")
+    pair.same("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">")
+    pair.same("XPENDING", "s", "g")
+    pair.same("COPY", "s", "t")
+    pair.same("XPENDING", "t", "g")
+    pair.same("RENAME", "s", "u")
+    pair.same("XREADGROUP", "GROUP", "g", "c", "STREAMS", "u", "0")

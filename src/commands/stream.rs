@@ -10,6 +10,7 @@
 //! limit, `stream-node-max-bytes`, is not emulated).
 
 use bytes::Bytes;
+use strata_engines::memory::stream::ConsumerGroup;
 use strata_engines::memory::{MemOp, MemValue, StreamId, StreamOp, StreamValue};
 use strata_engines::KeyType;
 
@@ -31,6 +32,14 @@ pub fn register(table: &mut CommandTable) {
     table.register("xtrim", xtrim);
     table.register("xsetid", xsetid);
     table.register("xread", xread);
+    table.register("xreadgroup", xreadgroup);
+    table.register("xgroup|create", xgroup);
+    table.register("xgroup|destroy", xgroup);
+    table.register("xgroup|createconsumer", xgroup);
+    table.register("xgroup|delconsumer", xgroup);
+    table.register("xgroup|setid", xgroup);
+    table.register("xack", xack);
+    table.register("xpending", xpending);
 }
 
 fn invalid_id() -> CmdError {
@@ -461,14 +470,53 @@ fn xsetid(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// Blocking is not implemented yet: with BLOCK, a read that finds entries
 /// answers as Redis does, and one that would block is an error.
 fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    read_command(ctx, argv, false)
+}
+
+/// `XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]`
+///
+/// As XREAD, BLOCK is only honoured when there is something to return.
+fn xreadgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    read_command(ctx, argv, true)
+}
+
+/// What one stream of an XREAD/XREADGROUP asks for.
+enum ReadFrom {
+    /// Entries after this ID (XREAD), or pending entries of the consumer
+    /// after it (XREADGROUP with an ID).
+    After(StreamId),
+    /// `>`: entries never delivered to the group.
+    New,
+}
+
+fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
+    let name = if group_read { "XREADGROUP" } else { "XREAD" };
     let mut count = 0usize;
     let mut block = false;
+    let mut noack = false;
+    let mut group: Option<(&Bytes, &Bytes)> = None;
     let mut streams_at = None;
     let mut i = 1;
     while i < argv.len() {
         let more = argv.len() - i - 1;
         let opt = &argv[i];
-        if opt.eq_ignore_ascii_case(b"block") && more > 0 {
+        if opt.eq_ignore_ascii_case(b"group") && more >= 2 {
+            if !group_read {
+                return Err(CmdError::err(
+                    "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            group = Some((&argv[i + 1], &argv[i + 2]));
+            i += 3;
+        } else if opt.eq_ignore_ascii_case(b"noack") {
+            if !group_read {
+                return Err(CmdError::err(
+                    "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            noack = true;
+            i += 1;
+        } else if opt.eq_ignore_ascii_case(b"block") && more > 0 {
             let ms = parse_int(&argv[i + 1]).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
             if ms < 0 {
                 return Err(CmdError::err("timeout is negative"));
@@ -480,6 +528,7 @@ fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             i += 2;
         } else if opt.eq_ignore_ascii_case(b"streams") && more > 0 {
             if !more.is_multiple_of(2) {
+                // Redis 7.0 words it this way for XREADGROUP too.
                 return Err(CmdError::err(
                     "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
@@ -493,40 +542,97 @@ fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let Some(streams_at) = streams_at else {
         return Err(CmdError::Syntax);
     };
+    if group_read && group.is_none() {
+        return Err(CmdError::err("Missing GROUP option for XREADGROUP"));
+    }
     let n = (argv.len() - streams_at) / 2;
     let keys = &argv[streams_at..streams_at + n];
     let id_args = &argv[streams_at + n..];
     let resp3 = ctx.client.resp3;
     let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
     let served = ctx.server.keyspace.run(ctx.client.db, &key_refs, |tx| {
-        // Resolve every ID first (`$` = the stream's current last ID).
-        let mut after = Vec::with_capacity(n);
+        let now_ms = tx.txn.now_ms;
+        // Resolve every ID (and group) first, as Redis does before serving.
+        let mut from = Vec::with_capacity(n);
         for (key, arg) in keys.iter().zip(id_args) {
             let stream = get_stream(tx, key)?;
+            if let Some((group, _)) = group {
+                if !stream.is_some_and(|s| s.groups.contains_key(group)) {
+                    return Err(CmdError::Custom(format!(
+                        "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+                        String::from_utf8_lossy(key),
+                        String::from_utf8_lossy(group)
+                    )));
+                }
+            }
             if arg.as_ref() == b"$" {
-                after.push(stream.map_or(StreamId::MIN, |s| s.last_id));
+                if group_read {
+                    return Err(CmdError::err("The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set."));
+                }
+                from.push(ReadFrom::After(stream.map_or(StreamId::MIN, |s| s.last_id)));
             } else if arg.as_ref() == b">" {
-                return Err(CmdError::err(
-                    "The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
-                ));
+                if !group_read {
+                    return Err(CmdError::err(
+                        "The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+                    ));
+                }
+                from.push(ReadFrom::New);
             } else {
-                after.push(parse_strict_id(arg)?);
+                from.push(ReadFrom::After(parse_strict_id(arg)?));
             }
         }
         let mut served = Vec::new();
-        for (key, gt) in keys.iter().zip(after) {
+        for (key, from) in keys.iter().zip(from) {
             let Some(stream) = get_stream(tx, key)? else { continue };
-            if stream.is_empty() || stream.last_entry_id() <= gt {
+            let Some((group, consumer)) = group else {
+                let ReadFrom::After(gt) = from else { unreachable!("> is refused for XREAD") };
+                if stream.last_entry_id() > gt && !stream.is_empty() {
+                    let start = gt.next().expect("an entry exceeds it");
+                    served.push((key.clone(), range_reply(stream, start, StreamId::MAX, count, false)));
+                }
                 continue;
-            }
-            let start = gt.next().expect("an entry exceeds it");
-            served.push((key.clone(), range_reply(stream, start, StreamId::MAX, count, false)));
+            };
+            let g = stream.groups.get(group).expect("checked above");
+            let limit = if count == 0 { usize::MAX } else { count };
+            let (reply, op) = match from {
+                ReadFrom::New => {
+                    if stream.is_empty() || stream.last_entry_id() <= g.last_id {
+                        continue;
+                    }
+                    let new: Vec<StreamId> = stream
+                        .entries
+                        .range((std::ops::Bound::Excluded(g.last_id), std::ops::Bound::Unbounded))
+                        .take(limit)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    let reply = Reply::Array(new.iter().map(|id| entry_reply(*id, &stream.entries[id])).collect());
+                    (reply, new_read(group, consumer, now_ms, new, noack, Vec::new()))
+                }
+                ReadFrom::After(gt) => {
+                    // The consumer's own pending entries after `gt`; a
+                    // deleted entry shows as its ID with a null body.
+                    let mut history = Vec::new();
+                    let mut replies = Vec::new();
+                    for id in consumer_pending(g, consumer).filter(|id| *id > gt).take(limit) {
+                        match stream.entries.get(&id) {
+                            Some(fields) => {
+                                history.push(id);
+                                replies.push(entry_reply(id, fields));
+                            }
+                            None => replies.push(Reply::Array(vec![id_reply(id), Reply::NilArray])),
+                        }
+                    }
+                    (Reply::Array(replies), new_read(group, consumer, now_ms, Vec::new(), noack, history))
+                }
+            };
+            apply(tx, key, op);
+            served.push((key.clone(), reply));
         }
         Ok(served)
     })?;
     if served.is_empty() {
         if block {
-            return Err(CmdError::err("XREAD BLOCK that would wait is not supported yet"));
+            return Err(CmdError::err(format!("{name} BLOCK that would wait is not supported yet")));
         }
         return Ok(Reply::NilArray);
     }
@@ -534,6 +640,245 @@ fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         Reply::Map(served.into_iter().map(|(key, entries)| (Reply::Bulk(key), entries)).collect())
     } else {
         Reply::Array(served.into_iter().map(|(key, entries)| Reply::Array(vec![Reply::Bulk(key), entries])).collect())
+    })
+}
+
+fn new_read(
+    group: &Bytes,
+    consumer: &Bytes,
+    now_ms: u64,
+    new: Vec<StreamId>,
+    noack: bool,
+    history: Vec<StreamId>,
+) -> StreamOp {
+    StreamOp::ReadGroup { group: group.clone(), consumer: consumer.clone(), now_ms, new, noack, history }
+}
+
+/// The IDs pending for `consumer`, in order.
+fn consumer_pending<'g>(group: &'g ConsumerGroup, consumer: &'g [u8]) -> impl Iterator<Item = StreamId> + 'g {
+    group.pending.iter().filter(move |(_, p)| p.consumer.as_ref() == consumer).map(|(id, _)| *id)
+}
+
+fn no_group_key_error() -> CmdError {
+    CmdError::err(
+        "The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.",
+    )
+}
+
+/// `XGROUP CREATE key group id|$ [MKSTREAM] [ENTRIESREAD entries-read]`,
+/// `XGROUP DESTROY key group`, `XGROUP CREATECONSUMER key group consumer`,
+/// `XGROUP DELCONSUMER key group consumer`,
+/// `XGROUP SETID key group id|$ [ENTRIESREAD entries-read]`
+///
+/// ENTRIESREAD is validated but not kept (Strata does not report lag).
+fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
+    let syntax = || {
+        CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
+            String::from_utf8_lossy(&argv[1])
+        ))
+    };
+    let check_entries_read = |arg: &[u8]| -> Result<(), CmdError> {
+        let n = parse_int(arg)?;
+        if n < 0 && n != -1 {
+            return Err(CmdError::err("value for ENTRIESREAD must be positive or -1"));
+        }
+        Ok(())
+    };
+    let mut mkstream = false;
+    match sub.as_str() {
+        "create" => {
+            if argv.len() > 8 {
+                return Err(syntax());
+            }
+            let mut i = 5;
+            while i < argv.len() {
+                if argv[i].eq_ignore_ascii_case(b"mkstream") {
+                    mkstream = true;
+                    i += 1;
+                } else if argv[i].eq_ignore_ascii_case(b"entriesread") && i + 1 < argv.len() {
+                    check_entries_read(&argv[i + 1])?;
+                    i += 2;
+                } else {
+                    return Err(syntax());
+                }
+            }
+        }
+        "setid" => {
+            if argv.len() == 7 && argv[5].eq_ignore_ascii_case(b"entriesread") {
+                check_entries_read(&argv[6])?;
+            } else if argv.len() != 5 {
+                return Err(syntax());
+            }
+        }
+        "destroy" if argv.len() != 4 => return Err(syntax()),
+        "createconsumer" | "delconsumer" if argv.len() != 5 => return Err(syntax()),
+        _ => {}
+    }
+    let (key, group) = (&argv[2], &argv[3]);
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let now_ms = tx.txn.now_ms;
+        let stream = get_stream(tx, key)?;
+        if stream.is_none() && !(sub == "create" && mkstream) {
+            return Err(no_group_key_error());
+        }
+        let g = stream.and_then(|s| s.groups.get(group));
+        if g.is_none() && matches!(sub.as_str(), "setid" | "createconsumer" | "delconsumer") {
+            return Err(CmdError::Custom(format!(
+                "NOGROUP No such consumer group '{}' for key name '{}'",
+                String::from_utf8_lossy(group),
+                String::from_utf8_lossy(key)
+            )));
+        }
+        let id_arg = |stream: Option<&StreamValue>| -> Result<StreamId, CmdError> {
+            if argv[4].as_ref() == b"$" {
+                Ok(stream.map_or(StreamId::MIN, |s| s.last_id))
+            } else {
+                parse_strict_id(&argv[4])
+            }
+        };
+        let (op, reply) = match sub.as_str() {
+            "create" => {
+                let last_id = id_arg(stream)?;
+                if g.is_some() {
+                    return Err(CmdError::Custom("BUSYGROUP Consumer Group name already exists".into()));
+                }
+                (StreamOp::CreateGroup { group: group.clone(), last_id }, Reply::ok())
+            }
+            "setid" => (StreamOp::SetGroupId { group: group.clone(), last_id: id_arg(stream)? }, Reply::ok()),
+            "destroy" => {
+                if g.is_none() {
+                    return Ok(Reply::Integer(0));
+                }
+                (StreamOp::DestroyGroup { group: group.clone() }, Reply::Integer(1))
+            }
+            "createconsumer" => {
+                let consumer = &argv[4];
+                if g.is_some_and(|g| g.consumers.contains_key(consumer)) {
+                    return Ok(Reply::Integer(0));
+                }
+                (
+                    StreamOp::CreateConsumer { group: group.clone(), consumer: consumer.clone(), now_ms },
+                    Reply::Integer(1),
+                )
+            }
+            "delconsumer" => {
+                let consumer = &argv[4];
+                let Some(g) = g.filter(|g| g.consumers.contains_key(consumer)) else {
+                    return Ok(Reply::Integer(0));
+                };
+                let pending = consumer_pending(g, consumer).count() as i64;
+                (StreamOp::DeleteConsumer { group: group.clone(), consumer: consumer.clone() }, Reply::Integer(pending))
+            }
+            other => unreachable!("xgroup|{other} is not registered"),
+        };
+        apply(tx, key, op);
+        Ok(reply)
+    })
+}
+
+/// `XACK key group id [id ...]`
+fn xack(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let (key, group) = (&argv[1], &argv[2]);
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let Some(g) = get_stream(tx, key)?.and_then(|s| s.groups.get(group)) else {
+            return Ok(Reply::Integer(0));
+        };
+        let ids = argv[3..].iter().map(|arg| parse_strict_id(arg)).collect::<Result<Vec<_>, _>>()?;
+        let mut acked: Vec<StreamId> = ids.into_iter().filter(|id| g.pending.contains_key(id)).collect();
+        acked.sort();
+        acked.dedup();
+        let count = acked.len() as i64;
+        if count > 0 {
+            apply(tx, key, StreamOp::Ack { group: group.clone(), ids: acked });
+        }
+        Ok(Reply::Integer(count))
+    })
+}
+
+/// `XPENDING key group [[IDLE min-idle-time] start end count [consumer]]`
+fn xpending(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let argc = argv.len();
+    if argc != 3 && !(6..=9).contains(&argc) {
+        return Err(CmdError::Syntax);
+    }
+    // The extended form: parsed before the key is looked up, as Redis does.
+    let mut extended = None;
+    if argc >= 6 {
+        let mut at = 3;
+        let mut min_idle = 0;
+        if argv[3].eq_ignore_ascii_case(b"idle") {
+            min_idle = parse_int(&argv[4])?;
+            if argc < 8 {
+                return Err(CmdError::Syntax);
+            }
+            at += 2;
+        }
+        let count = parse_int(argv.get(at + 2).ok_or(CmdError::Syntax)?)?.max(0) as usize;
+        let (mut start, start_ex) = parse_range_bound(&argv[at], 0)?;
+        if start_ex {
+            start = start.next().ok_or_else(|| CmdError::err("invalid start ID for the interval"))?;
+        }
+        let (mut end, end_ex) = parse_range_bound(&argv[at + 1], u64::MAX)?;
+        if end_ex {
+            end = end.prev().ok_or_else(|| CmdError::err("invalid end ID for the interval"))?;
+        }
+        extended = Some((min_idle, start, end, count, argv.get(at + 3)));
+    }
+    let (key, group) = (&argv[1], &argv[2]);
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let now_ms = tx.txn.now_ms as i64;
+        let Some(g) = get_stream(tx, key)?.and_then(|s| s.groups.get(group)) else {
+            return Err(CmdError::Custom(format!(
+                "NOGROUP No such key '{}' or consumer group '{}'",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(group)
+            )));
+        };
+        let Some((min_idle, start, end, count, consumer)) = extended else {
+            // Summary: count, first and last IDs, pending per consumer.
+            let (Some(first), Some(last)) = (g.pending.keys().next(), g.pending.keys().next_back()) else {
+                return Ok(Reply::Array(vec![Reply::Integer(0), Reply::Nil, Reply::Nil, Reply::NilArray]));
+            };
+            let per_consumer = g
+                .consumers
+                .keys()
+                .map(|c| (c, consumer_pending(g, c).count()))
+                .filter(|(_, n)| *n > 0)
+                .map(|(c, n)| Reply::Array(vec![Reply::Bulk(c.clone()), Reply::bulk(n.to_string())]))
+                .collect();
+            return Ok(Reply::Array(vec![
+                Reply::Integer(g.pending.len() as i64),
+                id_reply(*first),
+                id_reply(*last),
+                Reply::Array(per_consumer),
+            ]));
+        };
+        if let Some(c) = consumer {
+            if !g.consumers.contains_key(c) {
+                return Ok(Reply::Array(Vec::new()));
+            }
+        }
+        if start > end {
+            return Ok(Reply::Array(Vec::new()));
+        }
+        let rows = g
+            .pending
+            .range(start..=end)
+            .filter(|(_, p)| consumer.is_none_or(|c| p.consumer == *c))
+            .filter(|(_, p)| min_idle == 0 || now_ms - p.delivered_ms as i64 >= min_idle)
+            .take(count)
+            .map(|(id, p)| {
+                Reply::Array(vec![
+                    id_reply(*id),
+                    Reply::Bulk(p.consumer.clone()),
+                    Reply::Integer((now_ms - p.delivered_ms as i64).max(0)),
+                    Reply::Integer(p.deliveries as i64),
+                ])
+            })
+            .collect();
+        Ok(Reply::Array(rows))
     })
 }
 

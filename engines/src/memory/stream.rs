@@ -68,6 +68,27 @@ pub struct StreamValue {
     /// Redis counts them when deciding the node is full). A node goes away
     /// when none of its entries is left.
     pub nodes: BTreeMap<StreamId, u64>,
+    /// Consumer groups by name.
+    pub groups: BTreeMap<Bytes, ConsumerGroup>,
+}
+
+/// A delivered, not yet acknowledged entry of a consumer group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    pub consumer: Bytes,
+    /// Unix ms of the last delivery.
+    pub delivered_ms: u64,
+    pub deliveries: u64,
+}
+
+/// A consumer group: its last delivered ID, its pending entries list (the
+/// per-consumer lists Redis keeps are this one filtered by consumer), and
+/// its consumers with the time each was last seen.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConsumerGroup {
+    pub last_id: StreamId,
+    pub pending: BTreeMap<StreamId, Pending>,
+    pub consumers: BTreeMap<Bytes, u64>,
 }
 
 impl StreamValue {
@@ -118,14 +139,66 @@ pub enum StreamOp {
     /// Creates the stream if missing; nothing else (XGROUP ... MKSTREAM).
     Create,
     /// Appends an entry; `id` exceeds the stream's last ID.
-    Add { id: StreamId, fields: Vec<Bytes> },
+    Add {
+        id: StreamId,
+        fields: Vec<Bytes>,
+    },
     /// Deletes these entries (XDEL), raising the max deleted ID.
-    Delete { ids: Vec<StreamId> },
+    Delete {
+        ids: Vec<StreamId>,
+    },
     /// Removes every entry up to and including `through` (XTRIM, XADD's
     /// MAXLEN/MINID).
-    Trim { through: StreamId },
+    Trim {
+        through: StreamId,
+    },
     /// XSETID.
-    SetId { last_id: StreamId, entries_added: Option<u64>, max_deleted_id: Option<StreamId> },
+    SetId {
+        last_id: StreamId,
+        entries_added: Option<u64>,
+        max_deleted_id: Option<StreamId>,
+    },
+    /// XGROUP CREATE (the stream is created if missing: MKSTREAM).
+    CreateGroup {
+        group: Bytes,
+        last_id: StreamId,
+    },
+    DestroyGroup {
+        group: Bytes,
+    },
+    /// XGROUP SETID.
+    SetGroupId {
+        group: Bytes,
+        last_id: StreamId,
+    },
+    /// XGROUP CREATECONSUMER (a no-op if it exists).
+    CreateConsumer {
+        group: Bytes,
+        consumer: Bytes,
+        now_ms: u64,
+    },
+    /// XGROUP DELCONSUMER: the consumer and its pending entries go.
+    DeleteConsumer {
+        group: Bytes,
+        consumer: Bytes,
+    },
+    /// XREADGROUP: `consumer` (created if missing) is seen at `now_ms`;
+    /// `new` entries were delivered for the first time (they advance the
+    /// group's last ID and, unless `noack`, become pending for `consumer`);
+    /// `history` pending entries were delivered again.
+    ReadGroup {
+        group: Bytes,
+        consumer: Bytes,
+        now_ms: u64,
+        new: Vec<StreamId>,
+        noack: bool,
+        history: Vec<StreamId>,
+    },
+    /// XACK.
+    Ack {
+        group: Bytes,
+        ids: Vec<StreamId>,
+    },
 }
 
 pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
@@ -164,6 +237,54 @@ pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
             }
             if let Some(id) = max_deleted_id {
                 stream.max_deleted_id = *id;
+            }
+        }
+        StreamOp::CreateGroup { group, last_id } => {
+            stream.groups.insert(group.clone(), ConsumerGroup { last_id: *last_id, ..Default::default() });
+        }
+        StreamOp::DestroyGroup { group } => {
+            stream.groups.remove(group);
+        }
+        StreamOp::SetGroupId { group, last_id } => {
+            if let Some(g) = stream.groups.get_mut(group) {
+                g.last_id = *last_id;
+            }
+        }
+        StreamOp::CreateConsumer { group, consumer, now_ms } => {
+            if let Some(g) = stream.groups.get_mut(group) {
+                g.consumers.entry(consumer.clone()).or_insert(*now_ms);
+            }
+        }
+        StreamOp::DeleteConsumer { group, consumer } => {
+            if let Some(g) = stream.groups.get_mut(group) {
+                g.consumers.remove(consumer);
+                g.pending.retain(|_, p| p.consumer != *consumer);
+            }
+        }
+        StreamOp::ReadGroup { group, consumer, now_ms, new, noack, history } => {
+            let Some(g) = stream.groups.get_mut(group) else { return };
+            g.consumers.insert(consumer.clone(), *now_ms);
+            for id in new {
+                g.last_id = g.last_id.max(*id);
+                if !noack {
+                    // An entry pending for another consumer (after SETID
+                    // moved the group back) is reassigned.
+                    let pending = Pending { consumer: consumer.clone(), delivered_ms: *now_ms, deliveries: 1 };
+                    g.pending.insert(*id, pending);
+                }
+            }
+            for id in history {
+                if let Some(p) = g.pending.get_mut(id) {
+                    p.delivered_ms = *now_ms;
+                    p.deliveries += 1;
+                }
+            }
+        }
+        StreamOp::Ack { group, ids } => {
+            if let Some(g) = stream.groups.get_mut(group) {
+                for id in ids {
+                    g.pending.remove(id);
+                }
             }
         }
     }
