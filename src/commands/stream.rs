@@ -1064,4 +1064,124 @@ mod tests {
         }
         server.assert_replay_matches();
     }
+
+    /// XPENDING's extended rows as (id, consumer, deliveries).
+    fn pending_rows(reply: &Reply) -> Vec<(Id, Vec<u8>, i64)> {
+        let Reply::Array(rows) = reply else { panic!("XPENDING {reply:?}") };
+        rows.iter()
+            .map(|row| match row {
+                Reply::Array(cols) => (parse_id(&bulk(&cols[0])), bulk(&cols[1]), int(&cols[3])),
+                other => panic!("row {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn random_group_commands_match_a_model_and_replay() {
+        let mut server = TestServer::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let consumers: [&[u8]; 3] = [b"c1", b"c2", b"c3"];
+        // The model: entries, the group's last delivered ID, pending entries.
+        let mut entries: BTreeMap<Id, ()> = BTreeMap::new();
+        let mut last_delivered: Id = (0, 0);
+        let mut pending: BTreeMap<Id, (Vec<u8>, i64)> = BTreeMap::new();
+        let mut next_ms = 1;
+        assert_eq!(server.run(&[b"XGROUP", b"CREATE", b"s", b"g", b"0", b"MKSTREAM"]), Reply::ok());
+        for step in 0..2000 {
+            let consumer = consumers[rng.random_range(0..consumers.len())];
+            match rng.random_range(0..8) {
+                0 | 1 => {
+                    let id = (next_ms, 0);
+                    next_ms += 1;
+                    assert_eq!(bulk(&server.run(&[b"XADD", b"s", &id_text(id), b"f", b"v"])), id_text(id));
+                    entries.insert(id, ());
+                }
+                2 | 3 => {
+                    let count = rng.random_range(1..4usize);
+                    let reply = server.run(&[
+                        b"XREADGROUP",
+                        b"GROUP",
+                        b"g",
+                        consumer,
+                        b"COUNT",
+                        count.to_string().as_bytes(),
+                        b"STREAMS",
+                        b"s",
+                        b">",
+                    ]);
+                    let new: Vec<Id> = entries
+                        .range((std::ops::Bound::Excluded(last_delivered), std::ops::Bound::Unbounded))
+                        .take(count)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    if new.is_empty() {
+                        assert_eq!(reply, Reply::NilArray, "step {step}");
+                    } else {
+                        let Reply::Array(streams) = reply else { panic!("step {step}: {reply:?}") };
+                        let Reply::Array(pair) = &streams[0] else { panic!("{streams:?}") };
+                        let got: Vec<Id> = entries_of(&pair[1]);
+                        assert_eq!(got, new, "step {step}");
+                        for id in new {
+                            pending.insert(id, (consumer.to_vec(), 1));
+                            last_delivered = id;
+                        }
+                    }
+                }
+                4 => {
+                    // History read: redelivers the consumer's pending entries.
+                    let reply = server.run(&[b"XREADGROUP", b"GROUP", b"g", consumer, b"STREAMS", b"s", b"0"]);
+                    let Reply::Array(streams) = reply else { panic!("step {step}: {reply:?}") };
+                    let Reply::Array(pair) = &streams[0] else { panic!("{streams:?}") };
+                    let mine: Vec<Id> = pending.iter().filter(|(_, (c, _))| c == consumer).map(|(id, _)| *id).collect();
+                    assert_eq!(entries_of(&pair[1]), mine, "step {step}");
+                    for id in mine {
+                        if entries.contains_key(&id) {
+                            pending.get_mut(&id).expect("pending").1 += 1;
+                        }
+                    }
+                }
+                5 => {
+                    let ids: Vec<Id> = (0..2).map(|_| (rng.random_range(1..next_ms.max(2)), 0)).collect();
+                    let reply = server.run(&[b"XACK", b"s", b"g", &id_text(ids[0]), &id_text(ids[1])]);
+                    let mut expected = 0;
+                    for id in &ids {
+                        expected += pending.remove(id).is_some() as i64;
+                    }
+                    assert_eq!(int(&reply), expected, "step {step}");
+                }
+                6 => {
+                    let id = (rng.random_range(1..next_ms.max(2)), 0);
+                    let removed = int(&server.run(&[b"XDEL", b"s", &id_text(id)]));
+                    assert_eq!(removed, entries.remove(&id).is_some() as i64, "step {step}");
+                }
+                _ => {
+                    if rng.random_bool(0.1) {
+                        let dropped = pending.iter().filter(|(_, (c, _))| c == consumer).count() as i64;
+                        let reply = int(&server.run(&[b"XGROUP", b"DELCONSUMER", b"s", b"g", consumer]));
+                        assert!(reply == dropped || (dropped == 0 && reply == 0), "step {step}");
+                        pending.retain(|_, (c, _)| c != consumer);
+                    }
+                }
+            }
+            let expected: Vec<(Id, Vec<u8>, i64)> = pending.iter().map(|(id, (c, n))| (*id, c.clone(), *n)).collect();
+            assert_eq!(
+                pending_rows(&server.run(&[b"XPENDING", b"s", b"g", b"-", b"+", b"100000"])),
+                expected,
+                "step {step}"
+            );
+        }
+        server.assert_replay_matches();
+    }
+
+    /// The IDs of an entries reply (deleted entries, with a null body, too).
+    fn entries_of(reply: &Reply) -> Vec<Id> {
+        let Reply::Array(items) = reply else { panic!("entries {reply:?}") };
+        items
+            .iter()
+            .map(|item| match item {
+                Reply::Array(pair) => parse_id(&bulk(&pair[0])),
+                other => panic!("entry {other:?}"),
+            })
+            .collect()
+    }
 }
