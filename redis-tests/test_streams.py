@@ -488,3 +488,42 @@ def test_group_resp3_and_generic_commands(pair):
     pair.same("XPENDING", "t", "g")
     pair.same("RENAME", "s", "u")
     pair.same("XREADGROUP", "GROUP", "g", "c", "STREAMS", "u", "0")
+
+
+def test_xinfo_stream(pair):
+    pair.same("XINFO", "STREAM", "missing")
+    pair.same("XGROUP", "CREATE", "e", "g", "$", "MKSTREAM")
+    pair.same("XINFO", "STREAM", "e")
+    fill(pair, "s", 3)
+    pair.same("XINFO", "STREAM", "s")
+    pair.same("XDEL", "s", "1-1")
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    pair.same("XGROUP", "CREATE", "s", "a", "0")
+    pair.same("XINFO", "STREAM", "s")
+    pair.same("XTRIM", "s", "MAXLEN", "0")
+    pair.same("XINFO", "STREAM", "s")
+    for n in (150, 450, 1000):
+        pair.same("DEL", "t")
+        fill(pair, "t", n)
+        pair.same("XINFO", "STREAM", "t")
+    pair.same("XDEL", "t", "1-1", "500-1")
+    pair.same("XTRIM", "t", "MAXLEN", "~", "700")
+    pair.same("XINFO", "STREAM", "t")
+    pair.same("SET", "str", "x")
+    pair.same("XINFO", "STREAM", "str")
+    pair.same("XINFO", "STREAM")
+    pair.call("HELLO", "3")
+    pair.same("XINFO", "STREAM", "t")
+    pair.same("XINFO", "STREAM", "s")
+
+
+def test_xinfo_consumers(pair):
+    fill(pair, "s", 3)
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    pair.same("XINFO", "CONSUMERS", "s", "g")
+    pair.same("XINFO", "CONSUMERS", "s", "nog")
+    pair.same("XINFO", "CONSUMERS", "missing", "g")
+    pair.same("XREADGROUP", "GROUP", "g", "bob", "COUNT", "2", "STREAMS", "s", ">")
+    pair.same("XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">")
+    pair.same_shape("XINFO", "CONSUMERS", "s", "g",
+                    check=lambda rows: [(r[1], r[3]) for r in rows] == [(b"alice", 1), (b"bob", 2)])

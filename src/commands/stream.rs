@@ -40,6 +40,8 @@ pub fn register(table: &mut CommandTable) {
     table.register("xgroup|setid", xgroup);
     table.register("xack", xack);
     table.register("xpending", xpending);
+    table.register("xinfo|stream", xinfo_stream);
+    table.register("xinfo|consumers", xinfo_consumers);
 }
 
 fn invalid_id() -> CmdError {
@@ -875,6 +877,102 @@ fn xpending(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                     Reply::Bulk(p.consumer.clone()),
                     Reply::Integer((now_ms - p.delivered_ms as i64).max(0)),
                     Reply::Integer(p.deliveries as i64),
+                ])
+            })
+            .collect();
+        Ok(Reply::Array(rows))
+    })
+}
+
+/// The number of nodes of Redis's radix tree (`rax`) holding `keys`
+/// (distinct, sorted, all `depth..` bytes long past a shared prefix): a
+/// compressed node for a shared run of bytes, a branching node where keys
+/// diverge, and a leaf node for each key.
+fn rax_nodes(keys: &[[u8; 16]], depth: usize) -> usize {
+    match keys {
+        [] => 1,
+        [_] if depth == 16 => 1,
+        [_] => 2,
+        _ => {
+            let (first, last) = (&keys[0], &keys[keys.len() - 1]);
+            let shared = (depth..16).take_while(|&i| first[i] == last[i]).count();
+            if shared > 0 {
+                return 1 + rax_nodes(keys, depth + shared);
+            }
+            let mut nodes = 1;
+            let mut rest = keys;
+            while let Some(head) = rest.first() {
+                let run = rest.iter().take_while(|k| k[depth] == head[depth]).count();
+                nodes += rax_nodes(&rest[..run], depth + 1);
+                rest = &rest[run..];
+            }
+            nodes
+        }
+    }
+}
+
+/// Redis's key for a node: the ID in big-endian bytes.
+fn rax_key(id: StreamId) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&id.ms.to_be_bytes());
+    key[8..].copy_from_slice(&id.seq.to_be_bytes());
+    key
+}
+
+/// `XINFO STREAM key`
+///
+/// `radix-tree-keys` and `radix-tree-nodes` describe the emulated nodes
+/// (see the module comment). The FULL form is not implemented.
+fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    if argv.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let key = &argv[2];
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let Some(stream) = get_stream(tx, key)? else {
+            return Err(CmdError::NoSuchKey);
+        };
+        let node_keys: Vec<[u8; 16]> = stream.nodes.keys().map(|id| rax_key(*id)).collect();
+        let edge = |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+        let field = |name: &str, value: Reply| (Reply::bulk_str(name), value);
+        Ok(Reply::Map(vec![
+            field("length", Reply::Integer(stream.len() as i64)),
+            field("radix-tree-keys", Reply::Integer(node_keys.len() as i64)),
+            field("radix-tree-nodes", Reply::Integer(rax_nodes(&node_keys, 0) as i64)),
+            field("last-generated-id", id_reply(stream.last_id)),
+            field("max-deleted-entry-id", id_reply(stream.max_deleted_id)),
+            field("entries-added", Reply::Integer(stream.entries_added as i64)),
+            field("recorded-first-entry-id", id_reply(stream.entries.keys().next().copied().unwrap_or_default())),
+            field("groups", Reply::Integer(stream.groups.len() as i64)),
+            field("first-entry", edge(stream.entries.iter().next())),
+            field("last-entry", edge(stream.entries.iter().next_back())),
+        ]))
+    })
+}
+
+/// `XINFO CONSUMERS key group`
+fn xinfo_consumers(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let (key, group) = (&argv[2], &argv[3]);
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let now_ms = tx.txn.now_ms;
+        let Some(stream) = get_stream(tx, key)? else {
+            return Err(CmdError::NoSuchKey);
+        };
+        let Some(g) = stream.groups.get(group) else {
+            return Err(CmdError::Custom(format!(
+                "NOGROUP No such consumer group '{}' for key name '{}'",
+                String::from_utf8_lossy(group),
+                String::from_utf8_lossy(key)
+            )));
+        };
+        let rows = g
+            .consumers
+            .iter()
+            .map(|(name, seen_ms)| {
+                Reply::Map(vec![
+                    (Reply::bulk_str("name"), Reply::Bulk(name.clone())),
+                    (Reply::bulk_str("pending"), Reply::Integer(consumer_pending(g, name).count() as i64)),
+                    (Reply::bulk_str("idle"), Reply::Integer(now_ms.saturating_sub(*seen_ms) as i64)),
                 ])
             })
             .collect();
