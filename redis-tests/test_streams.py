@@ -527,3 +527,34 @@ def test_xinfo_consumers(pair):
     pair.same("XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">")
     pair.same_shape("XINFO", "CONSUMERS", "s", "g",
                     check=lambda rows: [(r[1], r[3]) for r in rows] == [(b"alice", 1), (b"bob", 2)])
+
+
+def test_xautoclaim(pair):
+    fill(pair, "s", 6)
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    pair.same("XAUTOCLAIM", "s", "g", "c", "0", "-")
+    pair.same("XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">")
+    pair.same("XDEL", "s", "2-1", "4-1")
+    pair.same("XAUTOCLAIM", "s", "g", "bob", "0", "-", "COUNT", "2")
+    pair.same("XAUTOCLAIM", "s", "g", "bob", "0", "3-1", "COUNT", "2", "JUSTID")
+    pair.same("XAUTOCLAIM", "s", "g", "bob", "0", "0")
+    pair.same("XAUTOCLAIM", "s", "g", "carol", "100000000", "-")
+    pair.same("XPENDING", "s", "g")
+    pair.same_shape("XPENDING", "s", "g", "-", "+", "10",
+                    check=lambda rows: [(r[0], r[1], r[3]) for r in rows] == [
+                        (b"1-1", b"bob", 3), (b"3-1", b"bob", 2), (b"5-1", b"bob", 2), (b"6-1", b"bob", 2)])
+    for bad in [
+        ("s", "g", "c", "x", "-"),
+        ("s", "g", "c", "0", "bad"),
+        ("s", "g", "c", "0", "(1-1"),
+        ("s", "g", "c", "0", "-", "COUNT", "0"),
+        ("s", "g", "c", "0", "-", "COUNT", "x"),
+        ("s", "g", "c", "0", "-", "BOGUS"),
+        ("s", "nog", "c", "0", "-"),
+        ("missing", "g", "c", "0", "-"),
+        ("missing", "g", "c", "x", "-"),
+    ]:
+        pair.same("XAUTOCLAIM", *bad)
+    pair.same("SET", "str", "x")
+    pair.same("XAUTOCLAIM", "str", "g", "c", "x", "-")
+    pair.same("XAUTOCLAIM", "s", "g", "c", "0")

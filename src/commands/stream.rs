@@ -40,6 +40,7 @@ pub fn register(table: &mut CommandTable) {
     table.register("xgroup|setid", xgroup);
     table.register("xack", xack);
     table.register("xpending", xpending);
+    table.register("xautoclaim", xautoclaim);
     table.register("xinfo|stream", xinfo_stream);
     table.register("xinfo|consumers", xinfo_consumers);
 }
@@ -884,6 +885,79 @@ fn xpending(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     })
 }
 
+/// `XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]`
+fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let (key, group, consumer) = (&argv[1], &argv[2], &argv[3]);
+    let min_idle =
+        parse_int(&argv[4]).map_err(|_| CmdError::err("Invalid min-idle-time argument for XAUTOCLAIM"))?.max(0) as u64;
+    let (mut start, start_ex) = parse_range_bound(&argv[5], 0)?;
+    if start_ex {
+        start = start.next().ok_or_else(|| CmdError::err("invalid start ID for the interval"))?;
+    }
+    let mut count = 100usize;
+    let mut justid = false;
+    let mut j = 6;
+    while j < argv.len() {
+        if argv[j].eq_ignore_ascii_case(b"count") && j + 1 < argv.len() {
+            let n = parse_int(&argv[j + 1]).map_err(|_| CmdError::err("COUNT must be > 0"))?;
+            if !(1..=i64::MAX / 10).contains(&n) {
+                return Err(CmdError::err("COUNT must be > 0"));
+            }
+            count = n as usize;
+            j += 2;
+        } else if argv[j].eq_ignore_ascii_case(b"justid") {
+            justid = true;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let now_ms = tx.txn.now_ms;
+        let stream = get_stream(tx, key)?;
+        let Some((stream, g)) = stream.and_then(|s| s.groups.get(group).map(|g| (s, g))) else {
+            return Err(CmdError::Custom(format!(
+                "NOGROUP No such key '{}' or consumer group '{}'",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(group)
+            )));
+        };
+        // Redis looks at no more than ten pending entries per claimed one.
+        let mut attempts = count * 10;
+        let mut left = count;
+        let (mut claimed, mut dropped, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+        let mut pending = g.pending.range(start..);
+        while attempts > 0 && left > 0 {
+            let Some((id, p)) = pending.next() else { break };
+            attempts -= 1;
+            let Some(fields) = stream.entries.get(id) else {
+                dropped.push(*id);
+                left -= 1;
+                continue;
+            };
+            if min_idle > 0 && now_ms.saturating_sub(p.delivered_ms) < min_idle {
+                continue;
+            }
+            claimed.push(*id);
+            replies.push(if justid { id_reply(*id) } else { entry_reply(*id, fields) });
+            left -= 1;
+        }
+        // The cursor for the next call: the next pending entry, or 0-0.
+        let next = pending.next().map_or(StreamId::MIN, |(id, _)| *id);
+        let deleted = Reply::Array(dropped.iter().map(|id| id_reply(*id)).collect());
+        let op = StreamOp::Claim {
+            group: group.clone(),
+            consumer: consumer.clone(),
+            now_ms,
+            claimed,
+            count_delivery: !justid,
+            dropped,
+        };
+        apply(tx, key, op);
+        Ok(Reply::Array(vec![id_reply(next), Reply::Array(replies), deleted]))
+    })
+}
+
 /// The number of nodes of Redis's radix tree (`rax`) holding `keys`
 /// (distinct, sorted, all `depth..` bytes long past a shared prefix): a
 /// compressed node for a shared run of bytes, a branching node where keys
@@ -1251,6 +1325,27 @@ mod tests {
                     let id = (rng.random_range(1..next_ms.max(2)), 0);
                     let removed = int(&server.run(&[b"XDEL", b"s", &id_text(id)]));
                     assert_eq!(removed, entries.remove(&id).is_some() as i64, "step {step}");
+                }
+                7 if rng.random_bool(0.5) => {
+                    // XAUTOCLAIM with no idle minimum: the first two pending
+                    // entries move to `consumer`, or are dropped if deleted.
+                    let reply = server.run(&[b"XAUTOCLAIM", b"s", b"g", consumer, b"0", b"-", b"COUNT", b"2"]);
+                    let Reply::Array(parts) = reply else { panic!("step {step}: {reply:?}") };
+                    let first_two: Vec<Id> = pending.keys().take(2).copied().collect();
+                    let (mut claimed, mut dropped) = (Vec::new(), Vec::new());
+                    for id in &first_two {
+                        if entries.contains_key(id) {
+                            claimed.push(*id);
+                            let p = pending.get_mut(id).expect("pending");
+                            *p = (consumer.to_vec(), p.1 + 1);
+                        } else {
+                            dropped.push(*id);
+                            pending.remove(id);
+                        }
+                    }
+                    assert_eq!(entries_of(&parts[1]), claimed, "step {step}");
+                    let Reply::Array(deleted) = &parts[2] else { panic!("{parts:?}") };
+                    assert_eq!(deleted.iter().map(|d| parse_id(&bulk(d))).collect::<Vec<_>>(), dropped);
                 }
                 _ => {
                     if rng.random_bool(0.1) {

@@ -136,8 +136,6 @@ impl StreamValue {
 /// depends on the clock), the trims record the last ID they removed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StreamOp {
-    /// Creates the stream if missing; nothing else (XGROUP ... MKSTREAM).
-    Create,
     /// Appends an entry; `id` exceeds the stream's last ID.
     Add {
         id: StreamId,
@@ -199,11 +197,22 @@ pub enum StreamOp {
         group: Bytes,
         ids: Vec<StreamId>,
     },
+    /// XAUTOCLAIM: `claimed` pending entries move to `consumer` (created if
+    /// missing, seen at `now_ms`), delivered at `now_ms` and, unless
+    /// JUSTID, counted as one more delivery; `dropped` pending entries
+    /// (whose stream entries are gone) are removed.
+    Claim {
+        group: Bytes,
+        consumer: Bytes,
+        now_ms: u64,
+        claimed: Vec<StreamId>,
+        count_delivery: bool,
+        dropped: Vec<StreamId>,
+    },
 }
 
 pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
     match op {
-        StreamOp::Create => {}
         StreamOp::Add { id, fields } => {
             stream.entries.insert(*id, fields.clone());
             match stream.nodes.iter_mut().next_back() {
@@ -277,6 +286,20 @@ pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
                 if let Some(p) = g.pending.get_mut(id) {
                     p.delivered_ms = *now_ms;
                     p.deliveries += 1;
+                }
+            }
+        }
+        StreamOp::Claim { group, consumer, now_ms, claimed, count_delivery, dropped } => {
+            let Some(g) = stream.groups.get_mut(group) else { return };
+            g.consumers.insert(consumer.clone(), *now_ms);
+            for id in dropped {
+                g.pending.remove(id);
+            }
+            for id in claimed {
+                if let Some(p) = g.pending.get_mut(id) {
+                    p.consumer = consumer.clone();
+                    p.delivered_ms = *now_ms;
+                    p.deliveries += *count_delivery as u64;
                 }
             }
         }
