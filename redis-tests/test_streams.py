@@ -558,3 +558,40 @@ def test_xautoclaim(pair):
     pair.same("SET", "str", "x")
     pair.same("XAUTOCLAIM", "str", "g", "c", "x", "-")
     pair.same("XAUTOCLAIM", "s", "g", "c", "0")
+
+
+def test_xclaim(pair):
+    fill(pair, "s", 5)
+    pair.same("XCLAIM", "s", "g", "c", "0", "1-1")
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    pair.same("XREADGROUP", "GROUP", "g", "alice", "COUNT", "3", "STREAMS", "s", ">")
+    pair.same("XDEL", "s", "2-1")
+    pair.same("XCLAIM", "s", "g", "bob", "0", "1-1", "2-1", "4-1", "9-9")
+    pair.same("XPENDING", "s", "g")
+    pair.same("XCLAIM", "s", "g", "bob", "0", "3-1", "JUSTID")
+    pair.same("XCLAIM", "s", "g", "carol", "0", "4-1", "5-1", "FORCE", "JUSTID")
+    pair.same("XCLAIM", "s", "g", "carol", "100000000", "1-1")
+    pair.same("XCLAIM", "s", "g", "dave", "0", "1-1", "RETRYCOUNT", "7", "IDLE", "5000000")
+    pair.same("XPENDING", "s", "g", "IDLE", "4000000", "-", "+", "10")
+    pair.same("XCLAIM", "s", "g", "dave", "0", "3-1", "TIME", "1", "RETRYCOUNT", "-1")
+    pair.same("XPENDING", "s", "g", "IDLE", "4000000", "-", "+", "10")
+    pair.same("XCLAIM", "s", "g", "dave", "0", "9-9", "LASTID", "5-1")
+    pair.same("XREADGROUP", "GROUP", "g", "erin", "STREAMS", "s", ">")
+    pair.same_shape("XPENDING", "s", "g", "-", "+", "10",
+                    check=lambda rows: [(r[0], r[1], r[3]) for r in rows] == [
+                        (b"1-1", b"dave", 7), (b"3-1", b"dave", 2), (b"4-1", b"carol", 1), (b"5-1", b"carol", 1)])
+    for bad in [
+        ("s", "g", "c", "x", "1-1"),
+        ("s", "g", "c", "0", "1-1", "IDLE", "x"),
+        ("s", "g", "c", "0", "1-1", "TIME", "x"),
+        ("s", "g", "c", "0", "1-1", "RETRYCOUNT", "x"),
+        ("s", "g", "c", "0", "1-1", "LASTID", "x"),
+        ("s", "g", "c", "0", "1-1", "BOGUS"),
+        ("s", "g", "c", "0", "1-1", "IDLE"),
+        ("s", "nog", "c", "0", "1-1"),
+        ("missing", "g", "c", "x", "1-1"),
+    ]:
+        pair.same("XCLAIM", *bad)
+    pair.same("SET", "str", "x")
+    pair.same("XCLAIM", "str", "g", "c", "x", "1-1")
+    pair.same("XCLAIM", "s", "g", "c", "0")

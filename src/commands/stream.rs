@@ -41,6 +41,7 @@ pub fn register(table: &mut CommandTable) {
     table.register("xack", xack);
     table.register("xpending", xpending);
     table.register("xautoclaim", xautoclaim);
+    table.register("xclaim", xclaim);
     table.register("xinfo|stream", xinfo_stream);
     table.register("xinfo|consumers", xinfo_consumers);
 }
@@ -955,6 +956,102 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         };
         apply(tx, key, op);
         Ok(Reply::Array(vec![id_reply(next), Reply::Array(replies), deleted]))
+    })
+}
+
+/// `XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-milliseconds] [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]`
+fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let (key, group, consumer) = (&argv[1], &argv[2], &argv[3]);
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let now_ms = tx.txn.now_ms;
+        // Redis looks up the group first, then parses the arguments.
+        let Some((stream, g)) = get_stream(tx, key)?.and_then(|s| s.groups.get(group).map(|g| (s, g))) else {
+            return Err(CmdError::Custom(format!(
+                "NOGROUP No such key '{}' or consumer group '{}'",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(group)
+            )));
+        };
+        let min_idle =
+            parse_int(&argv[4]).map_err(|_| CmdError::err("Invalid min-idle-time argument for XCLAIM"))?.max(0) as u64;
+        // The IDs run until the first argument that is not one.
+        let mut ids = Vec::new();
+        let mut j = 5;
+        while let Some(id) = argv.get(j).and_then(|arg| parse_strict_id(arg).ok()) {
+            ids.push(id);
+            j += 1;
+        }
+        let (mut force, mut justid) = (false, false);
+        let mut retry_count = None;
+        let mut delivered: Option<i64> = None;
+        let mut last_id = None;
+        let int_option = |arg: &[u8], name: &str| {
+            parse_int(arg).map_err(|_| CmdError::err(format!("Invalid {name} option argument for XCLAIM")))
+        };
+        while j < argv.len() {
+            let more = j + 1 < argv.len();
+            let opt = &argv[j];
+            if opt.eq_ignore_ascii_case(b"force") {
+                force = true;
+            } else if opt.eq_ignore_ascii_case(b"justid") {
+                justid = true;
+            } else if opt.eq_ignore_ascii_case(b"idle") && more {
+                j += 1;
+                delivered = Some(now_ms as i64 - int_option(&argv[j], "IDLE")?);
+            } else if opt.eq_ignore_ascii_case(b"time") && more {
+                j += 1;
+                delivered = Some(int_option(&argv[j], "TIME")?);
+            } else if opt.eq_ignore_ascii_case(b"retrycount") && more {
+                j += 1;
+                let n = int_option(&argv[j], "RETRYCOUNT")?;
+                // Redis treats a negative count as "not given".
+                retry_count = u64::try_from(n).ok();
+            } else if opt.eq_ignore_ascii_case(b"lastid") && more {
+                j += 1;
+                last_id = Some(parse_strict_id(&argv[j])?);
+            } else {
+                return Err(CmdError::err(format!("Unrecognized XCLAIM option '{}'", String::from_utf8_lossy(opt))));
+            }
+            j += 1;
+        }
+        // A bogus delivery time (negative or in the future) becomes now.
+        let delivered_ms = match delivered {
+            Some(t) if t >= 0 && t as u64 <= now_ms => t as u64,
+            _ => now_ms,
+        };
+        let (mut claimed, mut dropped, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+        for id in ids {
+            let pending = g.pending.get(&id);
+            let Some(fields) = stream.entries.get(&id) else {
+                if pending.is_some() && !dropped.contains(&id) {
+                    dropped.push(id);
+                }
+                continue;
+            };
+            match pending {
+                Some(p) if min_idle > 0 && now_ms.saturating_sub(p.delivered_ms) < min_idle => continue,
+                None if !force && !claimed.contains(&id) => continue,
+                _ => {}
+            }
+            claimed.push(id);
+            replies.push(if justid { id_reply(id) } else { entry_reply(id, fields) });
+        }
+        let last_id = last_id.filter(|id| *id > g.last_id);
+        if !claimed.is_empty() || !dropped.is_empty() || last_id.is_some() {
+            let op = StreamOp::ClaimIds {
+                group: group.clone(),
+                consumer: consumer.clone(),
+                now_ms,
+                delivered_ms,
+                claimed,
+                retry_count,
+                count_delivery: !justid,
+                dropped,
+                last_id,
+            };
+            apply(tx, key, op);
+        }
+        Ok(Reply::Array(replies))
     })
 }
 

@@ -209,6 +209,23 @@ pub enum StreamOp {
         count_delivery: bool,
         dropped: Vec<StreamId>,
     },
+    /// XCLAIM: `dropped` pending entries (deleted from the stream) go;
+    /// `claimed` entries (made pending first if FORCE found them not
+    /// pending) move to `consumer`, seen at `now_ms` if anything was
+    /// claimed, delivered at `delivered_ms`, with the delivery count set to
+    /// `retry_count` or, unless JUSTID, incremented. `last_id` (LASTID)
+    /// raises the group's last delivered ID.
+    ClaimIds {
+        group: Bytes,
+        consumer: Bytes,
+        now_ms: u64,
+        delivered_ms: u64,
+        claimed: Vec<StreamId>,
+        retry_count: Option<u64>,
+        count_delivery: bool,
+        dropped: Vec<StreamId>,
+        last_id: Option<StreamId>,
+    },
 }
 
 pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
@@ -300,6 +317,42 @@ pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
                     p.consumer = consumer.clone();
                     p.delivered_ms = *now_ms;
                     p.deliveries += *count_delivery as u64;
+                }
+            }
+        }
+        StreamOp::ClaimIds {
+            group,
+            consumer,
+            now_ms,
+            delivered_ms,
+            claimed,
+            retry_count,
+            count_delivery,
+            dropped,
+            last_id,
+        } => {
+            let Some(g) = stream.groups.get_mut(group) else { return };
+            if let Some(id) = last_id {
+                g.last_id = g.last_id.max(*id);
+            }
+            for id in dropped {
+                g.pending.remove(id);
+            }
+            if !claimed.is_empty() {
+                g.consumers.insert(consumer.clone(), *now_ms);
+            }
+            for id in claimed {
+                let p = g.pending.entry(*id).or_insert_with(|| Pending {
+                    consumer: consumer.clone(),
+                    delivered_ms: *now_ms,
+                    deliveries: 1,
+                });
+                p.consumer = consumer.clone();
+                p.delivered_ms = *delivered_ms;
+                match retry_count {
+                    Some(n) => p.deliveries = *n,
+                    None if *count_delivery => p.deliveries += 1,
+                    None => {}
                 }
             }
         }
