@@ -10,7 +10,7 @@
 //! limit, `stream-node-max-bytes`, is not emulated).
 
 use bytes::Bytes;
-use strata_engines::memory::stream::ConsumerGroup;
+use strata_engines::memory::stream::{ClaimIds, ConsumerGroup};
 use strata_engines::memory::{MemOp, MemValue, StreamId, StreamOp, StreamValue};
 use strata_engines::KeyType;
 
@@ -1038,7 +1038,7 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         let last_id = last_id.filter(|id| *id > g.last_id);
         if !claimed.is_empty() || !dropped.is_empty() || last_id.is_some() {
-            let op = StreamOp::ClaimIds {
+            let op = StreamOp::ClaimIds(Box::new(ClaimIds {
                 group: group.clone(),
                 consumer: consumer.clone(),
                 now_ms,
@@ -1048,7 +1048,7 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 count_delivery: !justid,
                 dropped,
                 last_id,
-            };
+            }));
             apply(tx, key, op);
         }
         Ok(Reply::Array(replies))

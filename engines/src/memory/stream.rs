@@ -215,17 +215,22 @@ pub enum StreamOp {
     /// claimed, delivered at `delivered_ms`, with the delivery count set to
     /// `retry_count` or, unless JUSTID, incremented. `last_id` (LASTID)
     /// raises the group's last delivered ID.
-    ClaimIds {
-        group: Bytes,
-        consumer: Bytes,
-        now_ms: u64,
-        delivered_ms: u64,
-        claimed: Vec<StreamId>,
-        retry_count: Option<u64>,
-        count_delivery: bool,
-        dropped: Vec<StreamId>,
-        last_id: Option<StreamId>,
-    },
+    /// Boxed: it is the largest op by far.
+    ClaimIds(Box<ClaimIds>),
+}
+
+/// The effect of one XCLAIM (see `StreamOp::ClaimIds`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimIds {
+    pub group: Bytes,
+    pub consumer: Bytes,
+    pub now_ms: u64,
+    pub delivered_ms: u64,
+    pub claimed: Vec<StreamId>,
+    pub retry_count: Option<u64>,
+    pub count_delivery: bool,
+    pub dropped: Vec<StreamId>,
+    pub last_id: Option<StreamId>,
 }
 
 pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
@@ -320,17 +325,18 @@ pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
                 }
             }
         }
-        StreamOp::ClaimIds {
-            group,
-            consumer,
-            now_ms,
-            delivered_ms,
-            claimed,
-            retry_count,
-            count_delivery,
-            dropped,
-            last_id,
-        } => {
+        StreamOp::ClaimIds(claim) => {
+            let ClaimIds {
+                group,
+                consumer,
+                now_ms,
+                delivered_ms,
+                claimed,
+                retry_count,
+                count_delivery,
+                dropped,
+                last_id,
+            } = claim.as_ref();
             let Some(g) = stream.groups.get_mut(group) else { return };
             if let Some(id) = last_id {
                 g.last_id = g.last_id.max(*id);
