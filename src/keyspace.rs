@@ -14,7 +14,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use strata_cluster::key_slot;
 use strata_engines::keyspace::{KeyMeta, KeyRef, Store, Txn};
-use strata_engines::memory::{ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, ZSetOp};
+use strata_engines::memory::{ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, ZSetOp};
 use strata_engines::{EngineError, KeyType, RocksConfig};
 
 use crate::blocking::Blocking;
@@ -292,13 +292,17 @@ impl<'s> Tx<'s> {
             | MemOp::Expire { key, .. }
             | MemOp::List { key, .. }
             | MemOp::Set { key, .. }
-            | MemOp::ZSet { key, .. } => key.clone(),
+            | MemOp::ZSet { key, .. }
+            | MemOp::Stream { key, .. } => key.clone(),
         };
         self.mem_db_in(physical, &key).apply(&op);
         // Data arrived: clients blocked on this key may now be served.
         let feeds_waiters = matches!(
             &op,
-            MemOp::Put { .. } | MemOp::List { op: ListOp::Push { .. }, .. } | MemOp::ZSet { op: ZSetOp::Add(_), .. }
+            MemOp::Put { .. }
+                | MemOp::List { op: ListOp::Push { .. }, .. }
+                | MemOp::ZSet { op: ZSetOp::Add(_), .. }
+                | MemOp::Stream { op: StreamOp::Add { .. }, .. }
         );
         if feeds_waiters {
             if let Some(logical) = self.store.logical(physical) {

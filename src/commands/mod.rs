@@ -13,6 +13,7 @@ mod keyspace;
 mod list;
 mod server;
 mod set;
+mod stream;
 mod string;
 mod zset;
 
@@ -155,6 +156,7 @@ impl CommandTable {
         list::register(&mut table);
         set::register(&mut table);
         zset::register(&mut table);
+        stream::register(&mut table);
         table.check();
         table
     }

@@ -10,6 +10,7 @@
 
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 use std::collections::{BTreeSet, HashMap};
@@ -21,6 +22,7 @@ use crate::encoding::KeyType;
 
 pub use list::{ListOp, ListValue};
 pub use set::{SetOp, SetValue};
+pub use stream::{StreamId, StreamOp, StreamValue};
 pub use zset::{SortedSet, ZSetOp};
 
 /// A memory-resident value.
@@ -29,6 +31,7 @@ pub enum MemValue {
     List(ListValue),
     Set(SetValue),
     ZSet(SortedSet),
+    Stream(StreamValue),
 }
 
 impl MemValue {
@@ -37,6 +40,7 @@ impl MemValue {
             MemValue::List(_) => KeyType::List,
             MemValue::Set(_) => KeyType::Set,
             MemValue::ZSet(_) => KeyType::ZSet,
+            MemValue::Stream(_) => KeyType::Stream,
         }
     }
 
@@ -45,12 +49,15 @@ impl MemValue {
             MemValue::List(l) => l.len(),
             MemValue::Set(s) => s.len(),
             MemValue::ZSet(z) => z.len(),
+            MemValue::Stream(s) => s.len(),
         }
     }
 
     /// Redis never keeps an empty aggregate: the key is deleted instead.
+    /// Streams are the exception: an empty stream keeps its last ID (and
+    /// consumer groups), so it is never "empty" in this sense.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        !matches!(self, MemValue::Stream(_)) && self.len() == 0
     }
 }
 
@@ -90,6 +97,10 @@ pub enum MemOp {
     ZSet {
         key: Bytes,
         op: ZSetOp,
+    },
+    Stream {
+        key: Bytes,
+        op: StreamOp,
     },
 }
 
@@ -208,6 +219,14 @@ impl MemDb {
                 |v| match v {
                     MemValue::ZSet(zset) => zset::apply(zset, op),
                     other => panic!("zset op on a {:?}", other.key_type()),
+                },
+            ),
+            MemOp::Stream { key, op } => self.update(
+                key,
+                || MemValue::Stream(StreamValue::default()),
+                |v| match v {
+                    MemValue::Stream(stream) => stream::apply(stream, op),
+                    other => panic!("stream op on a {:?}", other.key_type()),
                 },
             ),
         }

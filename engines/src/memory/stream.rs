@@ -1,0 +1,421 @@
+//! Streams: entries ordered by ID in a `BTreeMap`, plus the bookkeeping
+//! Redis keeps next to them (last generated ID, entries added, max deleted
+//! ID). Unlike the other aggregates, an empty stream is a real value: XDEL
+//! of the last entry or XTRIM to 0 keep the key (see `MemValue::is_empty`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+
+/// A stream entry ID: milliseconds and sequence number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+
+    pub fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    /// The next ID, or None after the last possible one.
+    pub fn next(self) -> Option<StreamId> {
+        match (self.ms, self.seq) {
+            (u64::MAX, u64::MAX) => None,
+            (ms, u64::MAX) => Some(StreamId::new(ms + 1, 0)),
+            (ms, seq) => Some(StreamId::new(ms, seq + 1)),
+        }
+    }
+
+    /// The previous ID, or None before 0-0.
+    pub fn prev(self) -> Option<StreamId> {
+        match (self.ms, self.seq) {
+            (0, 0) => None,
+            (ms, 0) => Some(StreamId::new(ms - 1, u64::MAX)),
+            (ms, seq) => Some(StreamId::new(ms, seq - 1)),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// Entries per radix-tree node in Redis (`stream-node-max-entries`):
+/// approximate trimming removes whole nodes only.
+pub const NODE_ENTRIES: u64 = 100;
+
+/// A stream value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StreamValue {
+    /// Entry ID -> flat field/value list.
+    pub entries: BTreeMap<StreamId, Vec<Bytes>>,
+    /// The last ID generated (or set by XSETID); new IDs must exceed it.
+    pub last_id: StreamId,
+    /// Entries ever added (XADD count, or XSETID ENTRIESADDED).
+    pub entries_added: u64,
+    /// The greatest ID removed by XDEL.
+    pub max_deleted_id: StreamId,
+    /// Redis's radix-tree nodes, emulated for approximate trimming: first
+    /// ID of each node -> entries ever appended to it (deleted included, as
+    /// Redis counts them when deciding the node is full). A node goes away
+    /// when none of its entries is left.
+    pub nodes: BTreeMap<StreamId, u64>,
+    /// Consumer groups by name.
+    pub groups: BTreeMap<Bytes, ConsumerGroup>,
+}
+
+/// A delivered, not yet acknowledged entry of a consumer group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    pub consumer: Bytes,
+    /// Unix ms of the last delivery.
+    pub delivered_ms: u64,
+    pub deliveries: u64,
+}
+
+/// A consumer group: its last delivered ID, its pending entries list (the
+/// per-consumer lists Redis keeps are this one filtered by consumer), and
+/// its consumers with the time each was last seen.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConsumerGroup {
+    pub last_id: StreamId,
+    pub pending: BTreeMap<StreamId, Pending>,
+    pub consumers: BTreeMap<Bytes, u64>,
+}
+
+impl StreamValue {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The ID of the last entry present (0-0 when empty).
+    pub fn last_entry_id(&self) -> StreamId {
+        self.entries.keys().next_back().copied().unwrap_or_default()
+    }
+
+    /// The nodes in order, each as its live entries' IDs.
+    pub fn node_entries(&self) -> Vec<Vec<StreamId>> {
+        let starts: Vec<StreamId> = self.nodes.keys().copied().collect();
+        starts
+            .iter()
+            .enumerate()
+            .map(|(i, &first)| match starts.get(i + 1) {
+                Some(&next) => self.entries.range(first..next).map(|(id, _)| *id).collect(),
+                None => self.entries.range(first..).map(|(id, _)| *id).collect(),
+            })
+            .collect()
+    }
+
+    fn drop_empty_nodes(&mut self) {
+        let starts: Vec<StreamId> = self.nodes.keys().copied().collect();
+        for (i, first) in starts.iter().enumerate() {
+            let empty = match starts.get(i + 1) {
+                Some(next) => self.entries.range(first..next).next().is_none(),
+                None => self.entries.range(first..).next().is_none(),
+            };
+            if empty {
+                self.nodes.remove(first);
+            }
+        }
+    }
+}
+
+/// Deterministic stream effects. XADD records the ID it resolved (a `*` ID
+/// depends on the clock), the trims record the last ID they removed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamOp {
+    /// Appends an entry; `id` exceeds the stream's last ID.
+    Add {
+        id: StreamId,
+        fields: Vec<Bytes>,
+    },
+    /// Deletes these entries (XDEL), raising the max deleted ID.
+    Delete {
+        ids: Vec<StreamId>,
+    },
+    /// Removes every entry up to and including `through` (XTRIM, XADD's
+    /// MAXLEN/MINID).
+    Trim {
+        through: StreamId,
+    },
+    /// XSETID.
+    SetId {
+        last_id: StreamId,
+        entries_added: Option<u64>,
+        max_deleted_id: Option<StreamId>,
+    },
+    /// XGROUP CREATE (the stream is created if missing: MKSTREAM).
+    CreateGroup {
+        group: Bytes,
+        last_id: StreamId,
+    },
+    DestroyGroup {
+        group: Bytes,
+    },
+    /// XGROUP SETID.
+    SetGroupId {
+        group: Bytes,
+        last_id: StreamId,
+    },
+    /// XGROUP CREATECONSUMER (a no-op if it exists).
+    CreateConsumer {
+        group: Bytes,
+        consumer: Bytes,
+        now_ms: u64,
+    },
+    /// XGROUP DELCONSUMER: the consumer and its pending entries go.
+    DeleteConsumer {
+        group: Bytes,
+        consumer: Bytes,
+    },
+    /// XREADGROUP: `consumer` (created if missing) is seen at `now_ms`;
+    /// `new` entries were delivered for the first time (they advance the
+    /// group's last ID and, unless `noack`, become pending for `consumer`);
+    /// `history` pending entries were delivered again.
+    ReadGroup {
+        group: Bytes,
+        consumer: Bytes,
+        now_ms: u64,
+        new: Vec<StreamId>,
+        noack: bool,
+        history: Vec<StreamId>,
+    },
+    /// XACK.
+    Ack {
+        group: Bytes,
+        ids: Vec<StreamId>,
+    },
+    /// XAUTOCLAIM: `claimed` pending entries move to `consumer` (created if
+    /// missing, seen at `now_ms`), delivered at `now_ms` and, unless
+    /// JUSTID, counted as one more delivery; `dropped` pending entries
+    /// (whose stream entries are gone) are removed.
+    Claim {
+        group: Bytes,
+        consumer: Bytes,
+        now_ms: u64,
+        claimed: Vec<StreamId>,
+        count_delivery: bool,
+        dropped: Vec<StreamId>,
+    },
+    /// XCLAIM: `dropped` pending entries (deleted from the stream) go;
+    /// `claimed` entries (made pending first if FORCE found them not
+    /// pending) move to `consumer`, seen at `now_ms` if anything was
+    /// claimed, delivered at `delivered_ms`, with the delivery count set to
+    /// `retry_count` or, unless JUSTID, incremented. `last_id` (LASTID)
+    /// raises the group's last delivered ID.
+    /// Boxed: it is the largest op by far.
+    ClaimIds(Box<ClaimIds>),
+}
+
+/// The effect of one XCLAIM (see `StreamOp::ClaimIds`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimIds {
+    pub group: Bytes,
+    pub consumer: Bytes,
+    pub now_ms: u64,
+    pub delivered_ms: u64,
+    pub claimed: Vec<StreamId>,
+    pub retry_count: Option<u64>,
+    pub count_delivery: bool,
+    pub dropped: Vec<StreamId>,
+    pub last_id: Option<StreamId>,
+}
+
+pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
+    match op {
+        StreamOp::Add { id, fields } => {
+            stream.entries.insert(*id, fields.clone());
+            match stream.nodes.iter_mut().next_back() {
+                Some((_, count)) if *count < NODE_ENTRIES => *count += 1,
+                _ => {
+                    stream.nodes.insert(*id, 1);
+                }
+            }
+            stream.last_id = *id;
+            stream.entries_added += 1;
+        }
+        StreamOp::Delete { ids } => {
+            for id in ids {
+                if stream.entries.remove(id).is_some() && *id > stream.max_deleted_id {
+                    stream.max_deleted_id = *id;
+                }
+            }
+            stream.drop_empty_nodes();
+        }
+        StreamOp::Trim { through } => {
+            stream.entries = match through.next() {
+                Some(first_kept) => stream.entries.split_off(&first_kept),
+                None => BTreeMap::new(),
+            };
+            stream.drop_empty_nodes();
+        }
+        StreamOp::SetId { last_id, entries_added, max_deleted_id } => {
+            stream.last_id = *last_id;
+            if let Some(n) = entries_added {
+                stream.entries_added = *n;
+            }
+            if let Some(id) = max_deleted_id {
+                stream.max_deleted_id = *id;
+            }
+        }
+        StreamOp::CreateGroup { group, last_id } => {
+            stream.groups.insert(group.clone(), ConsumerGroup { last_id: *last_id, ..Default::default() });
+        }
+        StreamOp::DestroyGroup { group } => {
+            stream.groups.remove(group);
+        }
+        StreamOp::SetGroupId { group, last_id } => {
+            if let Some(g) = stream.groups.get_mut(group) {
+                g.last_id = *last_id;
+            }
+        }
+        StreamOp::CreateConsumer { group, consumer, now_ms } => {
+            if let Some(g) = stream.groups.get_mut(group) {
+                g.consumers.entry(consumer.clone()).or_insert(*now_ms);
+            }
+        }
+        StreamOp::DeleteConsumer { group, consumer } => {
+            if let Some(g) = stream.groups.get_mut(group) {
+                g.consumers.remove(consumer);
+                g.pending.retain(|_, p| p.consumer != *consumer);
+            }
+        }
+        StreamOp::ReadGroup { group, consumer, now_ms, new, noack, history } => {
+            let Some(g) = stream.groups.get_mut(group) else { return };
+            g.consumers.insert(consumer.clone(), *now_ms);
+            for id in new {
+                g.last_id = g.last_id.max(*id);
+                if !noack {
+                    // An entry pending for another consumer (after SETID
+                    // moved the group back) is reassigned.
+                    let pending = Pending { consumer: consumer.clone(), delivered_ms: *now_ms, deliveries: 1 };
+                    g.pending.insert(*id, pending);
+                }
+            }
+            for id in history {
+                if let Some(p) = g.pending.get_mut(id) {
+                    p.delivered_ms = *now_ms;
+                    p.deliveries += 1;
+                }
+            }
+        }
+        StreamOp::Claim { group, consumer, now_ms, claimed, count_delivery, dropped } => {
+            let Some(g) = stream.groups.get_mut(group) else { return };
+            g.consumers.insert(consumer.clone(), *now_ms);
+            for id in dropped {
+                g.pending.remove(id);
+            }
+            for id in claimed {
+                if let Some(p) = g.pending.get_mut(id) {
+                    p.consumer = consumer.clone();
+                    p.delivered_ms = *now_ms;
+                    p.deliveries += *count_delivery as u64;
+                }
+            }
+        }
+        StreamOp::ClaimIds(claim) => {
+            let ClaimIds {
+                group,
+                consumer,
+                now_ms,
+                delivered_ms,
+                claimed,
+                retry_count,
+                count_delivery,
+                dropped,
+                last_id,
+            } = claim.as_ref();
+            let Some(g) = stream.groups.get_mut(group) else { return };
+            if let Some(id) = last_id {
+                g.last_id = g.last_id.max(*id);
+            }
+            for id in dropped {
+                g.pending.remove(id);
+            }
+            if !claimed.is_empty() {
+                g.consumers.insert(consumer.clone(), *now_ms);
+            }
+            for id in claimed {
+                let p = g.pending.entry(*id).or_insert_with(|| Pending {
+                    consumer: consumer.clone(),
+                    delivered_ms: *now_ms,
+                    deliveries: 1,
+                });
+                p.consumer = consumer.clone();
+                p.delivered_ms = *delivered_ms;
+                match retry_count {
+                    Some(n) => p.deliveries = *n,
+                    None if *count_delivery => p.deliveries += 1,
+                    None => {}
+                }
+            }
+        }
+        StreamOp::Ack { group, ids } => {
+            if let Some(g) = stream.groups.get_mut(group) {
+                for id in ids {
+                    g.pending.remove(id);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(s: &mut StreamValue, ms: u64, seq: u64) {
+        apply(s, &StreamOp::Add { id: StreamId::new(ms, seq), fields: vec![Bytes::from_static(b"f")] });
+    }
+
+    #[test]
+    fn add_delete_trim_keep_the_bookkeeping() {
+        let mut s = StreamValue::default();
+        add(&mut s, 1, 0);
+        add(&mut s, 1, 5);
+        add(&mut s, 3, 0);
+        assert_eq!((s.len(), s.last_id, s.entries_added), (3, StreamId::new(3, 0), 3));
+        apply(&mut s, &StreamOp::Delete { ids: vec![StreamId::new(1, 5), StreamId::new(9, 9)] });
+        assert_eq!(s.max_deleted_id, StreamId::new(1, 5), "only removed IDs count");
+        apply(&mut s, &StreamOp::Trim { through: StreamId::new(1, 0) });
+        assert_eq!(s.entries.keys().copied().collect::<Vec<_>>(), vec![StreamId::new(3, 0)]);
+        apply(&mut s, &StreamOp::Trim { through: StreamId::MAX });
+        assert!(s.is_empty());
+        assert!(s.nodes.is_empty(), "an emptied node goes away");
+        assert_eq!(s.last_id, StreamId::new(3, 0), "trimming keeps the last ID");
+    }
+
+    #[test]
+    fn nodes_fill_up_to_the_limit() {
+        let mut s = StreamValue::default();
+        for ms in 1..=250 {
+            add(&mut s, ms, 0);
+        }
+        let sizes: Vec<usize> = s.node_entries().iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![100, 100, 50]);
+        apply(&mut s, &StreamOp::Delete { ids: (201..=250).map(|ms| StreamId::new(ms, 0)).collect() });
+        assert_eq!(s.nodes.len(), 2);
+        add(&mut s, 300, 0);
+        assert_eq!(s.nodes.len(), 3, "a full tail node is not reused");
+    }
+
+    #[test]
+    fn ids_step_over_sequence_limits() {
+        assert_eq!(StreamId::new(1, u64::MAX).next(), Some(StreamId::new(2, 0)));
+        assert_eq!(StreamId::MAX.next(), None);
+        assert_eq!(StreamId::new(2, 0).prev(), Some(StreamId::new(1, u64::MAX)));
+        assert_eq!(StreamId::MIN.prev(), None);
+    }
+}
