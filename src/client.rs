@@ -28,6 +28,14 @@ pub struct ClientShared {
 }
 
 impl ClientShared {
+    /// Records the command just run (CLIENT LIST's `cmd`), reusing the
+    /// buffer so the per-command cost is a copy, not an allocation.
+    pub fn set_last_command(&self, name: &str) {
+        let mut last = self.last_command.lock();
+        last.clear();
+        last.push_str(name);
+    }
+
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
         self.kill_notify.notify_one();
@@ -113,7 +121,6 @@ pub struct Client {
     pub authenticated: bool,
     /// Close the connection once this reply is written (QUIT, protocol errors).
     pub close_after_reply: bool,
-    pub last_command: String,
     /// A write ran since the last group commit; flush before replying.
     pub wrote: bool,
     /// Set by a blocking command that found nothing: the connection waits.
@@ -132,7 +139,6 @@ impl Client {
             resp3: false,
             authenticated,
             close_after_reply: false,
-            last_command: String::new(),
             wrote: false,
             blocked: None,
             retrying_blocked: false,

@@ -85,7 +85,6 @@ async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) ->
                     }
                     client.shared.last_active_ms.store(server.uptime_ms(), Ordering::Relaxed);
                     let mut reply = dispatch(server, client, &argv);
-                    *client.shared.last_command.lock() = client.last_command.clone();
                     if let Some(call) = client.blocked.take() {
                         // Replies of the pipeline so far go out before waiting.
                         flush(server, client, &mut socket, &mut output).await?;

@@ -158,3 +158,43 @@ pub fn parse_expire(arg: &[u8], unit: TimeUnit, relative: bool, now_ms: u64, com
     let ms = if relative { ms.checked_add(now_ms as i64).ok_or_else(invalid)? } else { ms };
     Ok(ms as u64)
 }
+
+/// The arguments of LMPOP, ZMPOP and their blocking forms from `numkeys`
+/// on: `numkeys key [key ...] <end> [COUNT count]`, where `parse_end` reads
+/// the LEFT|RIGHT or MIN|MAX word (checked before COUNT, as Redis does).
+pub struct MultiPop<'a> {
+    pub keys: &'a [Bytes],
+    /// What `parse_end` made of the end word.
+    pub end: bool,
+    pub count: usize,
+}
+
+impl<'a> MultiPop<'a> {
+    pub fn parse(args: &'a [Bytes], parse_end: impl FnOnce(&[u8]) -> Result<bool, CmdError>) -> Result<Self, CmdError> {
+        let numkeys = match parse_int(&args[0]) {
+            Ok(n) if n > 0 => n as u64,
+            _ => return Err(CmdError::err("numkeys should be greater than 0")),
+        };
+        let end_at = numkeys.checked_add(1).filter(|&at| at < args.len() as u64).ok_or(CmdError::Syntax)? as usize;
+        let end = parse_end(&args[end_at])?;
+        let mut count = None;
+        let mut options = args[end_at + 1..].iter();
+        while let Some(option) = options.next() {
+            match options.as_slice().first() {
+                Some(value) if count.is_none() && option.eq_ignore_ascii_case(b"count") => {
+                    count = match parse_int(value) {
+                        Ok(n) if n > 0 => Some(n as usize),
+                        _ => return Err(CmdError::err("count should be greater than 0")),
+                    };
+                    options.next();
+                }
+                _ => return Err(CmdError::Syntax),
+            }
+        }
+        Ok(MultiPop { keys: &args[1..end_at], end, count: count.unwrap_or(1) })
+    }
+
+    pub fn names(&self) -> Vec<&'a [u8]> {
+        self.keys.iter().map(|k| k.as_ref()).collect()
+    }
+}

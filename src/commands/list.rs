@@ -11,7 +11,7 @@ use bytes::Bytes;
 use strata_engines::memory::{ListOp, ListValue, MemOp, MemValue};
 use strata_engines::KeyType;
 
-use super::args::parse_int;
+use super::args::{parse_int, MultiPop};
 use super::{block_client, pop_first_or_block, CommandTable, Ctx};
 use crate::blocking::parse_timeout;
 use crate::error::{CmdError, CmdResult};
@@ -382,61 +382,23 @@ fn rpoplpush(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     move_item(ctx, &argv[1], &argv[2], false, true)
 }
 
-/// The arguments of LMPOP and BLMPOP from `numkeys` on:
-/// `numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
-struct MPopArgs<'a> {
-    keys: &'a [Bytes],
-    front: bool,
-    count: usize,
-}
-
-impl<'a> MPopArgs<'a> {
-    fn parse(args: &'a [Bytes]) -> Result<MPopArgs<'a>, CmdError> {
-        let numkeys = match parse_int(&args[0]) {
-            Ok(n) if n > 0 => n as u64,
-            _ => return Err(CmdError::err("numkeys should be greater than 0")),
-        };
-        let where_at = numkeys.checked_add(1).filter(|&at| at < args.len() as u64).ok_or(CmdError::Syntax)? as usize;
-        let keys = &args[1..where_at];
-        let front = parse_end(&args[where_at])?;
-        let mut count = None;
-        let mut options = args[where_at + 1..].iter();
-        while let Some(option) = options.next() {
-            match options.as_slice().first() {
-                Some(value) if count.is_none() && option.eq_ignore_ascii_case(b"count") => {
-                    count = match parse_int(value) {
-                        Ok(n) if n > 0 => Some(n as usize),
-                        _ => return Err(CmdError::err("count should be greater than 0")),
-                    };
-                    options.next();
-                }
-                _ => return Err(CmdError::Syntax),
-            }
-        }
-        Ok(MPopArgs { keys, front, count: count.unwrap_or(1) })
+/// LMPOP's pop: from the first non-empty list in key order (the end word
+/// is LEFT for the head); a key of another type met before it is an error.
+/// None when every list is empty.
+fn mpop_in(tx: &mut Tx, mpop: &MultiPop) -> Result<Option<Reply>, CmdError> {
+    for key in mpop.keys {
+        let Some(list) = list_of(tx, key)? else { continue };
+        let items = end_items(list, mpop.end, mpop.count);
+        apply(tx, key, ListOp::Pop { front: mpop.end, count: items.len() });
+        return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(items)])));
     }
-
-    fn names(&self) -> Vec<&'a [u8]> {
-        self.keys.iter().map(|k| &k[..]).collect()
-    }
-
-    /// Pops from the first non-empty list in key order; a key of another
-    /// type met before it is an error. None when every list is empty.
-    fn pop_in(&self, tx: &mut Tx) -> Result<Option<Reply>, CmdError> {
-        for key in self.keys {
-            let Some(list) = list_of(tx, key)? else { continue };
-            let items = end_items(list, self.front, self.count);
-            apply(tx, key, ListOp::Pop { front: self.front, count: items.len() });
-            return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(items)])));
-        }
-        Ok(None)
-    }
+    Ok(None)
 }
 
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 fn lmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let mpop = MPopArgs::parse(&argv[1..])?;
-    ctx.server.keyspace.run(ctx.client.db, &mpop.names(), |tx| Ok(mpop.pop_in(tx)?.unwrap_or(Reply::NilArray)))
+    let mpop = MultiPop::parse(&argv[1..], parse_end)?;
+    ctx.server.keyspace.run(ctx.client.db, &mpop.names(), |tx| Ok(mpop_in(tx, &mpop)?.unwrap_or(Reply::NilArray)))
 }
 
 /// BLPOP and BRPOP: `key [key ...] timeout`.
@@ -485,11 +447,11 @@ fn brpoplpush(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 fn blmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let mpop = MPopArgs::parse(&argv[2..])?;
+    let mpop = MultiPop::parse(&argv[2..], parse_end)?;
     // Redis checks the timeout after the other arguments.
     let timeout = parse_timeout(&argv[1])?;
     let (server, client) = (ctx.server, &mut *ctx.client);
-    server.keyspace.run(client.db, &mpop.names(), |tx| match mpop.pop_in(tx)? {
+    server.keyspace.run(client.db, &mpop.names(), |tx| match mpop_in(tx, &mpop)? {
         Some(reply) => Ok(reply),
         None => Ok(block_client(server, client, argv, mpop.keys, timeout, Reply::NilArray)),
     })

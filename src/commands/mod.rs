@@ -384,7 +384,7 @@ fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::proto
     row.stats.calls.fetch_add(1, Ordering::Relaxed);
     row.stats.usec.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     server.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
-    client.last_command = row.name.clone();
+    client.shared.set_last_command(&row.name);
     match result {
         Ok(reply) => {
             if let crate::protocol::Reply::Error(text) = &reply {

@@ -529,7 +529,7 @@ enum ListFilter {
 
 /// CLIENT LIST / INFO show the running command as the caller's `cmd=`.
 fn mark_running(ctx: &mut Ctx, name: &str) {
-    *ctx.client.shared.last_command.lock() = name.to_string();
+    ctx.client.shared.set_last_command(name);
 }
 
 /// `CLIENT LIST [TYPE normal|master|replica|pubsub] | [ID client-id [client-id ...]]`

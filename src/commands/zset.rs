@@ -10,7 +10,7 @@ use rand::Rng;
 use strata_engines::memory::{MemEntry, MemOp, MemValue, SortedSet, ZSetOp};
 use strata_engines::KeyType;
 
-use super::args::{parse_float, parse_float_opt, parse_int};
+use super::args::{parse_float, parse_float_opt, parse_int, MultiPop};
 use super::{block_client, pop_first_or_block, CommandTable, Ctx};
 use crate::blocking::parse_timeout;
 use crate::cursor::{parse_cursor, ScanOptions};
@@ -671,62 +671,32 @@ fn zpopmax(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     pop_generic(ctx, argv, true)
 }
 
-/// The arguments of ZMPOP and BZMPOP from `numkeys` on:
-/// `numkeys key [key ...] MIN|MAX [COUNT count]`.
-struct MPopArgs<'a> {
-    keys: &'a [Bytes],
-    max: bool,
-    count: usize,
+/// MIN or MAX: true for MAX.
+fn parse_min_max(arg: &[u8]) -> Result<bool, CmdError> {
+    match arg.to_ascii_uppercase().as_slice() {
+        b"MIN" => Ok(false),
+        b"MAX" => Ok(true),
+        _ => Err(CmdError::Syntax),
+    }
 }
 
-impl<'a> MPopArgs<'a> {
-    fn parse(args: &'a [Bytes]) -> Result<MPopArgs<'a>, CmdError> {
-        let numkeys = parse_range_int(&args[0], 1, "numkeys should be greater than 0")? as u64;
-        let where_index = 1u64.saturating_add(numkeys);
-        if where_index >= args.len() as u64 {
-            return Err(CmdError::Syntax);
+/// ZMPOP's pop: from the first non-empty sorted set in key order (the end
+/// word is MAX for the highest scores). None when every one is empty.
+fn mpop_in(tx: &mut Tx, mpop: &MultiPop) -> Result<Option<Reply>, CmdError> {
+    for key in mpop.keys {
+        let items = pop(tx, key, mpop.count, mpop.end)?;
+        if !items.is_empty() {
+            // ZMPOP nests [member, score] pairs in both protocols.
+            return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), scored_reply(items, true, true)])));
         }
-        let where_index = where_index as usize;
-        let max = match args[where_index].to_ascii_uppercase().as_slice() {
-            b"MIN" => false,
-            b"MAX" => true,
-            _ => return Err(CmdError::Syntax),
-        };
-        let mut count = None;
-        let mut j = where_index + 1;
-        while j < args.len() {
-            if count.is_none() && args[j].eq_ignore_ascii_case(b"COUNT") && j + 1 < args.len() {
-                count = Some(parse_range_int(&args[j + 1], 1, "count should be greater than 0")? as usize);
-                j += 2;
-            } else {
-                return Err(CmdError::Syntax);
-            }
-        }
-        Ok(MPopArgs { keys: &args[1..where_index], max, count: count.unwrap_or(1) })
     }
-
-    fn names(&self) -> Vec<&'a [u8]> {
-        self.keys.iter().map(|k| k.as_ref()).collect()
-    }
-
-    /// Pops from the first non-empty sorted set in key order; None when
-    /// every one is empty.
-    fn pop_in(&self, tx: &mut Tx) -> Result<Option<Reply>, CmdError> {
-        for key in self.keys {
-            let items = pop(tx, key, self.count, self.max)?;
-            if !items.is_empty() {
-                // ZMPOP nests [member, score] pairs in both protocols.
-                return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), scored_reply(items, true, true)])));
-            }
-        }
-        Ok(None)
-    }
+    Ok(None)
 }
 
 /// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
 fn zmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let mpop = MPopArgs::parse(&argv[1..])?;
-    ctx.server.keyspace.run(ctx.client.db, &mpop.names(), |tx| Ok(mpop.pop_in(tx)?.unwrap_or(Reply::NilArray)))
+    let mpop = MultiPop::parse(&argv[1..], parse_min_max)?;
+    ctx.server.keyspace.run(ctx.client.db, &mpop.names(), |tx| Ok(mpop_in(tx, &mpop)?.unwrap_or(Reply::NilArray)))
 }
 
 /// BZPOPMIN and BZPOPMAX: `key [key ...] timeout`.
@@ -750,11 +720,11 @@ fn bzpopmax(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`
 fn bzmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let mpop = MPopArgs::parse(&argv[2..])?;
+    let mpop = MultiPop::parse(&argv[2..], parse_min_max)?;
     // Redis checks the timeout after the other arguments.
     let timeout = parse_timeout(&argv[1])?;
     let (server, client) = (ctx.server, &mut *ctx.client);
-    server.keyspace.run(client.db, &mpop.names(), |tx| match mpop.pop_in(tx)? {
+    server.keyspace.run(client.db, &mpop.names(), |tx| match mpop_in(tx, &mpop)? {
         Some(reply) => Ok(reply),
         None => Ok(block_client(server, client, argv, mpop.keys, timeout, Reply::NilArray)),
     })
