@@ -7,15 +7,15 @@
 //! `Txn::delete_key`, so the counters and the expiry index cannot drift.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
+use rocksdb::WriteBatch;
 
 use crate::encoding::{
     db_end, db_start, decode_expire_key, encode_meta, expire_key, meta_key, sub_prefix, HashBody, KeyType, Meta,
 };
-use crate::rocks::{now_ms, Cf, RocksConfig, RocksEngine};
+use crate::rocks::{now_ms, Cf, RocksEngine};
 use crate::writeset::WriteSet;
 use crate::EngineError;
 
@@ -74,8 +74,14 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(dir: &Path, config: &RocksConfig, databases: usize) -> Result<Store, EngineError> {
-        let engine = RocksEngine::open(dir, config)?;
+    /// Opens the engine in `dir` and the store over it, with no log (tests
+    /// and tools).
+    pub fn open(dir: &std::path::Path, config: &crate::RocksConfig, databases: usize) -> Result<Store, EngineError> {
+        Store::new(RocksEngine::open(dir, config)?, databases)
+    }
+
+    /// The store over an opened (and recovered) engine.
+    pub fn new(engine: RocksEngine, databases: usize) -> Result<Store, EngineError> {
         let mut db_map: Vec<u32> = match engine.get(Cf::Default, DB_MAP_KEY)? {
             Some(raw) => raw.chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes"))).collect(),
             None => Vec::new(),
@@ -129,11 +135,13 @@ impl Store {
         self.db_map.read().len()
     }
 
-    /// SWAPDB: exchanges what two logical databases point to. The caller
-    /// holds every shard lock.
-    pub fn swap_databases(&self, a: usize, b: usize) -> Result<(), EngineError> {
-        self.db_map.write().swap(a, b);
-        self.persist_db_map()
+    /// SWAPDB: exchanges what two logical databases point to, as part of
+    /// `txn`. The caller holds every shard lock.
+    pub fn swap_databases(&self, txn: &mut Txn, a: usize, b: usize) {
+        let mut map = self.db_map.write();
+        map.swap(a, b);
+        let raw: Vec<u8> = map.iter().flat_map(|p| p.to_be_bytes()).collect();
+        txn.ws.put(Cf::Default, DB_MAP_KEY.to_vec(), raw);
     }
 
     pub fn counters(&self, physical: u32) -> std::sync::Arc<DbCounters> {
@@ -177,17 +185,6 @@ impl Store {
         Ok(due)
     }
 
-    /// FLUSHDB of one physical database. The caller holds every shard lock.
-    pub fn flush_database(&self, physical: u32) -> Result<(), EngineError> {
-        let mut txn = self.txn();
-        for cf in [Cf::Meta, Cf::Sub, Cf::Expire] {
-            txn.ws.delete_range(cf, db_start(physical), db_end(physical));
-        }
-        let counters = self.counters(physical);
-        txn.count(physical, "keys", -counters.keys.load(Ordering::Relaxed));
-        txn.count(physical, "expires", -counters.expires.load(Ordering::Relaxed));
-        txn.commit()
-    }
 }
 
 /// One command's (or transaction's) view of the store: reads see its own
@@ -208,8 +205,18 @@ impl<'s> Txn<'s> {
     }
 
     fn count(&mut self, physical: u32, what: &'static str, delta: i64) {
-        self.ws.add_counter(&counter_key(physical, what), delta);
         *self.deltas.entry((physical, what)).or_insert(0) += delta;
+    }
+
+    /// FLUSHDB of one physical database. The caller holds every shard lock.
+    pub fn flush_database(&mut self, physical: u32) {
+        for cf in [Cf::Meta, Cf::Sub, Cf::Expire] {
+            self.ws.delete_range(cf, db_start(physical), db_end(physical));
+        }
+        // Whatever this transaction counted before is gone with the rest.
+        let counters = self.store.counters(physical);
+        self.deltas.insert((physical, "keys"), -counters.keys.load(Ordering::Relaxed));
+        self.deltas.insert((physical, "expires"), -counters.expires.load(Ordering::Relaxed));
     }
 
     /// The stored metadata, expired or not.
@@ -295,14 +302,53 @@ impl<'s> Txn<'s> {
         HashBody { version: self.store.new_version(), len: 0 }
     }
 
+    /// Applies the writes without logging them: for tests and tools that
+    /// use the store alone (the server always goes through `finish` and
+    /// the log).
     pub fn commit(self) -> Result<(), EngineError> {
+        self.finish().apply().map(|_| ())
+    }
+
+    /// Ends the transaction: its writes, ready to be applied and logged.
+    pub fn finish(self) -> Commit<'s> {
         let Txn { store, ws, deltas, .. } = self;
-        ws.commit()?;
+        Commit { store, batch: ws.into_batch(), deltas }
+    }
+}
+
+/// A finished transaction's writes (see `Txn::finish`).
+pub struct Commit<'s> {
+    store: &'s Store,
+    batch: WriteBatch,
+    deltas: HashMap<(u32, &'static str), i64>,
+}
+
+impl Commit<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty() && self.deltas.values().all(|&d| d == 0)
+    }
+
+    /// Applies the writes to RocksDB and returns the batch's data for the
+    /// log. Call it with the log's append lock held: counters are stored
+    /// as absolute values, which must follow log order, and RocksDB must
+    /// receive batches in sequence order. Every write is then idempotent,
+    /// so replaying a record RocksDB already holds changes nothing.
+    pub fn apply(self) -> Result<Vec<u8>, EngineError> {
+        let Commit { store, mut batch, deltas } = self;
         for ((physical, what), delta) in deltas {
+            if delta == 0 {
+                continue;
+            }
             let counters = store.counters(physical);
             let target = if what == "keys" { &counters.keys } else { &counters.expires };
-            target.fetch_add(delta, Ordering::Relaxed);
+            let value = target.fetch_add(delta, Ordering::Relaxed) + delta;
+            RocksEngine::put_cf(&mut batch, &store.engine, Cf::Default, &counter_key(physical, what), &value.to_le_bytes());
         }
-        Ok(())
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let data = batch.data().to_vec();
+        store.engine.write(batch)?;
+        Ok(data)
     }
 }

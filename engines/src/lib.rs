@@ -7,6 +7,7 @@
 
 pub mod encoding;
 pub mod keyspace;
+pub mod log;
 pub mod memory;
 pub mod rocks;
 pub mod writeset;

@@ -11,11 +11,14 @@ use rocksdb::compaction_filter::{CompactionFilter, Decision};
 use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, MergeOperands,
-    Options, ReadOptions, WriteBatch, WriteOptions, DB,
+    FlushOptions, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 use crate::encoding::{decode_sub_key, meta_key, HashBody, KeyType, Meta};
 use crate::EngineError;
+
+/// Default-family key holding `applied_seq` (see `RocksEngine::applied_seq`).
+const APPLIED_SEQ_KEY: &[u8] = b"applied_seq";
 
 /// A column family of Strata's RocksDB database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -86,11 +89,11 @@ impl RocksEngine {
         db_options.increase_parallelism(2);
         db_options.set_max_background_jobs(2);
         db_options.set_keep_log_file_num(4);
-        // Writes land in RocksDB's log buffer; the server writes the buffer
-        // out (and fsyncs it, per appendfsync) once per batch of client
-        // requests before replying — group commit instead of a write(2) per
-        // command.
-        db_options.set_manual_wal_flush(true);
+        // Strata's own log is the write-ahead log of every engine: RocksDB
+        // writes skip RocksDB's WAL, and memtables are flushed as one cut
+        // across column families (`switch_memtables`) at a point the log
+        // already holds durably.
+        db_options.set_atomic_flush(true);
 
         let cf_options = |cf: Cf| {
             let mut block = BlockBasedOptions::default();
@@ -100,7 +103,10 @@ impl RocksEngine {
             block.set_pin_l0_filter_and_index_blocks_in_cache(true);
             let mut options = Options::default();
             options.set_block_based_table_factory(&block);
-            options.set_write_buffer_size(config.write_buffer_bytes);
+            // Strata switches memtables itself at `write_buffer_bytes`; RocksDB's
+            // own trigger is a backstop far above it.
+            options.set_write_buffer_size(config.write_buffer_bytes * 8);
+            options.set_max_write_buffer_number(4);
             options.set_compression_type(DBCompressionType::Lz4);
             options.set_bottommost_compression_type(DBCompressionType::Zstd);
             options.set_level_compaction_dynamic_level_bytes(true);
@@ -116,7 +122,9 @@ impl RocksEngine {
         let db = DB::open_cf_descriptors(&db_options, dir, descriptors)?;
         let db = Arc::new(db);
         let _ = shared.db.set(Arc::downgrade(&db));
-        Ok(RocksEngine { db, shared, write_options: WriteOptions::default() })
+        let mut write_options = WriteOptions::default();
+        write_options.disable_wal(true);
+        Ok(RocksEngine { db, shared, write_options })
     }
 
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
@@ -167,22 +175,42 @@ impl RocksEngine {
         batch.delete_range_cf(engine.cf(cf), from, to);
     }
 
-    pub fn merge_add(batch: &mut WriteBatch, engine: &RocksEngine, key: &[u8], delta: i64) {
-        batch.merge_cf(engine.cf(Cf::Default), key, delta.to_le_bytes());
+    /// The last log sequence whose RocksDB writes are durable in SST files
+    /// (stored by `switch_memtables`; 0 for a new database).
+    pub fn applied_seq(&self) -> Result<u64, EngineError> {
+        Ok(self
+            .get(Cf::Default, APPLIED_SEQ_KEY)?
+            .and_then(|raw| raw.try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(0))
     }
 
-    /// Writes RocksDB's log buffer to the OS, and fsyncs it when `sync`.
-    /// Everything written before the call is then as durable as asked.
-    pub fn flush_wal(&self, sync: bool) -> Result<(), EngineError> {
-        Ok(self.db.flush_wal(sync)?)
+    /// Records that everything up to `seq` is in the memtables and starts
+    /// flushing them (all column families as one cut). The caller holds
+    /// the log's append lock, and the log is durable through `seq`.
+    pub fn switch_memtables(&self, seq: u64) -> Result<(), EngineError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(Cf::Default), APPLIED_SEQ_KEY, seq.to_le_bytes());
+        self.write(batch)?;
+        let mut options = FlushOptions::default();
+        options.set_wait(false);
+        let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| self.cf(cf)).collect();
+        Ok(self.db.flush_cfs_opt(&cfs, &options)?)
     }
 
-    /// Flushes memtables so that RocksDB's log is not needed to reopen.
+    /// Bytes in the active memtables (what the next switch would flush).
+    pub fn active_memtable_bytes(&self) -> u64 {
+        Cf::ALL.iter().filter_map(|&cf| self.property(cf, "rocksdb.cur-size-active-mem-table")).sum()
+    }
+
+    /// Whether switched memtables are still being flushed.
+    pub fn flush_pending(&self) -> bool {
+        Cf::ALL.iter().any(|&cf| self.property(cf, "rocksdb.num-immutable-mem-table").unwrap_or(0) > 0)
+    }
+
+    /// Flushes every memtable and waits (shutdown, after the log is closed).
     pub fn flush(&self) -> Result<(), EngineError> {
-        for cf in Cf::ALL {
-            self.db.flush_cf(self.cf(cf))?;
-        }
-        Ok(())
+        let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| self.cf(cf)).collect();
+        Ok(self.db.flush_cfs_opt(&cfs, &FlushOptions::default())?)
     }
 
     /// Compacts everything (tests use it to run the compaction filters).

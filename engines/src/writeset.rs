@@ -4,7 +4,7 @@
 //! reads (or a MULTI whose second command reads what the first wrote) sees
 //! its own changes; `commit` applies everything as one atomic batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use rocksdb::WriteBatch;
@@ -20,12 +20,11 @@ pub struct WriteSet<'e> {
     engine: &'e RocksEngine,
     pending: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
     deleted_ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
-    counters: HashMap<Vec<u8>, i64>,
 }
 
 impl<'e> WriteSet<'e> {
     pub fn new(engine: &'e RocksEngine) -> WriteSet<'e> {
-        WriteSet { engine, pending: BTreeMap::new(), deleted_ranges: Vec::new(), counters: HashMap::new() }
+        WriteSet { engine, pending: BTreeMap::new(), deleted_ranges: Vec::new() }
     }
 
     pub fn engine(&self) -> &'e RocksEngine {
@@ -33,7 +32,7 @@ impl<'e> WriteSet<'e> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty() && self.deleted_ranges.is_empty() && self.counters.is_empty()
+        self.pending.is_empty() && self.deleted_ranges.is_empty()
     }
 
     fn in_deleted_range(&self, cf: Cf, key: &[u8]) -> bool {
@@ -69,11 +68,6 @@ impl<'e> WriteSet<'e> {
             self.pending.remove(&key);
         }
         self.deleted_ranges.push((cf, from, to));
-    }
-
-    /// Adds `delta` to the counter stored at `key` in the default family.
-    pub fn add_counter(&mut self, key: &[u8], delta: i64) {
-        *self.counters.entry(key.to_vec()).or_insert(0) += delta;
     }
 
     /// Visits the merged view of `[start, end)` in key order (or reverse)
@@ -137,11 +131,8 @@ impl<'e> WriteSet<'e> {
         Ok(())
     }
 
-    /// Applies every pending write in one atomic batch.
-    pub fn commit(self) -> Result<(), EngineError> {
-        if self.is_empty() {
-            return Ok(());
-        }
+    /// The pending writes as one RocksDB batch (empty when there are none).
+    pub fn into_batch(self) -> WriteBatch {
         let engine = self.engine;
         let mut batch = WriteBatch::default();
         for (cf, from, to) in &self.deleted_ranges {
@@ -153,10 +144,17 @@ impl<'e> WriteSet<'e> {
                 None => RocksEngine::delete_cf(&mut batch, engine, *cf, key),
             }
         }
-        for (key, delta) in &self.counters {
-            if *delta != 0 {
-                RocksEngine::merge_add(&mut batch, engine, key, *delta);
-            }
+        batch
+    }
+
+    /// Applies every pending write in one atomic batch, outside the log:
+    /// only for bookkeeping that is the same whatever the log holds (the
+    /// database map written at open).
+    pub fn commit(self) -> Result<(), EngineError> {
+        let engine = self.engine;
+        let batch = self.into_batch();
+        if batch.is_empty() {
+            return Ok(());
         }
         engine.write(batch)
     }

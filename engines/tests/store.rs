@@ -119,7 +119,9 @@ fn counters_and_db_map_survive_reopen() {
             txn.put_meta(&k, None, &KeyMeta { key_type: KeyType::String, expire_ms: expire, body: vec![i] });
         }
         txn.commit().unwrap();
-        store.swap_databases(0, 5).unwrap();
+        let mut txn = store.txn();
+        store.swap_databases(&mut txn, 0, 5);
+        txn.commit().unwrap();
         assert_eq!(store.counters(store.physical(5)).keys.load(std::sync::atomic::Ordering::Relaxed), 10);
     }
     let store = Store::open(dir.path(), &RocksConfig::default(), 16).unwrap();
@@ -127,7 +129,9 @@ fn counters_and_db_map_survive_reopen() {
     assert_eq!(counters.keys.load(std::sync::atomic::Ordering::Relaxed), 10);
     assert_eq!(counters.expires.load(std::sync::atomic::Ordering::Relaxed), 3);
     assert_eq!(store.counters(store.physical(0)).keys.load(std::sync::atomic::Ordering::Relaxed), 0);
-    store.flush_database(store.physical(5)).unwrap();
+    let mut txn = store.txn();
+    txn.flush_database(store.physical(5));
+    txn.commit().unwrap();
     assert_eq!(store.counters(store.physical(5)).keys.load(std::sync::atomic::Ordering::Relaxed), 0);
     let ws = WriteSet::new(&store.engine);
     assert_eq!(ws.get(Cf::Meta, &meta_key(store.physical(5), 0, &[1])).unwrap(), None);

@@ -8,6 +8,8 @@
 //! records replayed on an empty engine give the same state, which is what
 //! the write-ahead log and replicas rely on.
 
+pub mod checkpoint;
+pub mod codec;
 pub mod list;
 pub mod set;
 pub mod stream;
@@ -246,8 +248,17 @@ impl MemDb {
     }
 }
 
+/// Number of lock shards the keyspace splits memory keys into. Checkpoints
+/// record it: a key's shard must be the same when they are read back.
+pub const SHARDS: usize = 64;
+
+/// The shard holding `key`: by hash slot, so a slot never spans shards.
+pub fn shard_of(key: &[u8]) -> usize {
+    key_slot(key) as usize % SHARDS
+}
+
 /// The memory keys of every database within one lock shard.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MemShard {
     dbs: HashMap<u32, MemDb>,
 }
@@ -263,6 +274,11 @@ impl MemShard {
 
     pub fn flush(&mut self, physical: u32) {
         self.dbs.remove(&physical);
+    }
+
+    /// Every key: `(physical database, key, entry)`.
+    pub fn entries(&self) -> impl Iterator<Item = (u32, &Bytes, &MemEntry)> {
+        self.dbs.iter().flat_map(|(&id, db)| db.keys.iter().map(move |(k, e)| (id, k, e)))
     }
 
     /// Physical databases that hold keys in this shard.

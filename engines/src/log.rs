@@ -1,0 +1,740 @@
+//! The write-ahead log: one log and one sequence for every engine.
+//!
+//! A record is one command's (or one EXEC's) effects: the RocksDB batch it
+//! applied and the memory records it made. Records live in segment files
+//! named by their first sequence (`00000000000000000042.log`), each starting
+//! with a header (magic, format version, first sequence, CRC). A record is
+//! framed as `[payload length u32][CRC32C of payload u32][payload]`, the
+//! payload being `[seq u64][RocksDB batch length varint][batch][memory
+//! records]`.
+//!
+//! Writers append under one short lock (which also orders their RocksDB
+//! writes by sequence); connections then write the shared buffer out once
+//! per batch of requests (group commit), and a syncer thread fsyncs per
+//! `appendfsync`: for `always` a reply waits for the fsync that covers it,
+//! and one fsync serves every client that was waiting.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::memory::codec::{decode_records, encode_records, Encoder};
+use crate::memory::MemRecord;
+
+pub const MAGIC: &[u8; 8] = b"STRATLOG";
+pub const FORMAT_VERSION: u32 = 1;
+/// magic, version u32, first sequence u64, CRC32C of the preceding bytes.
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+/// length u32 + CRC u32.
+const FRAME_HEAD: usize = 8;
+/// A frame longer than this is garbage, not a record (RocksDB batches are
+/// bounded by proto-max-bulk-len values, far below).
+const MAX_PAYLOAD: usize = u32::MAX as usize - 1;
+
+/// What can go wrong reading or writing the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("log corrupt in {path} at offset {offset} (after sequence {after_seq}): {what}")]
+    Corrupt { path: PathBuf, offset: u64, after_seq: u64, what: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |source| LogError::Io { path: path.to_path_buf(), source }
+}
+
+/// `appendfsync`: when the log is fsynced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Before a write is acknowledged.
+    Always = 0,
+    /// Once a second in the background.
+    EverySec = 1,
+    /// When the OS decides.
+    No = 2,
+}
+
+impl FsyncPolicy {
+    pub fn parse(text: &str) -> Option<FsyncPolicy> {
+        match text.to_ascii_lowercase().as_str() {
+            "always" => Some(FsyncPolicy::Always),
+            "everysec" => Some(FsyncPolicy::EverySec),
+            "no" => Some(FsyncPolicy::No),
+            _ => None,
+        }
+    }
+
+    fn from_u8(v: u8) -> FsyncPolicy {
+        match v {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+}
+
+/// A decoded record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    pub seq: u64,
+    /// A RocksDB `WriteBatch`'s data; empty when the record touched only
+    /// memory engines.
+    pub rocks: Vec<u8>,
+    pub mem: Vec<MemRecord>,
+}
+
+/// Appends one framed record to `out`.
+pub fn encode_frame(seq: u64, rocks: &[u8], mem: &[MemRecord], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEAD]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    Encoder(out).bytes(rocks);
+    encode_records(mem, out);
+    let payload_len = out.len() - start - FRAME_HEAD;
+    let crc = crc32c::crc32c(&out[start + FRAME_HEAD..]);
+    out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn decode_payload(payload: &[u8]) -> Option<LogRecord> {
+    let seq = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    let mut d = crate::memory::codec::Decoder::new(&payload[8..]);
+    let rocks = d.bytes().ok()?.to_vec();
+    let mem = decode_records(&payload[8 + d.position()..]).ok()?;
+    Some(LogRecord { seq, rocks, mem })
+}
+
+/// One frame at `pos`, if a whole valid one is there.
+enum Frame {
+    Record { record: LogRecord, end: usize },
+    /// The buffer ends inside the frame.
+    Incomplete,
+    Bad(&'static str),
+}
+
+fn frame_at(buf: &[u8], pos: usize) -> Frame {
+    let Some(head) = buf.get(pos..pos + FRAME_HEAD) else { return Frame::Incomplete };
+    let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
+    if !(8..=MAX_PAYLOAD).contains(&len) {
+        return Frame::Bad("impossible record length");
+    }
+    let Some(payload) = buf.get(pos + FRAME_HEAD..pos + FRAME_HEAD + len) else { return Frame::Incomplete };
+    if crc32c::crc32c(payload) != crc {
+        return Frame::Bad("checksum mismatch");
+    }
+    match decode_payload(payload) {
+        Some(record) => Frame::Record { record, end: pos + FRAME_HEAD + len },
+        None => Frame::Bad("undecodable record"),
+    }
+}
+
+fn encode_header(first_seq: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER_LEN);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h.extend_from_slice(&first_seq.to_le_bytes());
+    let crc = crc32c::crc32c(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// The first sequence a header names, or why it is not a header.
+fn decode_header(buf: &[u8]) -> Result<u64, &'static str> {
+    let h = buf.get(..HEADER_LEN).ok_or("file shorter than a segment header")?;
+    if &h[..8] != MAGIC {
+        return Err("not a Strata log segment (bad magic)");
+    }
+    if crc32c::crc32c(&h[..20]) != u32::from_le_bytes(h[20..24].try_into().expect("4 bytes")) {
+        return Err("segment header checksum mismatch");
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err("unsupported log format version");
+    }
+    Ok(u64::from_le_bytes(h[12..20].try_into().expect("8 bytes")))
+}
+
+/// A segment file and the first sequence its name gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub path: PathBuf,
+    pub first_seq: u64,
+}
+
+pub fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.log"))
+}
+
+/// The segments in `dir`, in sequence order.
+pub fn list_segments(dir: &Path) -> Result<Vec<Segment>, LogError> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io_err(dir))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if let Some(first_seq) = name.strip_suffix(".log").and_then(|s| s.parse::<u64>().ok()) {
+            out.push(Segment { path, first_seq });
+        }
+    }
+    out.sort_by_key(|s| s.first_seq);
+    Ok(out)
+}
+
+/// Where a complete read of the log ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEnd {
+    /// The last record's sequence (or the one before the first segment's
+    /// first sequence when there are no records).
+    pub last_seq: u64,
+    /// A torn tail (a crash mid-write) in the last segment: its path and
+    /// the offset of the first incomplete record. Cutting the file there
+    /// keeps every complete record.
+    pub torn: Option<(PathBuf, u64)>,
+}
+
+/// Reads every record in order, checking frames, checksums and sequence
+/// continuity, and calls `visit` for each record with a sequence above
+/// `after`. Damage at the very end of the last segment is a torn write and
+/// is reported in `LogEnd::torn`; damage anywhere else is `Corrupt`, naming
+/// the file, the offset and the last good sequence.
+pub fn read_log(
+    dir: &Path,
+    after: u64,
+    mut visit: impl FnMut(LogRecord) -> Result<(), LogError>,
+) -> Result<LogEnd, LogError> {
+    let segments = list_segments(dir)?;
+    let mut expected: Option<u64> = None;
+    let mut last_seq = after;
+    let mut torn = None;
+    for (index, segment) in segments.iter().enumerate() {
+        let is_last = index + 1 == segments.len();
+        let buf = std::fs::read(&segment.path).map_err(io_err(&segment.path))?;
+        let corrupt = |offset: usize, after_seq: u64, what: &str| LogError::Corrupt {
+            path: segment.path.clone(),
+            offset: offset as u64,
+            after_seq,
+            what: what.to_string(),
+        };
+        let first_seq = match decode_header(&buf) {
+            Ok(first) => first,
+            // A crash while a new segment's header was being written.
+            Err(_) if is_last && buf.len() <= HEADER_LEN => {
+                torn = Some((segment.path.clone(), 0));
+                break;
+            }
+            Err(what) => return Err(corrupt(0, last_seq, what)),
+        };
+        if first_seq != segment.first_seq {
+            return Err(corrupt(0, last_seq, "header sequence differs from the file name"));
+        }
+        match expected {
+            Some(next) if next != first_seq => {
+                return Err(corrupt(0, next - 1, &format!("gap in the log: expected sequence {next}")));
+            }
+            None if first_seq > after + 1 => {
+                return Err(corrupt(
+                    0,
+                    after,
+                    &format!("the log starts at sequence {first_seq}; sequence {} onwards is needed", after + 1),
+                ));
+            }
+            _ => {}
+        }
+        let mut next = first_seq;
+        let mut pos = HEADER_LEN;
+        while pos < buf.len() {
+            match frame_at(&buf, pos) {
+                Frame::Record { record, end } => {
+                    if record.seq != next {
+                        return Err(corrupt(pos, next.saturating_sub(1), "record out of sequence"));
+                    }
+                    next += 1;
+                    pos = end;
+                    if record.seq > after {
+                        last_seq = record.seq;
+                        visit(record)?;
+                    }
+                }
+                damage => {
+                    let what = match damage {
+                        Frame::Bad(what) => what,
+                        _ => "incomplete record",
+                    };
+                    if !is_last || has_valid_frame_after(&buf, pos + 1, next) {
+                        return Err(corrupt(pos, next.saturating_sub(1), what));
+                    }
+                    torn = Some((segment.path.clone(), pos as u64));
+                    break;
+                }
+            }
+        }
+        expected = Some(next);
+        last_seq = last_seq.max(next - 1);
+    }
+    Ok(LogEnd { last_seq, torn })
+}
+
+/// Whether any complete record with sequence `seq` or later starts after
+/// `from`: if so, the damage before it is not a torn tail but corruption.
+fn has_valid_frame_after(buf: &[u8], from: usize, seq: u64) -> bool {
+    (from..buf.len().saturating_sub(FRAME_HEAD)).any(|pos| match frame_at(buf, pos) {
+        Frame::Record { record, .. } => record.seq >= seq,
+        _ => false,
+    })
+}
+
+/// Cuts a torn tail off (or removes a segment torn inside its header).
+pub fn cut_torn_tail(path: &Path, offset: u64) -> Result<(), LogError> {
+    if offset == 0 {
+        return std::fs::remove_file(path).map_err(io_err(path));
+    }
+    let file = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+    file.set_len(offset).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+/// Counters the log keeps for INFO and metrics.
+#[derive(Default)]
+pub struct LogStats {
+    pub bytes_written: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub last_fsync_micros: AtomicU64,
+    /// Records per write-out, for the group-commit batch histogram.
+    pub last_batch_records: AtomicU64,
+}
+
+struct Appender {
+    next_seq: u64,
+    buf: Vec<u8>,
+}
+
+struct OpenSegment {
+    file: Arc<File>,
+    path: PathBuf,
+    first_seq: u64,
+    len: u64,
+}
+
+/// The log's writing side.
+pub struct Log {
+    dir: PathBuf,
+    appender: Mutex<Appender>,
+    segment: Mutex<OpenSegment>,
+    /// Last sequence handed to the OS / fsynced.
+    written: AtomicU64,
+    synced: AtomicU64,
+    policy: AtomicU8,
+    segment_bytes: u64,
+    sync_wanted: Mutex<u64>,
+    sync_cond: Condvar,
+    stopping: std::sync::atomic::AtomicBool,
+    on_synced: Box<dyn Fn(u64) + Send + Sync>,
+    pub stats: LogStats,
+}
+
+/// The append lock: sequence numbers are handed out, and RocksDB batches
+/// applied, in one order while it is held.
+pub struct AppendGuard<'l> {
+    appender: MutexGuard<'l, Appender>,
+}
+
+impl AppendGuard<'_> {
+    /// The sequence the next `push` gets.
+    pub fn next_seq(&self) -> u64 {
+        self.appender.next_seq
+    }
+
+    /// Appends a record; returns its sequence.
+    pub fn push(&mut self, rocks: &[u8], mem: &[MemRecord]) -> u64 {
+        let seq = self.appender.next_seq;
+        encode_frame(seq, rocks, mem, &mut self.appender.buf);
+        self.appender.next_seq += 1;
+        seq
+    }
+}
+
+impl Log {
+    /// Starts a new segment at `next_seq` in `dir` (recovery has read and
+    /// repaired what was there) and the syncer thread. `on_synced` is told
+    /// each newly fsynced sequence.
+    pub fn open(
+        dir: &Path,
+        next_seq: u64,
+        policy: FsyncPolicy,
+        segment_bytes: u64,
+        on_synced: Box<dyn Fn(u64) + Send + Sync>,
+    ) -> Result<Arc<Log>, LogError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let segment = create_segment(dir, next_seq)?;
+        let log = Arc::new(Log {
+            dir: dir.to_path_buf(),
+            appender: Mutex::new(Appender { next_seq, buf: Vec::with_capacity(1 << 16) }),
+            segment: Mutex::new(segment),
+            written: AtomicU64::new(next_seq - 1),
+            synced: AtomicU64::new(next_seq - 1),
+            policy: AtomicU8::new(policy as u8),
+            segment_bytes,
+            sync_wanted: Mutex::new(0),
+            sync_cond: Condvar::new(),
+            stopping: Default::default(),
+            on_synced,
+            stats: LogStats::default(),
+        });
+        let syncer = log.clone();
+        std::thread::Builder::new()
+            .name("strata-log-sync".into())
+            .spawn(move || syncer.sync_loop())
+            .map_err(io_err(dir))?;
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn lock(&self) -> AppendGuard<'_> {
+        AppendGuard { appender: self.appender.lock() }
+    }
+
+    /// The last sequence handed out.
+    pub fn last_seq(&self) -> u64 {
+        self.appender.lock().next_seq - 1
+    }
+
+    pub fn written_seq(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    pub fn synced_seq(&self) -> u64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    pub fn policy(&self) -> FsyncPolicy {
+        FsyncPolicy::from_u8(self.policy.load(Ordering::Relaxed))
+    }
+
+    pub fn set_policy(&self, policy: FsyncPolicy) {
+        self.policy.store(policy as u8, Ordering::Relaxed);
+        self.sync_cond.notify_one();
+    }
+
+    /// Hands every record up to at least `seq` to the OS (one write(2) for
+    /// everything buffered: group commit). A process crash after this loses
+    /// none of them.
+    pub fn write_through(&self, seq: u64) -> Result<(), LogError> {
+        if self.written_seq() >= seq {
+            return Ok(());
+        }
+        let mut segment = self.segment.lock();
+        if self.written_seq() >= seq {
+            return Ok(());
+        }
+        let mut appender = self.appender.lock();
+        self.write_out(&mut segment, &mut appender)
+    }
+
+    /// Writes the buffer out; both locks held (segment first).
+    fn write_out(&self, segment: &mut OpenSegment, appender: &mut Appender) -> Result<(), LogError> {
+        if appender.buf.is_empty() {
+            return Ok(());
+        }
+        let last = appender.next_seq - 1;
+        let records = last - self.written_seq();
+        (&*segment.file).write_all(&appender.buf).map_err(io_err(&segment.path))?;
+        segment.len += appender.buf.len() as u64;
+        self.stats.bytes_written.fetch_add(appender.buf.len() as u64, Ordering::Relaxed);
+        self.stats.last_batch_records.store(records, Ordering::Relaxed);
+        appender.buf.clear();
+        self.written.store(last, Ordering::Release);
+        if segment.len >= self.segment_bytes {
+            // Records of a closed segment are durable before the next one
+            // starts, so the syncer only ever needs the open segment.
+            segment.file.sync_data().map_err(io_err(&segment.path))?;
+            self.mark_synced(last);
+            *segment = create_segment(&self.dir, last + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Writes out and fsyncs everything appended so far, with appends held
+    /// off, then runs `then` before they resume: RocksDB switches its
+    /// memtable there, so no RocksDB data ever becomes durable ahead of the
+    /// log. Returns the sequence covered.
+    pub fn barrier<R>(&self, then: impl FnOnce(u64) -> R) -> Result<(u64, R), LogError> {
+        let mut segment = self.segment.lock();
+        let mut appender = self.appender.lock();
+        self.write_out(&mut segment, &mut appender)?;
+        let last = appender.next_seq - 1;
+        if self.synced_seq() < last {
+            segment.file.sync_data().map_err(io_err(&segment.path))?;
+            self.mark_synced(last);
+        }
+        Ok((last, then(last)))
+    }
+
+    /// Asks the syncer for an fsync covering `seq` (already written out).
+    pub fn request_sync(&self, seq: u64) {
+        if self.synced_seq() >= seq {
+            return;
+        }
+        let mut wanted = self.sync_wanted.lock();
+        if *wanted < seq {
+            *wanted = seq;
+            self.sync_cond.notify_one();
+        }
+    }
+
+    fn mark_synced(&self, seq: u64) {
+        if self.synced.fetch_max(seq, Ordering::AcqRel) < seq {
+            (self.on_synced)(seq);
+        }
+    }
+
+    fn sync_loop(&self) {
+        let mut last_everysec = Instant::now();
+        loop {
+            {
+                let mut wanted = self.sync_wanted.lock();
+                loop {
+                    if self.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if *wanted > self.synced_seq() {
+                        break;
+                    }
+                    let everysec = self.policy() == FsyncPolicy::EverySec;
+                    if everysec
+                        && last_everysec.elapsed() >= Duration::from_secs(1)
+                        && self.written_seq() > self.synced_seq()
+                    {
+                        break;
+                    }
+                    self.sync_cond.wait_for(&mut wanted, Duration::from_millis(if everysec { 100 } else { 1000 }));
+                }
+            }
+            last_everysec = Instant::now();
+            if let Err(e) = self.sync_now() {
+                tracing::error!("fsync of the log failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Fsyncs what has been written out so far.
+    pub fn sync_now(&self) -> Result<(), LogError> {
+        let (file, path, target) = {
+            let segment = self.segment.lock();
+            (segment.file.clone(), segment.path.clone(), self.written_seq())
+        };
+        if target <= self.synced_seq() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        file.sync_data().map_err(io_err(&path))?;
+        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.last_fsync_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.mark_synced(target);
+        Ok(())
+    }
+
+    /// Writes out and fsyncs everything, and stops the syncer.
+    pub fn close(&self) -> Result<(), LogError> {
+        self.barrier(|_| ())?;
+        self.stopping.store(true, Ordering::Release);
+        self.sync_cond.notify_one();
+        Ok(())
+    }
+
+    /// Deletes segments whose records are all at or below `seq` (both
+    /// engines hold them durably elsewhere). The open segment stays.
+    pub fn truncate_through(&self, seq: u64) -> Result<usize, LogError> {
+        let open_first = self.segment.lock().first_seq;
+        let segments = list_segments(&self.dir)?;
+        let mut removed = 0;
+        for pair in segments.windows(2) {
+            let (segment, next) = (&pair[0], &pair[1]);
+            if next.first_seq <= seq + 1 && segment.first_seq < open_first {
+                std::fs::remove_file(&segment.path).map_err(io_err(&segment.path))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Bytes in every segment on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        list_segments(&self.dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| std::fs::metadata(&s.path).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+fn create_segment(dir: &Path, first_seq: u64) -> Result<OpenSegment, LogError> {
+    let path = segment_path(dir, first_seq);
+    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(io_err(&path))?;
+    file.write_all(&encode_header(first_seq)).map_err(io_err(&path))?;
+    file.sync_all().map_err(io_err(&path))?;
+    sync_dir(dir)?;
+    Ok(OpenSegment { file: Arc::new(file), path, first_seq, len: HEADER_LEN as u64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemOp;
+    use bytes::Bytes;
+
+    fn record(i: u64) -> (Vec<u8>, Vec<MemRecord>) {
+        let rocks = if i % 2 == 0 { vec![i as u8; (i % 7) as usize] } else { Vec::new() };
+        let mem = vec![MemRecord::Op { db: 0, op: MemOp::Delete { key: Bytes::from(format!("key{i}")) } }];
+        (rocks, mem)
+    }
+
+    fn write_log(dir: &Path, count: u64, segment_bytes: u64) -> Arc<Log> {
+        let log = Log::open(dir, 1, FsyncPolicy::No, segment_bytes, Box::new(|_| ())).unwrap();
+        for i in 1..=count {
+            let (rocks, mem) = record(i);
+            assert_eq!(log.lock().push(&rocks, &mem), i);
+            if i % 3 == 0 {
+                log.write_through(i).unwrap();
+            }
+        }
+        log.close().unwrap();
+        log
+    }
+
+    fn read_all(dir: &Path, after: u64) -> Result<(Vec<u64>, LogEnd), LogError> {
+        let mut seqs = Vec::new();
+        let end = read_log(dir, after, |r| {
+            let (rocks, mem) = record(r.seq);
+            assert_eq!((r.rocks, r.mem), (rocks, mem));
+            seqs.push(r.seq);
+            Ok(())
+        })?;
+        Ok((seqs, end))
+    }
+
+    #[test]
+    fn records_round_trip_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 50, 200);
+        assert!(list_segments(dir.path()).unwrap().len() > 3);
+        let (seqs, end) = read_all(dir.path(), 0).unwrap();
+        assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
+        assert_eq!(end, LogEnd { last_seq: 50, torn: None });
+        let (seqs, _) = read_all(dir.path(), 20).unwrap();
+        assert_eq!(seqs, (21..=50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn truncation_keeps_what_is_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = write_log(dir.path(), 50, 200);
+        log.truncate_through(30).unwrap();
+        let first = list_segments(dir.path()).unwrap()[0].first_seq;
+        assert!(first <= 31 && first > 1, "first segment now starts at {first}");
+        let (seqs, _) = read_all(dir.path(), 30).unwrap();
+        assert_eq!(seqs, (31..=50).collect::<Vec<_>>());
+        assert!(matches!(read_all(dir.path(), 0), Err(LogError::Corrupt { .. })), "records 1.. are gone");
+    }
+
+    #[test]
+    fn a_cut_anywhere_in_the_last_segment_keeps_exactly_the_complete_records() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 12, 1 << 20);
+        let segment = list_segments(dir.path()).unwrap().pop().unwrap();
+        let full = std::fs::read(&segment.path).unwrap();
+        // Frame ends: the offsets at which a cut loses nothing.
+        let mut ends = vec![HEADER_LEN];
+        while let Frame::Record { end, .. } = frame_at(&full, *ends.last().unwrap()) {
+            ends.push(end);
+        }
+        assert_eq!(ends.len(), 13);
+        for cut in 0..full.len() {
+            std::fs::write(&segment.path, &full[..cut]).unwrap();
+            let complete = ends.iter().filter(|&&e| e <= cut).count().saturating_sub(1) as u64;
+            let (seqs, end) = read_all(dir.path(), 0).unwrap();
+            assert_eq!(seqs, (1..=complete).collect::<Vec<_>>(), "cut at {cut}");
+            let expect_torn = !ends.contains(&cut);
+            assert_eq!(end.torn.is_some(), expect_torn, "cut at {cut}");
+            if let Some((path, offset)) = end.torn {
+                cut_torn_tail(&path, offset).unwrap();
+                let (again, end) = read_all(dir.path(), 0).unwrap();
+                assert_eq!(again, seqs);
+                assert_eq!(end.torn, None);
+            }
+        }
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_corruption_with_a_clear_place() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 12, 1 << 20);
+        let segment = list_segments(dir.path()).unwrap().pop().unwrap();
+        let full = std::fs::read(&segment.path).unwrap();
+        for offset in [HEADER_LEN + 3, HEADER_LEN + 12, full.len() / 2] {
+            let mut bad = full.clone();
+            bad[offset] ^= 0x40;
+            std::fs::write(&segment.path, &bad).unwrap();
+            match read_all(dir.path(), 0) {
+                Err(LogError::Corrupt { path, offset: at, .. }) => {
+                    assert_eq!(path, segment.path);
+                    assert!(at as usize <= offset, "reported {at} for damage at {offset}");
+                }
+                other => panic!("damage at {offset}: {other:?}"),
+            }
+        }
+        // A damaged header is corruption too.
+        let mut bad = full.clone();
+        bad[2] = b'X';
+        std::fs::write(&segment.path, &bad).unwrap();
+        assert!(matches!(read_all(dir.path(), 0), Err(LogError::Corrupt { offset: 0, .. })));
+    }
+
+    #[test]
+    fn damage_in_a_closed_segment_is_corruption_even_at_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 30, 200);
+        let first = list_segments(dir.path()).unwrap().remove(0);
+        let full = std::fs::read(&first.path).unwrap();
+        std::fs::write(&first.path, &full[..full.len() - 1]).unwrap();
+        assert!(matches!(read_all(dir.path(), 0), Err(LogError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn garbage_segments_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..200 {
+            let len = (seed % 300) as usize;
+            let mut bytes = if round % 2 == 0 { encode_header(1) } else { Vec::new() };
+            bytes.extend((0..len).map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            }));
+            std::fs::write(segment_path(dir.path(), 1), &bytes).unwrap();
+            let _ = read_log(dir.path(), 0, |_| Ok(()));
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Memory checkpoints: every memory key, shard by shard, each shard cut at
+//! the log sequence it holds, so recovery loads the file and replays only
+//! the log records after each shard's sequence.
+//!
+//! File: `[magic "STRATCKP"][version u32][shard count u32]`, then per shard
+//! `[sequence u64][key count varint][(database varint, key, entry)...]`
+//! (entries in `codec`'s encoding), then the CRC32C of everything before
+//! it. Written to a temp file, fsynced, renamed, directory fsynced: a
+//! checkpoint is either whole or absent.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::codec::{Decoder, Encoder};
+use super::{MemEntry, MemOp, MemShard};
+
+pub const MAGIC: &[u8; 8] = b"STRATCKP";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A checkpoint that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint {path} is damaged: {what}")]
+    Damaged { path: PathBuf, what: String },
+}
+
+/// One shard read back: its sequence and its keys.
+pub struct ShardImage {
+    pub seq: u64,
+    pub shard: MemShard,
+}
+
+/// The file name of the checkpoint whose newest shard is at `seq`.
+pub fn checkpoint_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("checkpoint-{seq:020}.ckpt"))
+}
+
+/// Checkpoints in `dir`, newest first.
+pub fn list_checkpoints(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            let name = path.file_name()?.to_str()?;
+            let seq = name.strip_prefix("checkpoint-")?.strip_suffix(".ckpt")?.parse().ok()?;
+            Some((seq, path))
+        })
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out
+}
+
+/// Streams a checkpoint to a temp file; `finish` makes it visible.
+pub struct CheckpointWriter {
+    out: BufWriter<File>,
+    tmp: PathBuf,
+    dir: PathBuf,
+    crc: u32,
+    bytes: u64,
+    buf: Vec<u8>,
+    max_seq: u64,
+}
+
+impl CheckpointWriter {
+    pub fn create(dir: &Path, shards: usize) -> Result<CheckpointWriter, CheckpointError> {
+        let io = |source| CheckpointError::Io { path: dir.to_path_buf(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp = dir.join("checkpoint.tmp");
+        let file = File::create(&tmp).map_err(io)?;
+        let mut writer = CheckpointWriter {
+            out: BufWriter::with_capacity(1 << 20, file),
+            tmp,
+            dir: dir.to_path_buf(),
+            crc: 0,
+            bytes: 0,
+            buf: Vec::new(),
+            max_seq: 0,
+        };
+        let mut head = MAGIC.to_vec();
+        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        head.extend_from_slice(&(shards as u32).to_le_bytes());
+        writer.write(&head)?;
+        Ok(writer)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), CheckpointError> {
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.bytes += bytes.len() as u64;
+        self.out.write_all(bytes).map_err(|source| CheckpointError::Io { path: self.tmp.clone(), source })
+    }
+
+    /// Appends one shard, cut at `seq`. Shards must come in index order.
+    pub fn shard(&mut self, seq: u64, shard: &MemShard) -> Result<(), CheckpointError> {
+        self.max_seq = self.max_seq.max(seq);
+        let mut head = seq.to_le_bytes().to_vec();
+        Encoder(&mut head).varint(shard.entries().count() as u64);
+        self.write(&head)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        for (db, key, entry) in shard.entries() {
+            buf.clear();
+            let mut e = Encoder(&mut buf);
+            e.varint(db as u64);
+            e.bytes(key);
+            e.entry(entry);
+            self.write(&buf)?;
+        }
+        self.buf = buf;
+        Ok(())
+    }
+
+    /// Writes the checksum, fsyncs, renames into place and fsyncs the
+    /// directory. Returns the final path and the file's size.
+    pub fn finish(mut self) -> Result<(PathBuf, u64), CheckpointError> {
+        let crc = self.crc.to_le_bytes();
+        self.write(&crc)?;
+        let tmp = self.tmp.clone();
+        let io = |source| CheckpointError::Io { path: tmp.clone(), source };
+        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        let path = checkpoint_path(&self.dir, self.max_seq);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok((path, self.bytes))
+    }
+}
+
+/// Reads a whole checkpoint, verifying its checksum first.
+pub fn read_checkpoint(path: &Path, shards: usize) -> Result<Vec<ShardImage>, CheckpointError> {
+    let damaged = |what: String| CheckpointError::Damaged { path: path.to_path_buf(), what };
+    let buf = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+    if buf.len() < 20 {
+        return Err(damaged("shorter than its header".into()));
+    }
+    let (body, crc) = buf.split_at(buf.len() - 4);
+    if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+        return Err(damaged("checksum mismatch".into()));
+    }
+    if &body[..8] != MAGIC {
+        return Err(damaged("not a Strata checkpoint (bad magic)".into()));
+    }
+    if u32::from_le_bytes(body[8..12].try_into().expect("4 bytes")) != FORMAT_VERSION {
+        return Err(damaged("unsupported checkpoint format version".into()));
+    }
+    let count = u32::from_le_bytes(body[12..16].try_into().expect("4 bytes")) as usize;
+    if count != shards {
+        return Err(damaged(format!("written with {count} shards, this server has {shards}")));
+    }
+    let mut d = Decoder::new(&body[16..]);
+    let mut images = Vec::with_capacity(shards);
+    let decode_error = |e: super::codec::CodecError| damaged(format!("{e} (after the header)"));
+    for _ in 0..shards {
+        let seq = d.fixed_u64().map_err(decode_error)?;
+        let keys = d.varint().map_err(decode_error)?;
+        let mut shard = MemShard::default();
+        for _ in 0..keys {
+            let db = d.varint().map_err(decode_error)?;
+            let db = u32::try_from(db).map_err(|_| damaged("database out of range".into()))?;
+            let key: Bytes = d.bytes().map_err(decode_error)?;
+            let entry: MemEntry = d.entry().map_err(decode_error)?;
+            shard.db(db).apply(&MemOp::Put { key, entry });
+        }
+        images.push(ShardImage { seq, shard });
+    }
+    if !d.is_empty() {
+        return Err(damaged("trailing bytes".into()));
+    }
+    Ok(images)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{ListOp, MemValue};
+
+    fn sample(n: usize) -> Vec<MemShard> {
+        (0..n)
+            .map(|i| {
+                let mut shard = MemShard::default();
+                for k in 0..i {
+                    let key = Bytes::from(format!("k{i}-{k}"));
+                    shard.db(k as u32 % 2).apply(&MemOp::List {
+                        key,
+                        op: ListOp::Push { front: false, items: vec![Bytes::from(vec![k as u8; k])] },
+                    });
+                }
+                shard
+            })
+            .collect()
+    }
+
+    fn write(dir: &Path, shards: &[MemShard]) -> PathBuf {
+        let mut w = CheckpointWriter::create(dir, shards.len()).unwrap();
+        for (i, shard) in shards.iter().enumerate() {
+            w.shard(100 + i as u64, shard).unwrap();
+        }
+        w.finish().unwrap().0
+    }
+
+    #[test]
+    fn round_trip_keeps_every_shard_and_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = sample(5);
+        let path = write(dir.path(), &shards);
+        assert_eq!(list_checkpoints(dir.path()), vec![(104, path.clone())]);
+        let images = read_checkpoint(&path, 5).unwrap();
+        for (i, image) in images.iter().enumerate() {
+            assert_eq!(image.seq, 100 + i as u64);
+            let mut a = Default::default();
+            let mut b = Default::default();
+            image.shard.add_to_image(&mut a);
+            shards[i].add_to_image(&mut b);
+            assert_eq!(a, b);
+        }
+        assert!(matches!(images[3].shard.db_ref(1).unwrap().get(b"k3-1").unwrap().value, MemValue::List(_)));
+    }
+
+    #[test]
+    fn any_damage_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &sample(4));
+        let full = std::fs::read(&path).unwrap();
+        for i in 0..full.len() {
+            let mut bad = full.clone();
+            bad[i] ^= 0x11;
+            std::fs::write(&path, &bad).unwrap();
+            assert!(read_checkpoint(&path, 4).is_err(), "flip at {i}");
+        }
+        for cut in 0..full.len() {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            assert!(read_checkpoint(&path, 4).is_err(), "cut at {cut}");
+        }
+        std::fs::write(&path, &full).unwrap();
+        assert!(matches!(read_checkpoint(&path, 8), Err(CheckpointError::Damaged { .. })));
+    }
+}
