@@ -87,7 +87,7 @@ async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) ->
                     let mut reply = dispatch(server, client, &argv);
                     if let Some(call) = client.blocked.take() {
                         // Replies of the pipeline so far go out before waiting.
-                        flush(server, client, &mut socket, &mut output).await?;
+                        flush(server, &mut socket, &mut output).await?;
                         match wait_blocked(server, &mut socket, &mut input, client, call).await {
                             Some(outcome) => reply = outcome,
                             None => return Ok(()),
@@ -113,7 +113,7 @@ async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) ->
                 }
             }
         }
-        flush(server, client, &mut socket, &mut output).await?;
+        flush(server, &mut socket, &mut output).await?;
         if close {
             let _ = socket.shutdown().await;
             return Ok(());
@@ -122,19 +122,13 @@ async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) ->
 }
 
 /// Makes the batch's writes durable (group commit), then sends its replies.
-async fn flush(
-    server: &Server,
-    client: &mut Client,
-    socket: &mut TcpStream,
-    output: &mut BytesMut,
-) -> std::io::Result<()> {
-    if client.wrote {
-        client.wrote = false;
-        if let Err(e) = server.commit_writes() {
-            // The writes may not be durable: do not acknowledge them.
-            tracing::error!(error = %e, "writing the log failed");
-            return Err(std::io::Error::other(e.to_string()));
-        }
+async fn flush(server: &Server, socket: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+    // Every batch waits, not only writers: a reply must not show data
+    // that a crash could still take back.
+    if let Err(e) = server.keyspace.make_durable().await {
+        // The writes may not be durable: do not acknowledge them.
+        tracing::error!(error = %e, "writing the log failed");
+        return Err(std::io::Error::other(e.to_string()));
     }
     if !output.is_empty() {
         server.stats.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);

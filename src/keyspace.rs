@@ -7,24 +7,40 @@
 //! batch. Memory engines (lists, sets, sorted sets, streams) join here: a key
 //! has one type in the whole server, and `Tx::meta` is where that is decided.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use strata_cluster::key_slot;
-use strata_engines::keyspace::{KeyMeta, KeyRef, Store, Txn};
-use strata_engines::memory::{ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, ZSetOp};
+use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Store, Txn};
+use strata_engines::log::{FsyncPolicy, Log};
+use strata_engines::memory::{
+    shard_of, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, ZSetOp, SHARDS,
+};
 use strata_engines::{EngineError, KeyType, RocksConfig};
+use tokio::sync::watch;
 
 use crate::blocking::Blocking;
 use crate::error::CmdError;
+use crate::recovery::{self, RecoveryReport};
 
-/// Number of lock shards. A power of two so a slot maps to one cheaply.
-const SHARDS: usize = 64;
+/// When the background work of `Keyspace::maintain` kicks in.
+#[derive(Clone, Debug)]
+pub struct DurabilityConfig {
+    pub fsync: FsyncPolicy,
+    /// Start a new log segment past this size.
+    pub segment_bytes: u64,
+    /// Write a memory checkpoint once the log has grown this much since
+    /// the last one (restart replays at most about this much).
+    pub checkpoint_log_bytes: u64,
+}
 
-fn shard_of(key: &[u8]) -> usize {
-    key_slot(key) as usize % SHARDS
+impl Default for DurabilityConfig {
+    fn default() -> Self {
+        DurabilityConfig { fsync: FsyncPolicy::EverySec, segment_bytes: 64 << 20, checkpoint_log_bytes: 256 << 20 }
+    }
 }
 
 /// The server's keyspace across engines.
@@ -34,20 +50,84 @@ pub struct Keyspace {
     shards: Vec<Mutex<MemShard>>,
     pub expired_keys: AtomicU64,
     /// When set, committed memory records are appended here: replay tests
-    /// read them (the write-ahead log will take them from the same place).
+    /// read them.
     pub record_tap: Mutex<Option<Vec<MemRecord>>>,
     /// Clients blocked on keys (BLPOP ...); writes that add data signal it.
     pub blocking: Blocking,
+    /// The write-ahead log every commit goes through.
+    pub log: Arc<Log>,
+    /// The last fsynced sequence, for connections waiting under `always`.
+    synced: watch::Sender<u64>,
+    pub durability: Durability,
+    dir: PathBuf,
+    config: DurabilityConfig,
+}
+
+/// Where each engine's durable state stands, for truncation, INFO and
+/// metrics.
+#[derive(Default)]
+pub struct Durability {
+    /// RocksDB's flushed files hold everything up to here.
+    pub rocks_flushed_seq: AtomicU64,
+    /// Memtables switched at this sequence are being flushed.
+    rocks_switch_seq: AtomicU64,
+    /// The oldest shard sequence of the newest checkpoint.
+    pub checkpoint_seq: AtomicU64,
+    pub checkpoint_in_progress: AtomicBool,
+    pub last_checkpoint_bytes: AtomicU64,
+    pub last_checkpoint_ms: AtomicU64,
+    pub last_checkpoint_unix: AtomicU64,
+    pub checkpoint_failed: AtomicBool,
+    pub checkpoints: AtomicU64,
+    /// Log bytes written when the last checkpoint started.
+    log_bytes_at_checkpoint: AtomicU64,
+    pub recovery: Mutex<RecoveryReport>,
 }
 
 impl Keyspace {
-    pub fn open(dir: &Path, config: &RocksConfig, databases: usize) -> Result<Keyspace, EngineError> {
+    /// Opens the data directory `dir`: recovers every engine (see
+    /// `recovery`), then starts a new log segment after the last record.
+    pub fn open(
+        dir: &Path,
+        rocks: &RocksConfig,
+        databases: usize,
+        config: DurabilityConfig,
+    ) -> Result<Keyspace, EngineError> {
+        let recovered = recovery::recover(dir, rocks)?;
+        let report = recovered.report;
+        let (synced, _) = watch::channel(report.last_seq);
+        let notify = synced.clone();
+        let log = Log::open(
+            &recovery::log_dir(dir),
+            report.last_seq + 1,
+            config.fsync,
+            config.segment_bytes,
+            Box::new(move |seq| {
+                notify.send_replace(seq);
+            }),
+        )?;
+        let durability = Durability::default();
+        durability.rocks_flushed_seq.store(report.rocks_seq, Ordering::Relaxed);
+        durability.checkpoint_seq.store(report.checkpoint_seq, Ordering::Relaxed);
+        tracing::info!(
+            records = report.records_replayed,
+            last_seq = report.last_seq,
+            checkpoint = ?report.checkpoint,
+            ms = report.elapsed.as_millis() as u64,
+            "recovered"
+        );
+        *durability.recovery.lock() = report;
         Ok(Keyspace {
-            store: Store::open(dir, config, databases)?,
-            shards: (0..SHARDS).map(|_| Mutex::new(MemShard::default())).collect(),
+            store: Store::new(recovered.engine, databases)?,
+            shards: recovered.shards.into_iter().map(Mutex::new).collect(),
             expired_keys: AtomicU64::new(0),
             record_tap: Mutex::new(None),
             blocking: Blocking::default(),
+            log,
+            synced,
+            durability,
+            dir: dir.to_path_buf(),
+            config,
         })
     }
 
@@ -121,25 +201,159 @@ impl Keyspace {
     ) -> Result<R, CmdError> {
         let mut tx = self.tx(db, shards);
         let result = body(&mut tx);
-        let Tx { txn, records, .. } = tx;
+        let Tx { txn, records, shards, .. } = tx;
         let expired = txn.expired;
-        if result.is_ok() {
-            txn.commit()?;
-        }
-        self.publish(records);
+        // A failed command's RocksDB writes are dropped; its memory effects
+        // already happened and are logged like any others.
+        let commit = if result.is_ok() { Some(txn.finish()) } else { None };
+        self.commit(commit, records)?;
+        drop(shards);
         if expired > 0 && result.is_ok() {
             self.expired_keys.fetch_add(expired, Ordering::Relaxed);
         }
         result
     }
 
-    fn publish(&self, records: Vec<MemRecord>) {
-        if records.is_empty() {
-            return;
+    /// The one place writes become real: under the log's append lock the
+    /// RocksDB batch is applied and the record appended, so sequence order
+    /// is RocksDB's order. The caller still holds the shards the writes
+    /// touched. Durability comes later, per batch of requests
+    /// (`make_durable`).
+    fn commit(&self, rocks: Option<Commit>, records: Vec<MemRecord>) -> Result<(), EngineError> {
+        let rocks = rocks.filter(|c| !c.is_empty());
+        if rocks.is_none() && records.is_empty() {
+            return Ok(());
         }
+        let mut log = self.log.lock();
+        let data = match rocks {
+            Some(commit) => commit.apply()?,
+            None => Vec::new(),
+        };
+        log.push(&data, &records);
+        drop(log);
         if let Some(tap) = self.record_tap.lock().as_mut() {
             tap.extend(records);
         }
+        Ok(())
+    }
+
+    /// Makes every record appended so far durable per `appendfsync`
+    /// before a connection sends its replies: handed to the OS at once
+    /// (one write for everyone's records: group commit), and under
+    /// `always` fsynced, one fsync serving every waiting client.
+    pub async fn make_durable(&self) -> Result<(), EngineError> {
+        let target = self.log.last_seq();
+        self.log.write_through(target)?;
+        if self.log.policy() == FsyncPolicy::Always && self.log.synced_seq() < target {
+            let mut synced = self.synced.subscribe();
+            self.log.request_sync(target);
+            let _ = synced.wait_for(|&seq| seq >= target).await;
+        }
+        Ok(())
+    }
+
+    /// Background durability work, run by the cron: switches RocksDB's
+    /// memtables once they hold `write_buffer_bytes` (behind a log barrier,
+    /// so RocksDB is never durable ahead of the log), notes finished
+    /// flushes, and deletes log segments both engines hold.
+    pub fn maintain(&self, rocks: &RocksConfig) -> Result<(), EngineError> {
+        let engine = &self.store.engine;
+        let d = &self.durability;
+        let switched = d.rocks_switch_seq.load(Ordering::Relaxed);
+        if switched > d.rocks_flushed_seq.load(Ordering::Relaxed) && !engine.flush_pending() {
+            d.rocks_flushed_seq.fetch_max(switched, Ordering::Relaxed);
+        }
+        if engine.active_memtable_bytes() >= rocks.write_buffer_bytes as u64 && !engine.flush_pending() {
+            let (seq, switch) = self.log.barrier(|seq| engine.switch_memtables(seq))?;
+            switch?;
+            d.rocks_switch_seq.store(seq, Ordering::Relaxed);
+        }
+        self.truncate_log()
+    }
+
+    /// Whether the log has grown enough since the last checkpoint that a
+    /// new one should be written (the cron starts it on its own thread).
+    pub fn checkpoint_due(&self) -> bool {
+        let d = &self.durability;
+        let grown =
+            self.log.stats.bytes_written.load(Ordering::Relaxed) - d.log_bytes_at_checkpoint.load(Ordering::Relaxed);
+        grown >= self.config.checkpoint_log_bytes && !d.checkpoint_in_progress.load(Ordering::Relaxed)
+    }
+
+    /// Writes a memory checkpoint: shard by shard, each copied under its
+    /// lock (writers to that shard wait for the copy only) and cut at the
+    /// last sequence it holds. Keeps the newest two checkpoints.
+    pub fn checkpoint(&self) -> Result<(), EngineError> {
+        let d = &self.durability;
+        if d.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let result = self.write_checkpoint();
+        d.checkpoint_in_progress.store(false, Ordering::Release);
+        d.checkpoint_failed.store(result.is_err(), Ordering::Relaxed);
+        let (seq, bytes) = result?;
+        d.checkpoint_seq.fetch_max(seq, Ordering::Relaxed);
+        d.checkpoints.fetch_add(1, Ordering::Relaxed);
+        d.last_checkpoint_bytes.store(bytes, Ordering::Relaxed);
+        d.last_checkpoint_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        d.last_checkpoint_unix.store(strata_engines::now_ms() / 1000, Ordering::Relaxed);
+        tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "memory checkpoint written");
+        Ok(())
+    }
+
+    fn write_checkpoint(&self) -> Result<(u64, u64), EngineError> {
+        use strata_engines::memory::checkpoint::{list_checkpoints, CheckpointWriter};
+        let dir = recovery::checkpoint_dir(&self.dir);
+        self.durability
+            .log_bytes_at_checkpoint
+            .store(self.log.stats.bytes_written.load(Ordering::Relaxed), Ordering::Relaxed);
+        let mut writer = CheckpointWriter::create(&dir, SHARDS)?;
+        let mut newest = 0;
+        let mut oldest = u64::MAX;
+        for shard in &self.shards {
+            let (seq, copy) = {
+                let guard = shard.lock();
+                (self.log.last_seq(), guard.clone())
+            };
+            writer.shard(seq, &copy)?;
+            newest = newest.max(seq);
+            oldest = oldest.min(seq);
+        }
+        // Effects in the checkpoint must not outlive a crash that loses
+        // their log records: make the log durable through them first.
+        self.log.write_through(newest)?;
+        self.log.sync_now()?;
+        let (_, bytes) = writer.finish()?;
+        for (_, old) in list_checkpoints(&dir).into_iter().skip(2) {
+            std::fs::remove_file(&old).map_err(|e| EngineError::Io(old.display().to_string(), e))?;
+        }
+        Ok((oldest, bytes))
+    }
+
+    /// Deletes log segments below what RocksDB's flushed files and every
+    /// kept checkpoint hold.
+    fn truncate_log(&self) -> Result<(), EngineError> {
+        use strata_engines::memory::checkpoint::list_checkpoints;
+        let kept = list_checkpoints(&recovery::checkpoint_dir(&self.dir));
+        // No checkpoint yet: the memory engines need the whole log.
+        let memory = kept.iter().map(|(seq, _)| *seq).min().unwrap_or(0);
+        let rocks = self.durability.rocks_flushed_seq.load(Ordering::Relaxed);
+        self.log.truncate_through(memory.min(rocks))?;
+        Ok(())
+    }
+
+    /// Clean shutdown: RocksDB flushed and memory checkpointed at the last
+    /// sequence, so the next start replays nothing.
+    pub fn shutdown(&self) -> Result<(), EngineError> {
+        let engine = &self.store.engine;
+        let (seq, switch) = self.log.barrier(|seq| engine.switch_memtables(seq))?;
+        switch?;
+        engine.flush()?;
+        self.durability.rocks_flushed_seq.fetch_max(seq, Ordering::Relaxed);
+        self.checkpoint()?;
+        self.log.close()?;
+        self.truncate_log()
     }
 
     /// Every memory key of every database (tests compare it with a replay
@@ -209,7 +423,7 @@ impl Keyspace {
                 if txn.reap(&KeyRef { db: physical, slot, key: &key }, expire)? {
                     deleted += 1;
                 }
-                txn.commit()?;
+                self.commit(Some(txn.finish()), Vec::new())?;
             }
         }
         for shard in &self.shards {
@@ -224,7 +438,7 @@ impl Keyspace {
                 }
             }
             deleted += records.len();
-            self.publish(records);
+            self.commit(None, records)?;
         }
         if all_done {
             self.store.engine.set_expired_before(now);
@@ -286,15 +500,7 @@ impl<'s> Tx<'s> {
 
     /// Applies a memory effect in `physical` and records it.
     pub fn mem_apply_in(&mut self, physical: u32, op: MemOp) {
-        let key = match &op {
-            MemOp::Put { key, .. }
-            | MemOp::Delete { key }
-            | MemOp::Expire { key, .. }
-            | MemOp::List { key, .. }
-            | MemOp::Set { key, .. }
-            | MemOp::ZSet { key, .. }
-            | MemOp::Stream { key, .. } => key.clone(),
-        };
+        let key = op.key().clone();
         self.mem_db_in(physical, &key).apply(&op);
         // Data arrived: clients blocked on this key may now be served.
         let feeds_waiters = matches!(
@@ -435,7 +641,8 @@ impl<'s> Tx<'s> {
             shard.flush(physical);
         }
         self.records.push(MemRecord::Flush { db: physical });
-        Ok(self.txn.store().flush_database(physical)?)
+        self.txn.flush_database(physical);
+        Ok(())
     }
 
     pub fn now_ms(&self) -> u64 {

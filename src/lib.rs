@@ -13,5 +13,6 @@ pub mod keyspace;
 pub mod long_double;
 pub mod memory_usage;
 pub mod protocol;
+pub mod recovery;
 pub mod server;
 pub mod stats;

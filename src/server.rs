@@ -15,8 +15,9 @@ use crate::commands::CommandTable;
 use crate::config::Config;
 use crate::connection;
 use crate::cursor::Cursors;
-use crate::keyspace::Keyspace;
+use crate::keyspace::{DurabilityConfig, Keyspace};
 use crate::stats::Stats;
+use strata_engines::log::FsyncPolicy;
 
 /// Everything connections share.
 pub struct Server {
@@ -48,8 +49,11 @@ pub enum StartError {
 impl Server {
     pub fn open(config: Config) -> Result<Arc<Server>, StartError> {
         let dir = config.dir();
-        let keyspace =
-            Keyspace::open(&dir.join("rocksdb"), &strata_engines::RocksConfig::default(), config.databases())?;
+        let durability = DurabilityConfig {
+            fsync: FsyncPolicy::parse(config.get("appendfsync").unwrap_or("everysec")).unwrap_or(FsyncPolicy::EverySec),
+            ..DurabilityConfig::default()
+        };
+        let keyspace = Keyspace::open(&dir, &strata_engines::RocksConfig::default(), config.databases(), durability)?;
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         Ok(Arc::new(Server {
@@ -81,20 +85,6 @@ impl Server {
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown_tx.subscribe()
-    }
-
-    /// Makes every write acknowledged so far durable under `appendfsync`:
-    /// `always` fsyncs, `everysec` and `no` hand the data to the OS (the
-    /// once-a-second fsync of `everysec` runs in the cron). Called once per
-    /// batch of requests, before the replies are sent.
-    pub fn commit_writes(&self) -> Result<(), strata_engines::EngineError> {
-        let always = self.config.read().get("appendfsync") == Some("always");
-        let engine = &self.keyspace.store.engine;
-        if always {
-            tokio::task::block_in_place(|| engine.flush_wal(true))
-        } else {
-            engine.flush_wal(false)
-        }
     }
 
     /// Milliseconds since the server started.
@@ -160,8 +150,8 @@ pub async fn run(server: Arc<Server>) -> Result<(), StartError> {
     while !server.clients.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    if let Err(e) = server.keyspace.store.engine.flush_wal(true).and_then(|_| server.keyspace.store.engine.flush()) {
-        tracing::error!(error = %e, "flushing RocksDB at shutdown failed");
+    if let Err(e) = server.keyspace.shutdown() {
+        tracing::error!(error = %e, "saving the engines at shutdown failed");
     }
     tracing::info!("Strata is now ready to exit, bye bye...");
     Ok(())
@@ -193,17 +183,25 @@ async fn reject(mut socket: TcpStream) {
 }
 
 /// The periodic work Redis does in `serverCron`: active expiry at `hz`,
-/// and the once-a-second fsync of `appendfsync everysec`.
+/// and the engines' background durability work (the log's syncer thread
+/// does the `everysec` fsync).
 async fn cron(server: Arc<Server>) {
     let mut shutdown = server.shutdown_signal();
-    let mut last_fsync = Instant::now();
     loop {
-        if last_fsync.elapsed() >= Duration::from_secs(1) {
-            last_fsync = Instant::now();
-            if server.config.read().get("appendfsync") == Some("everysec") {
-                let syncer = server.clone();
-                let _ = tokio::task::spawn_blocking(move || syncer.keyspace.store.engine.flush_wal(true)).await;
-            }
+        let maintained = server.clone();
+        let result =
+            tokio::task::spawn_blocking(move || maintained.keyspace.maintain(&strata_engines::RocksConfig::default()))
+                .await;
+        if let Ok(Err(e)) = result {
+            tracing::error!(error = %e, "background durability work failed");
+        }
+        if server.keyspace.checkpoint_due() {
+            let checkpointing = server.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = checkpointing.keyspace.checkpoint() {
+                    tracing::error!(error = %e, "memory checkpoint failed");
+                }
+            });
         }
         let period = Duration::from_millis(1000 / server.config.read().hz());
         tokio::select! {

@@ -184,7 +184,6 @@ impl Store {
         })?;
         Ok(due)
     }
-
 }
 
 /// One command's (or transaction's) view of the store: reads see its own
@@ -342,7 +341,13 @@ impl Commit<'_> {
             let counters = store.counters(physical);
             let target = if what == "keys" { &counters.keys } else { &counters.expires };
             let value = target.fetch_add(delta, Ordering::Relaxed) + delta;
-            RocksEngine::put_cf(&mut batch, &store.engine, Cf::Default, &counter_key(physical, what), &value.to_le_bytes());
+            RocksEngine::put_cf(
+                &mut batch,
+                &store.engine,
+                Cf::Default,
+                &counter_key(physical, what),
+                &value.to_le_bytes(),
+            );
         }
         if batch.is_empty() {
             return Ok(Vec::new());

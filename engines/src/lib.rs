@@ -26,4 +26,11 @@ pub enum EngineError {
     Io(String, std::io::Error),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Log(#[from] log::LogError),
+    #[error(transparent)]
+    Checkpoint(#[from] memory::checkpoint::CheckpointError),
+    /// The files on disk cannot be put back together into one state.
+    #[error("{0}")]
+    Unrecoverable(String),
 }

@@ -113,7 +113,10 @@ fn decode_payload(payload: &[u8]) -> Option<LogRecord> {
 
 /// One frame at `pos`, if a whole valid one is there.
 enum Frame {
-    Record { record: LogRecord, end: usize },
+    Record {
+        record: LogRecord,
+        end: usize,
+    },
     /// The buffer ends inside the frame.
     Incomplete,
     Bad(&'static str),
@@ -159,7 +162,10 @@ fn decode_header(buf: &[u8]) -> Result<u64, &'static str> {
     if version != FORMAT_VERSION {
         return Err("unsupported log format version");
     }
-    Ok(u64::from_le_bytes(h[12..20].try_into().expect("8 bytes")))
+    match u64::from_le_bytes(h[12..20].try_into().expect("8 bytes")) {
+        0 => Err("segment header names sequence 0"),
+        first => Ok(first),
+    }
 }
 
 /// A segment file and the first sequence its name gives.
@@ -209,18 +215,18 @@ pub struct LogEnd {
 /// `after`. Damage at the very end of the last segment is a torn write and
 /// is reported in `LogEnd::torn`; damage anywhere else is `Corrupt`, naming
 /// the file, the offset and the last good sequence.
-pub fn read_log(
+pub fn read_log<E: From<LogError>>(
     dir: &Path,
     after: u64,
-    mut visit: impl FnMut(LogRecord) -> Result<(), LogError>,
-) -> Result<LogEnd, LogError> {
-    let segments = list_segments(dir)?;
+    mut visit: impl FnMut(LogRecord) -> Result<(), E>,
+) -> Result<LogEnd, E> {
+    let segments = list_segments(dir).map_err(E::from)?;
     let mut expected: Option<u64> = None;
     let mut last_seq = after;
     let mut torn = None;
     for (index, segment) in segments.iter().enumerate() {
         let is_last = index + 1 == segments.len();
-        let buf = std::fs::read(&segment.path).map_err(io_err(&segment.path))?;
+        let buf = std::fs::read(&segment.path).map_err(|e| E::from(io_err(&segment.path)(e)))?;
         let corrupt = |offset: usize, after_seq: u64, what: &str| LogError::Corrupt {
             path: segment.path.clone(),
             offset: offset as u64,
@@ -234,21 +240,21 @@ pub fn read_log(
                 torn = Some((segment.path.clone(), 0));
                 break;
             }
-            Err(what) => return Err(corrupt(0, last_seq, what)),
+            Err(what) => return Err(E::from(corrupt(0, last_seq, what))),
         };
         if first_seq != segment.first_seq {
-            return Err(corrupt(0, last_seq, "header sequence differs from the file name"));
+            return Err(E::from(corrupt(0, last_seq, "header sequence differs from the file name")));
         }
         match expected {
             Some(next) if next != first_seq => {
-                return Err(corrupt(0, next - 1, &format!("gap in the log: expected sequence {next}")));
+                return Err(E::from(corrupt(0, next - 1, &format!("gap in the log: expected sequence {next}"))));
             }
             None if first_seq > after + 1 => {
-                return Err(corrupt(
+                return Err(E::from(corrupt(
                     0,
                     after,
                     &format!("the log starts at sequence {first_seq}; sequence {} onwards is needed", after + 1),
-                ));
+                )));
             }
             _ => {}
         }
@@ -258,7 +264,7 @@ pub fn read_log(
             match frame_at(&buf, pos) {
                 Frame::Record { record, end } => {
                     if record.seq != next {
-                        return Err(corrupt(pos, next.saturating_sub(1), "record out of sequence"));
+                        return Err(E::from(corrupt(pos, next.saturating_sub(1), "record out of sequence")));
                     }
                     next += 1;
                     pos = end;
@@ -273,7 +279,7 @@ pub fn read_log(
                         _ => "incomplete record",
                     };
                     if !is_last || has_valid_frame_after(&buf, pos + 1, next) {
-                        return Err(corrupt(pos, next.saturating_sub(1), what));
+                        return Err(E::from(corrupt(pos, next.saturating_sub(1), what)));
                     }
                     torn = Some((segment.path.clone(), pos as u64));
                     break;
@@ -289,10 +295,15 @@ pub fn read_log(
 /// Whether any complete record with sequence `seq` or later starts after
 /// `from`: if so, the damage before it is not a torn tail but corruption.
 fn has_valid_frame_after(buf: &[u8], from: usize, seq: u64) -> bool {
-    (from..buf.len().saturating_sub(FRAME_HEAD)).any(|pos| match frame_at(buf, pos) {
-        Frame::Record { record, .. } => record.seq >= seq,
-        _ => false,
-    })
+    let plausible = |pos: usize| {
+        // The sequence field first: cheap, and rules out nearly every
+        // offset before a checksum is computed.
+        buf.get(pos + FRAME_HEAD..pos + FRAME_HEAD + 8)
+            .map(|raw| u64::from_le_bytes(raw.try_into().expect("8 bytes")))
+            .is_some_and(|s| s >= seq && s - seq < 1 << 32)
+    };
+    (from..buf.len())
+        .any(|pos| plausible(pos) && matches!(frame_at(buf, pos), Frame::Record { record, .. } if record.seq >= seq))
 }
 
 /// Cuts a torn tail off (or removes a segment torn inside its header).
@@ -317,6 +328,8 @@ pub struct LogStats {
     pub last_fsync_micros: AtomicU64,
     /// Records per write-out, for the group-commit batch histogram.
     pub last_batch_records: AtomicU64,
+    /// The last write or fsync failed (cleared by the next success).
+    write_failed: std::sync::atomic::AtomicBool,
 }
 
 struct Appender {
@@ -336,7 +349,8 @@ pub struct Log {
     dir: PathBuf,
     appender: Mutex<Appender>,
     segment: Mutex<OpenSegment>,
-    /// Last sequence handed to the OS / fsynced.
+    /// Last sequence handed out / handed to the OS / fsynced.
+    assigned: AtomicU64,
     written: AtomicU64,
     synced: AtomicU64,
     policy: AtomicU8,
@@ -352,6 +366,7 @@ pub struct Log {
 /// applied, in one order while it is held.
 pub struct AppendGuard<'l> {
     appender: MutexGuard<'l, Appender>,
+    assigned: &'l AtomicU64,
 }
 
 impl AppendGuard<'_> {
@@ -365,6 +380,7 @@ impl AppendGuard<'_> {
         let seq = self.appender.next_seq;
         encode_frame(seq, rocks, mem, &mut self.appender.buf);
         self.appender.next_seq += 1;
+        self.assigned.store(seq, Ordering::Release);
         seq
     }
 }
@@ -386,6 +402,7 @@ impl Log {
             dir: dir.to_path_buf(),
             appender: Mutex::new(Appender { next_seq, buf: Vec::with_capacity(1 << 16) }),
             segment: Mutex::new(segment),
+            assigned: AtomicU64::new(next_seq - 1),
             written: AtomicU64::new(next_seq - 1),
             synced: AtomicU64::new(next_seq - 1),
             policy: AtomicU8::new(policy as u8),
@@ -409,12 +426,12 @@ impl Log {
     }
 
     pub fn lock(&self) -> AppendGuard<'_> {
-        AppendGuard { appender: self.appender.lock() }
+        AppendGuard { appender: self.appender.lock(), assigned: &self.assigned }
     }
 
     /// The last sequence handed out.
     pub fn last_seq(&self) -> u64 {
-        self.appender.lock().next_seq - 1
+        self.assigned.load(Ordering::Acquire)
     }
 
     pub fn written_seq(&self) -> u64 {
@@ -423,6 +440,11 @@ impl Log {
 
     pub fn synced_seq(&self) -> u64 {
         self.synced.load(Ordering::Acquire)
+    }
+
+    /// Whether the last write or fsync of the log failed.
+    pub fn write_failed(&self) -> bool {
+        self.stats.write_failed.load(Ordering::Relaxed)
     }
 
     pub fn policy(&self) -> FsyncPolicy {
@@ -446,7 +468,9 @@ impl Log {
             return Ok(());
         }
         let mut appender = self.appender.lock();
-        self.write_out(&mut segment, &mut appender)
+        let result = self.write_out(&mut segment, &mut appender);
+        self.stats.write_failed.store(result.is_err(), Ordering::Relaxed);
+        result
     }
 
     /// Writes the buffer out; both locks held (segment first).
@@ -546,7 +570,9 @@ impl Log {
             return Ok(());
         }
         let started = Instant::now();
-        file.sync_data().map_err(io_err(&path))?;
+        let result = file.sync_data();
+        self.stats.write_failed.store(result.is_err(), Ordering::Relaxed);
+        result.map_err(io_err(&path))?;
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.stats.last_fsync_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.mark_synced(target);
@@ -734,7 +760,7 @@ mod tests {
                 seed as u8
             }));
             std::fs::write(segment_path(dir.path(), 1), &bytes).unwrap();
-            let _ = read_log(dir.path(), 0, |_| Ok(()));
+            let _ = read_log(dir.path(), 0, |_| Ok::<(), LogError>(()));
         }
     }
 }

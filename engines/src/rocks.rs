@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rocksdb::compaction_filter::{CompactionFilter, Decision};
 use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, MergeOperands,
-    FlushOptions, Options, ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, FlushOptions, IteratorMode,
+    MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 use crate::encoding::{decode_sub_key, meta_key, HashBody, KeyType, Meta};
@@ -161,6 +161,12 @@ impl RocksEngine {
     /// Applies a batch atomically.
     pub fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
         Ok(self.db.write_opt(batch, &self.write_options)?)
+    }
+
+    /// Applies a batch given as its data (`WriteBatch::data`), as the log
+    /// stores it.
+    pub fn write_data(&self, data: &[u8]) -> Result<(), EngineError> {
+        self.write(WriteBatch::from_data(data))
     }
 
     pub fn put_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, key: &[u8], value: &[u8]) {

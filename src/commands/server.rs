@@ -241,28 +241,53 @@ fn memory_fields(server: &Server) -> Fields {
     ]
 }
 
+/// Redis's persistence fields mapped onto Strata's log (the AOF's
+/// counterpart: always on) and memory checkpoints (the RDB's), then
+/// Strata's own.
 fn persistence_fields(server: &Server) -> Fields {
-    let aof = server.config.read().get("appendonly") == Some("yes");
+    let keyspace = &server.keyspace;
+    let log = &keyspace.log;
+    let d = &keyspace.durability;
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+    let checkpointing = d.checkpoint_in_progress.load(Ordering::Relaxed);
+    let status = |failed: bool| if failed { "err" } else { "ok" };
+    let last_checkpoint = match load(&d.last_checkpoint_unix) {
+        0 => server.started_unix_ms / 1000,
+        at => at,
+    };
+    let recovery = d.recovery.lock().clone();
+    let seq = log.last_seq();
     vec![
         field("loading", 0),
         field("async_loading", 0),
-        // Every write is in RocksDB when it is acknowledged: nothing waits
-        // for a save.
-        field("rdb_changes_since_last_save", 0),
-        field("rdb_bgsave_in_progress", 0),
-        field("rdb_last_save_time", server.started_unix_ms / 1000),
-        field("rdb_last_bgsave_status", "ok"),
-        field("rdb_last_bgsave_time_sec", -1),
+        field("rdb_changes_since_last_save", seq.saturating_sub(load(&d.checkpoint_seq))),
+        field("rdb_bgsave_in_progress", checkpointing as u8),
+        field("rdb_last_save_time", last_checkpoint),
+        field("rdb_last_bgsave_status", status(d.checkpoint_failed.load(Ordering::Relaxed))),
+        field("rdb_last_bgsave_time_sec", load(&d.last_checkpoint_ms) / 1000),
         field("rdb_current_bgsave_time_sec", -1),
-        field("rdb_saves", 0),
-        field("aof_enabled", aof as u8),
+        field("rdb_saves", load(&d.checkpoints)),
+        field("aof_enabled", 1),
         field("aof_rewrite_in_progress", 0),
         field("aof_rewrite_scheduled", 0),
         field("aof_last_rewrite_time_sec", -1),
         field("aof_current_rewrite_time_sec", -1),
         field("aof_last_bgrewrite_status", "ok"),
         field("aof_rewrites", 0),
-        field("aof_last_write_status", "ok"),
+        field("aof_last_write_status", status(log.write_failed())),
+        field("aof_current_size", log.disk_bytes()),
+        field("aof_pending_bio_fsync", (log.synced_seq() < log.written_seq()) as u8),
+        field("strata_appendfsync", server.config.read().get("appendfsync").unwrap_or("everysec")),
+        field("strata_log_seq", seq),
+        field("strata_log_written_seq", log.written_seq()),
+        field("strata_log_synced_seq", log.synced_seq()),
+        field("strata_log_fsyncs", load(&log.stats.fsyncs)),
+        field("strata_log_last_fsync_usec", load(&log.stats.last_fsync_micros)),
+        field("strata_rocksdb_flushed_seq", load(&d.rocks_flushed_seq)),
+        field("strata_checkpoint_seq", load(&d.checkpoint_seq)),
+        field("strata_checkpoint_bytes", load(&d.last_checkpoint_bytes)),
+        field("strata_recovery_ms", recovery.elapsed.as_millis() as u64),
+        field("strata_recovery_records", recovery.records_replayed),
     ]
 }
 
@@ -420,6 +445,9 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             ConfigError::Invalid(canonical, why) => failed(&canonical, &why),
             other => CmdError::err(other),
         })?;
+    }
+    if let Some(policy) = updated.get("appendfsync").and_then(strata_engines::log::FsyncPolicy::parse) {
+        ctx.server.keyspace.log.set_policy(policy);
     }
     *config = updated;
     Ok(Reply::ok())

@@ -36,7 +36,8 @@ pub struct ShardImage {
     pub shard: MemShard,
 }
 
-/// The file name of the checkpoint whose newest shard is at `seq`.
+/// The file name of the checkpoint whose oldest shard is at `seq`: the log
+/// must be kept from `seq + 1` for it to be usable.
 pub fn checkpoint_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("checkpoint-{seq:020}.ckpt"))
 }
@@ -66,7 +67,7 @@ pub struct CheckpointWriter {
     crc: u32,
     bytes: u64,
     buf: Vec<u8>,
-    max_seq: u64,
+    min_seq: u64,
 }
 
 impl CheckpointWriter {
@@ -82,7 +83,7 @@ impl CheckpointWriter {
             crc: 0,
             bytes: 0,
             buf: Vec::new(),
-            max_seq: 0,
+            min_seq: u64::MAX,
         };
         let mut head = MAGIC.to_vec();
         head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -99,7 +100,7 @@ impl CheckpointWriter {
 
     /// Appends one shard, cut at `seq`. Shards must come in index order.
     pub fn shard(&mut self, seq: u64, shard: &MemShard) -> Result<(), CheckpointError> {
-        self.max_seq = self.max_seq.max(seq);
+        self.min_seq = self.min_seq.min(seq);
         let mut head = seq.to_le_bytes().to_vec();
         Encoder(&mut head).varint(shard.entries().count() as u64);
         self.write(&head)?;
@@ -125,7 +126,7 @@ impl CheckpointWriter {
         let io = |source| CheckpointError::Io { path: tmp.clone(), source };
         let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)?;
-        let path = checkpoint_path(&self.dir, self.max_seq);
+        let path = checkpoint_path(&self.dir, self.min_seq);
         std::fs::rename(&tmp, &path).map_err(io)?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
         Ok((path, self.bytes))
@@ -209,7 +210,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shards = sample(5);
         let path = write(dir.path(), &shards);
-        assert_eq!(list_checkpoints(dir.path()), vec![(104, path.clone())]);
+        assert_eq!(list_checkpoints(dir.path()), vec![(100, path.clone())]);
         let images = read_checkpoint(&path, 5).unwrap();
         for (i, image) in images.iter().enumerate() {
             assert_eq!(image.seq, 100 + i as u64);

@@ -536,7 +536,9 @@ impl<'b> Decoder<'b> {
             0 => StreamOp::Add { id: self.id()?, fields: self.byte_list()? },
             1 => StreamOp::Delete { ids: self.id_list()? },
             2 => StreamOp::Trim { through: self.id()? },
-            3 => StreamOp::SetId { last_id: self.id()?, entries_added: self.opt_u64()?, max_deleted_id: self.opt_id()? },
+            3 => {
+                StreamOp::SetId { last_id: self.id()?, entries_added: self.opt_u64()?, max_deleted_id: self.opt_id()? }
+            }
             4 => StreamOp::CreateGroup { group: self.bytes()?, last_id: self.id()? },
             5 => StreamOp::DestroyGroup { group: self.bytes()? },
             6 => StreamOp::SetGroupId { group: self.bytes()?, last_id: self.id()? },
@@ -645,7 +647,10 @@ mod tests {
 
     fn sample_records() -> Vec<MemRecord> {
         let mut stream = StreamValue::default();
-        super::super::stream::apply(&mut stream, &StreamOp::Add { id: StreamId::new(5, 1), fields: vec![b("f"), b("v")] });
+        super::super::stream::apply(
+            &mut stream,
+            &StreamOp::Add { id: StreamId::new(5, 1), fields: vec![b("f"), b("v")] },
+        );
         super::super::stream::apply(&mut stream, &StreamOp::CreateGroup { group: b("g"), last_id: StreamId::MIN });
         super::super::stream::apply(
             &mut stream,
@@ -662,14 +667,29 @@ mod tests {
         zset.insert(f64::INFINITY, b("top"));
         zset.insert(-1.5, b("low"));
         vec![
-            MemRecord::Op { db: 3, op: MemOp::List { key: b("l"), op: ListOp::Push { front: true, items: vec![b("a"), b("")] } } },
+            MemRecord::Op {
+                db: 3,
+                op: MemOp::List { key: b("l"), op: ListOp::Push { front: true, items: vec![b("a"), b("")] } },
+            },
             MemRecord::Op { db: 0, op: MemOp::List { key: b("l"), op: ListOp::Remove { indexes: vec![0, 300] } } },
-            MemRecord::Op { db: 0, op: MemOp::Set { key: b("s"), op: SetOp::Remove(vec![Bytes::from_static(b"\x00\xff")]) } },
-            MemRecord::Op { db: 0, op: MemOp::ZSet { key: b("z"), op: ZSetOp::Add(vec![(f64::NEG_INFINITY, b("m"))]) } },
+            MemRecord::Op {
+                db: 0,
+                op: MemOp::Set { key: b("s"), op: SetOp::Remove(vec![Bytes::from_static(b"\x00\xff")]) },
+            },
+            MemRecord::Op {
+                db: 0,
+                op: MemOp::ZSet { key: b("z"), op: ZSetOp::Add(vec![(f64::NEG_INFINITY, b("m"))]) },
+            },
             MemRecord::Op { db: 0, op: MemOp::ZSet { key: b("z"), op: ZSetOp::RemoveRanks { start: 1, end: 9 } } },
             MemRecord::Op { db: 0, op: MemOp::Expire { key: b("z"), expire_ms: u64::MAX } },
-            MemRecord::Op { db: 0, op: MemOp::Put { key: b("z2"), entry: MemEntry { expire_ms: 9, value: MemValue::ZSet(zset) } } },
-            MemRecord::Op { db: 0, op: MemOp::Put { key: b("st"), entry: MemEntry { expire_ms: 0, value: MemValue::Stream(stream) } } },
+            MemRecord::Op {
+                db: 0,
+                op: MemOp::Put { key: b("z2"), entry: MemEntry { expire_ms: 9, value: MemValue::ZSet(zset) } },
+            },
+            MemRecord::Op {
+                db: 0,
+                op: MemOp::Put { key: b("st"), entry: MemEntry { expire_ms: 0, value: MemValue::Stream(stream) } },
+            },
             MemRecord::Op {
                 db: 1,
                 op: MemOp::Stream {

@@ -106,6 +106,21 @@ pub enum MemOp {
     },
 }
 
+impl MemOp {
+    /// The key the effect changes.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            MemOp::Put { key, .. }
+            | MemOp::Delete { key }
+            | MemOp::Expire { key, .. }
+            | MemOp::List { key, .. }
+            | MemOp::Set { key, .. }
+            | MemOp::ZSet { key, .. }
+            | MemOp::Stream { key, .. } => key,
+        }
+    }
+}
+
 /// One op-log record: an effect in a physical database, or a whole
 /// database emptied.
 #[derive(Clone, Debug, PartialEq)]

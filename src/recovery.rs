@@ -1,0 +1,136 @@
+//! Startup recovery: open RocksDB, load the newest usable memory
+//! checkpoint, then replay the log after each engine's own sequence.
+//!
+//! RocksDB knows the last sequence its flushed files hold (`applied_seq`);
+//! each checkpoint shard knows its own. A record is applied to RocksDB only
+//! above RocksDB's sequence and to a memory shard only above that shard's,
+//! so nothing is applied twice. A torn last record is cut off; any other
+//! damage stops startup with the file, offset and sequence.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use strata_engines::log::{cut_torn_tail, list_segments, read_log};
+use strata_engines::memory::checkpoint::{list_checkpoints, read_checkpoint};
+use strata_engines::memory::{shard_of, MemRecord, MemShard, SHARDS};
+use strata_engines::{EngineError, RocksConfig, RocksEngine};
+
+/// Where the pieces live inside the data directory.
+pub fn rocks_dir(dir: &Path) -> PathBuf {
+    dir.join("rocksdb")
+}
+
+pub fn log_dir(dir: &Path) -> PathBuf {
+    dir.join("log")
+}
+
+pub fn checkpoint_dir(dir: &Path) -> PathBuf {
+    dir.join("checkpoints")
+}
+
+/// What recovery found and did (INFO, metrics, the startup log line).
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// The sequence RocksDB's flushed files held.
+    pub rocks_seq: u64,
+    /// The checkpoint loaded (None: memory engines started empty).
+    pub checkpoint: Option<PathBuf>,
+    pub checkpoint_seq: u64,
+    /// Records read from the log and applied to at least one engine.
+    pub records_replayed: u64,
+    /// The last sequence in the log: the next record gets this plus one.
+    pub last_seq: u64,
+    /// Bytes cut off a torn last record.
+    pub torn_tail: Option<(PathBuf, u64)>,
+    pub elapsed: Duration,
+}
+
+/// The recovered engines.
+pub struct Recovered {
+    pub engine: RocksEngine,
+    pub shards: Vec<MemShard>,
+    /// The sequence each shard holds.
+    pub shard_seqs: Vec<u64>,
+    pub report: RecoveryReport,
+}
+
+/// Loads the newest checkpoint that reads back whole. A damaged one is
+/// skipped with a warning: the previous one plus a longer replay gives the
+/// same state (the log is kept for it).
+fn load_checkpoint(dir: &Path) -> (Option<PathBuf>, Vec<MemShard>, Vec<u64>) {
+    for (_, path) in list_checkpoints(dir) {
+        match read_checkpoint(&path, SHARDS) {
+            Ok(images) => {
+                let seqs = images.iter().map(|i| i.seq).collect();
+                let shards = images.into_iter().map(|i| i.shard).collect();
+                return (Some(path), shards, seqs);
+            }
+            Err(e) => tracing::warn!("skipping checkpoint: {e}"),
+        }
+    }
+    (None, (0..SHARDS).map(|_| MemShard::default()).collect(), vec![0; SHARDS])
+}
+
+pub fn recover(dir: &Path, config: &RocksConfig) -> Result<Recovered, EngineError> {
+    let started = Instant::now();
+    let engine = RocksEngine::open(&rocks_dir(dir), config)?;
+    let rocks_seq = engine.applied_seq()?;
+    let (checkpoint, mut shards, shard_seqs) = load_checkpoint(&checkpoint_dir(dir));
+    let checkpoint_seq = shard_seqs.iter().copied().min().unwrap_or(0);
+    let from = rocks_seq.min(checkpoint_seq);
+    let mut replayed = 0u64;
+    let end = read_log(&log_dir(dir), from, |record| {
+        if record.seq > rocks_seq && !record.rocks.is_empty() {
+            engine.write_data(&record.rocks)?;
+        }
+        for mem in &record.mem {
+            match mem {
+                MemRecord::Op { db, op } => {
+                    let shard = shard_of(op.key());
+                    if record.seq > shard_seqs[shard] {
+                        shards[shard].db(*db).apply(op);
+                    }
+                }
+                MemRecord::Flush { db } => {
+                    for (shard, &seq) in shards.iter_mut().zip(&shard_seqs) {
+                        if record.seq > seq {
+                            shard.flush(*db);
+                        }
+                    }
+                }
+            }
+        }
+        replayed += 1;
+        Ok::<(), EngineError>(())
+    })?;
+    let newest_engine = rocks_seq.max(shard_seqs.iter().copied().max().unwrap_or(0));
+    if end.last_seq < newest_engine {
+        return Err(EngineError::Unrecoverable(format!(
+            "the log ends at sequence {} but an engine already holds sequence {newest_engine}: records are \
+             missing from the log, so the engines cannot be brought to one state",
+            end.last_seq
+        )));
+    }
+    if let Some((path, offset)) = &end.torn {
+        tracing::warn!(file = %path.display(), offset, "cutting a torn record off the end of the log");
+        cut_torn_tail(path, *offset)?;
+    }
+    // The last segment stays as it is (new records go to a new one): make
+    // it durable now, so that a later power loss cannot tear a segment
+    // that is no longer the last.
+    if let Some(last) = list_segments(&log_dir(dir))?.last() {
+        std::fs::File::open(&last.path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| EngineError::Io(last.path.display().to_string(), e))?;
+    }
+    let report = RecoveryReport {
+        rocks_seq,
+        checkpoint,
+        checkpoint_seq,
+        records_replayed: replayed,
+        last_seq: end.last_seq,
+        torn_tail: end.torn,
+        elapsed: started.elapsed(),
+    };
+    Ok(Recovered { engine, shards, shard_seqs, report })
+}
