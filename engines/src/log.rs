@@ -630,7 +630,7 @@ mod tests {
     use bytes::Bytes;
 
     fn record(i: u64) -> (Vec<u8>, Vec<MemRecord>) {
-        let rocks = if i % 2 == 0 { vec![i as u8; (i % 7) as usize] } else { Vec::new() };
+        let rocks = if i.is_multiple_of(2) { vec![i as u8; (i % 7) as usize] } else { Vec::new() };
         let mem = vec![MemRecord::Op { db: 0, op: MemOp::Delete { key: Bytes::from(format!("key{i}")) } }];
         (rocks, mem)
     }
@@ -640,7 +640,7 @@ mod tests {
         for i in 1..=count {
             let (rocks, mem) = record(i);
             assert_eq!(log.lock().push(&rocks, &mem), i);
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 log.write_through(i).unwrap();
             }
         }

@@ -55,7 +55,7 @@ pub fn list_checkpoints(dir: &Path) -> Vec<(u64, PathBuf)> {
             Some((seq, path))
         })
         .collect();
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|c| std::cmp::Reverse(c.0));
     out
 }
 
