@@ -343,6 +343,24 @@ impl Keyspace {
         Ok(())
     }
 
+    /// SAVE: RocksDB's memtables flushed and a memory checkpoint written, so
+    /// that a restart replays (almost) nothing; then the log is truncated.
+    /// Writers keep going meanwhile.
+    pub fn save(&self) -> Result<(), EngineError> {
+        let engine = &self.store.engine;
+        let (seq, switch) = self.log.barrier(|seq| engine.switch_memtables(seq))?;
+        switch?;
+        self.durability.rocks_switch_seq.fetch_max(seq, Ordering::Relaxed);
+        // Waiting with RocksDB's own flush call would also flush the new
+        // memtable, whose records may not be durable in the log yet.
+        while engine.flush_pending() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        self.durability.rocks_flushed_seq.fetch_max(seq, Ordering::Relaxed);
+        self.checkpoint()?;
+        self.truncate_log()
+    }
+
     /// Clean shutdown: RocksDB flushed and memory checkpointed at the last
     /// sequence, so the next start replays nothing.
     pub fn shutdown(&self) -> Result<(), EngineError> {

@@ -35,6 +35,8 @@ pub struct Server {
     pub port: AtomicU16,
     shutdown_tx: watch::Sender<bool>,
     shutting_down: AtomicBool,
+    /// This server, for work a command starts in the background (BGSAVE).
+    pub this: std::sync::Weak<Server>,
 }
 
 /// How a server run can fail to start.
@@ -56,7 +58,8 @@ impl Server {
         let keyspace = Keyspace::open(&dir, &strata_engines::RocksConfig::default(), config.databases(), durability)?;
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
-        Ok(Arc::new(Server {
+        Ok(Arc::new_cyclic(|this| Server {
+            this: this.clone(),
             port: AtomicU16::new(config.port()),
             config: RwLock::new(config),
             keyspace,

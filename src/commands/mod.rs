@@ -11,6 +11,7 @@ mod database;
 mod hash;
 mod keyspace;
 mod list;
+mod persistence;
 mod server;
 mod set;
 mod stream;
@@ -157,6 +158,7 @@ impl CommandTable {
         set::register(&mut table);
         zset::register(&mut table);
         stream::register(&mut table);
+        persistence::register(&mut table);
         table.check();
         table
     }
