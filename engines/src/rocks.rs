@@ -72,6 +72,8 @@ pub struct RocksEngine {
     db: Arc<DB>,
     shared: Arc<FilterShared>,
     write_options: WriteOptions,
+    /// Batches written so far (tests check that one EXEC is one batch).
+    batches: AtomicU64,
 }
 
 impl RocksEngine {
@@ -116,7 +118,7 @@ impl RocksEngine {
         let db = DB::open_cf_descriptors(&db_options, dir, descriptors)?;
         let db = Arc::new(db);
         let _ = shared.db.set(Arc::downgrade(&db));
-        Ok(RocksEngine { db, shared, write_options: WriteOptions::default() })
+        Ok(RocksEngine { db, shared, write_options: WriteOptions::default(), batches: AtomicU64::new(0) })
     }
 
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
@@ -152,7 +154,13 @@ impl RocksEngine {
 
     /// Applies a batch atomically.
     pub fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+        self.batches.fetch_add(1, Ordering::Relaxed);
         Ok(self.db.write_opt(batch, &self.write_options)?)
+    }
+
+    /// How many batches `write` has applied.
+    pub fn batches_written(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 
     pub fn put_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, key: &[u8], value: &[u8]) {

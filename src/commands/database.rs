@@ -65,7 +65,7 @@ fn swapdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::DbIndexOutOfRange);
     }
     let keyspace = &ctx.server.keyspace;
-    keyspace.run_exclusive(0, |_| Ok(keyspace.store.swap_databases(a, b)?))?;
+    keyspace.run_exclusive(0, |tx| tx.swap_databases(a, b))?;
     // Clients blocked in either database may find data there now.
     keyspace.blocking.signal_database(a);
     keyspace.blocking.signal_database(b);
