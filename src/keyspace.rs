@@ -460,7 +460,8 @@ impl<'s> Tx<'s> {
             shard.flush(physical);
         }
         self.records.push(MemRecord::Flush { db: physical });
-        Ok(self.txn.store().flush_database(physical)?)
+        self.txn.flush_database(physical);
+        Ok(())
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -527,9 +528,14 @@ thread_local! {
 enum ExecTx {
     Idle,
     /// A Tx of `keyspace`, free for the next command.
-    Open { keyspace: *const Keyspace, tx: *mut () },
+    Open {
+        keyspace: *const Keyspace,
+        tx: *mut (),
+    },
     /// A command is using the Tx right now.
-    Busy { keyspace: *const Keyspace },
+    Busy {
+        keyspace: *const Keyspace,
+    },
 }
 
 /// Puts a state back into `EXEC_TX` when dropped (also on unwind).

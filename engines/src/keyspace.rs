@@ -180,12 +180,7 @@ impl Store {
     /// FLUSHDB of one physical database. The caller holds every shard lock.
     pub fn flush_database(&self, physical: u32) -> Result<(), EngineError> {
         let mut txn = self.txn();
-        for cf in [Cf::Meta, Cf::Sub, Cf::Expire] {
-            txn.ws.delete_range(cf, db_start(physical), db_end(physical));
-        }
-        let counters = self.counters(physical);
-        txn.count(physical, "keys", -counters.keys.load(Ordering::Relaxed));
-        txn.count(physical, "expires", -counters.expires.load(Ordering::Relaxed));
+        txn.flush_database(physical);
         txn.commit()
     }
 }
@@ -287,6 +282,20 @@ impl<'s> Txn<'s> {
                 }
                 Ok(false)
             }
+        }
+    }
+
+    /// Empties physical database `physical` as part of this transaction,
+    /// pending writes included (a MULTI may write, then FLUSHDB). The
+    /// caller holds every shard lock.
+    pub fn flush_database(&mut self, physical: u32) {
+        for cf in [Cf::Meta, Cf::Sub, Cf::Expire] {
+            self.ws.delete_range(cf, db_start(physical), db_end(physical));
+        }
+        let counters = self.store.counters(physical);
+        for (what, committed) in [("keys", &counters.keys), ("expires", &counters.expires)] {
+            let pending = self.deltas.get(&(physical, what)).copied().unwrap_or(0);
+            self.count(physical, what, -(committed.load(Ordering::Relaxed) + pending));
         }
     }
 

@@ -322,9 +322,11 @@ pub fn block_client(
     timeout_reply: crate::protocol::Reply,
 ) -> crate::protocol::Reply {
     if client.in_exec {
-        // Redis: inside MULTI a blocking command never blocks; it answers
-        // as if its timeout had passed.
-        return timeout_reply;
+        // Redis: inside MULTI a blocking command never blocks. It answers
+        // as on timeout, except the list moves, which answer a nil bulk
+        // there (and a nil array on timeout).
+        let moves = argv[0].eq_ignore_ascii_case(b"blmove") || argv[0].eq_ignore_ascii_case(b"brpoplpush");
+        return if moves { crate::protocol::Reply::Nil } else { timeout_reply };
     }
     if client.retrying_blocked {
         client.unserved = true;
