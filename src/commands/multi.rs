@@ -40,10 +40,13 @@ pub struct MultiState {
     pub failed: bool,
 }
 
+/// A key in a logical database.
+type DbKey = (usize, Bytes);
+
 /// Every watched key, by logical database, with its watchers.
 #[derive(Default)]
 pub struct Watches {
-    keys: Mutex<HashMap<(usize, Bytes), Vec<Arc<ClientShared>>>>,
+    keys: Mutex<HashMap<DbKey, Vec<Arc<ClientShared>>>>,
     /// Number of watched keys: writes skip all WATCH work while it is 0.
     count: AtomicUsize,
 }
