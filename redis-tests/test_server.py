@@ -173,7 +173,9 @@ def test_info_sections_and_fields(pair, strata_server):
     assert memory["maxmemory"] == "0" and memory["maxmemory_policy"] == "noeviction"
     assert int(memory["strata_rocksdb_disk_bytes"]) >= 0
     persistence = sections["Persistence"]
-    assert persistence["loading"] == "0" and persistence["aof_enabled"] == "0"
+    # Strata's log is always on, whatever `appendonly` says.
+    assert persistence["loading"] == "0" and persistence["aof_enabled"] == "1"
+    assert int(persistence["strata_log_seq"]) >= 0 and persistence["aof_last_write_status"] == "ok"
     assert persistence["rdb_last_bgsave_status"] == "ok"
     stats = sections["Stats"]
     for field in ["total_connections_received", "total_commands_processed", "instantaneous_ops_per_sec",

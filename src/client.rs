@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 /// What other connections may see of a client (CLIENT LIST) or do to it
@@ -25,6 +26,11 @@ pub struct ClientShared {
     /// Set by CLIENT KILL; the connection closes before its next command.
     pub killed: AtomicBool,
     pub kill_notify: tokio::sync::Notify,
+    /// Commands queued since MULTI, -1 outside MULTI (CLIENT LIST `multi=`).
+    pub multi: AtomicI64,
+    /// A watched key changed since WATCH: EXEC will fail (Redis's
+    /// CLIENT_DIRTY_CAS). Set by whichever client made the change.
+    pub dirty_cas: AtomicBool,
 }
 
 impl ClientShared {
@@ -47,15 +53,29 @@ impl ClientShared {
         let active = self.last_active_ms.load(Ordering::Relaxed);
         let idle = (now.duration_since(started).as_millis() as u64).saturating_sub(active) / 1000;
         let last = self.last_command.lock().clone();
+        let multi = self.multi.load(Ordering::Relaxed);
+        // Redis's flag letters, in Redis's order.
+        let mut flags = String::new();
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.dirty_cas.load(Ordering::Relaxed) {
+            flags.push('d');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.local_addr,
             self.name.lock(),
             age,
             idle,
+            flags,
             self.db.load(Ordering::Relaxed),
+            multi,
             if last.is_empty() { "NULL".to_string() } else { last },
             self.resp.load(Ordering::Relaxed),
         )
@@ -86,6 +106,8 @@ impl ClientRegistry {
             lib_ver: Mutex::new(String::new()),
             killed: AtomicBool::new(false),
             kill_notify: tokio::sync::Notify::new(),
+            multi: AtomicI64::new(-1),
+            dirty_cas: AtomicBool::new(false),
         });
         self.clients.lock().insert(id, shared.clone());
         shared
@@ -129,6 +151,13 @@ pub struct Client {
     /// it must not block again (`unserved` says it found nothing again).
     pub retrying_blocked: bool,
     pub unserved: bool,
+    /// The commands queued since MULTI; None outside MULTI.
+    pub multi: Option<crate::commands::multi::MultiState>,
+    /// The keys this client WATCHes, with their logical databases.
+    pub watched: Vec<(usize, Bytes)>,
+    /// EXEC is running this client's queued commands: blocking commands
+    /// answer at once instead of blocking.
+    pub in_exec: bool,
 }
 
 impl Client {
@@ -143,6 +172,9 @@ impl Client {
             blocked: None,
             retrying_blocked: false,
             unserved: false,
+            multi: None,
+            watched: Vec::new(),
+            in_exec: false,
         }
     }
 

@@ -27,6 +27,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream, addr: SocketAddr) {
     if let Err(e) = session(&server, socket, &mut client).await {
         tracing::debug!(client = client.shared.id, error = %e, "connection closed");
     }
+    crate::commands::client_closed(&server, &mut client);
     server.clients.remove(shared.id);
 }
 

@@ -7,6 +7,7 @@
 //! batch. Memory engines (lists, sets, sorted sets, streams) join here: a key
 //! has one type in the whole server, and `Tx::meta` is where that is decided.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,15 +15,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use strata_cluster::key_slot;
+use strata_engines::encoding::{decode_meta_key, decode_sub_key};
 use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Store, Txn};
 use strata_engines::log::{FsyncPolicy, Log};
 use strata_engines::memory::{
     shard_of, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, ZSetOp, SHARDS,
 };
-use strata_engines::{EngineError, KeyType, RocksConfig};
+use strata_engines::writeset::WriteSet;
+use strata_engines::{Cf, EngineError, KeyType, RocksConfig};
 use tokio::sync::watch;
 
 use crate::blocking::Blocking;
+use crate::commands::multi::Watches;
 use crate::error::CmdError;
 use crate::recovery::{self, RecoveryReport};
 
@@ -61,6 +65,8 @@ pub struct Keyspace {
     pub durability: Durability,
     dir: PathBuf,
     config: DurabilityConfig,
+    /// WATCHed keys; every committed change to one marks its watchers.
+    pub watches: Watches,
 }
 
 /// Where each engine's durable state stands, for truncation, INFO and
@@ -128,6 +134,7 @@ impl Keyspace {
             durability,
             dir: dir.to_path_buf(),
             config,
+            watches: Watches::default(),
         })
     }
 
@@ -156,6 +163,9 @@ impl Keyspace {
         keys: &[&[u8]],
         body: impl FnOnce(&mut Tx) -> Result<R, CmdError>,
     ) -> Result<R, CmdError> {
+        if self.in_exec() {
+            return self.run_in_exec(db, body);
+        }
         let shards = self.lock_keys(keys);
         self.run_locked(db, shards, body)
     }
@@ -167,6 +177,9 @@ impl Keyspace {
         db: usize,
         body: impl FnOnce(&mut Tx) -> Result<R, CmdError>,
     ) -> Result<R, CmdError> {
+        if self.in_exec() {
+            return self.run_in_exec(db, body);
+        }
         let shards = self.lock_all();
         self.run_locked(db, shards, body)
     }
@@ -175,6 +188,9 @@ impl Keyspace {
     /// view (SCAN, KEYS, RANDOMKEY) where Redis gives no atomicity either.
     /// Memory keys are reached with `visit_memory_slot`.
     pub fn run_unlocked<R>(&self, db: usize, body: impl FnOnce(&mut Tx) -> Result<R, CmdError>) -> Result<R, CmdError> {
+        if self.in_exec() {
+            return self.run_in_exec(db, body);
+        }
         let mut tx = self.tx(db, Vec::new());
         // Lazy expiry found by an unlocked read is not written back: another
         // client may be changing the key. Active expiry deletes it.
@@ -190,6 +206,7 @@ impl Keyspace {
             records: Vec::new(),
             blocking: &self.blocking,
             store: &self.store,
+            watches: &self.watches,
         }
     }
 
@@ -203,11 +220,13 @@ impl Keyspace {
         let result = body(&mut tx);
         let Tx { txn, records, shards, .. } = tx;
         let expired = txn.expired;
+        let changed = self.changed_keys(&txn.ws, &records);
         // A failed command's RocksDB writes are dropped; its memory effects
         // already happened and are logged like any others.
         let commit = if result.is_ok() { Some(txn.finish()) } else { None };
         self.commit(commit, records)?;
         drop(shards);
+        self.touch_watched(changed);
         if expired > 0 && result.is_ok() {
             self.expired_keys.fetch_add(expired, Ordering::Relaxed);
         }
@@ -378,8 +397,8 @@ impl Keyspace {
     /// of the records).
     pub fn memory_image(&self) -> strata_engines::memory::MemImage {
         let mut image = Default::default();
-        for shard in &self.shards {
-            shard.lock().add_to_image(&mut image);
+        for index in 0..SHARDS {
+            self.read_shard(index, |shard| shard.add_to_image(&mut image));
         }
         image.retain(|_, keys: &mut std::collections::BTreeMap<Bytes, MemEntry>| !keys.is_empty());
         image
@@ -391,11 +410,13 @@ impl Keyspace {
         let counters = self.store.counters(physical);
         let mut keys = counters.keys.load(Ordering::Relaxed).max(0) as u64;
         let mut expires = counters.expires.load(Ordering::Relaxed).max(0) as u64;
-        for shard in &self.shards {
-            if let Some(mem) = shard.lock().db_ref(physical) {
-                keys += mem.len() as u64;
-                expires += mem.expires_len() as u64;
-            }
+        for index in 0..SHARDS {
+            self.read_shard(index, |shard| {
+                if let Some(mem) = shard.db_ref(physical) {
+                    keys += mem.len() as u64;
+                    expires += mem.expires_len() as u64;
+                }
+            });
         }
         (keys, expires)
     }
@@ -410,18 +431,19 @@ impl Keyspace {
         now_ms: u64,
         visit: &mut dyn FnMut(&Bytes, &MemEntry) -> bool,
     ) -> bool {
-        let shard = self.shards[slot as usize % SHARDS].lock();
-        let Some(db) = shard.db_ref(physical) else { return true };
-        for key in db.keys_in_slot(slot, after) {
-            let entry = db.get(key).expect("indexed keys exist");
-            if entry.expire_ms != 0 && entry.expire_ms <= now_ms {
-                continue;
+        self.read_shard(slot as usize % SHARDS, |shard| {
+            let Some(db) = shard.db_ref(physical) else { return true };
+            for key in db.keys_in_slot(slot, after) {
+                let entry = db.get(key).expect("indexed keys exist");
+                if entry.expire_ms != 0 && entry.expire_ms <= now_ms {
+                    continue;
+                }
+                if !visit(key, entry) {
+                    return false;
+                }
             }
-            if !visit(key, entry) {
-                return false;
-            }
-        }
-        true
+            true
+        })
     }
 
     /// One active-expiry pass over every database (Redis's `activeExpireCycle`
@@ -440,6 +462,7 @@ impl Keyspace {
                 let mut txn = self.store.txn();
                 if txn.reap(&KeyRef { db: physical, slot, key: &key }, expire)? {
                     deleted += 1;
+                    self.watches.touch(db, &key);
                 }
                 self.commit(Some(txn.finish()), Vec::new())?;
             }
@@ -456,6 +479,7 @@ impl Keyspace {
                 }
             }
             deleted += records.len();
+            self.touch_watched(self.changed_keys(&WriteSet::new(&self.store.engine), &records));
             self.commit(None, records)?;
         }
         if all_done {
@@ -478,6 +502,7 @@ pub struct Tx<'s> {
     records: Vec<MemRecord>,
     blocking: &'s Blocking,
     store: &'s Store,
+    watches: &'s Watches,
 }
 
 impl<'s> Tx<'s> {
@@ -655,6 +680,14 @@ impl<'s> Tx<'s> {
     /// shard (`run_exclusive`).
     pub fn flush_database(&mut self, physical: u32) -> Result<(), CmdError> {
         assert_eq!(self.shards.len(), SHARDS, "flush needs every shard locked");
+        // Redis touches the watched keys that the flush empties.
+        if let Some(db) = self.store.logical(physical) {
+            for key in self.watches.keys_in(db) {
+                if self.stored(physical, &key)? {
+                    self.watches.touch(db, &key);
+                }
+            }
+        }
         for (_, shard) in &mut self.shards {
             shard.flush(physical);
         }
@@ -665,6 +698,163 @@ impl<'s> Tx<'s> {
 
     pub fn now_ms(&self) -> u64 {
         self.txn.now_ms
+    }
+
+    /// SWAPDB: exchanges two logical databases. The caller holds every
+    /// shard (`run_exclusive`). As Redis, a key watched in either database
+    /// is touched if it exists in either.
+    pub fn swap_databases(&mut self, a: usize, b: usize) -> Result<(), CmdError> {
+        let (pa, pb) = (self.store.physical(a), self.store.physical(b));
+        for db in [a, b] {
+            for key in self.watches.keys_in(db) {
+                if a != b && (self.stored(pa, &key)? || self.stored(pb, &key)?) {
+                    self.watches.touch(db, &key);
+                }
+            }
+        }
+        self.store.swap_databases(&mut self.txn, a, b);
+        Ok(())
+    }
+
+    /// Whether `key` is stored in `physical`, expired or not.
+    fn stored(&mut self, physical: u32, key: &[u8]) -> Result<bool, CmdError> {
+        if self.mem_db_in(physical, key).get(key).is_some() {
+            return Ok(true);
+        }
+        Ok(self.txn.raw_meta(&KeyRef { db: physical, slot: key_slot(key), key })?.is_some())
+    }
+
+    /// Whether `key` is still stored but past its TTL: Redis 7 fails EXEC
+    /// when a watched key expired after WATCH, even if nothing deleted it.
+    pub fn has_expired(&mut self, key: &[u8]) -> Result<bool, CmdError> {
+        let (now, physical) = (self.txn.now_ms, self.physical);
+        let due = |expire_ms: u64| expire_ms != 0 && expire_ms <= now;
+        if let Some(entry) = self.mem_db_in(physical, key).get(key) {
+            return Ok(due(entry.expire_ms));
+        }
+        Ok(self.txn.raw_meta(&self.key(key))?.is_some_and(|meta| due(meta.expire_ms)))
+    }
+}
+
+thread_local! {
+    /// The transaction EXEC keeps open on this thread (`run_transaction`).
+    static EXEC_TX: Cell<ExecTx> = const { Cell::new(ExecTx::Idle) };
+}
+
+/// What EXEC has open on a thread. The pointers are only compared (the
+/// keyspace) or dereferenced by `run_in_exec` while `run_transaction`
+/// keeps the Tx alive.
+#[derive(Clone, Copy)]
+enum ExecTx {
+    Idle,
+    /// A Tx of `keyspace`, free for the next command.
+    Open {
+        keyspace: *const Keyspace,
+        tx: *mut (),
+    },
+    /// A command is using the Tx right now.
+    Busy {
+        keyspace: *const Keyspace,
+    },
+}
+
+/// Puts a state back into `EXEC_TX` when dropped (also on unwind).
+struct SetExecTx(ExecTx);
+
+impl Drop for SetExecTx {
+    fn drop(&mut self) {
+        EXEC_TX.set(self.0);
+    }
+}
+
+impl Keyspace {
+    /// EXEC: runs `body` with every shard locked and one `Tx` open. Each
+    /// `run`, `run_exclusive` and `run_unlocked` that `body` makes on this
+    /// thread joins that Tx (in the database it names), so the queued
+    /// commands are atomic for other clients and commit once, as one batch
+    /// and one set of records, when `body` ends.
+    pub fn run_transaction<R>(&self, db: usize, body: impl FnOnce() -> Result<R, CmdError>) -> Result<R, CmdError> {
+        let shards = self.lock_all();
+        self.run_locked(db, shards, |tx| {
+            let _idle = SetExecTx(ExecTx::Idle);
+            EXEC_TX.set(ExecTx::Open { keyspace: self, tx: tx as *mut Tx<'_> as *mut () });
+            body()
+        })
+    }
+
+    /// Whether this thread is inside `run_transaction` on this keyspace.
+    fn in_exec(&self) -> bool {
+        match EXEC_TX.get() {
+            ExecTx::Idle => false,
+            ExecTx::Open { keyspace, .. } | ExecTx::Busy { keyspace, .. } => std::ptr::eq(keyspace, self),
+        }
+    }
+
+    /// Runs one command's `body` in the Tx that EXEC keeps open.
+    fn run_in_exec<R>(&self, db: usize, body: impl FnOnce(&mut Tx) -> Result<R, CmdError>) -> Result<R, CmdError> {
+        let ExecTx::Open { keyspace, tx } = EXEC_TX.get() else {
+            panic!("Keyspace::run nested inside another during EXEC");
+        };
+        EXEC_TX.set(ExecTx::Busy { keyspace });
+        let _open = SetExecTx(ExecTx::Open { keyspace, tx });
+        // SAFETY: `tx` points at the Tx that `run_transaction` keeps alive
+        // (and its shards locked) on this thread until it resets EXEC_TX;
+        // the Busy state makes this the only reference to it meanwhile.
+        let tx = unsafe { &mut *(tx as *mut Tx<'_>) };
+        tx.db = db;
+        tx.physical = self.store.physical(db);
+        body(tx)
+    }
+
+    /// Reads shard `index`: under its lock, or in place inside EXEC, whose
+    /// thread holds every shard lock already (locking again would deadlock).
+    fn read_shard<R>(&self, index: usize, read: impl FnOnce(&MemShard) -> R) -> R {
+        if self.in_exec() {
+            // SAFETY: this thread holds the shard's lock through EXEC's Tx,
+            // and no command keeps a mutable borrow of a shard across a call
+            // to the keyspace-wide readers that come here.
+            read(unsafe { &*self.shards[index].data_ptr() })
+        } else {
+            read(&self.shards[index].lock())
+        }
+    }
+
+    /// The (physical database, key) pairs a command's effects change, when
+    /// someone WATCHes: every RocksDB key written (metadata or hash field)
+    /// and every memory key an effect names. Writes that change nothing are
+    /// never made, so they touch nothing (as Redis's signalModifiedKey).
+    fn changed_keys(&self, ws: &WriteSet, records: &[MemRecord]) -> Vec<(u32, Bytes)> {
+        if self.watches.is_empty() {
+            return Vec::new();
+        }
+        let mut changed: Vec<(u32, Bytes)> = Vec::new();
+        let mut add = |physical: u32, key: &[u8]| {
+            if changed.last().is_none_or(|(p, k)| *p != physical || k.as_ref() != key) {
+                changed.push((physical, Bytes::copy_from_slice(key)));
+            }
+        };
+        for (cf, raw) in ws.pending_keys() {
+            match cf {
+                Cf::Meta => decode_meta_key(raw).into_iter().for_each(|(db, _, key)| add(db, key)),
+                Cf::Sub => decode_sub_key(raw).into_iter().for_each(|sub| add(sub.db, sub.key)),
+                Cf::Expire | Cf::Default => {}
+            }
+        }
+        for record in records {
+            if let MemRecord::Op { db, op } = record {
+                add(*db, op.key());
+            }
+        }
+        changed
+    }
+
+    /// Marks the watchers of changed keys (see `changed_keys`).
+    fn touch_watched(&self, changed: Vec<(u32, Bytes)>) {
+        for (physical, key) in changed {
+            if let Some(db) = self.store.logical(physical) {
+                self.watches.touch(db, &key);
+            }
+        }
     }
 }
 

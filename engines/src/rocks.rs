@@ -75,6 +75,8 @@ pub struct RocksEngine {
     db: Arc<DB>,
     shared: Arc<FilterShared>,
     write_options: WriteOptions,
+    /// Batches written so far (tests check that one EXEC is one batch).
+    batches: AtomicU64,
 }
 
 impl RocksEngine {
@@ -124,7 +126,7 @@ impl RocksEngine {
         let _ = shared.db.set(Arc::downgrade(&db));
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
-        Ok(RocksEngine { db, shared, write_options })
+        Ok(RocksEngine { db, shared, write_options, batches: AtomicU64::new(0) })
     }
 
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
@@ -160,6 +162,7 @@ impl RocksEngine {
 
     /// Applies a batch atomically.
     pub fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+        self.batches.fetch_add(1, Ordering::Relaxed);
         Ok(self.db.write_opt(batch, &self.write_options)?)
     }
 
@@ -167,6 +170,11 @@ impl RocksEngine {
     /// stores it.
     pub fn write_data(&self, data: &[u8]) -> Result<(), EngineError> {
         self.write(WriteBatch::from_data(data))
+    }
+
+    /// How many batches `write` has applied.
+    pub fn batches_written(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 
     pub fn put_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, key: &[u8], value: &[u8]) {

@@ -61,6 +61,12 @@ impl<'e> WriteSet<'e> {
         self.pending.insert((cf, key), None);
     }
 
+    /// The keys with a pending put or delete, in order (WATCH learns from
+    /// them which user keys a command changed).
+    pub fn pending_keys(&self) -> impl Iterator<Item = (Cf, &[u8])> + '_ {
+        self.pending.keys().map(|(cf, key)| (*cf, key.as_slice()))
+    }
+
     /// Deletes every key in `[from, to)`, including pending ones.
     pub fn delete_range(&mut self, cf: Cf, from: Vec<u8>, to: Vec<u8>) {
         let doomed: Vec<_> = self.pending.range((cf, from.clone())..(cf, to.clone())).map(|(k, _)| k.clone()).collect();

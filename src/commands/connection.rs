@@ -44,6 +44,7 @@ fn quit(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 
 /// `RESET`: back to a fresh connection's state.
 fn reset(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    super::multi::forget(ctx.server, ctx.client);
     ctx.client.select(0);
     ctx.client.set_resp3(false);
     ctx.client.authenticated = ctx.server.config.read().requirepass().is_none();

@@ -65,10 +65,7 @@ fn swapdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::DbIndexOutOfRange);
     }
     let keyspace = &ctx.server.keyspace;
-    keyspace.run_exclusive(0, |tx| {
-        keyspace.store.swap_databases(&mut tx.txn, a, b);
-        Ok(())
-    })?;
+    keyspace.run_exclusive(0, |tx| tx.swap_databases(a, b))?;
     // Clients blocked in either database may find data there now.
     keyspace.blocking.signal_database(a);
     keyspace.blocking.signal_database(b);

@@ -11,6 +11,7 @@ mod database;
 mod hash;
 mod keyspace;
 mod list;
+pub(crate) mod multi;
 mod persistence;
 mod server;
 mod set;
@@ -159,6 +160,7 @@ impl CommandTable {
         zset::register(&mut table);
         stream::register(&mut table);
         persistence::register(&mut table);
+        multi::register(&mut table);
         table.check();
         table
     }
@@ -321,6 +323,13 @@ pub fn block_client(
     timeout: Option<std::time::Duration>,
     timeout_reply: crate::protocol::Reply,
 ) -> crate::protocol::Reply {
+    if client.in_exec {
+        // Redis: inside MULTI a blocking command never blocks. It answers
+        // as on timeout, except the list moves, which answer a nil bulk
+        // there (and a nil array on timeout).
+        let moves = argv[0].eq_ignore_ascii_case(b"blmove") || argv[0].eq_ignore_ascii_case(b"brpoplpush");
+        return if moves { crate::protocol::Reply::Nil } else { timeout_reply };
+    }
     if client.retrying_blocked {
         client.unserved = true;
     } else {
@@ -359,25 +368,39 @@ pub fn pop_first_or_block(
     })
 }
 
+/// The connection is closing: its transaction and watches go.
+pub fn client_closed(server: &Server, client: &mut Client) {
+    multi::forget(server, client);
+}
+
 /// Runs one command: lookup, auth and memory checks, handler, stats.
+/// Inside MULTI a command that passes the checks is queued instead, and
+/// one that fails them fails the transaction.
 fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::protocol::Reply {
     let row = match server.commands.lookup(argv) {
         Ok(row) => row,
         Err(e) => {
             server.stats.record_error(&e);
-            return e.to_reply();
+            return multi::reject(server, client, argv, e);
         }
     };
-    if !client.authenticated && !row.has_flag("no_auth") {
+    let refusal = if !client.authenticated && !row.has_flag("no_auth") {
+        Some(CmdError::NoAuth)
+    } else if client.multi.is_some() && row.has_flag("no_multi") {
+        Some(CmdError::err("Command not allowed inside a transaction"))
+    } else if row.has_flag("denyoom") && over_maxmemory(server) {
+        Some(CmdError::Custom("OOM command not allowed when used memory > 'maxmemory'.".into()))
+    } else {
+        None
+    };
+    if let Some(error) = refusal {
         row.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
-        server.stats.record_error(&CmdError::NoAuth);
-        return CmdError::NoAuth.to_reply();
-    }
-    if row.has_flag("denyoom") && over_maxmemory(server) {
-        row.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
-        let error = CmdError::Custom("OOM command not allowed when used memory > 'maxmemory'.".into());
         server.stats.record_error(&error);
-        return error.to_reply();
+        return multi::reject(server, client, argv, error);
+    }
+    if client.multi.is_some() && !multi::runs_inside_multi(&row.name) {
+        client.shared.set_last_command(&row.name);
+        return multi::queue(client, argv);
     }
     let handler = row.handler.expect("checked at startup");
     client.wrote |= row.is_write();
