@@ -78,7 +78,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, limit: Arc<Sema
 
 /// What a request head asks for.
 #[derive(Debug, PartialEq, Eq)]
-enum Request {
+enum Route {
     /// `GET /metrics` (`head_only` for HEAD).
     Metrics {
         head_only: bool,
@@ -90,32 +90,32 @@ enum Request {
 
 /// Parses the request line (`METHOD SP target SP HTTP/1.x`); the headers
 /// that follow do not matter here.
-fn parse_request_line(line: &[u8]) -> Request {
+fn parse_request_line(line: &[u8]) -> Route {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut parts = line.split(|&b| b == b' ');
     let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Request::BadRequest;
+        return Route::BadRequest;
     };
     let token = |bytes: &[u8]| !bytes.is_empty() && bytes.iter().all(|b| b.is_ascii_uppercase());
     if !token(method) || !target.starts_with(b"/") || !version.starts_with(b"HTTP/1.") {
-        return Request::BadRequest;
+        return Route::BadRequest;
     }
     let path = target.split(|&b| b == b'?').next().unwrap_or(target);
     if path != b"/metrics" {
-        return Request::NotFound;
+        return Route::NotFound;
     }
     match method {
-        b"GET" => Request::Metrics { head_only: false },
-        b"HEAD" => Request::Metrics { head_only: true },
-        _ => Request::MethodNotAllowed,
+        b"GET" => Route::Metrics { head_only: false },
+        b"HEAD" => Route::Metrics { head_only: true },
+        _ => Route::MethodNotAllowed,
     }
 }
 
 /// How reading the request head ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Head {
-    Complete(Request),
+    Complete(Route),
     TooLarge,
     /// The peer closed or the read failed: nobody to answer.
     Gone,
@@ -137,7 +137,7 @@ async fn read_head(socket: &mut TcpStream) -> Head {
         if request.is_none() {
             if let Some(end) = head.iter().position(|&b| b == b'\n') {
                 let parsed = parse_request_line(&head[..end]);
-                if parsed == Request::BadRequest {
+                if parsed == Route::BadRequest {
                     return Head::Complete(parsed);
                 }
                 request = Some(parsed);
@@ -166,10 +166,10 @@ async fn serve(server: &Server, mut socket: TcpStream) {
             response("431 Request Header Fields Too Large", "text/plain", "request head too large\n", false)
         }
         Ok(Head::Complete(request)) => match request {
-            Request::Metrics { head_only } => response("200 OK", CONTENT_TYPE, &render(server), head_only),
-            Request::BadRequest => response("400 Bad Request", "text/plain", "bad request\n", false),
-            Request::NotFound => response("404 Not Found", "text/plain", "not found; try /metrics\n", false),
-            Request::MethodNotAllowed => response("405 Method Not Allowed", "text/plain", "use GET\n", false),
+            Route::Metrics { head_only } => response("200 OK", CONTENT_TYPE, &render(server), head_only),
+            Route::BadRequest => response("400 Bad Request", "text/plain", "bad request\n", false),
+            Route::NotFound => response("404 Not Found", "text/plain", "not found; try /metrics\n", false),
+            Route::MethodNotAllowed => response("405 Method Not Allowed", "text/plain", "use GET\n", false),
         },
     };
     let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
@@ -304,18 +304,18 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        assert_eq!(parse_request_line(b"GET /metrics HTTP/1.1\r"), Request::Metrics { head_only: false });
-        assert_eq!(parse_request_line(b"GET /metrics?x=1 HTTP/1.0"), Request::Metrics { head_only: false });
-        assert_eq!(parse_request_line(b"HEAD /metrics HTTP/1.1\r"), Request::Metrics { head_only: true });
-        assert_eq!(parse_request_line(b"POST /metrics HTTP/1.1\r"), Request::MethodNotAllowed);
-        assert_eq!(parse_request_line(b"GET / HTTP/1.1\r"), Request::NotFound);
-        assert_eq!(parse_request_line(b"GET /metricsx HTTP/1.1\r"), Request::NotFound);
-        assert_eq!(parse_request_line(b"get /metrics HTTP/1.1\r"), Request::BadRequest);
-        assert_eq!(parse_request_line(b"GET /metrics\r"), Request::BadRequest);
-        assert_eq!(parse_request_line(b"GET  /metrics HTTP/1.1\r"), Request::BadRequest);
-        assert_eq!(parse_request_line(b"GET metrics HTTP/1.1\r"), Request::BadRequest);
-        assert_eq!(parse_request_line(b"GET /metrics SPDY/3\r"), Request::BadRequest);
-        assert_eq!(parse_request_line(b"\x00\xff\x10"), Request::BadRequest);
+        assert_eq!(parse_request_line(b"GET /metrics HTTP/1.1\r"), Route::Metrics { head_only: false });
+        assert_eq!(parse_request_line(b"GET /metrics?x=1 HTTP/1.0"), Route::Metrics { head_only: false });
+        assert_eq!(parse_request_line(b"HEAD /metrics HTTP/1.1\r"), Route::Metrics { head_only: true });
+        assert_eq!(parse_request_line(b"POST /metrics HTTP/1.1\r"), Route::MethodNotAllowed);
+        assert_eq!(parse_request_line(b"GET / HTTP/1.1\r"), Route::NotFound);
+        assert_eq!(parse_request_line(b"GET /metricsx HTTP/1.1\r"), Route::NotFound);
+        assert_eq!(parse_request_line(b"get /metrics HTTP/1.1\r"), Route::BadRequest);
+        assert_eq!(parse_request_line(b"GET /metrics\r"), Route::BadRequest);
+        assert_eq!(parse_request_line(b"GET  /metrics HTTP/1.1\r"), Route::BadRequest);
+        assert_eq!(parse_request_line(b"GET metrics HTTP/1.1\r"), Route::BadRequest);
+        assert_eq!(parse_request_line(b"GET /metrics SPDY/3\r"), Route::BadRequest);
+        assert_eq!(parse_request_line(b"\x00\xff\x10"), Route::BadRequest);
     }
 
     #[test]
