@@ -18,6 +18,11 @@ const REDIS_DEFAULTS: &str = include_str!("config-defaults.tsv");
 /// its data under ./strata-data and listens on loopback only.
 const STRATA_DEFAULTS: &[(&str, &str)] = &[("dir", "./strata-data"), ("bind", "127.0.0.1")];
 
+/// Strata's own parameters, which Redis does not have, with their defaults.
+/// `metrics-port`: the Prometheus endpoint's port on the `bind` addresses
+/// (0 = off).
+const STRATA_PARAMS: &[(&str, &str)] = &[("metrics-port", "0")];
+
 /// Parameters that take a size with an optional unit (`1gb`, `512mb`).
 const MEMORY_PARAMS: &[&str] = &[
     "maxmemory",
@@ -50,6 +55,7 @@ const IMMUTABLE_PARAMS: &[&str] = &[
     "io-threads",
     "io-threads-do-reads",
     "logfile",
+    "metrics-port",
     "pidfile",
     "rdbchecksum",
     "replicaof",
@@ -147,7 +153,7 @@ impl Default for Config {
             .filter_map(|line| line.split_once('\t'))
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
-        for (name, value) in STRATA_DEFAULTS {
+        for (name, value) in STRATA_DEFAULTS.iter().chain(STRATA_PARAMS) {
             values.insert(name.to_string(), value.to_string());
         }
         Config { values, config_file: None }
@@ -235,8 +241,12 @@ impl Config {
     /// Sets one parameter after validating it as Redis would.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         let name = name.to_ascii_lowercase();
-        let Some(default) =
-            REDIS_DEFAULTS.lines().filter_map(|l| l.split_once('\t')).find(|(n, _)| *n == name).map(|(_, d)| d)
+        let Some(default) = REDIS_DEFAULTS
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .chain(STRATA_PARAMS.iter().copied())
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| d)
         else {
             return Err(ConfigError::Unknown(name));
         };
@@ -258,7 +268,7 @@ impl Config {
             "databases" if !(1..=i32::MAX as i64).contains(&normalized.parse().unwrap_or(0)) => {
                 return Err(invalid("argument must be between 1 and 2147483647 inclusive"))
             }
-            "port" if !(0..=65535).contains(&normalized.parse().unwrap_or(-1)) => {
+            "port" | "metrics-port" if !(0..=65535).contains(&normalized.parse().unwrap_or(-1)) => {
                 return Err(invalid("argument must be between 0 and 65535 inclusive"))
             }
             "maxclients" if normalized.parse::<i64>().unwrap_or(0) < 1 => {
@@ -360,6 +370,11 @@ impl Config {
         self.number("port") as u16
     }
 
+    /// The Prometheus endpoint's port; 0 = no endpoint.
+    pub fn metrics_port(&self) -> u16 {
+        self.number("metrics-port") as u16
+    }
+
     pub fn bind(&self) -> Vec<String> {
         self.get("bind").unwrap_or("127.0.0.1").split_whitespace().map(str::to_string).collect()
     }
@@ -447,7 +462,13 @@ mod tests {
         assert_eq!(config.port(), 7001);
         assert_eq!(config.get("save"), Some("900 1"));
         assert_eq!(config.get("maxmemory"), Some("1048576"));
+        assert_eq!(config.metrics_port(), 0);
+        let config = Config::from_args(&["--metrics-port".to_string(), "9121".to_string()]).unwrap();
+        assert_eq!(config.metrics_port(), 9121);
+        assert_eq!(unsettable_reason("metrics-port"), Some("can't set immutable config"));
         let mut config = Config::default();
+        assert!(config.set("metrics-port", "70000").is_err());
+        assert!(config.set("metrics-port", "x").is_err());
         assert_eq!(config.set("nope", "1"), Err(ConfigError::Unknown("nope".into())));
         assert!(config.set("maxclients", "abc").is_err());
         assert!(config.set("appendonly", "maybe").is_err());

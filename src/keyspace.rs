@@ -22,7 +22,7 @@ use strata_engines::memory::{
     shard_of, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, ZSetOp, SHARDS,
 };
 use strata_engines::writeset::WriteSet;
-use strata_engines::{Cf, EngineError, KeyType, RocksConfig};
+use strata_engines::{Cf, DurabilityMetrics, EngineError, KeyType, RocksConfig};
 use tokio::sync::watch;
 
 use crate::blocking::Blocking;
@@ -80,11 +80,9 @@ pub struct Durability {
     /// The oldest shard sequence of the newest checkpoint.
     pub checkpoint_seq: AtomicU64,
     pub checkpoint_in_progress: AtomicBool,
-    pub last_checkpoint_bytes: AtomicU64,
     pub last_checkpoint_ms: AtomicU64,
     pub last_checkpoint_unix: AtomicU64,
     pub checkpoint_failed: AtomicBool,
-    pub checkpoints: AtomicU64,
     /// Log bytes written when the last checkpoint started.
     log_bytes_at_checkpoint: AtomicU64,
     pub recovery: Mutex<RecoveryReport>,
@@ -98,6 +96,7 @@ impl Keyspace {
         rocks: &RocksConfig,
         databases: usize,
         config: DurabilityConfig,
+        metrics: Arc<DurabilityMetrics>,
     ) -> Result<Keyspace, EngineError> {
         let recovered = recovery::recover(dir, rocks)?;
         let report = recovered.report;
@@ -111,7 +110,10 @@ impl Keyspace {
             Box::new(move |seq| {
                 notify.send_replace(seq);
             }),
+            metrics.clone(),
         )?;
+        metrics.recovery_seconds.set(report.elapsed.as_secs_f64());
+        metrics.recovery_records.inc_by(report.records_replayed);
         let durability = Durability::default();
         durability.rocks_flushed_seq.store(report.rocks_seq, Ordering::Relaxed);
         durability.checkpoint_seq.store(report.checkpoint_seq, Ordering::Relaxed);
@@ -294,8 +296,7 @@ impl Keyspace {
     /// new one should be written (the cron starts it on its own thread).
     pub fn checkpoint_due(&self) -> bool {
         let d = &self.durability;
-        let grown =
-            self.log.stats.bytes_written.load(Ordering::Relaxed) - d.log_bytes_at_checkpoint.load(Ordering::Relaxed);
+        let grown = self.log.metrics.log_bytes_written.get() - d.log_bytes_at_checkpoint.load(Ordering::Relaxed);
         grown >= self.config.checkpoint_log_bytes && !d.checkpoint_in_progress.load(Ordering::Relaxed)
     }
 
@@ -311,10 +312,15 @@ impl Keyspace {
         let result = self.write_checkpoint();
         d.checkpoint_in_progress.store(false, Ordering::Release);
         d.checkpoint_failed.store(result.is_err(), Ordering::Relaxed);
+        let metrics = &self.log.metrics;
+        if result.is_err() {
+            metrics.checkpoint_failures.inc();
+        }
         let (seq, bytes) = result?;
         d.checkpoint_seq.fetch_max(seq, Ordering::Relaxed);
-        d.checkpoints.fetch_add(1, Ordering::Relaxed);
-        d.last_checkpoint_bytes.store(bytes, Ordering::Relaxed);
+        metrics.checkpoints.inc();
+        metrics.checkpoint_bytes.set(bytes as f64);
+        metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
         d.last_checkpoint_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         d.last_checkpoint_unix.store(strata_engines::now_ms() / 1000, Ordering::Relaxed);
         tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "memory checkpoint written");
@@ -324,9 +330,7 @@ impl Keyspace {
     fn write_checkpoint(&self) -> Result<(u64, u64), EngineError> {
         use strata_engines::memory::checkpoint::{list_checkpoints, CheckpointWriter};
         let dir = recovery::checkpoint_dir(&self.dir);
-        self.durability
-            .log_bytes_at_checkpoint
-            .store(self.log.stats.bytes_written.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.durability.log_bytes_at_checkpoint.store(self.log.metrics.log_bytes_written.get(), Ordering::Relaxed);
         let mut writer = CheckpointWriter::create(&dir, SHARDS)?;
         let mut newest = 0;
         let mut oldest = u64::MAX;

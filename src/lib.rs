@@ -12,6 +12,7 @@ pub mod glob;
 pub mod keyspace;
 pub mod long_double;
 pub mod memory_usage;
+pub mod metrics;
 pub mod protocol;
 pub mod recovery;
 pub mod server;

@@ -1,4 +1,5 @@
-//! `strata-server [config-file] [--name value ...]`
+//! `strata-server [config-file] [--name value ...]`: any parameter of the config
+//! file as a flag (`--port 7000`, `--metrics-port 9121` for Prometheus).
 
 use tracing_subscriber::EnvFilter;
 

@@ -18,6 +18,7 @@ use crate::cursor::Cursors;
 use crate::keyspace::{DurabilityConfig, Keyspace};
 use crate::stats::Stats;
 use strata_engines::log::FsyncPolicy;
+use strata_engines::DurabilityMetrics;
 
 /// Everything connections share.
 pub struct Server {
@@ -33,6 +34,9 @@ pub struct Server {
     pub run_id: String,
     /// The port actually bound (differs from the config when it asked for 0).
     pub port: AtomicU16,
+    /// What the write-ahead log, recovery and checkpoints report; the
+    /// metrics endpoint renders it.
+    pub durability: Arc<DurabilityMetrics>,
     shutdown_tx: watch::Sender<bool>,
     shutting_down: AtomicBool,
     /// This server, for work a command starts in the background (BGSAVE).
@@ -51,11 +55,18 @@ pub enum StartError {
 impl Server {
     pub fn open(config: Config) -> Result<Arc<Server>, StartError> {
         let dir = config.dir();
-        let durability = DurabilityConfig {
+        let durability = Arc::new(DurabilityMetrics::default());
+        let log_config = DurabilityConfig {
             fsync: FsyncPolicy::parse(config.get("appendfsync").unwrap_or("everysec")).unwrap_or(FsyncPolicy::EverySec),
             ..DurabilityConfig::default()
         };
-        let keyspace = Keyspace::open(&dir, &strata_engines::RocksConfig::default(), config.databases(), durability)?;
+        let keyspace = Keyspace::open(
+            &dir,
+            &strata_engines::RocksConfig::default(),
+            config.databases(),
+            log_config,
+            durability.clone(),
+        )?;
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         Ok(Arc::new_cyclic(|this| Server {
@@ -70,6 +81,7 @@ impl Server {
             started: Instant::now(),
             started_unix_ms: strata_engines::now_ms(),
             run_id,
+            durability,
             shutdown_tx,
             shutting_down: AtomicBool::new(false),
         }))
@@ -103,6 +115,18 @@ async fn bind_listeners(server: &Server) -> Result<Vec<TcpListener>, StartError>
         let config = server.config.read();
         (config.bind(), config.port())
     };
+    let listeners = bind_all(&addresses, port).await?;
+    if let Some(first) = listeners.first() {
+        if let Ok(addr) = first.local_addr() {
+            server.port.store(addr.port(), Ordering::Relaxed);
+        }
+    }
+    Ok(listeners)
+}
+
+/// Binds `port` on each of the `bind` addresses (shared with the metrics
+/// endpoint, which listens where the server does).
+pub(crate) async fn bind_all(addresses: &[String], port: u16) -> Result<Vec<TcpListener>, StartError> {
     let mut listeners = Vec::new();
     for address in addresses {
         let (optional, host) = match address.strip_prefix('-') {
@@ -117,17 +141,13 @@ async fn bind_listeners(server: &Server) -> Result<Vec<TcpListener>, StartError>
             Err(e) => return Err(StartError::Bind(target, e)),
         }
     }
-    if let Some(first) = listeners.first() {
-        if let Ok(addr) = first.local_addr() {
-            server.port.store(addr.port(), Ordering::Relaxed);
-        }
-    }
     Ok(listeners)
 }
 
 /// Serves until shutdown is requested (SHUTDOWN, SIGTERM, SIGINT).
 pub async fn run(server: Arc<Server>) -> Result<(), StartError> {
     let listeners = bind_listeners(&server).await?;
+    let metrics_listeners = crate::metrics::bind(&server).await?;
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "Ready to accept connections");
@@ -139,6 +159,7 @@ pub async fn run(server: Arc<Server>) -> Result<(), StartError> {
     for listener in listeners {
         tasks.push(tokio::spawn(accept_loop(server.clone(), listener)));
     }
+    tasks.extend(crate::metrics::spawn(&server, metrics_listeners));
     let mut shutdown = server.shutdown_signal();
     while !*shutdown.borrow_and_update() {
         if shutdown.changed().await.is_err() {

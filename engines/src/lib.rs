@@ -3,16 +3,19 @@
 //! `rocks` holds strings and hashes in RocksDB with the key layout of
 //! `encoding`; `writeset` is a command's pending writes with read-your-own-
 //! writes; `keyspace` is the type-level bookkeeping shared by every command
-//! (metadata, expiry index, per-database counters).
+//! (metadata, expiry index, per-database counters); `metrics` the counters
+//! the durability machinery reports through.
 
 pub mod encoding;
 pub mod keyspace;
 pub mod log;
 pub mod memory;
+pub mod metrics;
 pub mod rocks;
 pub mod writeset;
 
 pub use encoding::KeyType;
+pub use metrics::DurabilityMetrics;
 pub use rocks::{now_ms, Cf, RocksConfig, RocksEngine};
 pub use writeset::WriteSet;
 

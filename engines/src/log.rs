@@ -25,6 +25,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::memory::codec::{decode_records, encode_records, Encoder};
 use crate::memory::MemRecord;
+use crate::metrics::DurabilityMetrics;
 
 pub const MAGIC: &[u8; 8] = b"STRATLOG";
 pub const FORMAT_VERSION: u32 = 1;
@@ -320,14 +321,10 @@ fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
-/// Counters the log keeps for INFO and metrics.
+/// What the log keeps for INFO beyond the shared metrics.
 #[derive(Default)]
 pub struct LogStats {
-    pub bytes_written: AtomicU64,
-    pub fsyncs: AtomicU64,
     pub last_fsync_micros: AtomicU64,
-    /// Records per write-out, for the group-commit batch histogram.
-    pub last_batch_records: AtomicU64,
     /// The last write or fsync failed (cleared by the next success).
     write_failed: std::sync::atomic::AtomicBool,
 }
@@ -360,6 +357,7 @@ pub struct Log {
     stopping: std::sync::atomic::AtomicBool,
     on_synced: Box<dyn Fn(u64) + Send + Sync>,
     pub stats: LogStats,
+    pub metrics: Arc<DurabilityMetrics>,
 }
 
 /// The append lock: sequence numbers are handed out, and RocksDB batches
@@ -395,6 +393,7 @@ impl Log {
         policy: FsyncPolicy,
         segment_bytes: u64,
         on_synced: Box<dyn Fn(u64) + Send + Sync>,
+        metrics: Arc<DurabilityMetrics>,
     ) -> Result<Arc<Log>, LogError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let segment = create_segment(dir, next_seq)?;
@@ -412,6 +411,7 @@ impl Log {
             stopping: Default::default(),
             on_synced,
             stats: LogStats::default(),
+            metrics,
         });
         let syncer = log.clone();
         std::thread::Builder::new()
@@ -482,8 +482,9 @@ impl Log {
         let records = last - self.written_seq();
         (&*segment.file).write_all(&appender.buf).map_err(io_err(&segment.path))?;
         segment.len += appender.buf.len() as u64;
-        self.stats.bytes_written.fetch_add(appender.buf.len() as u64, Ordering::Relaxed);
-        self.stats.last_batch_records.store(records, Ordering::Relaxed);
+        self.metrics.log_bytes_written.inc_by(appender.buf.len() as u64);
+        self.metrics.group_commit_records.observe(records as f64);
+        self.metrics.log_sequence.set(last as f64);
         appender.buf.clear();
         self.written.store(last, Ordering::Release);
         if segment.len >= self.segment_bytes {
@@ -573,7 +574,7 @@ impl Log {
         let result = file.sync_data();
         self.stats.write_failed.store(result.is_err(), Ordering::Relaxed);
         result.map_err(io_err(&path))?;
-        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.metrics.log_fsync_seconds.observe(started.elapsed().as_secs_f64());
         self.stats.last_fsync_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.mark_synced(target);
         Ok(())
@@ -636,7 +637,7 @@ mod tests {
     }
 
     fn write_log(dir: &Path, count: u64, segment_bytes: u64) -> Arc<Log> {
-        let log = Log::open(dir, 1, FsyncPolicy::No, segment_bytes, Box::new(|_| ())).unwrap();
+        let log = Log::open(dir, 1, FsyncPolicy::No, segment_bytes, Box::new(|_| ()), Default::default()).unwrap();
         for i in 1..=count {
             let (rocks, mem) = record(i);
             assert_eq!(log.lock().push(&rocks, &mem), i);

@@ -21,7 +21,7 @@ pub struct TestServer {
 /// A free port never handed out before in this process: tests run in
 /// parallel, and two servers given the same port would answer each other's
 /// PING.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
