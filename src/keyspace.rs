@@ -381,6 +381,7 @@ impl Keyspace {
         }
         self.durability.rocks_flushed_seq.fetch_max(seq, Ordering::Relaxed);
         self.checkpoint()?;
+        self.log.rotate()?;
         self.truncate_log()
     }
 

@@ -513,6 +513,23 @@ impl Log {
         Ok((last, then(last)))
     }
 
+    /// Closes the open segment (written out and fsynced) and starts a new
+    /// one, so that everything so far can be truncated once the engines
+    /// hold it (SAVE).
+    pub fn rotate(&self) -> Result<(), LogError> {
+        let mut segment = self.segment.lock();
+        let mut appender = self.appender.lock();
+        self.write_out(&mut segment, &mut appender)?;
+        let last = appender.next_seq - 1;
+        if segment.first_seq > last {
+            return Ok(()); // Already empty.
+        }
+        segment.file.sync_data().map_err(io_err(&segment.path))?;
+        self.mark_synced(last);
+        *segment = create_segment(&self.dir, last + 1)?;
+        Ok(())
+    }
+
     /// Asks the syncer for an fsync covering `seq` (already written out).
     pub fn request_sync(&self, seq: u64) {
         if self.synced_seq() >= seq {

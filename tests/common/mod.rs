@@ -126,6 +126,36 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Kills the server with SIGKILL (a crash) and leaves it down.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts the server again on the same data after `kill`.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// Starts the server on the same data expecting it to refuse to start;
+    /// returns what it printed on stderr.
+    pub fn start_expecting_failure(&mut self) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_strata-server"))
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run strata-server");
+        assert!(!output.status.success(), "strata-server started on damaged data");
+        String::from_utf8_lossy(&output.stderr).to_string() + &String::from_utf8_lossy(&output.stdout)
+    }
+
     pub fn stop_graceful(&mut self) {
         if let Some(mut child) = self.child.take() {
             unsafe_sigterm(child.id());
