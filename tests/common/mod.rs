@@ -226,6 +226,11 @@ impl Conn {
         Ok(Conn { reader: BufReader::new(stream.try_clone()?), writer: stream })
     }
 
+    /// Sends bytes; None when the server is gone.
+    pub fn try_send(&mut self, bytes: &[u8]) -> Option<()> {
+        self.writer.write_all(bytes).ok()
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
     }
