@@ -1165,8 +1165,9 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             [] => None,
             [full] if full.eq_ignore_ascii_case(b"full") => Some(10),
             [full, count, n] if full.eq_ignore_ascii_case(b"full") && count.eq_ignore_ascii_case(b"count") => {
-                // A negative COUNT means no limit, as 0 does.
-                Some(parse_int(n)?.max(0) as usize)
+                // 0 means no limit; a negative COUNT is the default.
+                let n = parse_int(n)?;
+                Some(if n < 0 { 10 } else { n as usize })
             }
             _ => return Err(syntax()),
         };

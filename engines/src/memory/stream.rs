@@ -137,6 +137,10 @@ impl StreamValue {
             // Any ID of a never-used stream has read nothing.
             return Some(0);
         }
+        if self.is_empty() && id <= self.last_id {
+            // Whatever an emptied stream had, such an ID has read it all.
+            return Some(added);
+        }
         match id.cmp(&self.last_id) {
             std::cmp::Ordering::Equal => return Some(added),
             // The counter of a future ID is unknown.
