@@ -91,6 +91,7 @@ impl Blocking {
 
     /// Registers a client as waiting on `keys`. Call it with the keys'
     /// shards still locked.
+    #[allow(clippy::too_many_arguments)] // One registration: every part describes the waiter.
     pub fn block(
         &self,
         client: Arc<ClientShared>,

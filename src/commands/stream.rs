@@ -1183,7 +1183,8 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             field("recorded-first-entry-id", id_reply(stream.first_entry_id())),
         ];
         let Some(count) = full else {
-            let edge = |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+            let edge =
+                |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
             fields.push(field("groups", Reply::Integer(stream.groups.len() as i64)));
             fields.push(field("first-entry", edge(stream.entries.iter().next())));
             fields.push(field("last-entry", edge(stream.entries.iter().next_back())));
@@ -1551,7 +1552,7 @@ mod tests {
         assert_eq!(server.run(&[b"XGROUP", b"CREATE", b"s", b"g", b"0", b"MKSTREAM"]), Reply::ok());
         for step in 0..2000 {
             let consumer = consumers[rng.random_range(0..consumers.len())];
-            match rng.random_range(0..8) {
+            match rng.random_range(0..9) {
                 0 | 1 => {
                     let id = (next_ms, 0);
                     next_ms += 1;
@@ -1616,7 +1617,7 @@ mod tests {
                     let removed = int(&server.run(&[b"XDEL", b"s", &id_text(id)]));
                     assert_eq!(removed, entries.remove(&id).is_some() as i64, "step {step}");
                 }
-                7 if rng.random_bool(0.5) => {
+                8 if rng.random_bool(0.5) => {
                     // XAUTOCLAIM with no idle minimum: the first two pending
                     // entries move to `consumer`, or are dropped if deleted.
                     let reply = server.run(&[b"XAUTOCLAIM", b"s", b"g", consumer, b"0", b"-", b"COUNT", b"2"]);
@@ -1636,6 +1637,29 @@ mod tests {
                     assert_eq!(entries_of(&parts[1]), claimed, "step {step}");
                     let Reply::Array(deleted) = &parts[2] else { panic!("{parts:?}") };
                     assert_eq!(deleted.iter().map(|d| parse_id(&bulk(d))).collect::<Vec<_>>(), dropped);
+                }
+                7 => {
+                    // Move the group back or forth, with or without a read counter.
+                    let to = (rng.random_range(0..next_ms + 1), 0);
+                    let counter = rng.random_range(-1..next_ms as i64 + 1).to_string();
+                    let to_text = id_text(to);
+                    let mut args: Vec<&[u8]> = vec![b"XGROUP", b"SETID", b"s", b"g", &to_text];
+                    let with_counter = rng.random_bool(0.5);
+                    if with_counter {
+                        args.extend([b"ENTRIESREAD".as_slice(), counter.as_bytes()]);
+                    }
+                    assert_eq!(server.run(&args), Reply::ok(), "step {step}");
+                    last_delivered = to;
+                    let info = server.run(&[b"XINFO", b"GROUPS", b"s"]);
+                    let Reply::Array(groups) = info else { panic!("XINFO GROUPS {info:?}") };
+                    let Reply::Map(fields) = &groups[0] else { panic!("group {groups:?}") };
+                    assert_eq!(bulk(&fields[3].1), id_text(to), "step {step}");
+                    let expected = match counter.as_str() {
+                        "-1" => Reply::Nil,
+                        n if with_counter => Reply::Integer(n.parse().expect("int")),
+                        _ => Reply::Nil,
+                    };
+                    assert_eq!(fields[4].1, expected, "entries-read as set; step {step}");
                 }
                 _ => {
                     if rng.random_bool(0.1) {

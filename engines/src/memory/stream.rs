@@ -508,6 +508,66 @@ mod tests {
         assert_eq!(s.nodes.len(), 3, "a full tail node is not reused");
     }
 
+    fn group(last: StreamId, entries_read: Option<i64>) -> ConsumerGroup {
+        ConsumerGroup { last_id: last, entries_read, ..Default::default() }
+    }
+
+    #[test]
+    fn lag_and_entries_read_follow_redis_rules() {
+        let mut s = StreamValue::default();
+        assert_eq!(s.group_lag(&group(StreamId::MIN, None)), Some(0), "a never-used stream has no lag");
+        for ms in 1..=5 {
+            add(&mut s, ms, 0);
+        }
+        // Known counter and no deletion: added - read.
+        assert_eq!(s.group_lag(&group(StreamId::new(2, 0), Some(2))), Some(3));
+        // Unknown counter: estimated at the ends only.
+        assert_eq!(s.entries_read_at(StreamId::new(5, 0)), Some(5), "the last ID has read everything");
+        assert_eq!(s.entries_read_at(StreamId::new(1, 0)), Some(1), "the first entry is the first read");
+        assert_eq!(s.entries_read_at(StreamId::MIN), Some(0));
+        assert_eq!(s.entries_read_at(StreamId::new(3, 0)), None, "inside the stream it is unknown");
+        assert_eq!(s.entries_read_at(StreamId::new(9, 0)), None, "a future ID is unknown");
+        assert_eq!(s.group_lag(&group(StreamId::new(3, 0), None)), None);
+        // A deletion ahead of the group makes its counter unusable.
+        apply(&mut s, &StreamOp::Delete { ids: vec![StreamId::new(4, 0)] });
+        assert!(s.has_tombstones_from(StreamId::new(3, 0)));
+        assert!(!s.has_tombstones_from(StreamId::new(4, 1)));
+        assert_eq!(s.group_lag(&group(StreamId::new(3, 0), Some(3))), None);
+        assert_eq!(s.group_lag(&group(StreamId::new(5, 0), None)), Some(0), "the last ID is exact");
+        assert_eq!(s.group_lag(&group(StreamId::new(5, 0), Some(3))), Some(2), "no deletion after the group");
+        // Trimming past the deletion: prefix arithmetic works again.
+        apply(&mut s, &StreamOp::Trim { through: StreamId::new(4, 0) });
+        assert_eq!(s.entries_read_at(StreamId::new(2, 0)), Some(4));
+        // An emptied stream: anything up to the last ID has read it all.
+        apply(&mut s, &StreamOp::Trim { through: StreamId::MAX });
+        assert_eq!(s.entries_read_at(StreamId::new(1, 0)), Some(5));
+    }
+
+    #[test]
+    fn group_reads_count_entries_read() {
+        let mut s = StreamValue::default();
+        for ms in 1..=4 {
+            add(&mut s, ms, 0);
+        }
+        let g = Bytes::from_static(b"g");
+        apply(&mut s, &StreamOp::CreateGroup { group: g.clone(), last_id: StreamId::MIN, entries_read: None });
+        let read = |s: &mut StreamValue, ids: &[u64]| {
+            let new = ids.iter().map(|ms| StreamId::new(*ms, 0)).collect();
+            let consumer = Bytes::from_static(b"c");
+            let op = StreamOp::ReadGroup { group: g.clone(), consumer, now_ms: 1, new, noack: true, history: vec![] };
+            apply(s, &op);
+            s.groups[&g].entries_read
+        };
+        assert_eq!(read(&mut s, &[1]), Some(1), "estimated at the first entry");
+        assert_eq!(read(&mut s, &[2, 3]), Some(3), "then counted");
+        apply(&mut s, &StreamOp::SetGroupId { group: g.clone(), last_id: StreamId::MIN, entries_read: Some(10) });
+        assert_eq!(s.groups[&g].entries_read, Some(10), "ENTRIESREAD is taken as given");
+        apply(&mut s, &StreamOp::Delete { ids: vec![StreamId::new(3, 0)] });
+        // Deletion ahead: re-estimated, unknown in the middle, exact at the end.
+        assert_eq!(read(&mut s, &[1]), None);
+        assert_eq!(read(&mut s, &[2, 4]), Some(4));
+    }
+
     #[test]
     fn ids_step_over_sequence_limits() {
         assert_eq!(StreamId::new(1, u64::MAX).next(), Some(StreamId::new(2, 0)));
