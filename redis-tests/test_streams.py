@@ -599,3 +599,139 @@ def test_xclaim(pair):
     pair.same("SET", "str", "x")
     pair.same("XCLAIM", "str", "g", "c", "x", "1-1")
     pair.same("XCLAIM", "s", "g", "c", "0")
+
+
+def test_xinfo_and_xgroup_help(pair):
+    pair.same("XINFO", "HELP")
+    pair.same("XGROUP", "HELP")
+    pair.same("XINFO", "HELP", "extra")
+    pair.same("XGROUP", "HELP", "extra")
+    pair.same("XINFO", "BOGUS", "k")
+    pair.same("XGROUP", "BOGUS")
+    pair.same("XINFO")
+    pair.call("HELLO", "3")
+    pair.same("XINFO", "HELP")
+
+
+def test_xinfo_groups(pair):
+    pair.same("XINFO", "GROUPS", "missing")
+    pair.same("SET", "str", "x")
+    pair.same("XINFO", "GROUPS", "str")
+    pair.same("XINFO", "GROUPS", "str", "extra")
+    pair.same("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
+    pair.same("XINFO", "GROUPS", "s")
+    fill(pair, "s", 5)
+    pair.same("XGROUP", "CREATE", "s", "from0", "0")
+    pair.same("XGROUP", "CREATE", "s", "future", "99-0")
+    pair.same("XGROUP", "CREATE", "s", "known", "2-1", "ENTRIESREAD", "2")
+    pair.same("XGROUP", "CREATE", "s", "big", "0", "ENTRIESREAD", "9223372036854775807")
+    pair.same("XGROUP", "CREATE", "s", "unknown", "3-1", "ENTRIESREAD", "-1")
+    pair.same("XINFO", "GROUPS", "s")
+    pair.same("XREADGROUP", "GROUP", "from0", "c", "COUNT", "2", "STREAMS", "s", ">")
+    pair.same("XREADGROUP", "GROUP", "unknown", "c", "COUNT", "1", "STREAMS", "s", ">")
+    pair.same("XINFO", "GROUPS", "s")
+    # A deletion ahead of a group makes its lag unknowable ...
+    pair.same("XDEL", "s", "4-1")
+    pair.same("XINFO", "GROUPS", "s")
+    # ... until it reads past it.
+    pair.same("XREADGROUP", "GROUP", "from0", "c", "STREAMS", "s", ">")
+    pair.same("XINFO", "GROUPS", "s")
+    pair.same("XGROUP", "SETID", "s", "from0", "0", "ENTRIESREAD", "0")
+    pair.same("XGROUP", "SETID", "s", "known", "$")
+    pair.same("XINFO", "GROUPS", "s")
+    pair.same("XTRIM", "s", "MAXLEN", "1")
+    pair.same("XINFO", "GROUPS", "s")
+    pair.same("XSETID", "s", "10-0", "ENTRIESADDED", "20", "MAXDELETEDID", "9-0")
+    pair.same("XINFO", "GROUPS", "s")
+    pair.same("XINFO", "STREAM", "s")
+    pair.call("HELLO", "3")
+    pair.same("XINFO", "GROUPS", "s")
+
+
+def test_lag_follows_redis_under_random_operations(pair):
+    """entries-read and lag after random adds, deletions, trims, group
+    moves and reads: XINFO GROUPS and XINFO STREAM must stay identical."""
+    import random
+    rng = random.Random(7)
+    next_ms = 1
+    pair.same("XGROUP", "CREATE", "s", "g1", "0", "MKSTREAM")
+    pair.same("XGROUP", "CREATE", "s", "g2", "$")
+    for step in range(600):
+        op = rng.randrange(10)
+        if op < 3:
+            pair.same("XADD", "s", f"{next_ms}-0", "f", str(step))
+            next_ms += 1
+        elif op == 3:
+            pair.same("XDEL", "s", f"{rng.randrange(1, next_ms + 1)}-0")
+        elif op == 4 and rng.random() < 0.3:
+            pair.same("XTRIM", "s", "MAXLEN", str(rng.randrange(0, 6)))
+        elif op == 5:
+            group = rng.choice(["g1", "g2"])
+            target = rng.choice(["0", "$", f"{rng.randrange(0, next_ms + 2)}-0"])
+            extra = rng.choice([[], ["ENTRIESREAD", str(rng.randrange(-1, next_ms + 2))]])
+            pair.same("XGROUP", "SETID", "s", group, target, *extra)
+        elif op == 6 and rng.random() < 0.2:
+            pair.same("XSETID", "s", f"{next_ms}-0", "ENTRIESADDED", str(next_ms + rng.randrange(0, 3)),
+                      "MAXDELETEDID", f"{rng.randrange(0, next_ms)}-0")
+        else:
+            group = rng.choice(["g1", "g2"])
+            pair.same("XREADGROUP", "GROUP", group, "c", "COUNT", str(rng.randrange(1, 4)), "NOACK",
+                      "STREAMS", "s", ">")
+        pair.same("XINFO", "GROUPS", "s")
+        pair.same("XINFO", "STREAM", "s")
+
+
+def without_times(full):
+    """XINFO STREAM FULL (parsed, maps flattened) with delivery and seen
+    times blanked, after checking each is a plausible Unix ms time."""
+    def blank(t):
+        assert isinstance(t, int) and t > 1_600_000_000_000, t
+        return "time"
+    out = list(full)
+    groups = out[out.index(b"groups") + 1]
+    new_groups = []
+    for g in groups:
+        g = list(g)
+        p = g.index(b"pending") + 1
+        g[p] = [[row[0], row[1], blank(row[2]), row[3]] for row in g[p]]
+        c = g.index(b"consumers") + 1
+        consumers = []
+        for cons in g[c]:
+            cons = list(cons)
+            s = cons.index(b"seen-time") + 1
+            cons[s] = blank(cons[s])
+            pp = cons.index(b"pending") + 1
+            cons[pp] = [[row[0], blank(row[1]), row[2]] for row in cons[pp]]
+            consumers.append(cons)
+        g[c] = consumers
+        new_groups.append(g)
+    out[out.index(b"groups") + 1] = new_groups
+    return out
+
+
+def test_xinfo_stream_full(pair):
+    pair.same("XINFO", "STREAM", "missing", "FULL")
+    pair.same("SET", "str", "x")
+    pair.same("XINFO", "STREAM", "str", "FULL", "COUNT", "x")
+    pair.same("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
+    pair.same("XINFO", "STREAM", "s", "FULL")
+    fill(pair, "s", 15)
+    pair.same("XINFO", "STREAM", "s", "FULL")
+    for args in (["FULL", "COUNT", "3"], ["full", "count", "0"], ["FULL", "COUNT", "-1"], ["FULL", "COUNT", "x"],
+                 ["FULL", "x", "1"], ["foo"], ["FULL", "COUNT"], ["FULL", "COUNT", "1", "x"]):
+        pair.same("XINFO", "STREAM", "s", *args)
+    pair.same("XINFO", "stream", "s", "bogus")
+    pair.same("XGROUP", "CREATE", "s", "a", "0", "ENTRIESREAD", "0")
+    pair.same("XREADGROUP", "GROUP", "g", "c1", "COUNT", "12", "STREAMS", "s", "0")
+    pair.same("XGROUP", "SETID", "s", "g", "0")
+    pair.same("XREADGROUP", "GROUP", "g", "c1", "COUNT", "12", "STREAMS", "s", ">")
+    pair.same("XREADGROUP", "GROUP", "g", "c2", "COUNT", "2", "STREAMS", "s", ">")
+    pair.same("XGROUP", "CREATECONSUMER", "s", "g", "idle")
+    pair.same("XDEL", "s", "14-1")
+    for args in (["FULL"], ["FULL", "COUNT", "2"], ["FULL", "COUNT", "0"]):
+        ours, theirs = pair.call("XINFO", "STREAM", "s", *args)
+        assert without_times(ours) == without_times(theirs), args
+    pair.call("HELLO", "3")
+    ours, theirs = pair.call("XINFO", "STREAM", "s", "FULL", "COUNT", "5")
+    assert without_times(ours) == without_times(theirs)
+    pair.same("XINFO", "STREAM", "s")

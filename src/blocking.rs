@@ -41,6 +41,9 @@ pub struct Waiter {
     /// The command to run again when a key gets data.
     pub argv: Vec<Bytes>,
     keys: Vec<Bytes>,
+    /// Served on its own (XREAD): one waiter finding nothing does not stop
+    /// the ones behind it from being tried.
+    pub independent: bool,
     wake: Mutex<Option<oneshot::Sender<Wake>>>,
 }
 
@@ -88,6 +91,7 @@ impl Blocking {
 
     /// Registers a client as waiting on `keys`. Call it with the keys'
     /// shards still locked.
+    #[allow(clippy::too_many_arguments)] // One registration: every part describes the waiter.
     pub fn block(
         &self,
         client: Arc<ClientShared>,
@@ -96,6 +100,7 @@ impl Blocking {
         keys: Vec<Bytes>,
         timeout: Option<Duration>,
         timeout_reply: Reply,
+        independent: bool,
     ) -> BlockedCall {
         let (sender, receiver) = oneshot::channel();
         let waiter = Arc::new(Waiter {
@@ -104,6 +109,7 @@ impl Blocking {
             db,
             argv: argv.to_vec(),
             keys,
+            independent,
             wake: Mutex::new(Some(sender)),
         });
         {
@@ -166,6 +172,16 @@ impl Blocking {
     /// The longest-waiting client on a key.
     pub fn first_waiter(&self, db: usize, key: &Bytes) -> Option<Arc<Waiter>> {
         self.queues.lock().get(&(db, key.clone())).and_then(|q| q.front().cloned())
+    }
+
+    /// Every client waiting on a key, longest first.
+    pub fn waiters(&self, db: usize, key: &Bytes) -> Vec<Arc<Waiter>> {
+        self.queues.lock().get(&(db, key.clone())).map(|q| q.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Whether the waiter is still waiting (not served, timed out or gone).
+    pub fn is_blocked(&self, waiter: &Waiter) -> bool {
+        self.by_client.lock().get(&waiter.client.id).is_some_and(|w| w.id == waiter.id)
     }
 
     /// Hands a waiter its outcome and forgets it.

@@ -550,10 +550,12 @@ impl<'s> Tx<'s> {
     pub fn mem_apply_in(&mut self, physical: u32, op: MemOp) {
         let key = op.key().clone();
         self.mem_db_in(physical, &key).apply(&op);
-        // Data arrived: clients blocked on this key may now be served.
+        // Data arrived: clients blocked on this key may now be served. A
+        // deleted key is signalled too: XREADGROUP waiters are told it went.
         let feeds_waiters = matches!(
             &op,
             MemOp::Put { .. }
+                | MemOp::Delete { .. }
                 | MemOp::List { op: ListOp::Push { .. }, .. }
                 | MemOp::ZSet { op: ZSetOp::Add(_), .. }
                 | MemOp::Stream { op: StreamOp::Add { .. }, .. }
@@ -697,6 +699,10 @@ impl<'s> Tx<'s> {
             shard.flush(physical);
         }
         self.records.push(MemRecord::Flush { db: physical });
+        // XREADGROUP waiters of the emptied database are told their keys went.
+        if let Some(logical) = self.store.logical(physical) {
+            self.blocking.signal_database(logical);
+        }
         self.txn.flush_database(physical);
         Ok(())
     }

@@ -297,12 +297,22 @@ pub fn dispatch(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::
 fn serve_blocked(server: &Server) {
     let blocking = &server.keyspace.blocking;
     while let Some((db, key)) = blocking.next_ready() {
-        while let Some(waiter) = blocking.first_waiter(db, &key) {
+        for waiter in blocking.waiters(db, &key) {
+            if !blocking.is_blocked(&waiter) {
+                // Served through another of its keys, or timed out.
+                continue;
+            }
             let mut stand_in = Client::new(waiter.client.clone(), true);
             stand_in.db = waiter.db;
+            stand_in.resp3 = waiter.client.resp.load(Ordering::Relaxed) == 3;
             stand_in.retrying_blocked = true;
             let reply = execute(server, &mut stand_in, &waiter.argv);
             if stand_in.unserved {
+                if waiter.independent {
+                    // A reader (XREAD) waiting for a later ID than what
+                    // arrived says nothing about the readers behind it.
+                    continue;
+                }
                 // Still nothing for the longest waiter: the others wait too.
                 break;
             }
@@ -314,7 +324,9 @@ fn serve_blocked(server: &Server) {
 /// Makes the client wait for data on `keys`: call it from a blocking
 /// command that found nothing, inside `keyspace.run` (the keys still
 /// locked, so no write slips in between). When the command is being run
-/// again for a blocked client, it stays blocked instead.
+/// again for a blocked client, it stays blocked instead. `timeout_reply`
+/// is what the client gets if the time runs out (and what a command that
+/// may not block, inside MULTI, answers at once).
 pub fn block_client(
     server: &Server,
     client: &mut Client,
@@ -322,6 +334,32 @@ pub fn block_client(
     keys: &[Bytes],
     timeout: Option<std::time::Duration>,
     timeout_reply: crate::protocol::Reply,
+) -> crate::protocol::Reply {
+    block_client_as(server, client, argv, keys, timeout, timeout_reply, false)
+}
+
+/// `block_client` for commands that read without taking (XREAD,
+/// XREADGROUP): every waiter on a key that gets data has its command run
+/// again, not only those up to the first that still finds nothing.
+pub fn block_reader(
+    server: &Server,
+    client: &mut Client,
+    argv: &[Bytes],
+    keys: &[Bytes],
+    timeout: Option<std::time::Duration>,
+    timeout_reply: crate::protocol::Reply,
+) -> crate::protocol::Reply {
+    block_client_as(server, client, argv, keys, timeout, timeout_reply, true)
+}
+
+fn block_client_as(
+    server: &Server,
+    client: &mut Client,
+    argv: &[Bytes],
+    keys: &[Bytes],
+    timeout: Option<std::time::Duration>,
+    timeout_reply: crate::protocol::Reply,
+    independent: bool,
 ) -> crate::protocol::Reply {
     if client.in_exec {
         // Redis: inside MULTI a blocking command never blocks. It answers
@@ -340,6 +378,7 @@ pub fn block_client(
             keys.to_vec(),
             timeout,
             timeout_reply,
+            independent,
         );
         client.blocked = Some(call);
     }

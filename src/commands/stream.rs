@@ -9,13 +9,15 @@
 //! Redis's nodes of `stream-node-max-entries` (100) entries (the node byte
 //! limit, `stream-node-max-bytes`, is not emulated).
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use strata_engines::memory::stream::{ClaimIds, ConsumerGroup};
 use strata_engines::memory::{MemOp, MemValue, StreamId, StreamOp, StreamValue};
 use strata_engines::KeyType;
 
 use super::args::parse_int;
-use super::{CommandTable, Ctx};
+use super::{block_reader, CommandTable, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Tx;
 use crate::protocol::Reply;
@@ -42,8 +44,11 @@ pub fn register(table: &mut CommandTable) {
     table.register("xpending", xpending);
     table.register("xautoclaim", xautoclaim);
     table.register("xclaim", xclaim);
+    table.register("xgroup|help", xgroup_help);
     table.register("xinfo|stream", xinfo_stream);
+    table.register("xinfo|groups", xinfo_groups);
     table.register("xinfo|consumers", xinfo_consumers);
+    table.register("xinfo|help", xinfo_help);
 }
 
 fn invalid_id() -> CmdError {
@@ -471,15 +476,18 @@ fn xsetid(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]`
 ///
-/// Blocking is not implemented yet: with BLOCK, a read that finds entries
-/// answers as Redis does, and one that would block is an error.
+/// With BLOCK and nothing to read, the client waits until an XADD gives
+/// one of the streams an entry after its ID (`$` = the stream's last ID
+/// when the call blocks), or the time runs out (a nil array).
 fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     read_command(ctx, argv, false)
 }
 
 /// `XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]`
 ///
-/// As XREAD, BLOCK is only honoured when there is something to return.
+/// Only `>` reads block (history reads always answer); a blocked client is
+/// served the entries new to its group when they arrive, and an error if
+/// the stream or the group goes away meanwhile.
 fn xreadgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     read_command(ctx, argv, true)
 }
@@ -493,10 +501,21 @@ enum ReadFrom {
     New,
 }
 
+/// BLOCK's argument: milliseconds, 0 = forever (None).
+fn parse_block_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+    let ms = parse_int(arg).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    let timeout = Duration::from_millis(ms as u64);
+    // A deadline past what the clock can represent is as good as forever.
+    Ok((ms > 0 && Instant::now().checked_add(timeout).is_some()).then_some(timeout))
+}
+
 fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
-    let name = if group_read { "XREADGROUP" } else { "XREAD" };
     let mut count = 0usize;
-    let mut block = false;
+    // Some(timeout) with BLOCK.
+    let mut block: Option<Option<Duration>> = None;
     let mut noack = false;
     let mut group: Option<(&Bytes, &Bytes)> = None;
     let mut streams_at = None;
@@ -521,11 +540,7 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
             noack = true;
             i += 1;
         } else if opt.eq_ignore_ascii_case(b"block") && more > 0 {
-            let ms = parse_int(&argv[i + 1]).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
-            if ms < 0 {
-                return Err(CmdError::err("timeout is negative"));
-            }
-            block = true;
+            block = Some(parse_block_timeout(&argv[i + 1])?);
             i += 2;
         } else if opt.eq_ignore_ascii_case(b"count") && more > 0 {
             count = parse_int(&argv[i + 1])?.max(0) as usize;
@@ -552,16 +567,33 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
     let n = (argv.len() - streams_at) / 2;
     let keys = &argv[streams_at..streams_at + n];
     let id_args = &argv[streams_at + n..];
-    let resp3 = ctx.client.resp3;
     let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
-    let served = ctx.server.keyspace.run(ctx.client.db, &key_refs, |tx| {
+    let (server, client) = (ctx.server, &mut *ctx.client);
+    // Run again for a blocked client (see `serve_blocked`): the stream or
+    // the group may be gone, which Redis reports rather than waiting on.
+    let retrying = client.retrying_blocked;
+    server.keyspace.run(client.db, &key_refs, |tx| {
         let now_ms = tx.txn.now_ms;
         // Resolve every ID (and group) first, as Redis does before serving.
         let mut from = Vec::with_capacity(n);
         for (key, arg) in keys.iter().zip(id_args) {
-            let stream = get_stream(tx, key)?;
+            let stream = match get_stream(tx, key) {
+                Err(CmdError::WrongType) if retrying && !group_read => {
+                    // A plain reader keeps waiting for the key to be a stream again.
+                    return Ok(block_reader(server, client, argv, keys, None, Reply::NilArray));
+                }
+                Err(CmdError::WrongType) | Ok(None) if retrying && group_read => {
+                    return Err(CmdError::Custom("UNBLOCKED the stream key no longer exists".into()));
+                }
+                other => other?,
+            };
             if let Some((group, _)) = group {
                 if !stream.is_some_and(|s| s.groups.contains_key(group)) {
+                    if retrying {
+                        return Err(CmdError::Custom(
+                            "NOGROUP the consumer group this client was blocked on no longer exists".into(),
+                        ));
+                    }
                     return Err(CmdError::Custom(format!(
                         "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
                         String::from_utf8_lossy(key),
@@ -586,10 +618,10 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
             }
         }
         let mut served = Vec::new();
-        for (key, from) in keys.iter().zip(from) {
+        for (key, from) in keys.iter().zip(&from) {
             let Some(stream) = get_stream(tx, key)? else { continue };
             let Some((group, consumer)) = group else {
-                let ReadFrom::After(gt) = from else { unreachable!("> is refused for XREAD") };
+                let ReadFrom::After(gt) = *from else { unreachable!("> is refused for XREAD") };
                 if stream.last_entry_id() > gt && !stream.is_empty() {
                     let start = gt.next().expect("an entry exceeds it");
                     served.push((key.clone(), range_reply(stream, start, StreamId::MAX, count, false)));
@@ -598,7 +630,7 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
             };
             let g = stream.groups.get(group).expect("checked above");
             let limit = if count == 0 { usize::MAX } else { count };
-            let (reply, op) = match from {
+            let (reply, op) = match *from {
                 ReadFrom::New => {
                     if stream.is_empty() || stream.last_entry_id() <= g.last_id {
                         continue;
@@ -632,18 +664,34 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
             apply(tx, key, op);
             served.push((key.clone(), reply));
         }
-        Ok(served)
-    })?;
-    if served.is_empty() {
-        if block {
-            return Err(CmdError::err(format!("{name} BLOCK that would wait is not supported yet")));
+        if !served.is_empty() {
+            return Ok(if client.resp3 {
+                Reply::Map(served.into_iter().map(|(key, entries)| (Reply::Bulk(key), entries)).collect())
+            } else {
+                Reply::Array(
+                    served.into_iter().map(|(key, entries)| Reply::Array(vec![Reply::Bulk(key), entries])).collect(),
+                )
+            });
         }
-        return Ok(Reply::NilArray);
-    }
-    Ok(if resp3 {
-        Reply::Map(served.into_iter().map(|(key, entries)| (Reply::Bulk(key), entries)).collect())
-    } else {
-        Reply::Array(served.into_iter().map(|(key, entries)| Reply::Array(vec![Reply::Bulk(key), entries])).collect())
+        let Some(timeout) = block else {
+            return Ok(Reply::NilArray);
+        };
+        // Block on each key once; the command run again when one of them
+        // gets an entry reads after the IDs resolved now, so `$` becomes
+        // the stream's last ID at this moment.
+        let mut blocked_argv = argv.to_vec();
+        for (j, from) in from.iter().enumerate() {
+            if let (ReadFrom::After(id), true) = (from, id_args[j].as_ref() == b"$") {
+                blocked_argv[streams_at + n + j] = Bytes::from(id.to_string());
+            }
+        }
+        let mut wait_keys: Vec<Bytes> = Vec::with_capacity(n);
+        for key in keys {
+            if !wait_keys.contains(key) {
+                wait_keys.push(key.clone());
+            }
+        }
+        Ok(block_reader(server, client, &blocked_argv, &wait_keys, timeout, Reply::NilArray))
     })
 }
 
@@ -673,8 +721,6 @@ fn no_group_key_error() -> CmdError {
 /// `XGROUP DESTROY key group`, `XGROUP CREATECONSUMER key group consumer`,
 /// `XGROUP DELCONSUMER key group consumer`,
 /// `XGROUP SETID key group id|$ [ENTRIESREAD entries-read]`
-///
-/// ENTRIESREAD is validated but not kept (Strata does not report lag).
 fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
     let syntax = || {
@@ -683,14 +729,16 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(&argv[1])
         ))
     };
-    let check_entries_read = |arg: &[u8]| -> Result<(), CmdError> {
+    // ENTRIESREAD: a count, or -1 for "unknown".
+    let parse_entries_read = |arg: &[u8]| -> Result<Option<i64>, CmdError> {
         let n = parse_int(arg)?;
-        if n < 0 && n != -1 {
+        if n < -1 {
             return Err(CmdError::err("value for ENTRIESREAD must be positive or -1"));
         }
-        Ok(())
+        Ok((n >= 0).then_some(n))
     };
     let mut mkstream = false;
+    let mut entries_read = None;
     match sub.as_str() {
         "create" => {
             if argv.len() > 8 {
@@ -702,7 +750,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                     mkstream = true;
                     i += 1;
                 } else if argv[i].eq_ignore_ascii_case(b"entriesread") && i + 1 < argv.len() {
-                    check_entries_read(&argv[i + 1])?;
+                    entries_read = parse_entries_read(&argv[i + 1])?;
                     i += 2;
                 } else {
                     return Err(syntax());
@@ -711,7 +759,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         "setid" => {
             if argv.len() == 7 && argv[5].eq_ignore_ascii_case(b"entriesread") {
-                check_entries_read(&argv[6])?;
+                entries_read = parse_entries_read(&argv[6])?;
             } else if argv.len() != 5 {
                 return Err(syntax());
             }
@@ -748,13 +796,18 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 if g.is_some() {
                     return Err(CmdError::Custom("BUSYGROUP Consumer Group name already exists".into()));
                 }
-                (StreamOp::CreateGroup { group: group.clone(), last_id }, Reply::ok())
+                (StreamOp::CreateGroup { group: group.clone(), last_id, entries_read }, Reply::ok())
             }
-            "setid" => (StreamOp::SetGroupId { group: group.clone(), last_id: id_arg(stream)? }, Reply::ok()),
+            "setid" => {
+                let last_id = id_arg(stream)?;
+                (StreamOp::SetGroupId { group: group.clone(), last_id, entries_read }, Reply::ok())
+            }
             "destroy" => {
                 if g.is_none() {
                     return Ok(Reply::Integer(0));
                 }
+                // Clients blocked in XREADGROUP on this group learn it is gone.
+                ctx.server.keyspace.blocking.signal(ctx.client.db, key);
                 (StreamOp::DestroyGroup { group: group.clone() }, Reply::Integer(1))
             }
             "createconsumer" => {
@@ -1090,35 +1143,176 @@ fn rax_key(id: StreamId) -> [u8; 16] {
     key
 }
 
-/// `XINFO STREAM key`
+/// `XINFO STREAM key [FULL [COUNT count]]`
 ///
 /// `radix-tree-keys` and `radix-tree-nodes` describe the emulated nodes
-/// (see the module comment). The FULL form is not implemented.
+/// (see the module comment). FULL lists up to `count` (default 10, 0 = all)
+/// entries, and as many pending entries per group and per consumer.
 fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    if argv.len() > 3 {
-        return Err(CmdError::Syntax);
-    }
     let key = &argv[2];
     ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        // Redis looks the key up before it parses the options.
         let Some(stream) = get_stream(tx, key)? else {
             return Err(CmdError::NoSuchKey);
         };
+        let syntax = || {
+            CmdError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
+                String::from_utf8_lossy(&argv[1])
+            ))
+        };
+        let full = match &argv[3..] {
+            [] => None,
+            [full] if full.eq_ignore_ascii_case(b"full") => Some(10),
+            [full, count, n] if full.eq_ignore_ascii_case(b"full") && count.eq_ignore_ascii_case(b"count") => {
+                // 0 means no limit; a negative COUNT is the default.
+                let n = parse_int(n)?;
+                Some(if n < 0 { 10 } else { n as usize })
+            }
+            _ => return Err(syntax()),
+        };
         let node_keys: Vec<[u8; 16]> = stream.nodes.keys().map(|id| rax_key(*id)).collect();
-        let edge = |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
         let field = |name: &str, value: Reply| (Reply::bulk_str(name), value);
-        Ok(Reply::Map(vec![
+        let mut fields = vec![
             field("length", Reply::Integer(stream.len() as i64)),
             field("radix-tree-keys", Reply::Integer(node_keys.len() as i64)),
             field("radix-tree-nodes", Reply::Integer(rax_nodes(&node_keys, 0) as i64)),
             field("last-generated-id", id_reply(stream.last_id)),
             field("max-deleted-entry-id", id_reply(stream.max_deleted_id)),
             field("entries-added", Reply::Integer(stream.entries_added as i64)),
-            field("recorded-first-entry-id", id_reply(stream.entries.keys().next().copied().unwrap_or_default())),
-            field("groups", Reply::Integer(stream.groups.len() as i64)),
-            field("first-entry", edge(stream.entries.iter().next())),
-            field("last-entry", edge(stream.entries.iter().next_back())),
-        ]))
+            field("recorded-first-entry-id", id_reply(stream.first_entry_id())),
+        ];
+        let Some(count) = full else {
+            let edge =
+                |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+            fields.push(field("groups", Reply::Integer(stream.groups.len() as i64)));
+            fields.push(field("first-entry", edge(stream.entries.iter().next())));
+            fields.push(field("last-entry", edge(stream.entries.iter().next_back())));
+            return Ok(Reply::Map(fields));
+        };
+        let limit = if count == 0 { usize::MAX } else { count };
+        fields.push(field("entries", range_reply(stream, StreamId::MIN, StreamId::MAX, count, false)));
+        let groups = stream
+            .groups
+            .iter()
+            .map(|(name, g)| {
+                let pending = g
+                    .pending
+                    .iter()
+                    .take(limit)
+                    .map(|(id, p)| {
+                        Reply::Array(vec![
+                            id_reply(*id),
+                            Reply::Bulk(p.consumer.clone()),
+                            Reply::Integer(p.delivered_ms as i64),
+                            Reply::Integer(p.deliveries as i64),
+                        ])
+                    })
+                    .collect();
+                let consumers = g
+                    .consumers
+                    .iter()
+                    .map(|(consumer, seen_ms)| {
+                        let own = g.pending.iter().filter(|(_, p)| p.consumer == *consumer);
+                        let rows = own
+                            .clone()
+                            .take(limit)
+                            .map(|(id, p)| {
+                                Reply::Array(vec![
+                                    id_reply(*id),
+                                    Reply::Integer(p.delivered_ms as i64),
+                                    Reply::Integer(p.deliveries as i64),
+                                ])
+                            })
+                            .collect();
+                        Reply::Map(vec![
+                            field("name", Reply::Bulk(consumer.clone())),
+                            field("seen-time", Reply::Integer(*seen_ms as i64)),
+                            field("pel-count", Reply::Integer(own.count() as i64)),
+                            field("pending", Reply::Array(rows)),
+                        ])
+                    })
+                    .collect();
+                Reply::Map(vec![
+                    field("name", Reply::Bulk(name.clone())),
+                    field("last-delivered-id", id_reply(g.last_id)),
+                    field("entries-read", g.entries_read.map_or(Reply::Nil, Reply::Integer)),
+                    field("lag", stream.group_lag(g).map_or(Reply::Nil, Reply::Integer)),
+                    field("pel-count", Reply::Integer(g.pending.len() as i64)),
+                    field("pending", Reply::Array(pending)),
+                    field("consumers", Reply::Array(consumers)),
+                ])
+            })
+            .collect();
+        fields.push(field("groups", Reply::Array(groups)));
+        Ok(Reply::Map(fields))
     })
+}
+
+/// `XINFO GROUPS key`
+fn xinfo_groups(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let key = &argv[2];
+    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+        let Some(stream) = get_stream(tx, key)? else {
+            return Err(CmdError::NoSuchKey);
+        };
+        let field = |name: &str, value: Reply| (Reply::bulk_str(name), value);
+        let rows = stream
+            .groups
+            .iter()
+            .map(|(name, g)| {
+                Reply::Map(vec![
+                    field("name", Reply::Bulk(name.clone())),
+                    field("consumers", Reply::Integer(g.consumers.len() as i64)),
+                    field("pending", Reply::Integer(g.pending.len() as i64)),
+                    field("last-delivered-id", id_reply(g.last_id)),
+                    field("entries-read", g.entries_read.map_or(Reply::Nil, Reply::Integer)),
+                    field("lag", stream.group_lag(g).map_or(Reply::Nil, Reply::Integer)),
+                ])
+            })
+            .collect();
+        Ok(Reply::Array(rows))
+    })
+}
+
+/// `XINFO HELP`
+fn xinfo_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    const LINES: &[&str] = &[
+        "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CONSUMERS <key> <groupname>",
+        "    Show consumers of <groupname>.",
+        "GROUPS <key>",
+        "    Show the stream consumer groups.",
+        "STREAM <key> [FULL [COUNT <count>]",
+        "    Show information about the stream.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Ok(Reply::Array(LINES.iter().copied().map(Reply::Status).collect()))
+}
+
+/// `XGROUP HELP`
+fn xgroup_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    const LINES: &[&str] = &[
+        "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CREATE <key> <groupname> <id|$> [option]",
+        "    Create a new consumer group. Options are:",
+        "    * MKSTREAM",
+        "      Create the empty stream if it does not exist.",
+        "    * ENTRIESREAD entries_read",
+        "      Set the group's entries_read counter (internal use).",
+        "CREATECONSUMER <key> <groupname> <consumer>",
+        "    Create a new consumer in the specified group.",
+        "DELCONSUMER <key> <groupname> <consumer>",
+        "    Remove the specified consumer.",
+        "DESTROY <key> <groupname>",
+        "    Remove the specified group.",
+        "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+        "    Set the current group ID and entries_read counter.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Ok(Reply::Array(LINES.iter().copied().map(Reply::Status).collect()))
 }
 
 /// `XINFO CONSUMERS key group`
@@ -1358,7 +1552,7 @@ mod tests {
         assert_eq!(server.run(&[b"XGROUP", b"CREATE", b"s", b"g", b"0", b"MKSTREAM"]), Reply::ok());
         for step in 0..2000 {
             let consumer = consumers[rng.random_range(0..consumers.len())];
-            match rng.random_range(0..8) {
+            match rng.random_range(0..9) {
                 0 | 1 => {
                     let id = (next_ms, 0);
                     next_ms += 1;
@@ -1423,7 +1617,7 @@ mod tests {
                     let removed = int(&server.run(&[b"XDEL", b"s", &id_text(id)]));
                     assert_eq!(removed, entries.remove(&id).is_some() as i64, "step {step}");
                 }
-                7 if rng.random_bool(0.5) => {
+                8 if rng.random_bool(0.5) => {
                     // XAUTOCLAIM with no idle minimum: the first two pending
                     // entries move to `consumer`, or are dropped if deleted.
                     let reply = server.run(&[b"XAUTOCLAIM", b"s", b"g", consumer, b"0", b"-", b"COUNT", b"2"]);
@@ -1443,6 +1637,29 @@ mod tests {
                     assert_eq!(entries_of(&parts[1]), claimed, "step {step}");
                     let Reply::Array(deleted) = &parts[2] else { panic!("{parts:?}") };
                     assert_eq!(deleted.iter().map(|d| parse_id(&bulk(d))).collect::<Vec<_>>(), dropped);
+                }
+                7 => {
+                    // Move the group back or forth, with or without a read counter.
+                    let to = (rng.random_range(0..next_ms + 1), 0);
+                    let counter = rng.random_range(-1..next_ms as i64 + 1).to_string();
+                    let to_text = id_text(to);
+                    let mut args: Vec<&[u8]> = vec![b"XGROUP", b"SETID", b"s", b"g", &to_text];
+                    let with_counter = rng.random_bool(0.5);
+                    if with_counter {
+                        args.extend([b"ENTRIESREAD".as_slice(), counter.as_bytes()]);
+                    }
+                    assert_eq!(server.run(&args), Reply::ok(), "step {step}");
+                    last_delivered = to;
+                    let info = server.run(&[b"XINFO", b"GROUPS", b"s"]);
+                    let Reply::Array(groups) = info else { panic!("XINFO GROUPS {info:?}") };
+                    let Reply::Map(fields) = &groups[0] else { panic!("group {groups:?}") };
+                    assert_eq!(bulk(&fields[3].1), id_text(to), "step {step}");
+                    let expected = match counter.as_str() {
+                        "-1" => Reply::Nil,
+                        n if with_counter => Reply::Integer(n.parse().expect("int")),
+                        _ => Reply::Nil,
+                    };
+                    assert_eq!(fields[4].1, expected, "entries-read as set; step {step}");
                 }
                 _ => {
                     if rng.random_bool(0.1) {

@@ -73,6 +73,13 @@ impl Encoder<'_> {
         }
     }
 
+    fn opt_i64(&mut self, v: Option<i64>) {
+        self.bool(v.is_some());
+        if let Some(v) = v {
+            self.0.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
     fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
         self.varint(items.len() as u64);
         for item in items {
@@ -226,19 +233,21 @@ impl Encoder<'_> {
                 self.opt_u64(*entries_added);
                 self.opt_id(*max_deleted_id);
             }
-            StreamOp::CreateGroup { group, last_id } => {
+            StreamOp::CreateGroup { group, last_id, entries_read } => {
                 self.u8(4);
                 self.bytes(group);
                 self.id(*last_id);
+                self.opt_i64(*entries_read);
             }
             StreamOp::DestroyGroup { group } => {
                 self.u8(5);
                 self.bytes(group);
             }
-            StreamOp::SetGroupId { group, last_id } => {
+            StreamOp::SetGroupId { group, last_id, entries_read } => {
                 self.u8(6);
                 self.bytes(group);
                 self.id(*last_id);
+                self.opt_i64(*entries_read);
             }
             StreamOp::CreateConsumer { group, consumer, now_ms } => {
                 self.u8(7);
@@ -337,6 +346,7 @@ impl Encoder<'_> {
         for (name, group) in &s.groups {
             self.bytes(name);
             self.id(group.last_id);
+            self.opt_i64(group.entries_read);
             self.varint(group.pending.len() as u64);
             for (id, p) in &group.pending {
                 self.id(*id);
@@ -476,6 +486,10 @@ impl<'b> Decoder<'b> {
         Ok(if self.bool()? { Some(self.id()?) } else { None })
     }
 
+    fn opt_i64(&mut self) -> Result<Option<i64>, CodecError> {
+        Ok(if self.bool()? { Some(self.fixed_u64()? as i64) } else { None })
+    }
+
     fn opt_u64(&mut self) -> Result<Option<u64>, CodecError> {
         Ok(if self.bool()? { Some(self.varint()?) } else { None })
     }
@@ -539,9 +553,9 @@ impl<'b> Decoder<'b> {
             3 => {
                 StreamOp::SetId { last_id: self.id()?, entries_added: self.opt_u64()?, max_deleted_id: self.opt_id()? }
             }
-            4 => StreamOp::CreateGroup { group: self.bytes()?, last_id: self.id()? },
+            4 => StreamOp::CreateGroup { group: self.bytes()?, last_id: self.id()?, entries_read: self.opt_i64()? },
             5 => StreamOp::DestroyGroup { group: self.bytes()? },
-            6 => StreamOp::SetGroupId { group: self.bytes()?, last_id: self.id()? },
+            6 => StreamOp::SetGroupId { group: self.bytes()?, last_id: self.id()?, entries_read: self.opt_i64()? },
             7 => StreamOp::CreateConsumer { group: self.bytes()?, consumer: self.bytes()?, now_ms: self.varint()? },
             8 => StreamOp::DeleteConsumer { group: self.bytes()?, consumer: self.bytes()? },
             9 => StreamOp::ReadGroup {
@@ -604,6 +618,7 @@ impl<'b> Decoder<'b> {
             .list(|d| {
                 let name = d.bytes()?;
                 let last_id = d.id()?;
+                let entries_read = d.opt_i64()?;
                 let pending: BTreeMap<StreamId, Pending> = d
                     .list(|d| {
                         let id = d.id()?;
@@ -612,7 +627,7 @@ impl<'b> Decoder<'b> {
                     .into_iter()
                     .collect();
                 let consumers = d.list(|d| Ok((d.bytes()?, d.varint()?)))?.into_iter().collect();
-                Ok((name, ConsumerGroup { last_id, pending, consumers }))
+                Ok((name, ConsumerGroup { last_id, entries_read, pending, consumers }))
             })?
             .into_iter()
             .collect();
@@ -651,7 +666,10 @@ mod tests {
             &mut stream,
             &StreamOp::Add { id: StreamId::new(5, 1), fields: vec![b("f"), b("v")] },
         );
-        super::super::stream::apply(&mut stream, &StreamOp::CreateGroup { group: b("g"), last_id: StreamId::MIN });
+        super::super::stream::apply(
+            &mut stream,
+            &StreamOp::CreateGroup { group: b("g"), last_id: StreamId::MIN, entries_read: Some(-3) },
+        );
         super::super::stream::apply(
             &mut stream,
             &StreamOp::ReadGroup {

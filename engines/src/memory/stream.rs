@@ -87,6 +87,10 @@ pub struct Pending {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConsumerGroup {
     pub last_id: StreamId,
+    /// Redis's `entries_read`: how many entries the group has read counting
+    /// from the first ever added, None when unknown (SCG_INVALID_ENTRIES_READ).
+    /// ENTRIESREAD may set any value up to i64::MAX.
+    pub entries_read: Option<i64>,
     pub pending: BTreeMap<StreamId, Pending>,
     pub consumers: BTreeMap<Bytes, u64>,
 }
@@ -103,6 +107,92 @@ impl StreamValue {
     /// The ID of the last entry present (0-0 when empty).
     pub fn last_entry_id(&self) -> StreamId {
         self.entries.keys().next_back().copied().unwrap_or_default()
+    }
+
+    /// The ID of the first entry present (0-0 when empty): Redis's
+    /// `first_id`, which XADD, XDEL and the trims keep equal to it.
+    pub fn first_entry_id(&self) -> StreamId {
+        self.entries.keys().next().copied().unwrap_or_default()
+    }
+
+    /// Redis's `streamRangeHasTombstones(s, start, NULL)`: whether an entry
+    /// at or after `start` may have been deleted (only the greatest deleted
+    /// ID is known).
+    pub fn has_tombstones_from(&self, start: StreamId) -> bool {
+        if self.is_empty() || self.max_deleted_id == StreamId::MIN {
+            return false;
+        }
+        if self.first_entry_id() > self.max_deleted_id {
+            // The latest tombstone is before the first entry.
+            return false;
+        }
+        start <= self.max_deleted_id
+    }
+
+    /// Redis's `streamEstimateDistanceFromFirstEverEntry`: the number of
+    /// entries added up to and including `id`, when it can be known.
+    pub fn entries_read_at(&self, id: StreamId) -> Option<i64> {
+        let added = self.entries_added as i64;
+        if self.entries_added == 0 {
+            // Any ID of a never-used stream has read nothing.
+            return Some(0);
+        }
+        if self.is_empty() && id <= self.last_id {
+            // Whatever an emptied stream had, such an ID has read it all.
+            return Some(added);
+        }
+        match id.cmp(&self.last_id) {
+            std::cmp::Ordering::Equal => return Some(added),
+            // The counter of a future ID is unknown.
+            std::cmp::Ordering::Greater => return None,
+            std::cmp::Ordering::Less => {}
+        }
+        let first = self.first_entry_id();
+        if self.max_deleted_id == StreamId::MIN || self.max_deleted_id < first {
+            // No deletion after the first entry: everything before it was
+            // read by whoever is at or before it.
+            match id.cmp(&first) {
+                std::cmp::Ordering::Less => return Some(added - self.len() as i64),
+                std::cmp::Ordering::Equal => return Some(added - self.len() as i64 + 1),
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        None
+    }
+
+    /// The group's read counter after it is delivered the `new` entries
+    /// (ascending), counted as Redis's `streamReplyWithRange` does: one more
+    /// per entry while no deletion lies ahead, else estimated afresh.
+    pub fn entries_read_after(&self, group: &ConsumerGroup, new: &[StreamId]) -> Option<i64> {
+        let mut read = group.entries_read;
+        let mut last = group.last_id;
+        for id in new {
+            if *id <= last {
+                continue;
+            }
+            if read.is_some() && !self.has_tombstones_from(*id) {
+                read = read.map(|n| n.wrapping_add(1));
+            } else if self.entries_added > 0 {
+                read = self.entries_read_at(*id);
+            }
+            last = *id;
+        }
+        read
+    }
+
+    /// Redis's `streamReplyWithCGLag`: entries not yet delivered to the
+    /// group, None when deletions make it unknowable.
+    pub fn group_lag(&self, group: &ConsumerGroup) -> Option<i64> {
+        let added = self.entries_added as i64;
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if let Some(read) = group.entries_read {
+            if !self.has_tombstones_from(group.last_id) {
+                return Some(added.wrapping_sub(read));
+            }
+        }
+        self.entries_read_at(group.last_id).map(|read| added.wrapping_sub(read))
     }
 
     /// The nodes in order, each as its live entries' IDs.
@@ -156,18 +246,21 @@ pub enum StreamOp {
         entries_added: Option<u64>,
         max_deleted_id: Option<StreamId>,
     },
-    /// XGROUP CREATE (the stream is created if missing: MKSTREAM).
+    /// XGROUP CREATE (the stream is created if missing: MKSTREAM), with
+    /// its ENTRIESREAD (None: unknown).
     CreateGroup {
         group: Bytes,
         last_id: StreamId,
+        entries_read: Option<i64>,
     },
     DestroyGroup {
         group: Bytes,
     },
-    /// XGROUP SETID.
+    /// XGROUP SETID, with its ENTRIESREAD (None: unknown).
     SetGroupId {
         group: Bytes,
         last_id: StreamId,
+        entries_read: Option<i64>,
     },
     /// XGROUP CREATECONSUMER (a no-op if it exists).
     CreateConsumer {
@@ -270,15 +363,17 @@ pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
                 stream.max_deleted_id = *id;
             }
         }
-        StreamOp::CreateGroup { group, last_id } => {
-            stream.groups.insert(group.clone(), ConsumerGroup { last_id: *last_id, ..Default::default() });
+        StreamOp::CreateGroup { group, last_id, entries_read } => {
+            let created = ConsumerGroup { last_id: *last_id, entries_read: *entries_read, ..Default::default() };
+            stream.groups.insert(group.clone(), created);
         }
         StreamOp::DestroyGroup { group } => {
             stream.groups.remove(group);
         }
-        StreamOp::SetGroupId { group, last_id } => {
+        StreamOp::SetGroupId { group, last_id, entries_read } => {
             if let Some(g) = stream.groups.get_mut(group) {
                 g.last_id = *last_id;
+                g.entries_read = *entries_read;
             }
         }
         StreamOp::CreateConsumer { group, consumer, now_ms } => {
@@ -293,8 +388,10 @@ pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
             }
         }
         StreamOp::ReadGroup { group, consumer, now_ms, new, noack, history } => {
+            let Some(read) = stream.groups.get(group).map(|g| stream.entries_read_after(g, new)) else { return };
             let Some(g) = stream.groups.get_mut(group) else { return };
             g.consumers.insert(consumer.clone(), *now_ms);
+            g.entries_read = read;
             for id in new {
                 g.last_id = g.last_id.max(*id);
                 if !noack {
@@ -409,6 +506,66 @@ mod tests {
         assert_eq!(s.nodes.len(), 2);
         add(&mut s, 300, 0);
         assert_eq!(s.nodes.len(), 3, "a full tail node is not reused");
+    }
+
+    fn group(last: StreamId, entries_read: Option<i64>) -> ConsumerGroup {
+        ConsumerGroup { last_id: last, entries_read, ..Default::default() }
+    }
+
+    #[test]
+    fn lag_and_entries_read_follow_redis_rules() {
+        let mut s = StreamValue::default();
+        assert_eq!(s.group_lag(&group(StreamId::MIN, None)), Some(0), "a never-used stream has no lag");
+        for ms in 1..=5 {
+            add(&mut s, ms, 0);
+        }
+        // Known counter and no deletion: added - read.
+        assert_eq!(s.group_lag(&group(StreamId::new(2, 0), Some(2))), Some(3));
+        // Unknown counter: estimated at the ends only.
+        assert_eq!(s.entries_read_at(StreamId::new(5, 0)), Some(5), "the last ID has read everything");
+        assert_eq!(s.entries_read_at(StreamId::new(1, 0)), Some(1), "the first entry is the first read");
+        assert_eq!(s.entries_read_at(StreamId::MIN), Some(0));
+        assert_eq!(s.entries_read_at(StreamId::new(3, 0)), None, "inside the stream it is unknown");
+        assert_eq!(s.entries_read_at(StreamId::new(9, 0)), None, "a future ID is unknown");
+        assert_eq!(s.group_lag(&group(StreamId::new(3, 0), None)), None);
+        // A deletion ahead of the group makes its counter unusable.
+        apply(&mut s, &StreamOp::Delete { ids: vec![StreamId::new(4, 0)] });
+        assert!(s.has_tombstones_from(StreamId::new(3, 0)));
+        assert!(!s.has_tombstones_from(StreamId::new(4, 1)));
+        assert_eq!(s.group_lag(&group(StreamId::new(3, 0), Some(3))), None);
+        assert_eq!(s.group_lag(&group(StreamId::new(5, 0), None)), Some(0), "the last ID is exact");
+        assert_eq!(s.group_lag(&group(StreamId::new(5, 0), Some(3))), Some(2), "no deletion after the group");
+        // Trimming past the deletion: prefix arithmetic works again.
+        apply(&mut s, &StreamOp::Trim { through: StreamId::new(4, 0) });
+        assert_eq!(s.entries_read_at(StreamId::new(2, 0)), Some(4));
+        // An emptied stream: anything up to the last ID has read it all.
+        apply(&mut s, &StreamOp::Trim { through: StreamId::MAX });
+        assert_eq!(s.entries_read_at(StreamId::new(1, 0)), Some(5));
+    }
+
+    #[test]
+    fn group_reads_count_entries_read() {
+        let mut s = StreamValue::default();
+        for ms in 1..=4 {
+            add(&mut s, ms, 0);
+        }
+        let g = Bytes::from_static(b"g");
+        apply(&mut s, &StreamOp::CreateGroup { group: g.clone(), last_id: StreamId::MIN, entries_read: None });
+        let read = |s: &mut StreamValue, ids: &[u64]| {
+            let new = ids.iter().map(|ms| StreamId::new(*ms, 0)).collect();
+            let consumer = Bytes::from_static(b"c");
+            let op = StreamOp::ReadGroup { group: g.clone(), consumer, now_ms: 1, new, noack: true, history: vec![] };
+            apply(s, &op);
+            s.groups[&g].entries_read
+        };
+        assert_eq!(read(&mut s, &[1]), Some(1), "estimated at the first entry");
+        assert_eq!(read(&mut s, &[2, 3]), Some(3), "then counted");
+        apply(&mut s, &StreamOp::SetGroupId { group: g.clone(), last_id: StreamId::MIN, entries_read: Some(10) });
+        assert_eq!(s.groups[&g].entries_read, Some(10), "ENTRIESREAD is taken as given");
+        apply(&mut s, &StreamOp::Delete { ids: vec![StreamId::new(3, 0)] });
+        // Deletion ahead: re-estimated, unknown in the middle, exact at the end.
+        assert_eq!(read(&mut s, &[1]), None);
+        assert_eq!(read(&mut s, &[2, 4]), Some(4));
     }
 
     #[test]
