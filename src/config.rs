@@ -20,8 +20,9 @@ const STRATA_DEFAULTS: &[(&str, &str)] = &[("dir", "./strata-data"), ("bind", "1
 
 /// Strata's own parameters, which Redis does not have, with their defaults.
 /// `metrics-port`: the Prometheus endpoint's port on the `bind` addresses
-/// (0 = off).
-const STRATA_PARAMS: &[(&str, &str)] = &[("metrics-port", "0")];
+/// (0 = off). `key-load-delay`: Redis's hidden test setting, microseconds
+/// of delay per log record replayed at startup (tests watch LOADING).
+const STRATA_PARAMS: &[(&str, &str)] = &[("metrics-port", "0"), ("key-load-delay", "0")];
 
 /// Parameters that take a size with an optional unit (`1gb`, `512mb`).
 const MEMORY_PARAMS: &[&str] = &[

@@ -19,20 +19,26 @@ use crate::server::Server;
 
 const READ_CHUNK: usize = 16 * 1024;
 
-pub async fn serve(server: Arc<Server>, socket: TcpStream, addr: SocketAddr) {
+/// Serves one client; `input` holds bytes already read from it (requests
+/// that arrived while the server was loading).
+pub async fn serve(server: Arc<Server>, socket: TcpStream, addr: SocketAddr, input: BytesMut) {
     let local = socket.local_addr().unwrap_or(addr);
     let shared = server.clients.add(addr, local);
     let authenticated = server.config.read().requirepass().is_none();
     let mut client = Client::new(shared.clone(), authenticated);
-    if let Err(e) = session(&server, socket, &mut client).await {
+    if let Err(e) = session(&server, socket, &mut client, input).await {
         tracing::debug!(client = client.shared.id, error = %e, "connection closed");
     }
     crate::commands::client_closed(&server, &mut client);
     server.clients.remove(shared.id);
 }
 
-async fn session(server: &Server, mut socket: TcpStream, client: &mut Client) -> std::io::Result<()> {
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
+async fn session(
+    server: &Server,
+    mut socket: TcpStream,
+    client: &mut Client,
+    mut input: BytesMut,
+) -> std::io::Result<()> {
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     let mut shutdown = server.shutdown_signal();
     // The parser says how many bytes a partial request needs; no point

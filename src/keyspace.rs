@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use crate::blocking::Blocking;
 use crate::commands::multi::Watches;
 use crate::error::CmdError;
+use crate::loading::LoadingProgress;
 use crate::recovery::{self, RecoveryReport};
 
 /// When the background work of `Keyspace::maintain` kicks in.
@@ -39,11 +40,18 @@ pub struct DurabilityConfig {
     /// Write a memory checkpoint once the log has grown this much since
     /// the last one (restart replays at most about this much).
     pub checkpoint_log_bytes: u64,
+    /// Sleep per record replayed at startup (`key-load-delay`, tests only).
+    pub replay_delay: std::time::Duration,
 }
 
 impl Default for DurabilityConfig {
     fn default() -> Self {
-        DurabilityConfig { fsync: FsyncPolicy::EverySec, segment_bytes: 64 << 20, checkpoint_log_bytes: 256 << 20 }
+        DurabilityConfig {
+            fsync: FsyncPolicy::EverySec,
+            segment_bytes: 64 << 20,
+            checkpoint_log_bytes: 256 << 20,
+            replay_delay: std::time::Duration::ZERO,
+        }
     }
 }
 
@@ -97,8 +105,9 @@ impl Keyspace {
         databases: usize,
         config: DurabilityConfig,
         metrics: Arc<DurabilityMetrics>,
+        progress: &LoadingProgress,
     ) -> Result<Keyspace, EngineError> {
-        let recovered = recovery::recover(dir, rocks)?;
+        let recovered = recovery::recover(dir, rocks, progress, config.replay_delay)?;
         let report = recovered.report;
         let (synced, _) = watch::channel(report.last_seq);
         let notify = synced.clone();

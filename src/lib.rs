@@ -10,6 +10,7 @@ pub mod cursor;
 pub mod error;
 pub mod glob;
 pub mod keyspace;
+pub mod loading;
 pub mod long_double;
 pub mod memory_usage;
 pub mod metrics;

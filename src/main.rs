@@ -5,7 +5,6 @@ use tracing_subscriber::EnvFilter;
 
 use strata::config::Config;
 use strata::memory_usage::CountingAllocator;
-use strata::server;
 
 /// Counts heap bytes for INFO's used_memory and the maxmemory limit.
 #[global_allocator]
@@ -36,10 +35,7 @@ fn main() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let result = runtime.block_on(async {
-        let server = server::Server::open(config)?;
-        server::run(server).await
-    });
+    let result = runtime.block_on(strata::loading::start(config));
     if let Err(e) = result {
         tracing::error!("{e}");
         std::process::exit(1);

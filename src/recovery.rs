@@ -8,7 +8,10 @@
 //! damage stops startup with the file, offset and sequence.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use crate::loading::LoadingProgress;
 
 use strata_engines::log::{cut_torn_tail, list_segments, read_log};
 use strata_engines::memory::checkpoint::{list_checkpoints, read_checkpoint};
@@ -71,11 +74,21 @@ fn load_checkpoint(dir: &Path) -> (Option<PathBuf>, Vec<MemShard>, Vec<u64>) {
     (None, (0..SHARDS).map(|_| MemShard::default()).collect(), vec![0; SHARDS])
 }
 
-pub fn recover(dir: &Path, config: &RocksConfig) -> Result<Recovered, EngineError> {
+pub fn recover(
+    dir: &Path,
+    config: &RocksConfig,
+    progress: &LoadingProgress,
+    delay_per_record: Duration,
+) -> Result<Recovered, EngineError> {
     let started = Instant::now();
+    let file_size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let log_bytes: u64 = list_segments(&log_dir(dir))?.iter().map(|s| file_size(&s.path)).sum();
+    let newest_checkpoint = list_checkpoints(&checkpoint_dir(dir)).first().map_or(0, |(_, path)| file_size(path));
+    progress.total_bytes.store(log_bytes + newest_checkpoint, Ordering::Relaxed);
     let engine = RocksEngine::open(&rocks_dir(dir), config)?;
     let rocks_seq = engine.applied_seq()?;
     let (checkpoint, mut shards, shard_seqs) = load_checkpoint(&checkpoint_dir(dir));
+    progress.loaded_bytes.fetch_add(checkpoint.as_deref().map_or(0, file_size), Ordering::Relaxed);
     let checkpoint_seq = shard_seqs.iter().copied().min().unwrap_or(0);
     let from = rocks_seq.min(checkpoint_seq);
     let mut replayed = 0u64;
@@ -101,6 +114,10 @@ pub fn recover(dir: &Path, config: &RocksConfig) -> Result<Recovered, EngineErro
             }
         }
         replayed += 1;
+        progress.loaded_bytes.fetch_add(record.size as u64, Ordering::Relaxed);
+        if !delay_per_record.is_zero() {
+            std::thread::sleep(delay_per_record);
+        }
         Ok::<(), EngineError>(())
     })?;
     let newest_engine = rocks_seq.max(shard_seqs.iter().copied().max().unwrap_or(0));

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::connection;
 use crate::cursor::Cursors;
 use crate::keyspace::{DurabilityConfig, Keyspace};
+use crate::loading::LoadingProgress;
 use crate::stats::Stats;
 use strata_engines::log::FsyncPolicy;
 use strata_engines::DurabilityMetrics;
@@ -53,11 +54,14 @@ pub enum StartError {
 }
 
 impl Server {
-    pub fn open(config: Config) -> Result<Arc<Server>, StartError> {
+    /// Opens the data directory (recovering every engine; `progress` tells
+    /// how far it got) and builds the server.
+    pub fn open(config: Config, progress: &LoadingProgress) -> Result<Arc<Server>, StartError> {
         let dir = config.dir();
         let durability = Arc::new(DurabilityMetrics::default());
         let log_config = DurabilityConfig {
             fsync: FsyncPolicy::parse(config.get("appendfsync").unwrap_or("everysec")).unwrap_or(FsyncPolicy::EverySec),
+            replay_delay: Duration::from_micros(config.get("key-load-delay").and_then(|v| v.parse().ok()).unwrap_or(0)),
             ..DurabilityConfig::default()
         };
         let keyspace = Keyspace::open(
@@ -66,6 +70,7 @@ impl Server {
             config.databases(),
             log_config,
             durability.clone(),
+            progress,
         )?;
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
@@ -108,24 +113,9 @@ impl Server {
     }
 }
 
-/// Binds every `bind` address (a leading `-` marks one that may be missing,
-/// as in Redis).
-async fn bind_listeners(server: &Server) -> Result<Vec<TcpListener>, StartError> {
-    let (addresses, port) = {
-        let config = server.config.read();
-        (config.bind(), config.port())
-    };
-    let listeners = bind_all(&addresses, port).await?;
-    if let Some(first) = listeners.first() {
-        if let Ok(addr) = first.local_addr() {
-            server.port.store(addr.port(), Ordering::Relaxed);
-        }
-    }
-    Ok(listeners)
-}
-
-/// Binds `port` on each of the `bind` addresses (shared with the metrics
-/// endpoint, which listens where the server does).
+/// Binds `port` on each of the `bind` addresses (a leading `-` marks one
+/// that may be missing, as in Redis). The metrics endpoint listens where
+/// the server does.
 pub(crate) async fn bind_all(addresses: &[String], port: u16) -> Result<Vec<TcpListener>, StartError> {
     let mut listeners = Vec::new();
     for address in addresses {
@@ -144,9 +134,12 @@ pub(crate) async fn bind_all(addresses: &[String], port: u16) -> Result<Vec<TcpL
     Ok(listeners)
 }
 
-/// Serves until shutdown is requested (SHUTDOWN, SIGTERM, SIGINT).
-pub async fn run(server: Arc<Server>) -> Result<(), StartError> {
-    let listeners = bind_listeners(&server).await?;
+/// Serves on `listeners` (bound by `loading::start`) until shutdown is
+/// requested (SHUTDOWN, SIGTERM, SIGINT).
+pub async fn run(server: Arc<Server>, listeners: Vec<TcpListener>) -> Result<(), StartError> {
+    if let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) {
+        server.port.store(addr.port(), Ordering::Relaxed);
+    }
     let metrics_listeners = crate::metrics::bind(&server).await?;
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
@@ -198,7 +191,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
             continue;
         }
         let _ = socket.set_nodelay(true);
-        tokio::spawn(connection::serve(server.clone(), socket, addr));
+        tokio::spawn(connection::serve(server.clone(), socket, addr, bytes::BytesMut::new()));
     }
 }
 

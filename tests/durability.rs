@@ -267,3 +267,44 @@ fn a_damaged_checkpoint_falls_back_to_the_previous_one() {
     let message = server.start_expecting_failure();
     assert!(message.contains("the log starts at sequence"), "{message}");
 }
+
+#[test]
+fn clients_get_loading_while_the_log_replays() {
+    // Redis's key-load-delay slows replay down (5 ms a record) so that
+    // loading lasts long enough to be seen.
+    let mut server = TestServer::start_with(&["--key-load-delay", "5000"]);
+    let mut conn = server.conn();
+    for i in 0..300 {
+        conn.call(&["RPUSH", "list", &i.to_string()]);
+    }
+    drop(conn);
+    server.kill();
+    server.spawn_without_waiting();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut conn = loop {
+        match Conn::try_connect(server.port) {
+            Ok(conn) => break conn,
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Err(e) => panic!("server never listened: {e}"),
+        }
+    };
+    assert_eq!(conn.call(&["PING"]), Value::Error("LOADING Strata is loading the dataset in memory".into()));
+    assert_eq!(conn.call(&["LLEN", "list"]), Value::Error("LOADING Strata is loading the dataset in memory".into()));
+    let info = text(&conn.call(&["INFO", "persistence"]));
+    assert!(info.contains("loading:1"), "{info}");
+    let perc: f64 =
+        info.lines().find_map(|l| l.strip_prefix("loading_loaded_perc:")).expect("progress in INFO").parse().unwrap();
+    assert!((0.0..=100.0).contains(&perc));
+    // The same connection becomes an ordinary client once loading ends.
+    server.wait_ready();
+    loop {
+        match conn.call(&["LLEN", "list"]) {
+            Value::Error(e) if e.starts_with("LOADING") => std::thread::sleep(std::time::Duration::from_millis(20)),
+            other => {
+                assert_eq!(other, Value::Int(300));
+                break;
+            }
+        }
+    }
+    assert_eq!(info_field(&mut conn, "loading"), "0");
+}

@@ -89,6 +89,8 @@ pub struct LogRecord {
     /// memory engines.
     pub rocks: Vec<u8>,
     pub mem: Vec<MemRecord>,
+    /// Bytes the record takes in its segment, frame included (progress).
+    pub size: usize,
 }
 
 /// Appends one framed record to `out`.
@@ -109,7 +111,7 @@ fn decode_payload(payload: &[u8]) -> Option<LogRecord> {
     let mut d = crate::memory::codec::Decoder::new(&payload[8..]);
     let rocks = d.bytes().ok()?.to_vec();
     let mem = decode_records(&payload[8 + d.position()..]).ok()?;
-    Some(LogRecord { seq, rocks, mem })
+    Some(LogRecord { seq, rocks, mem, size: payload.len() + FRAME_HEAD })
 }
 
 /// One frame at `pos`, if a whole valid one is there.

@@ -557,7 +557,7 @@ mod tests {
 
     fn keyspace(dir: &std::path::Path) -> Keyspace {
         let config = RocksConfig { block_cache_bytes: 1 << 20, write_buffer_bytes: 1 << 20 };
-        Keyspace::open(dir, &config, 2, Default::default(), Default::default()).unwrap()
+        Keyspace::open(dir, &config, 2, Default::default(), Default::default(), &Default::default()).unwrap()
     }
 
     fn entries_of(ks: &Keyspace, db: usize, key: &[u8]) -> Option<(u64, Vec<Entry>)> {

@@ -498,7 +498,7 @@ pub mod testing {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut config = Config::default();
             config.set("dir", dir.path().to_str().expect("utf-8 path")).expect("dir");
-            let server = Server::open(config).expect("open server");
+            let server = Server::open(config, &Default::default()).expect("open server");
             *server.keyspace.record_tap.lock() = Some(Vec::new());
             let addr = "127.0.0.1:1".parse().expect("addr");
             let client = Client::new(server.clients.add(addr, addr), true);

@@ -60,6 +60,13 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
+        self.spawn_without_waiting();
+        self.wait_ready();
+    }
+
+    /// Starts the process on the same data and returns at once (tests that
+    /// watch it load).
+    pub fn spawn_without_waiting(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_strata-server"));
         // A config file, if any, must come first.
         let mut extra = self.extra.as_slice();
@@ -80,10 +87,9 @@ impl TestServer {
             .spawn()
             .expect("start strata-server");
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {

@@ -1,0 +1,135 @@
+//! Serving while the engines recover. The listeners are bound first and
+//! every connection is answered `-LOADING` (INFO shows the progress, as
+//! Redis's does while it loads) until recovery is done; then the same
+//! connections go on as ordinary clients.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits};
+use crate::server::{self, Server, StartError};
+
+const LOADING: &str = "LOADING Strata is loading the dataset in memory";
+
+/// How far recovery has got (INFO persistence while loading).
+#[derive(Default)]
+pub struct LoadingProgress {
+    pub started_unix: AtomicU64,
+    pub total_bytes: AtomicU64,
+    pub loaded_bytes: AtomicU64,
+}
+
+impl LoadingProgress {
+    /// INFO's loading fields, as Redis prints them while it loads.
+    pub fn info(&self) -> String {
+        let total = self.total_bytes.load(Ordering::Relaxed);
+        let loaded = self.loaded_bytes.load(Ordering::Relaxed).min(total);
+        let started = self.started_unix.load(Ordering::Relaxed);
+        let elapsed = (strata_engines::now_ms() / 1000).saturating_sub(started);
+        let perc = if total == 0 { 0.0 } else { loaded as f64 * 100.0 / total as f64 };
+        let eta = if loaded == 0 { 1 } else { (total - loaded) * elapsed.max(1) / loaded };
+        format!(
+            "# Persistence\r\nloading:1\r\nasync_loading:0\r\nloading_start_time:{started}\r\n\
+             loading_total_bytes:{total}\r\nloading_rdb_used_mem:0\r\nloading_loaded_bytes:{loaded}\r\n\
+             loading_loaded_perc:{perc:.2}\r\nloading_eta_seconds:{eta}\r\n"
+        )
+    }
+}
+
+/// Binds, recovers in the background while answering LOADING, then serves
+/// until shutdown.
+pub async fn start(config: Config) -> Result<(), StartError> {
+    let listeners = server::bind_all(&config.bind(), config.port()).await?;
+    let progress = Arc::new(LoadingProgress::default());
+    progress.started_unix.store(strata_engines::now_ms() / 1000, Ordering::Relaxed);
+    let (ready_tx, ready) = watch::channel::<Option<Arc<Server>>>(None);
+    let acceptors: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| tokio::spawn(accept_while_loading(listener, ready.clone(), progress.clone())))
+        .collect();
+    let loading = progress.clone();
+    let opened =
+        tokio::task::spawn_blocking(move || Server::open(config, &loading)).await.expect("recovery thread panicked")?;
+    ready_tx.send_replace(Some(opened.clone()));
+    let mut listeners = Vec::new();
+    for acceptor in acceptors {
+        listeners.push(acceptor.await.expect("acceptor panicked"));
+    }
+    server::run(opened, listeners).await
+}
+
+async fn accept_while_loading(
+    listener: TcpListener,
+    ready: watch::Receiver<Option<Arc<Server>>>,
+    progress: Arc<LoadingProgress>,
+) -> TcpListener {
+    let mut done = ready.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((socket, addr)) = accepted {
+                    let _ = socket.set_nodelay(true);
+                    tokio::spawn(loading_session(socket, addr, ready.clone(), progress.clone()));
+                }
+            }
+            _ = done.wait_for(Option::is_some) => return listener,
+        }
+    }
+}
+
+/// A connection made during loading: LOADING for every request (INFO gets
+/// the progress), then, once the server is ready, an ordinary client with
+/// whatever input is still unanswered.
+async fn loading_session(
+    mut socket: TcpStream,
+    addr: SocketAddr,
+    mut ready: watch::Receiver<Option<Arc<Server>>>,
+    progress: Arc<LoadingProgress>,
+) {
+    let mut input = BytesMut::with_capacity(4096);
+    let limits = RequestLimits { max_bulk_len: 512 << 20, authenticated: false };
+    loop {
+        let mut output = BytesMut::new();
+        loop {
+            match parse_request(&mut input, &limits) {
+                Ok(ParseOutcome::Request(argv)) if argv.is_empty() => continue,
+                Ok(ParseOutcome::Request(argv)) => {
+                    let reply = if argv[0].eq_ignore_ascii_case(b"INFO") {
+                        Reply::Verbatim("txt", bytes::Bytes::from(progress.info()))
+                    } else {
+                        Reply::Error(LOADING.into())
+                    };
+                    ReplyEncoder { resp3: false }.encode(&reply, &mut output);
+                }
+                Ok(ParseOutcome::Incomplete { .. }) => break,
+                Err(e) => {
+                    let _ = socket.write_all(format!("-ERR {e}\r\n").as_bytes()).await;
+                    return;
+                }
+            }
+        }
+        if !output.is_empty() && socket.write_all(&output).await.is_err() {
+            return;
+        }
+        let server = tokio::select! {
+            read = socket.read_buf(&mut input) => {
+                if !matches!(read, Ok(n) if n > 0) {
+                    return;
+                }
+                continue;
+            }
+            server = ready.wait_for(Option::is_some) => server.ok().and_then(|server| server.clone()),
+        };
+        let Some(server) = server else { return };
+        server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        crate::connection::serve(server, socket, addr, input).await;
+        return;
+    }
+}
