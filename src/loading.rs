@@ -34,7 +34,7 @@ impl LoadingProgress {
         let started = self.started_unix.load(Ordering::Relaxed);
         let elapsed = (strata_engines::now_ms() / 1000).saturating_sub(started);
         let perc = if total == 0 { 0.0 } else { loaded as f64 * 100.0 / total as f64 };
-        let eta = if loaded == 0 { 1 } else { (total - loaded) * elapsed.max(1) / loaded };
+        let eta = ((total - loaded) * elapsed.max(1)).checked_div(loaded).unwrap_or(1);
         format!(
             "# Persistence\r\nloading:1\r\nasync_loading:0\r\nloading_start_time:{started}\r\n\
              loading_total_bytes:{total}\r\nloading_rdb_used_mem:0\r\nloading_loaded_bytes:{loaded}\r\n\
