@@ -108,6 +108,7 @@ impl Keyspace {
         progress: &LoadingProgress,
     ) -> Result<Keyspace, EngineError> {
         let recovered = recovery::recover(dir, rocks, progress, config.replay_delay)?;
+        recovered.engine.enable_compactions()?;
         let report = recovered.report;
         let (synced, _) = watch::channel(report.last_seq);
         let notify = synced.clone();
@@ -306,7 +307,11 @@ impl Keyspace {
     pub fn checkpoint_due(&self) -> bool {
         let d = &self.durability;
         let grown = self.log.metrics.log_bytes_written.get() - d.log_bytes_at_checkpoint.load(Ordering::Relaxed);
-        grown >= self.config.checkpoint_log_bytes && !d.checkpoint_in_progress.load(Ordering::Relaxed)
+        // Replaying the log costs about as much per byte as loading a
+        // checkpoint: checkpoint once the log since the last one is worth
+        // twice the checkpoint, and at least every `checkpoint_log_bytes`.
+        let worth = (2 * self.log.metrics.checkpoint_bytes.get() as u64).max(16 << 20);
+        grown >= worth.min(self.config.checkpoint_log_bytes) && !d.checkpoint_in_progress.load(Ordering::Relaxed)
     }
 
     /// Writes a memory checkpoint: shard by shard, each copied under its
@@ -403,6 +408,7 @@ impl Keyspace {
         engine.flush()?;
         self.durability.rocks_flushed_seq.fetch_max(seq, Ordering::Relaxed);
         self.checkpoint()?;
+        self.log.rotate()?;
         self.log.close()?;
         self.truncate_log()
     }

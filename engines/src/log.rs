@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::memory::codec::{decode_records, encode_records, Encoder};
+use bytes::Bytes;
+
+use crate::memory::codec::{encode_records, Decoder, Encoder};
 use crate::memory::MemRecord;
 use crate::metrics::DurabilityMetrics;
 
@@ -87,7 +89,7 @@ pub struct LogRecord {
     pub seq: u64,
     /// A RocksDB `WriteBatch`'s data; empty when the record touched only
     /// memory engines.
-    pub rocks: Vec<u8>,
+    pub rocks: Bytes,
     pub mem: Vec<MemRecord>,
     /// Bytes the record takes in its segment, frame included (progress).
     pub size: usize,
@@ -106,12 +108,13 @@ pub fn encode_frame(seq: u64, rocks: &[u8], mem: &[MemRecord], out: &mut Vec<u8>
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn decode_payload(payload: &[u8]) -> Option<LogRecord> {
+fn decode_payload(payload: Bytes) -> Option<LogRecord> {
     let seq = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
-    let mut d = crate::memory::codec::Decoder::new(&payload[8..]);
-    let rocks = d.bytes().ok()?.to_vec();
-    let mem = decode_records(&payload[8 + d.position()..]).ok()?;
-    Some(LogRecord { seq, rocks, mem, size: payload.len() + FRAME_HEAD })
+    let size = payload.len() + FRAME_HEAD;
+    let mut d = Decoder::shared(payload.slice(8..));
+    let rocks = d.bytes().ok()?;
+    let mem = d.records().ok()?;
+    Some(LogRecord { seq, rocks, mem, size })
 }
 
 /// One frame at `pos`, if a whole valid one is there.
@@ -120,12 +123,19 @@ enum Frame {
         record: LogRecord,
         end: usize,
     },
+    /// A whole, valid frame left undecoded (its sequence is not needed).
+    Passed {
+        seq: u64,
+        end: usize,
+    },
     /// The buffer ends inside the frame.
     Incomplete,
     Bad(&'static str),
 }
 
-fn frame_at(buf: &[u8], pos: usize) -> Frame {
+/// The frame at `pos`; records at or below `decode_after` are checked but
+/// not decoded.
+fn frame_at(buf: &Bytes, pos: usize, decode_after: u64) -> Frame {
     let Some(head) = buf.get(pos..pos + FRAME_HEAD) else { return Frame::Incomplete };
     let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
@@ -136,7 +146,11 @@ fn frame_at(buf: &[u8], pos: usize) -> Frame {
     if crc32c::crc32c(payload) != crc {
         return Frame::Bad("checksum mismatch");
     }
-    match decode_payload(payload) {
+    let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+    if seq <= decode_after {
+        return Frame::Passed { seq, end: pos + FRAME_HEAD + len };
+    }
+    match decode_payload(buf.slice(pos + FRAME_HEAD..pos + FRAME_HEAD + len)) {
         Some(record) => Frame::Record { record, end: pos + FRAME_HEAD + len },
         None => Frame::Bad("undecodable record"),
     }
@@ -229,7 +243,11 @@ pub fn read_log<E: From<LogError>>(
     let mut torn = None;
     for (index, segment) in segments.iter().enumerate() {
         let is_last = index + 1 == segments.len();
-        let buf = std::fs::read(&segment.path).map_err(|e| E::from(io_err(&segment.path)(e)))?;
+        // A segment wholly at or below `after` is not needed: skip reading it.
+        if segments.get(index + 1).is_some_and(|next| next.first_seq <= after + 1) {
+            continue;
+        }
+        let buf = Bytes::from(std::fs::read(&segment.path).map_err(|e| E::from(io_err(&segment.path)(e)))?);
         let corrupt = |offset: usize, after_seq: u64, what: &str| LogError::Corrupt {
             path: segment.path.clone(),
             offset: offset as u64,
@@ -264,17 +282,22 @@ pub fn read_log<E: From<LogError>>(
         let mut next = first_seq;
         let mut pos = HEADER_LEN;
         while pos < buf.len() {
-            match frame_at(&buf, pos) {
+            match frame_at(&buf, pos, after) {
+                Frame::Passed { seq, end } => {
+                    if seq != next {
+                        return Err(E::from(corrupt(pos, next.saturating_sub(1), "record out of sequence")));
+                    }
+                    next += 1;
+                    pos = end;
+                }
                 Frame::Record { record, end } => {
                     if record.seq != next {
                         return Err(E::from(corrupt(pos, next.saturating_sub(1), "record out of sequence")));
                     }
                     next += 1;
                     pos = end;
-                    if record.seq > after {
-                        last_seq = record.seq;
-                        visit(record)?;
-                    }
+                    last_seq = record.seq;
+                    visit(record)?;
                 }
                 damage => {
                     let what = match damage {
@@ -297,7 +320,7 @@ pub fn read_log<E: From<LogError>>(
 
 /// Whether any complete record with sequence `seq` or later starts after
 /// `from`: if so, the damage before it is not a torn tail but corruption.
-fn has_valid_frame_after(buf: &[u8], from: usize, seq: u64) -> bool {
+fn has_valid_frame_after(buf: &Bytes, from: usize, seq: u64) -> bool {
     let plausible = |pos: usize| {
         // The sequence field first: cheap, and rules out nearly every
         // offset before a checksum is computed.
@@ -305,8 +328,9 @@ fn has_valid_frame_after(buf: &[u8], from: usize, seq: u64) -> bool {
             .map(|raw| u64::from_le_bytes(raw.try_into().expect("8 bytes")))
             .is_some_and(|s| s >= seq && s - seq < 1 << 32)
     };
-    (from..buf.len())
-        .any(|pos| plausible(pos) && matches!(frame_at(buf, pos), Frame::Record { record, .. } if record.seq >= seq))
+    (from..buf.len()).any(|pos| {
+        plausible(pos) && matches!(frame_at(buf, pos, u64::MAX), Frame::Passed { seq: found, .. } if found >= seq)
+    })
 }
 
 /// Cuts a torn tail off (or removes a segment torn inside its header).
@@ -672,7 +696,7 @@ mod tests {
         let mut seqs = Vec::new();
         let end = read_log(dir, after, |r| {
             let (rocks, mem) = record(r.seq);
-            assert_eq!((r.rocks, r.mem), (rocks, mem));
+            assert_eq!((r.rocks.to_vec(), r.mem), (rocks, mem));
             seqs.push(r.seq);
             Ok(())
         })?;
@@ -708,10 +732,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_log(dir.path(), 12, 1 << 20);
         let segment = list_segments(dir.path()).unwrap().pop().unwrap();
-        let full = std::fs::read(&segment.path).unwrap();
+        let full = Bytes::from(std::fs::read(&segment.path).unwrap());
         // Frame ends: the offsets at which a cut loses nothing.
         let mut ends = vec![HEADER_LEN];
-        while let Frame::Record { end, .. } = frame_at(&full, *ends.last().unwrap()) {
+        while let Frame::Passed { end, .. } = frame_at(&full, *ends.last().unwrap(), u64::MAX) {
             ends.push(end);
         }
         assert_eq!(ends.len(), 13);

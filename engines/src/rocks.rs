@@ -112,6 +112,9 @@ impl RocksEngine {
             options.set_compression_type(DBCompressionType::Lz4);
             options.set_bottommost_compression_type(DBCompressionType::Zstd);
             options.set_level_compaction_dynamic_level_bytes(true);
+            // Off while recovery runs (it competes for the CPU with
+            // loading); `enable_compactions` turns them on once serving.
+            options.set_disable_auto_compactions(true);
             match cf {
                 Cf::Default => options.set_merge_operator_associative("add_i64", add_i64),
                 Cf::Meta => options.set_compaction_filter_factory(MetaFilterFactory(shared.clone())),
@@ -187,6 +190,14 @@ impl RocksEngine {
 
     pub fn delete_range_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, from: &[u8], to: &[u8]) {
         batch.delete_range_cf(engine.cf(cf), from, to);
+    }
+
+    /// Turns background compactions on (they are off while recovering).
+    pub fn enable_compactions(&self) -> Result<(), EngineError> {
+        for cf in Cf::ALL {
+            self.db.set_options_cf(self.cf(cf), &[("disable_auto_compactions", "false")])?;
+        }
+        Ok(())
     }
 
     /// The last log sequence whose RocksDB writes are durable in SST files

@@ -3,7 +3,8 @@
 //! the log records after each shard's sequence.
 //!
 //! File: `[magic "STRATCKP"][version u32][shard count u32]`, then per shard
-//! `[sequence u64][key count varint][(database varint, key, entry)...]`
+//! `[sequence u64][byte length u64][key count varint][(database varint,
+//! key, entry)...]`
 //! (entries in `codec`'s encoding), then the CRC32C of everything before
 //! it. Written to a temp file, fsynced, renamed, directory fsynced: a
 //! checkpoint is either whole or absent.
@@ -15,7 +16,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::codec::{Decoder, Encoder};
-use super::{MemEntry, MemOp, MemShard};
+#[cfg(test)]
+use super::MemOp;
+use super::{MemEntry, MemShard};
 
 pub const MAGIC: &[u8; 8] = b"STRATCKP";
 pub const FORMAT_VERSION: u32 = 1;
@@ -101,19 +104,21 @@ impl CheckpointWriter {
     /// Appends one shard, cut at `seq`. Shards must come in index order.
     pub fn shard(&mut self, seq: u64, shard: &MemShard) -> Result<(), CheckpointError> {
         self.min_seq = self.min_seq.min(seq);
-        let mut head = seq.to_le_bytes().to_vec();
-        Encoder(&mut head).varint(shard.entries().count() as u64);
-        self.write(&head)?;
-        let mut buf = std::mem::take(&mut self.buf);
+        let mut body = std::mem::take(&mut self.buf);
+        body.clear();
+        let mut e = Encoder(&mut body);
+        e.varint(shard.entries().count() as u64);
         for (db, key, entry) in shard.entries() {
-            buf.clear();
-            let mut e = Encoder(&mut buf);
             e.varint(db as u64);
             e.bytes(key);
             e.entry(entry);
-            self.write(&buf)?;
         }
-        self.buf = buf;
+        // The length lets a reader decode shards in parallel.
+        let mut head = seq.to_le_bytes().to_vec();
+        head.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        self.write(&head)?;
+        self.write(&body)?;
+        self.buf = body;
         Ok(())
     }
 
@@ -136,7 +141,9 @@ impl CheckpointWriter {
 /// Reads a whole checkpoint, verifying its checksum first.
 pub fn read_checkpoint(path: &Path, shards: usize) -> Result<Vec<ShardImage>, CheckpointError> {
     let damaged = |what: String| CheckpointError::Damaged { path: path.to_path_buf(), what };
-    let buf = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+    // Keys and members are slices of this one buffer: no copy per element.
+    let buf =
+        Bytes::from(std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?);
     if buf.len() < 20 {
         return Err(damaged("shorter than its header".into()));
     }
@@ -154,26 +161,59 @@ pub fn read_checkpoint(path: &Path, shards: usize) -> Result<Vec<ShardImage>, Ch
     if count != shards {
         return Err(damaged(format!("written with {count} shards, this server has {shards}")));
     }
-    let mut d = Decoder::new(&body[16..]);
-    let mut images = Vec::with_capacity(shards);
+    // Shard boundaries first, then the shards decoded on every core.
+    let mut d = Decoder::shared(buf.slice(16..buf.len() - 4));
     let decode_error = |e: super::codec::CodecError| damaged(format!("{e} (after the header)"));
+    let mut parts = Vec::with_capacity(shards);
+    let mut offset = 16;
     for _ in 0..shards {
         let seq = d.fixed_u64().map_err(decode_error)?;
-        let keys = d.varint().map_err(decode_error)?;
-        let mut shard = MemShard::default();
-        for _ in 0..keys {
-            let db = d.varint().map_err(decode_error)?;
-            let db = u32::try_from(db).map_err(|_| damaged("database out of range".into()))?;
-            let key: Bytes = d.bytes().map_err(decode_error)?;
-            let entry: MemEntry = d.entry().map_err(decode_error)?;
-            shard.db(db).apply(&MemOp::Put { key, entry });
-        }
-        images.push(ShardImage { seq, shard });
+        let len = d.fixed_u64().map_err(decode_error)? as usize;
+        d.skip(len).map_err(decode_error)?;
+        parts.push((seq, buf.slice(offset + 16..offset + 16 + len)));
+        offset += 16 + len;
     }
     if !d.is_empty() {
         return Err(damaged("trailing bytes".into()));
     }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = parts.len().div_ceil(threads).max(1);
+    let decoded: Vec<Result<Vec<ShardImage>, String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .chunks(chunk)
+            .map(|chunk| {
+                // A private copy per thread: slices of one shared buffer
+                // would make every thread bump the same reference count.
+                scope.spawn(move || {
+                    chunk.iter().map(|(seq, part)| decode_shard(*seq, Bytes::copy_from_slice(part))).collect()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("checkpoint decoder panicked")).collect()
+    });
+    let mut images = Vec::with_capacity(shards);
+    for part in decoded {
+        images.extend(part.map_err(damaged)?);
+    }
     Ok(images)
+}
+
+fn decode_shard(seq: u64, part: Bytes) -> Result<ShardImage, String> {
+    let mut d = Decoder::shared(part);
+    let keys = d.varint().map_err(|e| e.to_string())?;
+    let mut shard = MemShard::default();
+    for _ in 0..keys {
+        let db = u32::try_from(d.varint().map_err(|e| e.to_string())?).map_err(|_| "database out of range")?;
+        let key: Bytes = d.bytes().map_err(|e| e.to_string())?;
+        let entry: MemEntry = d.entry().map_err(|e| e.to_string())?;
+        if !entry.value.is_empty() {
+            shard.db(db).insert(key, entry);
+        }
+    }
+    if !d.is_empty() {
+        return Err("trailing bytes in a shard".into());
+    }
+    Ok(ShardImage { seq, shard })
 }
 
 #[cfg(test)]

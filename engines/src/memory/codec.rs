@@ -364,13 +364,19 @@ impl Encoder<'_> {
 }
 
 /// Reads encoded values from a buffer.
-pub struct Decoder<'b> {
-    buf: &'b [u8],
+/// Decoded byte strings are slices of the decoder's buffer, not copies.
+pub struct Decoder {
+    buf: Bytes,
     pos: usize,
 }
 
-impl<'b> Decoder<'b> {
-    pub fn new(buf: &'b [u8]) -> Decoder<'b> {
+impl Decoder {
+    pub fn new(buf: &[u8]) -> Decoder {
+        Decoder::shared(Bytes::copy_from_slice(buf))
+    }
+
+    /// A decoder over `buf` without copying it.
+    pub fn shared(buf: Bytes) -> Decoder {
         Decoder { buf, pos: 0 }
     }
 
@@ -386,13 +392,18 @@ impl<'b> Decoder<'b> {
         Err(CodecError { offset: self.pos, what })
     }
 
-    fn take(&mut self, n: usize) -> Result<&'b [u8], CodecError> {
+    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
         if self.buf.len() - self.pos < n {
             return self.fail("truncated");
         }
         let out = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(out)
+    }
+
+    /// Skips `n` bytes.
+    pub fn skip(&mut self, n: usize) -> Result<(), CodecError> {
+        self.take(n).map(|_| ())
     }
 
     pub fn u8(&mut self) -> Result<u8, CodecError> {
@@ -448,7 +459,9 @@ impl<'b> Decoder<'b> {
 
     pub fn bytes(&mut self) -> Result<Bytes, CodecError> {
         let len = self.usize()?;
-        Ok(Bytes::copy_from_slice(self.take(len)?))
+        let start = self.pos;
+        self.take(len)?;
+        Ok(self.buf.slice(start..start + len))
     }
 
     /// A count of items that each take at least one byte: a count larger
@@ -644,12 +657,18 @@ pub fn encode_records(records: &[MemRecord], out: &mut Vec<u8>) {
 
 /// Decodes what `encode_records` wrote; the whole buffer must be used.
 pub fn decode_records(buf: &[u8]) -> Result<Vec<MemRecord>, CodecError> {
-    let mut d = Decoder::new(buf);
-    let records = d.list(|d| d.record())?;
-    if !d.is_empty() {
-        return d.fail("trailing bytes");
+    Decoder::new(buf).records()
+}
+
+impl Decoder {
+    /// What `encode_records` wrote, up to the end of the buffer.
+    pub fn records(&mut self) -> Result<Vec<MemRecord>, CodecError> {
+        let records = self.list(|d| d.record())?;
+        if !self.is_empty() {
+            return self.fail("trailing bytes");
+        }
+        Ok(records)
     }
-    Ok(records)
 }
 
 #[cfg(test)]

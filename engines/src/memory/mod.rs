@@ -172,7 +172,9 @@ impl MemDb {
         self.expires.iter().take_while(|(at, _)| *at <= now_ms).take(limit).map(|(_, k)| k.clone()).collect()
     }
 
-    fn insert(&mut self, key: Bytes, entry: MemEntry) {
+    /// Creates or replaces a key with a whole entry (loading a checkpoint;
+    /// `apply` with `MemOp::Put` when the effect must be recorded).
+    pub fn insert(&mut self, key: Bytes, entry: MemEntry) {
         self.remove(&key);
         if entry.expire_ms != 0 {
             self.expires.insert((entry.expire_ms, key.clone()));
