@@ -90,6 +90,9 @@ impl RocksEngine {
         db_options.create_missing_column_families(true);
         db_options.increase_parallelism(2);
         db_options.set_max_background_jobs(2);
+        // Writers are already serialized by the log's append lock: RocksDB's
+        // own write-group spinning only burns a core.
+        db_options.set_enable_write_thread_adaptive_yield(false);
         db_options.set_keep_log_file_num(4);
         // Strata's own log is the write-ahead log of every engine: RocksDB
         // writes skip RocksDB's WAL, and memtables are flushed as one cut
