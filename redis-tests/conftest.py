@@ -192,6 +192,34 @@ class RawConn:
         return raw, value
 
 
+def run_both(strata_server, redis_server, scenario, conns=5):
+    """Runs `scenario` (given `conns` fresh connections, the data flushed)
+    against Strata and then Redis; the results must be equal."""
+    results = []
+    for server in (strata_server, redis_server):
+        cs = [RawConn(server.port) for _ in range(conns)]
+        cs[0].call("FLUSHALL")
+        results.append(scenario(cs))
+        for c in cs:
+            c.close()
+    assert results[0] == results[1], f"strata {results[0]!r} != redis {results[1]!r}"
+    return results[1]
+
+
+def blocked_count(conn):
+    info = conn.call("INFO", "clients")[1].decode()
+    return int([l for l in info.splitlines() if l.startswith("blocked_clients:")][0].split(":")[1])
+
+
+def wait_blocked(conn, n):
+    """Waits (up to 3 s) until `n` clients are blocked."""
+    for _ in range(300):
+        if blocked_count(conn) == n:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"expected {n} blocked clients, have {blocked_count(conn)}")
+
+
 def encode(args):
     out = [b"*%d\r\n" % len(args)]
     for a in args:

@@ -5,19 +5,7 @@ import time
 
 import pytest
 
-from conftest import RawConn, encode
-
-
-def run_both(strata_server, redis_server, scenario, conns=3):
-    results = []
-    for server in (strata_server, redis_server):
-        cs = [RawConn(server.port) for _ in range(conns)]
-        cs[0].call("FLUSHALL")
-        results.append(scenario(cs))
-        for c in cs:
-            c.close()
-    assert results[0] == results[1], f"strata {results[0]!r} != redis {results[1]!r}"
-    return results[1]
+from conftest import encode, run_both, wait_blocked
 
 
 def steps(strata_server, redis_server, script, resp3=False):
@@ -179,19 +167,6 @@ def test_blocking_commands_inside_multi_return_at_once(strata_server, redis_serv
         assert time.time() - started < 3
         return replies
     run_both(strata_server, redis_server, scenario)
-
-
-def blocked_count(conn):
-    info = conn.call("INFO", "clients")[1].decode()
-    return int([l for l in info.splitlines() if l.startswith("blocked_clients:")][0].split(":")[1])
-
-
-def wait_blocked(conn, n):
-    for _ in range(300):
-        if blocked_count(conn) == n:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"expected {n} blocked clients")
 
 
 def test_push_inside_exec_wakes_other_client(strata_server, redis_server):

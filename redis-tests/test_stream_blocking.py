@@ -5,32 +5,7 @@ import time
 
 import pytest
 
-from conftest import RawConn, encode
-
-
-def run_both(strata_server, redis_server, scenario):
-    results = []
-    for server in (strata_server, redis_server):
-        conns = [RawConn(server.port) for _ in range(5)]
-        conns[0].call("FLUSHALL")
-        results.append(scenario(conns))
-        for c in conns:
-            c.close()
-    assert results[0] == results[1], f"strata {results[0]!r} != redis {results[1]!r}"
-    return results[1]
-
-
-def blocked_count(conn):
-    info = conn.call("INFO", "clients")[1].decode()
-    return int([l for l in info.splitlines() if l.startswith("blocked_clients:")][0].split(":")[1])
-
-
-def wait_blocked(conn, n):
-    for _ in range(300):
-        if blocked_count(conn) == n:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"expected {n} blocked clients, have {blocked_count(conn)}")
+from conftest import RawConn, blocked_count, encode, run_both, wait_blocked
 
 
 def test_xread_block_woken_by_xadd(strata_server, redis_server):
