@@ -34,7 +34,15 @@ fn main() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // Connections run on `io-threads` workers (Redis's name and default, 1):
+    // on few cores one worker avoids a thread wake-up per request, and
+    // RocksDB's background work and the log's syncer have their own threads.
+    let workers = config.get("io-threads").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(strata::loading::start(config));
     if let Err(e) = result {
         tracing::error!("{e}");

@@ -212,6 +212,13 @@ fn scrape_parses_and_follows_the_server() {
     assert_eq!(conn.call(&["SELECT", "0"]), Value::Status("OK".into()));
     let Value::Int(dbsize) = conn.call(&["DBSIZE"]) else { panic!("DBSIZE") };
 
+    // GET does not write back the expiry it sees; active expiry (10 times
+    // a second) deletes and counts the key.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scrape(port)["strata_expired_keys_total"] < 1.0 {
+        assert!(Instant::now() < deadline, "the expired key was never counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let after = scrape(port);
     assert!(
         after["strata_commands_processed_total"] >= before["strata_commands_processed_total"] + 56.0,
