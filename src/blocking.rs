@@ -169,11 +169,6 @@ impl Blocking {
         self.ready.lock().pop()
     }
 
-    /// The longest-waiting client on a key.
-    pub fn first_waiter(&self, db: usize, key: &Bytes) -> Option<Arc<Waiter>> {
-        self.queues.lock().get(&(db, key.clone())).and_then(|q| q.front().cloned())
-    }
-
     /// Every client waiting on a key, longest first.
     pub fn waiters(&self, db: usize, key: &Bytes) -> Vec<Arc<Waiter>> {
         self.queues.lock().get(&(db, key.clone())).map(|q| q.iter().cloned().collect()).unwrap_or_default()

@@ -143,8 +143,6 @@ pub struct Client {
     pub authenticated: bool,
     /// Close the connection once this reply is written (QUIT, protocol errors).
     pub close_after_reply: bool,
-    /// A write ran since the last group commit; flush before replying.
-    pub wrote: bool,
     /// Set by a blocking command that found nothing: the connection waits.
     pub blocked: Option<crate::blocking::BlockedCall>,
     /// This is a blocked client's command being run again on its behalf;
@@ -168,7 +166,6 @@ impl Client {
             resp3: false,
             authenticated,
             close_after_reply: false,
-            wrote: false,
             blocked: None,
             retrying_blocked: false,
             unserved: false,

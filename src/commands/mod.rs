@@ -442,7 +442,6 @@ fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::proto
         return multi::queue(client, argv);
     }
     let handler = row.handler.expect("checked at startup");
-    client.wrote |= row.is_write();
     let started = std::time::Instant::now();
     let result = handler(&mut Ctx { server, client }, argv);
     row.stats.calls.fetch_add(1, Ordering::Relaxed);

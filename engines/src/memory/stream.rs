@@ -195,17 +195,17 @@ impl StreamValue {
         self.entries_read_at(group.last_id).map(|read| added.wrapping_sub(read))
     }
 
-    /// The nodes in order, each as its live entries' IDs.
-    pub fn node_entries(&self) -> Vec<Vec<StreamId>> {
-        let starts: Vec<StreamId> = self.nodes.keys().copied().collect();
-        starts
-            .iter()
-            .enumerate()
-            .map(|(i, &first)| match starts.get(i + 1) {
+    /// The nodes in order, each as its live entries' IDs. Lazy: a trim
+    /// looks at the first node or two of a stream of any length.
+    pub fn node_entries(&self) -> impl Iterator<Item = Vec<StreamId>> + '_ {
+        let mut starts = self.nodes.keys().copied().peekable();
+        std::iter::from_fn(move || {
+            let first = starts.next()?;
+            Some(match starts.peek() {
                 Some(&next) => self.entries.range(first..next).map(|(id, _)| *id).collect(),
                 None => self.entries.range(first..).map(|(id, _)| *id).collect(),
             })
-            .collect()
+        })
     }
 
     fn drop_empty_nodes(&mut self) {
@@ -500,7 +500,7 @@ mod tests {
         for ms in 1..=250 {
             add(&mut s, ms, 0);
         }
-        let sizes: Vec<usize> = s.node_entries().iter().map(Vec::len).collect();
+        let sizes: Vec<usize> = s.node_entries().map(|node| node.len()).collect();
         assert_eq!(sizes, vec![100, 100, 50]);
         apply(&mut s, &StreamOp::Delete { ids: (201..=250).map(|ms| StreamId::new(ms, 0)).collect() });
         assert_eq!(s.nodes.len(), 2);
