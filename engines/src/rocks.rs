@@ -112,6 +112,10 @@ impl RocksEngine {
             // own trigger is a backstop far above it.
             options.set_write_buffer_size(config.write_buffer_bytes * 8);
             options.set_max_write_buffer_number(4);
+            // Most point lookups (the read before every write) miss the
+            // memtable; a bloom filter answers that without a skiplist walk.
+            options.set_memtable_whole_key_filtering(true);
+            options.set_memtable_prefix_bloom_ratio(0.1);
             options.set_compression_type(DBCompressionType::Lz4);
             options.set_bottommost_compression_type(DBCompressionType::Zstd);
             options.set_level_compaction_dynamic_level_bytes(true);
