@@ -8,7 +8,8 @@ DATA=$(mktemp -d)
 "$BIN" --port "$PORT" --dir "$DATA" --loglevel warning &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+# Ready when PING answers PONG (while it loads it answers -LOADING).
+for _ in $(seq 300); do [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
 # -q redraws a progress line with \r; keep only each test's final line.
 TESTS=ping_inline,ping_mbulk,set,get,incr,mset,hset,lpush,rpush,lpop,rpop,sadd,spop,zadd,zpopmin,lrange_100
 OUT=$(redis-benchmark -p "$PORT" -t "$TESTS" -P 16 -n 20000 -q 2>&1 | tr '\r' '\n' | grep -E 'requests per second|rror')
