@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Memory benchmark: bytes per element for 1 M small strings, a 1 M-member
+sorted set, a 1 M-entry list and a 1 M-entry stream, in Strata and in a
+Debian redis-server, from INFO `used_memory` before and after loading the
+same data (each dataset into a fresh server). Strata keeps strings in
+RocksDB, whose memtables and caches are outside `used_memory`; the growth
+of each process's RSS is printed beside it.
+
+    python3 benches/memory.py [--elements 1000000]
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def resp(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def dataset(kind, n, path):
+    """Writes the commands that build `kind` with `n` elements."""
+    batch = 1000
+    with open(path, "wb") as f:
+        if kind == "strings":
+            for i in range(n):
+                f.write(resp("SET", f"key:{i:010d}", f"value:{i:010d}"))
+        elif kind == "zset":
+            for start in range(0, n, batch):
+                args = ["ZADD", "zset"]
+                for i in range(start, min(n, start + batch)):
+                    args += [str(i), f"member:{i:010d}"]
+                f.write(resp(*args))
+        elif kind == "list":
+            for start in range(0, n, batch):
+                f.write(resp("RPUSH", "list", *[f"item:{i:010d}" for i in range(start, min(n, start + batch))]))
+        elif kind == "stream":
+            for i in range(n):
+                f.write(resp("XADD", "stream", "*", "field", f"value:{i:010d}"))
+
+
+def info(port, field):
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(resp("INFO", "memory"))
+        data = b""
+        while b"\r\n" not in data or len(data) < int(data[1:data.index(b"\r\n")]) + data.index(b"\r\n") + 2:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    for line in data.decode().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def wait_ready(port, proc):
+    for _ in range(600):
+        if proc.poll() is not None:
+            sys.exit("server exited")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    sys.exit("server did not start")
+
+
+def measure(kind, binary, data_file, n):
+    data = tempfile.mkdtemp(prefix=f"mem-{kind}-")
+    port = free_port()
+    if kind == "strata":
+        cmd = [binary, "--port", str(port), "--dir", data, "--loglevel", "warning"]
+    else:
+        cmd = [binary, "--port", str(port), "--dir", data, "--save", "", "--appendonly", "no", "--loglevel", "warning"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        wait_ready(port, proc)
+        before = info(port, "used_memory")
+        rss_before = info(port, "used_memory_rss")
+        with open(data_file, "rb") as f:
+            subprocess.run(["redis-cli", "-p", str(port), "--pipe"], stdin=f, check=True, stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
+        after = info(port, "used_memory")
+        rss = info(port, "used_memory_rss") - rss_before
+        return (after - before) / n, rss / n
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_strata = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/strata-target")),
+                                  "release", "strata-server")
+    parser.add_argument("--strata", default=default_strata)
+    parser.add_argument("--redis", default=shutil.which("redis-server") or "redis-server")
+    parser.add_argument("--elements", type=int, default=1_000_000)
+    parser.add_argument("--kinds", default="strings,zset,list,stream")
+    args = parser.parse_args()
+    print(f"{'dataset':10} {'strata B/elem':>14} {'redis B/elem':>13} {'ratio':>6}   RSS growth B/elem strata / redis")
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.kinds.split(","):
+            path = os.path.join(tmp, f"{kind}.resp")
+            dataset(kind, args.elements, path)
+            strata, strata_rss = measure("strata", args.strata, path, args.elements)
+            redis, redis_rss = measure("redis", args.redis, path, args.elements)
+            print(f"{kind:10} {strata:14.1f} {redis:13.1f} {strata / redis:6.2f}   {strata_rss:.1f} / {redis_rss:.1f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
