@@ -506,7 +506,12 @@ impl Log {
         }
         let last = appender.next_seq - 1;
         let records = last - self.written_seq();
-        (&*segment.file).write_all(&appender.buf).map_err(io_err(&segment.path))?;
+        if let Err(e) = (&*segment.file).write_all(&appender.buf) {
+            // Cut a partial write off so that a retry appends whole frames
+            // (the file is in append mode: the next write lands at the cut).
+            let _ = segment.file.set_len(segment.len);
+            return Err(io_err(&segment.path)(e));
+        }
         segment.len += appender.buf.len() as u64;
         self.metrics.log_bytes_written.inc_by(appender.buf.len() as u64);
         self.metrics.group_commit_records.observe(records as f64);
@@ -660,7 +665,14 @@ impl Log {
 
 fn create_segment(dir: &Path, first_seq: u64) -> Result<OpenSegment, LogError> {
     let path = segment_path(dir, first_seq);
-    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(io_err(&path))?;
+    // A file of this name can only be an empty (or torn-empty) segment left
+    // by the last run: nothing in it is needed.
+    if let Err(e) = std::fs::remove_file(&path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(io_err(&path)(e));
+        }
+    }
+    let mut file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_err(&path))?;
     file.write_all(&encode_header(first_seq)).map_err(io_err(&path))?;
     file.sync_all().map_err(io_err(&path))?;
     sync_dir(dir)?;
