@@ -13,14 +13,12 @@ import argparse
 import csv
 import io
 import math
-import os
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
+
+from benchlib import default_strata, free_port, wait_ready
 
 DEFAULT_TESTS = "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset"
 
@@ -33,26 +31,6 @@ CUSTOM = {
     ),
     "xadd": (None, ["XADD", "bench:stream", "MAXLEN", "~", "10000", "*", "field", "__rand_int__"]),
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port, proc):
-    for _ in range(600):
-        if proc.poll() is not None:
-            sys.exit(f"server on port {port} exited")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"server on port {port} did not start")
 
 
 def start(kind, binary, durability, data):
@@ -87,8 +65,7 @@ def run_benchmark(port, args, tests, custom, pipeline):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/strata-target"))
-    parser.add_argument("--strata", default=os.path.join(target, "release", "strata-server"))
+    parser.add_argument("--strata", default=default_strata())
     parser.add_argument("--durability", choices=["none", "everysec", "always"], default="everysec")
     parser.add_argument("--tests", default=DEFAULT_TESTS, help="redis-benchmark -t list ('' for none)")
     parser.add_argument("--custom", default="hget,zrangebyscore,xadd", help=f"any of {','.join(CUSTOM)}")

@@ -14,23 +14,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def resp(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
+from benchlib import default_strata, free_port, resp, wait_ready
 
 
 def dataset(kind, n, path):
@@ -69,21 +56,6 @@ def info(port, field):
     return 0
 
 
-def wait_ready(port, proc):
-    for _ in range(600):
-        if proc.poll() is not None:
-            sys.exit("server exited")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    sys.exit("server did not start")
-
-
 def measure(kind, binary, data_file, n):
     data = tempfile.mkdtemp(prefix=f"mem-{kind}-")
     port = free_port()
@@ -110,9 +82,7 @@ def measure(kind, binary, data_file, n):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_strata = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/strata-target")),
-                                  "release", "strata-server")
-    parser.add_argument("--strata", default=default_strata)
+    parser.add_argument("--strata", default=default_strata())
     parser.add_argument("--redis", default=shutil.which("redis-server") or "redis-server")
     parser.add_argument("--elements", type=int, default=1_000_000)
     parser.add_argument("--kinds", default="strings,zset,list,stream")

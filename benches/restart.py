@@ -18,19 +18,7 @@ import sys
 import tempfile
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def resp(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
+from benchlib import default_strata, free_port, resp
 
 
 def write_dataset(path, strings, others):
@@ -99,9 +87,7 @@ def one_round(kind, binary, dataset, keys):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_strata = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/strata-target")),
-                                  "release", "strata-server")
-    parser.add_argument("--strata", default=default_strata)
+    parser.add_argument("--strata", default=default_strata())
     parser.add_argument("--redis", default=shutil.which("redis-server") or "redis-server")
     parser.add_argument("--strings", type=int, default=1_000_000)
     parser.add_argument("--others", type=int, default=75_000, help="keys of each other type")
