@@ -40,6 +40,8 @@ pub struct Server {
     pub durability: Arc<DurabilityMetrics>,
     shutdown_tx: watch::Sender<bool>,
     shutting_down: AtomicBool,
+    /// `maxmemory` in bytes (0 = no limit), read by every denyoom command.
+    pub maxmemory: std::sync::atomic::AtomicU64,
     /// This server, for work a command starts in the background (BGSAVE).
     pub this: std::sync::Weak<Server>,
 }
@@ -74,8 +76,10 @@ impl Server {
         )?;
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let maxmemory = config.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(Arc::new_cyclic(|this| Server {
             this: this.clone(),
+            maxmemory: std::sync::atomic::AtomicU64::new(maxmemory),
             port: AtomicU16::new(config.port()),
             config: RwLock::new(config),
             keyspace,

@@ -56,6 +56,10 @@ pub struct Command {
     /// Redis's convention: N exactly, or -N for at least N (name included).
     pub arity: i64,
     pub flags: Vec<String>,
+    /// The flags every call checks, looked up once.
+    denyoom: bool,
+    no_auth: bool,
+    no_multi: bool,
     pub first_key: i64,
     pub last_key: i64,
     pub step: i64,
@@ -126,6 +130,9 @@ fn row_from_info(info: &'static Value, docs: &'static Value) -> Command {
         name: info[0].as_str().unwrap_or_default().to_string(),
         arity: int(1),
         flags: strings(&info[2]),
+        denyoom: strings(&info[2]).iter().any(|f| f == "denyoom"),
+        no_auth: strings(&info[2]).iter().any(|f| f == "no_auth"),
+        no_multi: strings(&info[2]).iter().any(|f| f == "no_multi"),
         first_key: int(3),
         last_key: int(4),
         step: int(5),
@@ -221,8 +228,14 @@ impl CommandTable {
     /// Finds the row for a request, with Redis's errors for unknown
     /// commands, unknown subcommands and wrong arity.
     pub fn lookup(&self, argv: &[Bytes]) -> Result<&Command, CmdError> {
-        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
-        let Some(row) = self.commands.get(&name) else {
+        // Lower-cased on the stack: every command name fits.
+        let mut lower = [0u8; 32];
+        let name = argv[0].get(..).filter(|n| n.len() <= lower.len()).and_then(|n| {
+            lower[..n.len()].copy_from_slice(n);
+            lower[..n.len()].make_ascii_lowercase();
+            std::str::from_utf8(&lower[..n.len()]).ok()
+        });
+        let Some(row) = name.and_then(|name| self.commands.get(name)) else {
             return Err(unknown_command(argv));
         };
         let row = if !row.subcommands.is_empty() && argv.len() >= 2 {
@@ -233,7 +246,7 @@ impl CommandTable {
                     return Err(CmdError::err(sanitize(&format!(
                         "unknown subcommand '{}'. Try {} HELP.",
                         truncate(&String::from_utf8_lossy(&argv[1]), 128),
-                        name.to_ascii_uppercase()
+                        row.name.to_ascii_uppercase()
                     ))))
                 }
             }
@@ -423,11 +436,11 @@ fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::proto
             return multi::reject(server, client, argv, e);
         }
     };
-    let refusal = if !client.authenticated && !row.has_flag("no_auth") {
+    let refusal = if !client.authenticated && !row.no_auth {
         Some(CmdError::NoAuth)
-    } else if client.multi.is_some() && row.has_flag("no_multi") {
+    } else if client.multi.is_some() && row.no_multi {
         Some(CmdError::err("Command not allowed inside a transaction"))
-    } else if row.has_flag("denyoom") && over_maxmemory(server) {
+    } else if row.denyoom && over_maxmemory(server) {
         Some(CmdError::Custom("OOM command not allowed when used memory > 'maxmemory'.".into()))
     } else {
         None
@@ -469,7 +482,7 @@ fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::proto
 /// `maxmemory` with the only policy so far, noeviction: commands that may
 /// grow memory are refused while the server is over the limit.
 fn over_maxmemory(server: &Server) -> bool {
-    let limit = server.config.read().get("maxmemory").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let limit = server.maxmemory.load(Ordering::Relaxed);
     limit > 0 && crate::memory_usage::used_bytes() > limit
 }
 

@@ -449,6 +449,8 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if let Some(policy) = updated.get("appendfsync").and_then(strata_engines::log::FsyncPolicy::parse) {
         ctx.server.keyspace.log.set_policy(policy);
     }
+    let maxmemory = updated.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
+    ctx.server.maxmemory.store(maxmemory, Ordering::Relaxed);
     *config = updated;
     Ok(Reply::ok())
 }
