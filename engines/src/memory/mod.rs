@@ -254,13 +254,19 @@ impl MemDb {
     /// Applies a family op to the key's value, creating it if missing and
     /// deleting it if the op left it empty.
     fn update(&mut self, key: &Bytes, create: impl FnOnce() -> MemValue, change: impl FnOnce(&mut MemValue)) {
-        if !self.keys.contains_key(key) {
-            self.insert(key.clone(), MemEntry { expire_ms: 0, value: create() });
+        if let Some(entry) = self.keys.get_mut(key) {
+            change(&mut entry.value);
+            if entry.value.is_empty() {
+                self.remove(key);
+            }
+            return;
         }
-        let entry = self.keys.get_mut(key).expect("inserted above");
-        change(&mut entry.value);
-        if entry.value.is_empty() {
-            self.remove(key);
+        // A new key: built first, indexed once (one hash lookup, not four).
+        let mut value = create();
+        change(&mut value);
+        if !value.is_empty() {
+            self.by_slot.insert((key_slot(key), key.clone()));
+            self.keys.insert(key.clone(), MemEntry { expire_ms: 0, value });
         }
     }
 }
