@@ -48,11 +48,12 @@ impl LoadingProgress {
 pub async fn start(config: Config) -> Result<(), StartError> {
     let listeners = server::bind_all(&config.bind(), config.port()).await?;
     let progress = Arc::new(LoadingProgress::default());
+    let query_limit = config.get("client-query-buffer-limit").and_then(|v| v.parse().ok()).unwrap_or(1usize << 30);
     progress.started_unix.store(strata_engines::now_ms() / 1000, Ordering::Relaxed);
     let (ready_tx, ready) = watch::channel::<Option<Arc<Server>>>(None);
     let acceptors: Vec<_> = listeners
         .into_iter()
-        .map(|listener| tokio::spawn(accept_while_loading(listener, ready.clone(), progress.clone())))
+        .map(|listener| tokio::spawn(accept_while_loading(listener, ready.clone(), progress.clone(), query_limit)))
         .collect();
     let loading = progress.clone();
     let opened =
@@ -69,6 +70,7 @@ async fn accept_while_loading(
     listener: TcpListener,
     ready: watch::Receiver<Option<Arc<Server>>>,
     progress: Arc<LoadingProgress>,
+    query_limit: usize,
 ) -> TcpListener {
     let mut done = ready.clone();
     loop {
@@ -76,7 +78,7 @@ async fn accept_while_loading(
             accepted = listener.accept() => {
                 if let Ok((socket, addr)) = accepted {
                     let _ = socket.set_nodelay(true);
-                    tokio::spawn(loading_session(socket, addr, ready.clone(), progress.clone()));
+                    tokio::spawn(loading_session(socket, addr, ready.clone(), progress.clone(), query_limit));
                 }
             }
             _ = done.wait_for(Option::is_some) => return listener,
@@ -92,6 +94,7 @@ async fn loading_session(
     addr: SocketAddr,
     mut ready: watch::Receiver<Option<Arc<Server>>>,
     progress: Arc<LoadingProgress>,
+    query_limit: usize,
 ) {
     let mut input = BytesMut::with_capacity(4096);
     let limits = RequestLimits { max_bulk_len: 512 << 20, authenticated: false };
@@ -120,7 +123,8 @@ async fn loading_session(
         }
         let server = tokio::select! {
             read = socket.read_buf(&mut input) => {
-                if !matches!(read, Ok(n) if n > 0) {
+                // Closed, failed, or over `client-query-buffer-limit`.
+                if !matches!(read, Ok(n) if n > 0) || input.len() > query_limit {
                     return;
                 }
                 continue;

@@ -290,6 +290,15 @@ fn clients_get_loading_while_the_log_replays() {
     };
     assert_eq!(conn.call(&["PING"]), Value::Error("LOADING Strata is loading the dataset in memory".into()));
     assert_eq!(conn.call(&["LLEN", "list"]), Value::Error("LOADING Strata is loading the dataset in memory".into()));
+    // Garbage while loading gets Redis's protocol error and a close; the
+    // load goes on.
+    let mut garbage = Conn::try_connect(server.port).unwrap();
+    garbage.send_raw(b"*abc\r\n");
+    match garbage.read() {
+        Some(Value::Error(e)) => assert!(e.starts_with("ERR Protocol error"), "{e}"),
+        other => panic!("garbage answered {other:?}"),
+    }
+    assert_eq!(garbage.read(), None, "connection closed after the protocol error");
     let info = text(&conn.call(&["INFO", "persistence"]));
     assert!(info.contains("loading:1"), "{info}");
     let perc: f64 =
