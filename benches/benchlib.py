@@ -2,6 +2,7 @@
 a server to answer PONG (not -LOADING), the default Strata binary."""
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -42,3 +43,38 @@ def wait_ready(port, proc, timeout=60.0):
 def default_strata():
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/strata-target"))
     return os.path.join(target, "release", "strata-server")
+
+
+def server_argv(kind, binary, port, data, durability):
+    """The command line of a Strata or Redis server at one durability:
+    `none` (Redis without AOF, Strata with appendfsync no), `everysec` or
+    `always` (Redis with appendonly yes and that appendfsync)."""
+    if kind == "strata":
+        fsync = "no" if durability == "none" else durability
+        return [binary, "--port", str(port), "--dir", data, "--loglevel", "warning", "--appendfsync", fsync]
+    aof = ["--appendonly", "no"] if durability == "none" else ["--appendonly", "yes", "--appendfsync", durability]
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", data, "--loglevel", "warning",
+            *aof]
+
+
+def pipe(port, path):
+    """Sends a file of RESP commands with redis-cli --pipe."""
+    with open(path, "rb") as f:
+        subprocess.run(["redis-cli", "-p", str(port), "--pipe"], stdin=f, check=True, stdout=subprocess.DEVNULL)
+
+
+def call(port, *args):
+    """One command on a fresh connection; the raw reply (a bulk reply read
+    whole)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(resp(*args))
+        data = s.recv(65536)
+        if data.startswith(b"$") and b"\r\n" in data:
+            head = data.index(b"\r\n")
+            size = head + 2 + max(int(data[1:head]), 0) + 2
+            while len(data) < size:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return data

@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import tempfile
 
-from benchlib import default_strata, free_port, wait_ready
+from benchlib import default_strata, free_port, server_argv, wait_ready
 
 DEFAULT_TESTS = "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset"
 
@@ -35,12 +35,7 @@ CUSTOM = {
 
 def start(kind, binary, durability, data):
     port = free_port()
-    if kind == "strata":
-        fsync = "no" if durability == "none" else durability
-        argv = [binary, "--port", str(port), "--dir", data, "--loglevel", "warning", "--appendfsync", fsync]
-    else:
-        aof = ["--appendonly", "no"] if durability == "none" else ["--appendonly", "yes", "--appendfsync", durability]
-        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", data, *aof]
+    argv = server_argv(kind, binary if kind == "strata" else "redis-server", port, data, durability)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, proc)
     return port, proc

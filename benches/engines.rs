@@ -6,7 +6,6 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use strata::client::Client;
 use strata::commands::dispatch;
-use strata::config::Config;
 use strata::server::Server;
 
 struct Bench {
@@ -18,11 +17,7 @@ struct Bench {
 impl Bench {
     fn new() -> Bench {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::default();
-        config.set("dir", dir.path().to_str().expect("utf-8 path")).expect("dir");
-        let server = Server::open(config, &Default::default()).expect("open server");
-        let addr = "127.0.0.1:1".parse().expect("addr");
-        let client = Client::new(server.clients.add(addr, addr), true);
+        let (server, client) = Server::open_in_process(dir.path()).expect("open server");
         Bench { server, client, _dir: dir }
     }
 

@@ -12,12 +12,11 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
-from benchlib import default_strata, free_port, resp, wait_ready
+from benchlib import call, default_strata, free_port, pipe, resp, server_argv, wait_ready
 
 
 def dataset(kind, n, path):
@@ -42,15 +41,7 @@ def dataset(kind, n, path):
 
 
 def info(port, field):
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        s.sendall(resp("INFO", "memory"))
-        data = b""
-        while b"\r\n" not in data or len(data) < int(data[1:data.index(b"\r\n")]) + data.index(b"\r\n") + 2:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    for line in data.decode().splitlines():
+    for line in call(port, "INFO", "memory").decode().splitlines():
         if line.startswith(field + ":"):
             return int(line.split(":")[1])
     return 0
@@ -59,17 +50,12 @@ def info(port, field):
 def measure(kind, binary, data_file, n):
     data = tempfile.mkdtemp(prefix=f"mem-{kind}-")
     port = free_port()
-    if kind == "strata":
-        cmd = [binary, "--port", str(port), "--dir", data, "--loglevel", "warning"]
-    else:
-        cmd = [binary, "--port", str(port), "--dir", data, "--save", "", "--appendonly", "no", "--loglevel", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(server_argv(kind, binary, port, data, "none"), stdout=subprocess.DEVNULL)
     try:
         wait_ready(port, proc)
         before = info(port, "used_memory")
         rss_before = info(port, "used_memory_rss")
-        with open(data_file, "rb") as f:
-            subprocess.run(["redis-cli", "-p", str(port), "--pipe"], stdin=f, check=True, stdout=subprocess.DEVNULL)
+        pipe(port, data_file)
         time.sleep(0.5)
         after = info(port, "used_memory")
         rss = info(port, "used_memory_rss") - rss_before

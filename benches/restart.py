@@ -11,14 +11,13 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import default_strata, free_port, resp
+from benchlib import call, default_strata, free_port, pipe, resp, server_argv
 
 
 def write_dataset(path, strings, others):
@@ -33,26 +32,13 @@ def write_dataset(path, strings, others):
     return strings + 4 * others
 
 
-def command(kind, binary, port, data):
-    if kind == "strata":
-        return [binary, "--port", str(port), "--dir", data, "--appendfsync", "everysec", "--loglevel", "warning"]
-    return [binary, "--port", str(port), "--dir", data, "--appendonly", "yes", "--appendfsync", "everysec",
-            "--save", "", "--loglevel", "warning"]
-
-
-def ask(port, *args):
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(resp(*args))
-        return s.recv(4096)
-
-
 def wait_serving(port, proc, keys):
     """Returns once PING answers PONG and DBSIZE equals `keys`."""
     while True:
         if proc.poll() is not None:
             sys.exit(f"server on port {port} exited")
         try:
-            if ask(port, "PING").startswith(b"+PONG") and ask(port, "DBSIZE") == b":%d\r\n" % keys:
+            if call(port, "PING").startswith(b"+PONG") and call(port, "DBSIZE") == b":%d\r\n" % keys:
                 return
         except OSError:
             pass
@@ -63,19 +49,18 @@ def one_round(kind, binary, dataset, keys):
     data = tempfile.mkdtemp(prefix=f"restart-{kind}-")
     port = free_port()
     try:
-        proc = subprocess.Popen(command(kind, binary, port, data), stdout=subprocess.DEVNULL)
+        argv = server_argv(kind, binary, port, data, "everysec")
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         wait_serving(port, proc, 0)
-        with open(dataset, "rb") as f:
-            subprocess.run(["redis-cli", "-p", str(port), "--pipe"], stdin=f, check=True,
-                           stdout=subprocess.DEVNULL)
+        pipe(port, dataset)
         # Let Redis's everysec fsync run; Strata's acknowledged writes are
         # already in its log.
         time.sleep(1.5)
-        assert ask(port, "DBSIZE") == b":%d\r\n" % keys
+        assert call(port, "DBSIZE") == b":%d\r\n" % keys
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         started = time.monotonic()
-        proc = subprocess.Popen(command(kind, binary, port, data), stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         wait_serving(port, proc, keys)
         elapsed = time.monotonic() - started
         proc.send_signal(signal.SIGKILL)

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use strata_cluster::key_slot;
 use strata_engines::encoding::{decode_meta_key, decode_sub_key};
-use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Store, Txn};
+use strata_engines::keyspace::{KeyMeta, KeyRef, Store, Txn};
 use strata_engines::log::{FsyncPolicy, Log};
 use strata_engines::memory::{
     shard_of, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, ZSetOp, SHARDS,
@@ -73,6 +73,10 @@ pub struct Keyspace {
     pub durability: Durability,
     dir: PathBuf,
     config: DurabilityConfig,
+    /// RocksDB's memtables are switched (flushed) once they hold this much.
+    memtable_bytes: u64,
+    /// What startup recovery found and did.
+    pub recovery: RecoveryReport,
     /// WATCHed keys; every committed change to one marks its watchers.
     pub watches: Watches,
 }
@@ -93,7 +97,6 @@ pub struct Durability {
     pub checkpoint_failed: AtomicBool,
     /// Log bytes written when the last checkpoint started.
     log_bytes_at_checkpoint: AtomicU64,
-    pub recovery: Mutex<RecoveryReport>,
 }
 
 impl Keyspace {
@@ -134,7 +137,6 @@ impl Keyspace {
             ms = report.elapsed.as_millis() as u64,
             "recovered"
         );
-        *durability.recovery.lock() = report;
         Ok(Keyspace {
             store: Store::new(recovered.engine, databases)?,
             shards: recovered.shards.into_iter().map(Mutex::new).collect(),
@@ -146,6 +148,8 @@ impl Keyspace {
             durability,
             dir: dir.to_path_buf(),
             config,
+            memtable_bytes: rocks.write_buffer_bytes as u64,
+            recovery: report,
             watches: Watches::default(),
         })
     }
@@ -232,13 +236,10 @@ impl Keyspace {
         let result = body(&mut tx);
         let Tx { txn, records, shards, .. } = tx;
         let expired = txn.expired;
-        let changed = self.changed_keys(&txn.ws, &records);
         // A failed command's RocksDB writes are dropped; its memory effects
         // already happened and are logged like any others.
-        let commit = if result.is_ok() { Some(txn.finish()) } else { None };
-        self.commit(commit, records)?;
+        self.commit(txn, result.is_ok(), records)?;
         drop(shards);
-        self.touch_watched(changed);
         if expired > 0 && result.is_ok() {
             self.expired_keys.fetch_add(expired, Ordering::Relaxed);
         }
@@ -246,25 +247,27 @@ impl Keyspace {
     }
 
     /// The one place writes become real: under the log's append lock the
-    /// RocksDB batch is applied and the record appended, so sequence order
-    /// is RocksDB's order. The caller still holds the shards the writes
-    /// touched. Durability comes later, per batch of requests
-    /// (`make_durable`).
-    fn commit(&self, rocks: Option<Commit>, records: Vec<MemRecord>) -> Result<(), EngineError> {
-        let rocks = rocks.filter(|c| !c.is_empty());
-        if rocks.is_none() && records.is_empty() {
-            return Ok(());
+    /// RocksDB batch (`txn`'s writes, when `apply_rocks`) is applied and
+    /// the record appended, so sequence order is RocksDB's order; then the
+    /// watchers of the changed keys are marked. The caller still holds the
+    /// shards the writes touched. Durability comes later, per batch of
+    /// requests (`make_durable`).
+    fn commit(&self, txn: Txn, apply_rocks: bool, records: Vec<MemRecord>) -> Result<(), EngineError> {
+        let changed = self.changed_keys(&txn.ws, &records);
+        let rocks = Some(txn.finish()).filter(|c| apply_rocks && !c.is_empty());
+        if rocks.is_some() || !records.is_empty() {
+            let mut log = self.log.lock();
+            let data = match rocks {
+                Some(commit) => commit.apply()?,
+                None => Vec::new(),
+            };
+            log.push(&data, &records);
+            drop(log);
+            if let Some(tap) = self.record_tap.lock().as_mut() {
+                tap.extend(records);
+            }
         }
-        let mut log = self.log.lock();
-        let data = match rocks {
-            Some(commit) => commit.apply()?,
-            None => Vec::new(),
-        };
-        log.push(&data, &records);
-        drop(log);
-        if let Some(tap) = self.record_tap.lock().as_mut() {
-            tap.extend(records);
-        }
+        self.touch_watched(changed);
         Ok(())
     }
 
@@ -287,19 +290,27 @@ impl Keyspace {
     /// memtables once they hold `write_buffer_bytes` (behind a log barrier,
     /// so RocksDB is never durable ahead of the log), notes finished
     /// flushes, and deletes log segments both engines hold.
-    pub fn maintain(&self, rocks: &RocksConfig) -> Result<(), EngineError> {
+    pub fn maintain(&self) -> Result<(), EngineError> {
         let engine = &self.store.engine;
         let d = &self.durability;
         let switched = d.rocks_switch_seq.load(Ordering::Relaxed);
         if switched > d.rocks_flushed_seq.load(Ordering::Relaxed) && !engine.flush_pending() {
             d.rocks_flushed_seq.fetch_max(switched, Ordering::Relaxed);
         }
-        if engine.active_memtable_bytes() >= rocks.write_buffer_bytes as u64 && !engine.flush_pending() {
-            let (seq, switch) = self.log.barrier(|seq| engine.switch_memtables(seq))?;
-            switch?;
-            d.rocks_switch_seq.store(seq, Ordering::Relaxed);
+        if engine.active_memtable_bytes() >= self.memtable_bytes && !engine.flush_pending() {
+            self.switch_memtables()?;
         }
         self.truncate_log()
+    }
+
+    /// Switches RocksDB's memtables behind a log barrier (the log durable
+    /// through them first); returns the sequence they hold.
+    fn switch_memtables(&self) -> Result<u64, EngineError> {
+        let engine = &self.store.engine;
+        let (seq, switch) = self.log.barrier(|seq| engine.switch_memtables(seq))?;
+        switch?;
+        self.durability.rocks_switch_seq.fetch_max(seq, Ordering::Relaxed);
+        Ok(seq)
     }
 
     /// Whether the log has grown enough since the last checkpoint that a
@@ -385,9 +396,7 @@ impl Keyspace {
     /// Writers keep going meanwhile.
     pub fn save(&self) -> Result<(), EngineError> {
         let engine = &self.store.engine;
-        let (seq, switch) = self.log.barrier(|seq| engine.switch_memtables(seq))?;
-        switch?;
-        self.durability.rocks_switch_seq.fetch_max(seq, Ordering::Relaxed);
+        let seq = self.switch_memtables()?;
         // Waiting with RocksDB's own flush call would also flush the new
         // memtable, whose records may not be durable in the log yet.
         while engine.flush_pending() {
@@ -399,18 +408,11 @@ impl Keyspace {
         self.truncate_log()
     }
 
-    /// Clean shutdown: RocksDB flushed and memory checkpointed at the last
-    /// sequence, so the next start replays nothing.
+    /// Clean shutdown: a SAVE at the last sequence, so the next start
+    /// replays nothing, then the log closed.
     pub fn shutdown(&self) -> Result<(), EngineError> {
-        let engine = &self.store.engine;
-        let (seq, switch) = self.log.barrier(|seq| engine.switch_memtables(seq))?;
-        switch?;
-        engine.flush()?;
-        self.durability.rocks_flushed_seq.fetch_max(seq, Ordering::Relaxed);
-        self.checkpoint()?;
-        self.log.rotate()?;
-        self.log.close()?;
-        self.truncate_log()
+        self.save()?;
+        Ok(self.log.close()?)
     }
 
     /// Every memory key of every database (tests compare it with a replay
@@ -482,9 +484,8 @@ impl Keyspace {
                 let mut txn = self.store.txn();
                 if txn.reap(&KeyRef { db: physical, slot, key: &key }, expire)? {
                     deleted += 1;
-                    self.watches.touch(db, &key);
                 }
-                self.commit(Some(txn.finish()), Vec::new())?;
+                self.commit(txn, true, Vec::new())?;
             }
         }
         for shard in &self.shards {
@@ -499,8 +500,7 @@ impl Keyspace {
                 }
             }
             deleted += records.len();
-            self.touch_watched(self.changed_keys(&WriteSet::new(&self.store.engine), &records));
-            self.commit(None, records)?;
+            self.commit(self.store.txn(), true, records)?;
         }
         if all_done {
             self.store.engine.set_expired_before(now);

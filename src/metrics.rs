@@ -228,7 +228,7 @@ pub fn render(server: &Server) -> String {
     );
     out.gauge("strata_uptime_seconds", "Seconds since the server started.", server.uptime_ms() as f64 / 1000.0);
 
-    let d = &server.durability;
+    let d = &server.keyspace.log.metrics;
     out.gauge("strata_recovery_seconds", "Duration of the last startup recovery.", d.recovery_seconds.get());
     out.counter("strata_recovery_records_total", "Log records replayed at startup.", d.recovery_records.get());
     out.histogram("strata_log_fsync_seconds", "Duration of write-ahead log fsyncs.", &d.log_fsync_seconds.snapshot());

@@ -35,9 +35,6 @@ pub struct Server {
     pub run_id: String,
     /// The port actually bound (differs from the config when it asked for 0).
     pub port: AtomicU16,
-    /// What the write-ahead log, recovery and checkpoints report; the
-    /// metrics endpoint renders it.
-    pub durability: Arc<DurabilityMetrics>,
     shutdown_tx: watch::Sender<bool>,
     shutting_down: AtomicBool,
     /// `maxmemory` in bytes (0 = no limit), read by every denyoom command.
@@ -60,7 +57,6 @@ impl Server {
     /// how far it got) and builds the server.
     pub fn open(config: Config, progress: &LoadingProgress) -> Result<Arc<Server>, StartError> {
         let dir = config.dir();
-        let durability = Arc::new(DurabilityMetrics::default());
         let log_config = DurabilityConfig {
             fsync: FsyncPolicy::parse(config.get("appendfsync").unwrap_or("everysec")).unwrap_or(FsyncPolicy::EverySec),
             replay_delay: Duration::from_micros(config.get("key-load-delay").and_then(|v| v.parse().ok()).unwrap_or(0)),
@@ -71,7 +67,7 @@ impl Server {
             &strata_engines::RocksConfig::default(),
             config.databases(),
             log_config,
-            durability.clone(),
+            Arc::new(DurabilityMetrics::default()),
             progress,
         )?;
         let (shutdown_tx, _) = watch::channel(false);
@@ -90,7 +86,6 @@ impl Server {
             started: Instant::now(),
             started_unix_ms: strata_engines::now_ms(),
             run_id,
-            durability,
             shutdown_tx,
             shutting_down: AtomicBool::new(false),
         }))
@@ -109,6 +104,17 @@ impl Server {
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown_tx.subscribe()
+    }
+
+    /// A server on `dir` with one in-process client and no listener: tests
+    /// and benchmarks drive commands through `commands::dispatch`.
+    pub fn open_in_process(dir: &std::path::Path) -> Result<(Arc<Server>, crate::client::Client), StartError> {
+        let mut config = Config::default();
+        config.set("dir", &dir.to_string_lossy()).expect("dir takes any path");
+        let server = Server::open(config, &LoadingProgress::default())?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let client = crate::client::Client::new(server.clients.add(addr, addr), true);
+        Ok((server, client))
     }
 
     /// Milliseconds since the server started.
@@ -210,9 +216,7 @@ async fn cron(server: Arc<Server>) {
     let mut shutdown = server.shutdown_signal();
     loop {
         let maintained = server.clone();
-        let result =
-            tokio::task::spawn_blocking(move || maintained.keyspace.maintain(&strata_engines::RocksConfig::default()))
-                .await;
+        let result = tokio::task::spawn_blocking(move || maintained.keyspace.maintain()).await;
         if let Ok(Err(e)) = result {
             tracing::error!(error = %e, "background durability work failed");
         }

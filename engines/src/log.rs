@@ -447,10 +447,6 @@ impl Log {
         Ok(log)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn lock(&self) -> AppendGuard<'_> {
         AppendGuard { appender: self.appender.lock(), assigned: &self.assigned }
     }

@@ -493,7 +493,6 @@ pub mod testing {
     use bytes::Bytes;
 
     use crate::client::Client;
-    use crate::config::Config;
     use crate::protocol::Reply;
     use crate::server::Server;
 
@@ -508,12 +507,8 @@ pub mod testing {
         #[allow(clippy::new_without_default)] // A test server is never defaulted.
         pub fn new() -> TestServer {
             let dir = tempfile::tempdir().expect("temp dir");
-            let mut config = Config::default();
-            config.set("dir", dir.path().to_str().expect("utf-8 path")).expect("dir");
-            let server = Server::open(config, &Default::default()).expect("open server");
+            let (server, client) = Server::open_in_process(dir.path()).expect("open server");
             *server.keyspace.record_tap.lock() = Some(Vec::new());
-            let addr = "127.0.0.1:1".parse().expect("addr");
-            let client = Client::new(server.clients.add(addr, addr), true);
             TestServer { server, client, _dir: dir }
         }
 

@@ -255,7 +255,7 @@ fn persistence_fields(server: &Server) -> Fields {
         0 => server.started_unix_ms / 1000,
         at => at,
     };
-    let recovery = d.recovery.lock().clone();
+    let recovery = &keyspace.recovery;
     let seq = log.last_seq();
     vec![
         field("loading", 0),
