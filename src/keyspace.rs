@@ -97,6 +97,11 @@ pub struct Durability {
     pub checkpoint_failed: AtomicBool,
     /// Log bytes written when the last checkpoint started.
     log_bytes_at_checkpoint: AtomicU64,
+    /// RocksDB batch bytes applied since the last memtable switch: what the
+    /// active memtables hold. (RocksDB's own size property counts arena
+    /// blocks and memtable bloom filters allocated up front, megabytes
+    /// before the first key.)
+    rocks_bytes_unswitched: AtomicU64,
 }
 
 impl Keyspace {
@@ -262,6 +267,7 @@ impl Keyspace {
                 None => Vec::new(),
             };
             log.push(&data, &records);
+            self.durability.rocks_bytes_unswitched.fetch_add(data.len() as u64, Ordering::Relaxed);
             drop(log);
             if let Some(tap) = self.record_tap.lock().as_mut() {
                 tap.extend(records);
@@ -297,7 +303,7 @@ impl Keyspace {
         if switched > d.rocks_flushed_seq.load(Ordering::Relaxed) && !engine.flush_pending() {
             d.rocks_flushed_seq.fetch_max(switched, Ordering::Relaxed);
         }
-        if engine.active_memtable_bytes() >= self.memtable_bytes && !engine.flush_pending() {
+        if d.rocks_bytes_unswitched.load(Ordering::Relaxed) >= self.memtable_bytes && !engine.flush_pending() {
             self.switch_memtables()?;
         }
         self.truncate_log()
@@ -307,7 +313,11 @@ impl Keyspace {
     /// through them first); returns the sequence they hold.
     fn switch_memtables(&self) -> Result<u64, EngineError> {
         let engine = &self.store.engine;
-        let (seq, switch) = self.log.barrier(|seq| engine.switch_memtables(seq))?;
+        let (seq, switch) = self.log.barrier(|seq| {
+            // Appends are held: exactly what the switched memtables hold.
+            self.durability.rocks_bytes_unswitched.store(0, Ordering::Relaxed);
+            engine.switch_memtables(seq)
+        })?;
         switch?;
         self.durability.rocks_switch_seq.fetch_max(seq, Ordering::Relaxed);
         Ok(seq)

@@ -229,11 +229,6 @@ impl RocksEngine {
         Ok(self.db.flush_cfs_opt(&cfs, &options)?)
     }
 
-    /// Bytes in the active memtables (what the next switch would flush).
-    pub fn active_memtable_bytes(&self) -> u64 {
-        Cf::ALL.iter().filter_map(|&cf| self.property(cf, "rocksdb.cur-size-active-mem-table")).sum()
-    }
-
     /// Whether switched memtables are still being flushed.
     pub fn flush_pending(&self) -> bool {
         Cf::ALL.iter().any(|&cf| self.property(cf, "rocksdb.num-immutable-mem-table").unwrap_or(0) > 0)

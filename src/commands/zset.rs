@@ -578,7 +578,7 @@ fn store_result(tx: &mut Tx, dst: &Bytes, items: Vec<(f64, Bytes)>) -> Result<()
     if !items.is_empty() {
         let mut zset = SortedSet::default();
         // As in ZADD: a small stored set keeps -0 as the integer 0.
-        items.into_iter().for_each(|(s, m)| zset.insert(s + 0.0, m));
+        items.into_iter().for_each(|(s, m)| zset.insert(s + 0.0, &m));
         tx.mem_apply(MemOp::Put { key: dst.clone(), entry: MemEntry { expire_ms: 0, value: MemValue::ZSet(zset) } });
     }
     Ok(())

@@ -364,7 +364,7 @@ impl Encoder<'_> {
 }
 
 /// Reads encoded values from a buffer.
-/// Decoded byte strings are slices of the decoder's buffer, not copies.
+/// Decoded byte strings are copies in allocations of their own.
 pub struct Decoder {
     buf: Bytes,
     pos: usize,
@@ -461,7 +461,9 @@ impl Decoder {
         let len = self.usize()?;
         let start = self.pos;
         self.take(len)?;
-        Ok(self.buf.slice(start..start + len))
+        // Copied, not sliced: a slice would keep the whole checkpoint or
+        // log buffer alive for as long as one value decoded from it lives.
+        Ok(Bytes::copy_from_slice(&self.buf[start..start + len]))
     }
 
     /// A count of items that each take at least one byte: a count larger
@@ -611,7 +613,7 @@ impl Decoder {
             2 => {
                 let mut zset = SortedSet::default();
                 for (score, member) in self.list(|d| Ok((d.f64()?, d.bytes()?)))? {
-                    zset.insert(score, member);
+                    zset.insert(score, &member);
                 }
                 MemValue::ZSet(zset)
             }
@@ -701,8 +703,8 @@ mod tests {
             },
         );
         let mut zset = SortedSet::default();
-        zset.insert(f64::INFINITY, b("top"));
-        zset.insert(-1.5, b("low"));
+        zset.insert(f64::INFINITY, b"top");
+        zset.insert(-1.5, b"low");
         vec![
             MemRecord::Op {
                 db: 3,

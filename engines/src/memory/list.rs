@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::owned;
+
 pub type ListValue = VecDeque<Bytes>;
 
 /// Deterministic list effects. Indexes are absolute (0 = head) and valid
@@ -27,16 +29,16 @@ pub enum ListOp {
 
 pub fn apply(list: &mut ListValue, op: &ListOp) {
     match op {
-        ListOp::Push { front: true, items } => items.iter().for_each(|i| list.push_front(i.clone())),
-        ListOp::Push { front: false, items } => list.extend(items.iter().cloned()),
+        ListOp::Push { front: true, items } => items.iter().for_each(|i| list.push_front(owned(i))),
+        ListOp::Push { front: false, items } => list.extend(items.iter().map(|i| owned(i))),
         ListOp::Pop { front: true, count } => drop(list.drain(..(*count).min(list.len()))),
         ListOp::Pop { front: false, count } => list.truncate(list.len().saturating_sub(*count)),
         ListOp::Set { index, item } => {
             if let Some(slot) = list.get_mut(*index) {
-                *slot = item.clone();
+                *slot = owned(item);
             }
         }
-        ListOp::Insert { index, item } => list.insert((*index).min(list.len()), item.clone()),
+        ListOp::Insert { index, item } => list.insert((*index).min(list.len()), owned(item)),
         ListOp::Trim { start, end } => {
             let end = (*end).min(list.len());
             if *start >= end {

@@ -197,7 +197,7 @@ impl MemDb {
         match op {
             MemOp::Put { key, entry } => {
                 if !entry.value.is_empty() {
-                    self.insert(key.clone(), entry.clone());
+                    self.insert(owned(key), entry.clone());
                 } else {
                     self.remove(key);
                 }
@@ -265,10 +265,18 @@ impl MemDb {
         let mut value = create();
         change(&mut value);
         if !value.is_empty() {
-            self.by_slot.insert((key_slot(key), key.clone()));
-            self.keys.insert(key.clone(), MemEntry { expire_ms: 0, value });
+            let key = owned(key);
+            self.by_slot.insert((key_slot(&key), key.clone()));
+            self.keys.insert(key, MemEntry { expire_ms: 0, value });
         }
     }
+}
+
+/// A copy of `bytes` in an allocation of its own. The memory engines copy
+/// what they keep: a command's arguments are slices of the connection's
+/// read buffer, and keeping a slice would keep the whole buffer alive.
+pub(crate) fn owned(bytes: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(bytes)
 }
 
 /// Number of lock shards the keyspace splits memory keys into. Checkpoints
@@ -345,6 +353,32 @@ mod tests {
 
     fn key(k: &str) -> Bytes {
         Bytes::copy_from_slice(k.as_bytes())
+    }
+
+    #[test]
+    fn stored_bytes_do_not_keep_the_request_buffer_alive() {
+        // Arguments arrive as slices of a connection's read buffer.
+        let buffer = Bytes::from((0..4096).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let arg = |at: usize| buffer.slice(at..at + 8);
+        let outside = |b: &Bytes| !buffer.as_ptr_range().contains(&b.as_ptr());
+        let mut db = MemDb::default();
+        db.apply(&MemOp::List { key: arg(0), op: ListOp::Push { front: false, items: vec![arg(8)] } });
+        db.apply(&MemOp::Set { key: arg(16), op: SetOp::Add(vec![arg(24)]) });
+        db.apply(&MemOp::ZSet { key: arg(32), op: ZSetOp::Add(vec![(1.0, arg(40))]) });
+        let id = StreamId { ms: 1, seq: 0 };
+        db.apply(&MemOp::Stream { key: arg(48), op: StreamOp::Add { id, fields: vec![arg(56), arg(64)] } });
+        for (stored, _) in &db.keys {
+            assert!(outside(stored));
+        }
+        let MemValue::List(list) = &db.get(&arg(0)).unwrap().value else { panic!() };
+        assert!(list.iter().all(outside));
+        let MemValue::Set(set) = &db.get(&arg(16)).unwrap().value else { panic!() };
+        assert!(set.iter().all(outside));
+        let MemValue::ZSet(zset) = &db.get(&arg(32)).unwrap().value else { panic!() };
+        assert!(zset.iter().all(|(_, m)| outside(&m)));
+        assert!(zset.members().all(|(m, _)| outside(m)));
+        let MemValue::Stream(stream) = &db.get(&arg(48)).unwrap().value else { panic!() };
+        assert!(stream.entries.values().flatten().all(outside));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use indexmap::IndexSet;
 
+use super::owned;
+
 /// A set value. Equality ignores order (`IndexSet`'s `PartialEq`).
 pub type SetValue = IndexSet<Bytes>;
 
@@ -20,7 +22,11 @@ pub enum SetOp {
 
 pub fn apply(set: &mut SetValue, op: &SetOp) {
     match op {
-        SetOp::Add(members) => set.extend(members.iter().cloned()),
+        SetOp::Add(members) => members.iter().for_each(|m| {
+            if !set.contains(m) {
+                set.insert(owned(m));
+            }
+        }),
         SetOp::Remove(members) => members.iter().for_each(|m| {
             // swap_remove is O(1); order is not part of a set's meaning, and
             // replaying the same ops gives the same order anyway.

@@ -8,6 +8,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use super::owned;
+
 /// A stream entry ID: milliseconds and sequence number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamId {
@@ -329,7 +331,7 @@ pub struct ClaimIds {
 pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
     match op {
         StreamOp::Add { id, fields } => {
-            stream.entries.insert(*id, fields.clone());
+            stream.entries.insert(*id, fields.iter().map(|f| owned(f)).collect());
             match stream.nodes.iter_mut().next_back() {
                 Some((_, count)) if *count < NODE_ENTRIES => *count += 1,
                 _ => {

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::owned;
+
 /// "No node".
 const NIL: u32 = u32::MAX;
 
@@ -185,20 +187,67 @@ impl SortedSet {
         }
     }
 
+    /// Inserts a new element: descends to where its priority puts it, and
+    /// splits only the subtree below that point (expected O(1) nodes), so
+    /// an insert is one walk down the tree.
     fn tree_insert(&mut self, score: f64, member: Bytes) {
-        let (l, r) = self.split(self.root, score, &member);
-        let node = self.alloc(score, member);
-        let l = self.merge(l, node);
-        self.root = self.merge(l, r);
+        let node = self.alloc(score, member.clone());
+        self.root = self.insert_below(self.root, node, score, &member);
     }
 
+    fn insert_below(&mut self, at: u32, node: u32, score: f64, member: &[u8]) -> u32 {
+        if at == NIL {
+            return node;
+        }
+        if self.nodes[node as usize].priority > self.nodes[at as usize].priority {
+            let (l, r) = self.split(at, score, member);
+            let n = &mut self.nodes[node as usize];
+            (n.left, n.right) = (l, r);
+            self.update(node);
+            return node;
+        }
+        let a = &self.nodes[at as usize];
+        if cmp_entry(score, member, a.score, &a.member) == Ordering::Less {
+            let left = self.insert_below(a.left, node, score, member);
+            self.nodes[at as usize].left = left;
+        } else {
+            let right = self.insert_below(a.right, node, score, member);
+            self.nodes[at as usize].right = right;
+        }
+        self.nodes[at as usize].size += 1;
+        at
+    }
+
+    /// Removes an element that is in the tree: one walk down to it, then
+    /// its two subtrees merged in its place.
     fn tree_remove(&mut self, score: f64, member: &[u8]) {
-        let rank = self.rank_of(score, member);
-        let (l, rest) = self.split_at(self.root, rank);
-        let (middle, r) = self.split_at(rest, 1);
-        debug_assert_eq!(self.size(middle), 1);
-        self.release(middle);
-        self.root = self.merge(l, r);
+        self.root = self.remove_below(self.root, score, member);
+    }
+
+    fn remove_below(&mut self, at: u32, score: f64, member: &[u8]) -> u32 {
+        assert!(at != NIL, "removing an element that is not in the tree");
+        let a = &self.nodes[at as usize];
+        match cmp_entry(a.score, &a.member, score, member) {
+            Ordering::Equal => {
+                let merged = self.merge(a.left, a.right);
+                self.release(at);
+                merged
+            }
+            Ordering::Less => {
+                let right = self.remove_below(a.right, score, member);
+                let n = &mut self.nodes[at as usize];
+                n.right = right;
+                n.size -= 1;
+                at
+            }
+            Ordering::Greater => {
+                let left = self.remove_below(a.left, score, member);
+                let n = &mut self.nodes[at as usize];
+                n.left = left;
+                n.size -= 1;
+                at
+            }
+        }
     }
 
     /// Frees a single detached node's slot (dropping its member bytes).
@@ -210,14 +259,22 @@ impl SortedSet {
     }
 
     /// Sets a member's score, adding it if new.
-    pub fn insert(&mut self, score: f64, member: Bytes) {
+    /// Adds `member` or changes its score. A new member is copied in (see
+    /// `memory::owned`).
+    pub fn insert(&mut self, score: f64, member: &[u8]) {
         assert!(!score.is_nan(), "NaN score");
-        if let Some(old) = self.scores.insert(member.clone(), score) {
-            if old.total_cmp(&score) == Ordering::Equal {
-                return;
+        let member = match self.scores.get_key_value(member) {
+            Some((stored, &old)) => {
+                if old.total_cmp(&score) == Ordering::Equal {
+                    return;
+                }
+                let stored = stored.clone();
+                self.tree_remove(old, &stored);
+                stored
             }
-            self.tree_remove(old, &member);
-        }
+            None => owned(member),
+        };
+        self.scores.insert(member.clone(), score);
         self.tree_insert(score, member);
     }
 
@@ -359,7 +416,7 @@ pub enum ZSetOp {
 
 pub fn apply(zset: &mut SortedSet, op: &ZSetOp) {
     match op {
-        ZSetOp::Add(items) => items.iter().for_each(|(s, m)| zset.insert(*s, m.clone())),
+        ZSetOp::Add(items) => items.iter().for_each(|(s, m)| zset.insert(*s, m)),
         ZSetOp::Remove(members) => members.iter().for_each(|m| {
             zset.remove(m);
         }),
@@ -409,7 +466,7 @@ mod tests {
             match rng.gen_range(0..10) {
                 0..=4 => {
                     let score = rng.gen_range(0..20) as f64;
-                    zset.insert(score, member.clone());
+                    zset.insert(score, &member);
                     model.insert(member, score);
                 }
                 5..=7 => {
@@ -448,14 +505,14 @@ mod tests {
         let mut a = SortedSet::default();
         let mut b = SortedSet::default();
         for i in 0..100 {
-            a.insert(i as f64, Bytes::from(format!("{i}")));
+            a.insert(i as f64, format!("{i}").as_bytes());
         }
         for i in (0..100).rev() {
             b.next_priority();
-            b.insert(i as f64, Bytes::from(format!("{i}")));
+            b.insert(i as f64, format!("{i}").as_bytes());
         }
         assert_eq!(a, b);
-        b.insert(5.5, Bytes::from("5"));
+        b.insert(5.5, b"5");
         assert_ne!(a, b);
     }
 }
