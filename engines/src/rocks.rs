@@ -109,8 +109,9 @@ impl RocksEngine {
             let mut options = Options::default();
             options.set_block_based_table_factory(&block);
             // Strata switches memtables itself at `write_buffer_bytes`; RocksDB's
-            // own trigger is a backstop far above it.
-            options.set_write_buffer_size(config.write_buffer_bytes * 8);
+            // own trigger is a backstop above it. (The memtable bloom filter
+            // is sized from it and zeroed up front, at every open.)
+            options.set_write_buffer_size(config.write_buffer_bytes * 2);
             options.set_max_write_buffer_number(4);
             // Most point lookups (the read before every write) miss the
             // memtable; a bloom filter answers that without a skiplist walk.

@@ -610,13 +610,7 @@ impl Decoder {
         let value = match self.u8()? {
             0 => MemValue::List(self.byte_list()?.into()),
             1 => MemValue::Set(self.byte_list()?.into_iter().collect()),
-            2 => {
-                let mut zset = SortedSet::default();
-                for (score, member) in self.list(|d| Ok((d.f64()?, d.bytes()?)))? {
-                    zset.insert(score, &member);
-                }
-                MemValue::ZSet(zset)
-            }
+            2 => MemValue::ZSet(SortedSet::from_owned(self.list(|d| Ok((d.f64()?, d.bytes()?)))?)),
             3 => MemValue::Stream(self.stream()?),
             _ => return self.fail("unknown value type"),
         };

@@ -9,7 +9,7 @@ use indexmap::IndexSet;
 use super::owned;
 
 /// A set value. Equality ignores order (`IndexSet`'s `PartialEq`).
-pub type SetValue = IndexSet<Bytes>;
+pub type SetValue = IndexSet<Bytes, super::Hasher>;
 
 /// Deterministic set effects. SPOP records the members it chose, SMOVE a
 /// `Remove` on the source and an `Add` on the destination; the *STORE

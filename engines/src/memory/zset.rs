@@ -36,7 +36,7 @@ fn cmp_entry(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Or
 /// A sorted set: member → score, and the members in (score, member) order.
 #[derive(Clone, Debug)]
 pub struct SortedSet {
-    scores: HashMap<Bytes, f64>,
+    scores: HashMap<Bytes, f64, super::Hasher>,
     nodes: Vec<Node>,
     free: Vec<u32>,
     root: u32,
@@ -48,7 +48,7 @@ pub struct SortedSet {
 impl Default for SortedSet {
     fn default() -> Self {
         SortedSet {
-            scores: HashMap::new(),
+            scores: HashMap::default(),
             nodes: Vec::new(),
             free: Vec::new(),
             root: NIL,
@@ -262,6 +262,24 @@ impl SortedSet {
     /// Adds `member` or changes its score. A new member is copied in (see
     /// `memory::owned`).
     pub fn insert(&mut self, score: f64, member: &[u8]) {
+        self.insert_with(score, member, || owned(member));
+    }
+
+    /// A sorted set of members that are already copies of their own
+    /// (decoded from a checkpoint); a member given twice keeps its last score.
+    pub fn from_owned(items: Vec<(f64, Bytes)>) -> SortedSet {
+        let mut zset = SortedSet {
+            scores: HashMap::with_capacity_and_hasher(items.len(), Default::default()),
+            nodes: Vec::with_capacity(items.len()),
+            ..SortedSet::default()
+        };
+        for (score, member) in items {
+            zset.insert_with(score, &member.clone(), || member);
+        }
+        zset
+    }
+
+    fn insert_with(&mut self, score: f64, member: &[u8], new_member: impl FnOnce() -> Bytes) {
         assert!(!score.is_nan(), "NaN score");
         let member = match self.scores.get_key_value(member) {
             Some((stored, &old)) => {
@@ -272,7 +290,7 @@ impl SortedSet {
                 self.tree_remove(old, &stored);
                 stored
             }
-            None => owned(member),
+            None => new_member(),
         };
         self.scores.insert(member.clone(), score);
         self.tree_insert(score, member);
