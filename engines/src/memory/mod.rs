@@ -372,7 +372,7 @@ mod tests {
         db.apply(&MemOp::ZSet { key: arg(32), op: ZSetOp::Add(vec![(1.0, arg(40))]) });
         let id = StreamId { ms: 1, seq: 0 };
         db.apply(&MemOp::Stream { key: arg(48), op: StreamOp::Add { id, fields: vec![arg(56), arg(64)] } });
-        for (stored, _) in &db.keys {
+        for stored in db.keys.keys() {
             assert!(outside(stored));
         }
         let MemValue::List(list) = &db.get(&arg(0)).unwrap().value else { panic!() };
