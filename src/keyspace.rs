@@ -102,6 +102,13 @@ pub struct Durability {
     /// blocks and memtable bloom filters allocated up front, megabytes
     /// before the first key.)
     rocks_bytes_unswitched: AtomicU64,
+    /// The last sequence the cron saw, and when it changed: writes have
+    /// paused once it stays put.
+    seen_seq: AtomicU64,
+    seen_changed_ms: AtomicU64,
+    /// Log bytes written when the last SAVE (or quiet save) started.
+    log_bytes_at_save: AtomicU64,
+    save_in_progress: AtomicBool,
 }
 
 impl Keyspace {
@@ -299,6 +306,10 @@ impl Keyspace {
     pub fn maintain(&self) -> Result<(), EngineError> {
         let engine = &self.store.engine;
         let d = &self.durability;
+        let last = self.log.last_seq();
+        if d.seen_seq.swap(last, Ordering::Relaxed) != last {
+            d.seen_changed_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
+        }
         let switched = d.rocks_switch_seq.load(Ordering::Relaxed);
         if switched > d.rocks_flushed_seq.load(Ordering::Relaxed) && !engine.flush_pending() {
             d.rocks_flushed_seq.fetch_max(switched, Ordering::Relaxed);
@@ -321,6 +332,18 @@ impl Keyspace {
         switch?;
         self.durability.rocks_switch_seq.fetch_max(seq, Ordering::Relaxed);
         Ok(seq)
+    }
+
+    /// Whether writes have paused for a second after enough of them that a
+    /// restart would replay a noticeable tail (a megabyte of log, or an
+    /// eighth of the last checkpoint): then the cron runs a SAVE, so that
+    /// a restart after a burst replays nothing, at no cost to writers.
+    pub fn quiet_save_due(&self) -> bool {
+        let d = &self.durability;
+        let quiet_ms = strata_engines::now_ms().saturating_sub(d.seen_changed_ms.load(Ordering::Relaxed));
+        let grown = self.log.metrics.log_bytes_written.get() - d.log_bytes_at_save.load(Ordering::Relaxed);
+        let worth = (self.log.metrics.checkpoint_bytes.get() as u64 / 8).max(1 << 20);
+        quiet_ms >= 1000 && grown >= worth && !d.save_in_progress.load(Ordering::Relaxed)
     }
 
     /// Whether the log has grown enough since the last checkpoint that a
@@ -405,6 +428,17 @@ impl Keyspace {
     /// that a restart replays (almost) nothing; then the log is truncated.
     /// Writers keep going meanwhile.
     pub fn save(&self) -> Result<(), EngineError> {
+        let d = &self.durability;
+        let racing = d.save_in_progress.swap(true, Ordering::AcqRel);
+        d.log_bytes_at_save.store(self.log.metrics.log_bytes_written.get(), Ordering::Relaxed);
+        let result = self.save_now();
+        if !racing {
+            d.save_in_progress.store(false, Ordering::Release);
+        }
+        result
+    }
+
+    fn save_now(&self) -> Result<(), EngineError> {
         let engine = &self.store.engine;
         let seq = self.switch_memtables()?;
         // Waiting with RocksDB's own flush call would also flush the new

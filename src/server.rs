@@ -220,7 +220,14 @@ async fn cron(server: Arc<Server>) {
         if let Ok(Err(e)) = result {
             tracing::error!(error = %e, "background durability work failed");
         }
-        if server.keyspace.checkpoint_due() {
+        if server.keyspace.quiet_save_due() {
+            let saving = server.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = saving.keyspace.save() {
+                    tracing::error!(error = %e, "background save after writes paused failed");
+                }
+            });
+        } else if server.keyspace.checkpoint_due() {
             let checkpointing = server.clone();
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = checkpointing.keyspace.checkpoint() {

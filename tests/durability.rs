@@ -137,6 +137,34 @@ fn every_engine_survives_graceful_and_crash_restarts() {
 }
 
 #[test]
+fn a_pause_after_a_burst_of_writes_saves_so_a_crash_replays_nothing() {
+    let mut server = TestServer::start();
+    let mut conn = server.conn();
+    let value = "v".repeat(1000);
+    for i in 0..1500 {
+        conn.call(&["SET", &format!("k{i}"), &value]);
+        conn.call(&["RPUSH", "list", &value]);
+    }
+    let before = dump_all(&server);
+    // Both engines catch up with the log within a few seconds of quiet.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let seq = info_field(&mut conn, "strata_log_seq");
+        if info_field(&mut conn, "strata_rocksdb_flushed_seq") == seq
+            && info_field(&mut conn, "strata_checkpoint_seq") == seq
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no save after the writes paused");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(conn);
+    server.crash_restart();
+    assert_eq!(dump_all(&server), before);
+    assert_eq!(info_field(&mut server.conn(), "strata_recovery_records"), "0");
+}
+
+#[test]
 fn appendfsync_always_survives_kill_9_too() {
     let mut server = TestServer::start_with(&["--appendfsync", "always"]);
     write_every_type(&mut server.conn(), 0);
