@@ -351,10 +351,13 @@ impl Keyspace {
     pub fn checkpoint_due(&self) -> bool {
         let d = &self.durability;
         let grown = self.log.metrics.log_bytes_written.get() - d.log_bytes_at_checkpoint.load(Ordering::Relaxed);
-        // Replaying the log costs about as much per byte as loading a
-        // checkpoint: checkpoint once the log since the last one is worth
-        // twice the checkpoint, and at least every `checkpoint_log_bytes`.
-        let worth = (2 * self.log.metrics.checkpoint_bytes.get() as u64).max(16 << 20);
+        // Writing a checkpoint costs CPU in proportion to the data: once
+        // the log since the last one is four times the checkpoint, writers
+        // pay at most a quarter byte of checkpoint per byte of log (at 2x
+        // a big list under RPUSH spent a quarter of the server's CPU on
+        // checkpoints). At least every `checkpoint_log_bytes`, and a pause
+        // in writes saves anyway (`quiet_save_due`).
+        let worth = (4 * self.log.metrics.checkpoint_bytes.get() as u64).max(16 << 20);
         grown >= worth.min(self.config.checkpoint_log_bytes) && !d.checkpoint_in_progress.load(Ordering::Relaxed)
     }
 
