@@ -113,9 +113,9 @@ fn resolve_range(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
 /// The first `count` items at one end, in the order they pop.
 fn end_items(list: &ListValue, front: bool, count: usize) -> Vec<Bytes> {
     if front {
-        list.iter().take(count).cloned().collect()
+        list.iter().take(count).map(Bytes::copy_from_slice).collect()
     } else {
-        list.iter().rev().take(count).cloned().collect()
+        list.iter().rev().take(count).map(Bytes::copy_from_slice).collect()
     }
 }
 
@@ -201,7 +201,7 @@ fn lindex(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         // Redis looks the key up before it parses the index.
         let Some(list) = list else { return Ok(Reply::Nil) };
         let index = parse_int(&argv[2])?;
-        Ok(Reply::opt_bulk(resolve_index(list.len(), index).map(|i| list[i].clone())))
+        Ok(Reply::opt_bulk(resolve_index(list.len(), index).and_then(|i| list.get(i)).map(Bytes::copy_from_slice)))
     })
 }
 
@@ -212,7 +212,7 @@ fn lrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     read_list(ctx, &argv[1], |list| {
         let Some(list) = list else { return Ok(Reply::Array(Vec::new())) };
         Ok(match resolve_range(list.len(), start, end) {
-            Some((first, last)) => Reply::bulks(list.range(first..last).cloned()),
+            Some((first, last)) => Reply::bulks(list.range(first..last).map(Bytes::copy_from_slice)),
             None => Reply::Array(Vec::new()),
         })
     })
@@ -274,9 +274,13 @@ fn lrem(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some(list) = list_of(tx, key)? else { return Ok(0) };
         // 0 removes every match; otherwise at most |count| from one end.
         let limit = if count == 0 { usize::MAX } else { count.unsigned_abs().min(usize::MAX as u64) as usize };
-        let matches = list.iter().enumerate().filter(|(_, item)| *item == element).map(|(i, _)| i);
-        let mut indexes: Vec<usize> =
-            if count < 0 { matches.rev().take(limit).collect() } else { matches.take(limit).collect() };
+        let len = list.len();
+        let is_match = |(_, item): &(usize, &[u8])| *item == &element[..];
+        let mut indexes: Vec<usize> = if count < 0 {
+            list.iter().rev().enumerate().filter(is_match).map(|(i, _)| len - 1 - i).take(limit).collect()
+        } else {
+            list.iter().enumerate().filter(is_match).map(|(i, _)| i).take(limit).collect()
+        };
         if indexes.is_empty() {
             return Ok(0);
         }
@@ -324,13 +328,13 @@ fn lpos(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let len = list.len();
         let mut found = Vec::new();
         let mut matches = 0i64;
-        let items: Box<dyn Iterator<Item = &Bytes>> =
+        let items: Box<dyn Iterator<Item = &[u8]>> =
             if from_tail { Box::new(list.iter().rev()) } else { Box::new(list.iter()) };
         for (scanned, item) in items.enumerate() {
             if maxlen != 0 && scanned as i64 >= maxlen {
                 break;
             }
-            if item != element {
+            if item != &element[..] {
                 continue;
             }
             matches += 1;

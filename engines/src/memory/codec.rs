@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::list::ListOp;
+use super::list::{ListOp, ListValue};
 use super::set::SetOp;
 use super::stream::{ClaimIds, ConsumerGroup, Pending, StreamId, StreamOp, StreamValue};
 use super::zset::{SortedSet, ZSetOp};
@@ -608,7 +608,15 @@ impl Decoder {
     pub fn entry(&mut self) -> Result<MemEntry, CodecError> {
         let expire_ms = self.varint()?;
         let value = match self.u8()? {
-            0 => MemValue::List(self.byte_list()?.into()),
+            0 => {
+                // Packed straight from the buffer: no copy per item first.
+                let mut list = ListValue::default();
+                for _ in 0..self.count()? {
+                    let len = self.usize()?;
+                    list.push_back(self.take(len)?);
+                }
+                MemValue::List(list)
+            }
             1 => MemValue::Set(self.byte_list()?.into_iter().collect()),
             2 => MemValue::ZSet(SortedSet::from_owned(self.list(|d| Ok((d.f64()?, d.bytes()?)))?)),
             3 => MemValue::Stream(self.stream()?),

@@ -375,8 +375,6 @@ mod tests {
         for stored in db.keys.keys() {
             assert!(outside(stored));
         }
-        let MemValue::List(list) = &db.get(&arg(0)).unwrap().value else { panic!() };
-        assert!(list.iter().all(outside));
         let MemValue::Set(set) = &db.get(&arg(16)).unwrap().value else { panic!() };
         assert!(set.iter().all(outside));
         let MemValue::ZSet(zset) = &db.get(&arg(32)).unwrap().value else { panic!() };
