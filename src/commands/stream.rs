@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_engines::memory::stream::{ClaimIds, ConsumerGroup};
+use strata_engines::memory::stream::{ClaimIds, ConsumerGroup, Fields};
 use strata_engines::memory::{MemOp, MemValue, StreamId, StreamOp, StreamValue};
 use strata_engines::KeyType;
 
@@ -130,8 +130,11 @@ fn id_reply(id: StreamId) -> Reply {
 }
 
 /// One entry: `[id, [field, value, ...]]`.
-fn entry_reply(id: StreamId, fields: &[Bytes]) -> Reply {
-    Reply::Array(vec![id_reply(id), Reply::Array(fields.iter().cloned().map(Reply::Bulk).collect())])
+fn entry_reply(id: StreamId, fields: &Fields) -> Reply {
+    Reply::Array(vec![
+        id_reply(id),
+        Reply::Array(fields.iter().map(|f| Reply::Bulk(Bytes::copy_from_slice(f))).collect()),
+    ])
 }
 
 /// Entries from `start` to `end` inclusive (reversed if `rev`), at most
@@ -1183,8 +1186,7 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             field("recorded-first-entry-id", id_reply(stream.first_entry_id())),
         ];
         let Some(count) = full else {
-            let edge =
-                |entry: Option<(&StreamId, &Vec<Bytes>)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+            let edge = |entry: Option<(&StreamId, &Fields)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
             fields.push(field("groups", Reply::Integer(stream.groups.len() as i64)));
             fields.push(field("first-entry", edge(stream.entries.iter().next())));
             fields.push(field("last-entry", edge(stream.entries.iter().next_back())));

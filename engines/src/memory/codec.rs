@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::list::{ListOp, ListValue};
 use super::set::SetOp;
-use super::stream::{ClaimIds, ConsumerGroup, Pending, StreamId, StreamOp, StreamValue};
+use super::stream::{ClaimIds, ConsumerGroup, Fields, Pending, StreamId, StreamOp, StreamValue};
 use super::zset::{SortedSet, ZSetOp};
 use super::{MemEntry, MemOp, MemRecord, MemValue};
 
@@ -332,7 +332,8 @@ impl Encoder<'_> {
         self.varint(s.entries.len() as u64);
         for (id, fields) in &s.entries {
             self.id(*id);
-            self.byte_list(fields);
+            self.varint(fields.iter().count() as u64);
+            fields.iter().for_each(|item| self.bytes(item));
         }
         self.id(s.last_id);
         self.varint(s.entries_added);
@@ -626,7 +627,7 @@ impl Decoder {
     }
 
     fn stream(&mut self) -> Result<StreamValue, CodecError> {
-        let entries = self.list(|d| Ok((d.id()?, d.byte_list()?)))?.into_iter().collect();
+        let entries = self.list(|d| Ok((d.id()?, Fields::new(&d.byte_list()?))))?.into_iter().collect();
         let last_id = self.id()?;
         let entries_added = self.varint()?;
         let max_deleted_id = self.id()?;

@@ -35,11 +35,11 @@ fn varint_len(mut n: usize) -> usize {
     len
 }
 
-fn entry_len(item: usize) -> usize {
+pub(crate) fn entry_len(item: usize) -> usize {
     2 * varint_len(item) + item
 }
 
-fn encode_entry(out: &mut Vec<u8>, item: &[u8]) {
+pub(crate) fn encode_entry(out: &mut Vec<u8>, item: &[u8]) {
     let mut n = item.len();
     while n >= 0x80 {
         out.push(n as u8 | 0x80);
@@ -56,7 +56,7 @@ fn encode_entry(out: &mut Vec<u8>, item: &[u8]) {
 }
 
 /// The item of the entry starting at `at`, and where the next one starts.
-fn entry_at(bytes: &[u8], at: usize) -> (&[u8], usize) {
+pub(crate) fn entry_at(bytes: &[u8], at: usize) -> (&[u8], usize) {
     let (mut n, mut shift, mut pos) = (0usize, 0, at);
     loop {
         let b = bytes[pos];

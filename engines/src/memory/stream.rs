@@ -8,7 +8,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::owned;
+use super::list::{encode_entry, entry_at, entry_len};
 
 /// A stream entry ID: milliseconds and sequence number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,11 +54,43 @@ impl fmt::Display for StreamId {
 /// approximate trimming removes whole nodes only.
 pub const NODE_ENTRIES: u64 = 100;
 
+/// An entry's field/value list, packed into one allocation with the
+/// lists' item framing (a `Vec<Bytes>` cost a handle and an allocation per
+/// field: 200 bytes for a one-field entry).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Fields(Box<[u8]>);
+
+impl Fields {
+    pub fn new<T: AsRef<[u8]>>(items: &[T]) -> Fields {
+        let mut bytes = Vec::with_capacity(items.iter().map(|i| entry_len(i.as_ref().len())).sum());
+        items.iter().for_each(|item| encode_entry(&mut bytes, item.as_ref()));
+        Fields(bytes.into_boxed_slice())
+    }
+
+    /// Field, value, field, value ...
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            (at < self.0.len()).then(|| {
+                let (item, next) = entry_at(&self.0, at);
+                at = next;
+                item
+            })
+        })
+    }
+}
+
+impl fmt::Debug for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter().map(Bytes::copy_from_slice)).finish()
+    }
+}
+
 /// A stream value.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamValue {
     /// Entry ID -> flat field/value list.
-    pub entries: BTreeMap<StreamId, Vec<Bytes>>,
+    pub entries: BTreeMap<StreamId, Fields>,
     /// The last ID generated (or set by XSETID); new IDs must exceed it.
     pub last_id: StreamId,
     /// Entries ever added (XADD count, or XSETID ENTRIESADDED).
@@ -331,7 +363,7 @@ pub struct ClaimIds {
 pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
     match op {
         StreamOp::Add { id, fields } => {
-            stream.entries.insert(*id, fields.iter().map(|f| owned(f)).collect());
+            stream.entries.insert(*id, Fields::new(fields));
             match stream.nodes.iter_mut().next_back() {
                 Some((_, count)) if *count < NODE_ENTRIES => *count += 1,
                 _ => {
