@@ -5,11 +5,14 @@
 //! lookups (ZRANK), access by index (ZRANGE) and rank-range removal
 //! (ZREMRANGEBYRANK) are O(log n), as with Redis's skiplist with spans.
 //! Nodes live in an arena (`Vec`) linked by index; freed slots are reused.
+//! The member → node map is a hash table of node indexes (4 bytes a member,
+//! hashed by the node's member bytes), so each member is stored once.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 
 use super::owned;
 
@@ -36,7 +39,9 @@ fn cmp_entry(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Or
 /// A sorted set: member → score, and the members in (score, member) order.
 #[derive(Clone, Debug)]
 pub struct SortedSet {
-    scores: HashMap<Bytes, f64, super::Hasher>,
+    /// The node of each member.
+    index: HashTable<u32>,
+    hasher: super::Hasher,
     nodes: Vec<Node>,
     free: Vec<u32>,
     root: u32,
@@ -48,7 +53,8 @@ pub struct SortedSet {
 impl Default for SortedSet {
     fn default() -> Self {
         SortedSet {
-            scores: HashMap::default(),
+            index: HashTable::new(),
+            hasher: super::Hasher::default(),
             nodes: Vec::new(),
             free: Vec::new(),
             root: NIL,
@@ -59,26 +65,35 @@ impl Default for SortedSet {
 
 impl PartialEq for SortedSet {
     fn eq(&self, other: &Self) -> bool {
-        self.scores == other.scores && self.range(0, self.len()) == other.range(0, other.len())
+        self.len() == other.len() && self.range(0, self.len()) == other.range(0, other.len())
     }
 }
 
 impl SortedSet {
     pub fn len(&self) -> usize {
-        self.scores.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.scores.is_empty()
+        self.index.is_empty()
+    }
+
+    /// The node holding `member`.
+    fn find(&self, member: &[u8]) -> Option<u32> {
+        let nodes = &self.nodes;
+        self.index.find(self.hasher.hash_one(member), |&i| nodes[i as usize].member == member).copied()
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.scores.get(member).copied()
+        self.find(member).map(|i| self.nodes[i as usize].score)
     }
 
     /// Every member and its score, in no particular order.
     pub fn members(&self) -> impl Iterator<Item = (&Bytes, f64)> {
-        self.scores.iter().map(|(m, s)| (m, *s))
+        self.index.iter().map(|&i| {
+            let n = &self.nodes[i as usize];
+            (&n.member, n.score)
+        })
     }
 
     /// Members in ascending (score, member) order.
@@ -190,9 +205,14 @@ impl SortedSet {
     /// Inserts a new element: descends to where its priority puts it, and
     /// splits only the subtree below that point (expected O(1) nodes), so
     /// an insert is one walk down the tree.
-    fn tree_insert(&mut self, score: f64, member: Bytes) {
-        let node = self.alloc(score, member.clone());
+    fn tree_insert(&mut self, node: u32) {
+        let n = &mut self.nodes[node as usize];
+        (n.left, n.right, n.size) = (NIL, NIL, 1);
+        let score = n.score;
+        // Lent out for the walk (a clone of the handle would allocate).
+        let member = std::mem::take(&mut n.member);
         self.root = self.insert_below(self.root, node, score, &member);
+        self.nodes[node as usize].member = member;
     }
 
     fn insert_below(&mut self, at: u32, node: u32, score: f64, member: &[u8]) -> u32 {
@@ -218,8 +238,8 @@ impl SortedSet {
         at
     }
 
-    /// Removes an element that is in the tree: one walk down to it, then
-    /// its two subtrees merged in its place.
+    /// Unlinks an element that is in the tree: one walk down to it, then
+    /// its two subtrees merged in its place. Its node stays allocated.
     fn tree_remove(&mut self, score: f64, member: &[u8]) {
         self.root = self.remove_below(self.root, score, member);
     }
@@ -228,11 +248,7 @@ impl SortedSet {
         assert!(at != NIL, "removing an element that is not in the tree");
         let a = &self.nodes[at as usize];
         match cmp_entry(a.score, &a.member, score, member) {
-            Ordering::Equal => {
-                let merged = self.merge(a.left, a.right);
-                self.release(at);
-                merged
-            }
+            Ordering::Equal => self.merge(a.left, a.right),
             Ordering::Less => {
                 let right = self.remove_below(a.right, score, member);
                 let n = &mut self.nodes[at as usize];
@@ -258,7 +274,6 @@ impl SortedSet {
         }
     }
 
-    /// Sets a member's score, adding it if new.
     /// Adds `member` or changes its score. A new member is copied in (see
     /// `memory::owned`).
     pub fn insert(&mut self, score: f64, member: &[u8]) {
@@ -269,41 +284,54 @@ impl SortedSet {
     /// (decoded from a checkpoint); a member given twice keeps its last score.
     pub fn from_owned(items: Vec<(f64, Bytes)>) -> SortedSet {
         let mut zset = SortedSet {
-            scores: HashMap::with_capacity_and_hasher(items.len(), Default::default()),
+            index: HashTable::with_capacity(items.len()),
             nodes: Vec::with_capacity(items.len()),
             ..SortedSet::default()
         };
         for (score, member) in items {
-            zset.insert_with(score, &member.clone(), || member);
+            let key = member.clone();
+            zset.insert_with(score, &key, || member);
         }
         zset
     }
 
     fn insert_with(&mut self, score: f64, member: &[u8], new_member: impl FnOnce() -> Bytes) {
         assert!(!score.is_nan(), "NaN score");
-        let member = match self.scores.get_key_value(member) {
-            Some((stored, &old)) => {
+        let node = match self.find(member) {
+            Some(node) => {
+                let old = self.nodes[node as usize].score;
                 if old.total_cmp(&score) == Ordering::Equal {
                     return;
                 }
-                let stored = stored.clone();
-                self.tree_remove(old, &stored);
-                stored
+                self.tree_remove(old, member);
+                self.nodes[node as usize].score = score;
+                node
             }
-            None => new_member(),
+            None => {
+                let node = self.alloc(score, new_member());
+                let (nodes, hasher) = (&self.nodes, &self.hasher);
+                self.index
+                    .insert_unique(hasher.hash_one(member), node, |&i| hasher.hash_one(&nodes[i as usize].member[..]));
+                node
+            }
         };
-        self.scores.insert(member.clone(), score);
-        self.tree_insert(score, member);
+        self.tree_insert(node);
     }
 
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match self.scores.remove(member) {
-            Some(score) => {
-                self.tree_remove(score, member);
-                true
-            }
-            None => false,
+        let Some(node) = self.find(member) else { return false };
+        self.tree_remove(self.nodes[node as usize].score, member);
+        self.forget(node);
+        true
+    }
+
+    /// Drops a node that is out of the tree from the index and frees it.
+    fn forget(&mut self, node: u32) {
+        let hash = self.hasher.hash_one(&self.nodes[node as usize].member[..]);
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == node) {
+            entry.remove();
         }
+        self.release(node);
     }
 
     /// Removes the elements with ranks in `start..end`.
@@ -324,9 +352,7 @@ impl SortedSet {
             let n = &self.nodes[node as usize];
             stack.push(n.left);
             stack.push(n.right);
-            let member = n.member.clone();
-            self.scores.remove(&member);
-            self.release(node);
+            self.forget(node);
         }
     }
 
@@ -445,6 +471,7 @@ pub fn apply(zset: &mut SortedSet, op: &ZSetOp) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     /// A tiny deterministic generator (the engines crate has no rand).
     struct Rng(u64);
