@@ -176,31 +176,35 @@ impl ListValue {
     }
 
     pub fn push_back(&mut self, item: &[u8]) {
-        let need = entry_len(item.len());
-        if self.chunks.back().is_none_or(|c| c.bytes.len() + need > CHUNK_BYTES && c.count > 0) {
-            if let Some(full) = self.chunks.back_mut() {
-                full.bytes.shrink_to_fit();
-            }
-            self.chunks.push_back(Chunk::default());
-        }
-        let chunk = self.chunks.back_mut().expect("a chunk");
-        encode_entry(&mut chunk.bytes, item);
-        chunk.count += 1;
-        self.len += 1;
+        self.push(false, item);
     }
 
     pub fn push_front(&mut self, item: &[u8]) {
+        self.push(true, item);
+    }
+
+    /// Adds `item` at one end, in that end's chunk while it has room.
+    fn push(&mut self, front: bool, item: &[u8]) {
         let need = entry_len(item.len());
-        if self.chunks.front().is_none_or(|c| c.bytes.len() + need > CHUNK_BYTES && c.count > 0) {
-            if let Some(full) = self.chunks.front_mut() {
+        let end = if front { 0 } else { self.chunks.len().saturating_sub(1) };
+        if self.chunks.get(end).is_none_or(|c| c.bytes.len() + need > CHUNK_BYTES) {
+            if let Some(full) = self.chunks.get_mut(end) {
                 full.bytes.shrink_to_fit();
             }
-            self.chunks.push_front(Chunk::default());
+            if front {
+                self.chunks.push_front(Chunk::default());
+            } else {
+                self.chunks.push_back(Chunk::default());
+            }
         }
-        let chunk = self.chunks.front_mut().expect("a chunk");
-        let mut entry = Vec::with_capacity(need);
-        encode_entry(&mut entry, item);
-        chunk.bytes.splice(0..0, entry);
+        let chunk = if front { self.chunks.front_mut() } else { self.chunks.back_mut() }.expect("a chunk");
+        if front {
+            let mut entry = Vec::with_capacity(need);
+            encode_entry(&mut entry, item);
+            chunk.bytes.splice(0..0, entry);
+        } else {
+            encode_entry(&mut chunk.bytes, item);
+        }
         chunk.count += 1;
         self.len += 1;
     }
