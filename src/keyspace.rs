@@ -287,11 +287,15 @@ impl Keyspace {
     /// Makes every record appended so far durable per `appendfsync`
     /// before a connection sends its replies: handed to the OS at once
     /// (one write for everyone's records: group commit), and under
-    /// `always` fsynced, one fsync serving every waiting client.
+    /// `always` written and fsynced by the syncer thread, one write and one
+    /// fsync serving every waiting client.
     pub async fn make_durable(&self) -> Result<(), EngineError> {
         let target = self.log.last_seq();
-        self.log.write_through(target)?;
-        if self.log.policy() == FsyncPolicy::Always && self.log.synced_seq() < target {
+        if self.log.policy() != FsyncPolicy::Always {
+            return Ok(self.log.write_through(target)?);
+        }
+        if self.log.synced_seq() < target {
+            // The syncer writes and fsyncs everyone's records at once.
             let mut synced = self.synced.subscribe();
             self.log.request_sync(target);
             let _ = synced.wait_for(|&seq| seq >= target).await;

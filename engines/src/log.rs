@@ -578,7 +578,7 @@ impl Log {
     fn sync_loop(&self) {
         let mut last_everysec = Instant::now();
         loop {
-            {
+            let target = {
                 let mut wanted = self.sync_wanted.lock();
                 loop {
                     if self.stopping.load(Ordering::Acquire) {
@@ -596,9 +596,12 @@ impl Log {
                     }
                     self.sync_cond.wait_for(&mut wanted, Duration::from_millis(if everysec { 100 } else { 1000 }));
                 }
-            }
+                *wanted
+            };
             last_everysec = Instant::now();
-            if let Err(e) = self.sync_now() {
+            // Under `always` the waiting clients leave the write to this
+            // thread too: one write and one fsync for all of them.
+            if let Err(e) = self.write_through(target).and_then(|()| self.sync_now()) {
                 tracing::error!("fsync of the log failed: {e}");
                 std::thread::sleep(Duration::from_millis(100));
             }
