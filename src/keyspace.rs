@@ -109,6 +109,10 @@ pub struct Durability {
     /// Log bytes written when the last SAVE (or quiet save) started.
     log_bytes_at_save: AtomicU64,
     save_in_progress: AtomicBool,
+    /// RocksDB's compactions, off while recovering, are on again (the
+    /// first cron turns them on: each column family's option change writes
+    /// an options file, time better spent after the port answers).
+    compactions_enabled: AtomicBool,
 }
 
 impl Keyspace {
@@ -123,7 +127,6 @@ impl Keyspace {
         progress: &LoadingProgress,
     ) -> Result<Keyspace, EngineError> {
         let recovered = recovery::recover(dir, rocks, progress, config.replay_delay)?;
-        recovered.engine.enable_compactions()?;
         let report = recovered.report;
         let (synced, _) = watch::channel(report.last_seq);
         let notify = synced.clone();
@@ -310,6 +313,9 @@ impl Keyspace {
     pub fn maintain(&self) -> Result<(), EngineError> {
         let engine = &self.store.engine;
         let d = &self.durability;
+        if !d.compactions_enabled.swap(true, Ordering::Relaxed) {
+            engine.enable_compactions()?;
+        }
         let last = self.log.last_seq();
         if d.seen_seq.swap(last, Ordering::Relaxed) != last {
             d.seen_changed_ms.store(strata_engines::now_ms(), Ordering::Relaxed);

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use super::codec::{Decoder, Encoder};
 #[cfg(test)]
 use super::MemOp;
-use super::{MemEntry, MemShard};
+use super::{MemDb, MemEntry, MemShard};
 
 pub const MAGIC: &[u8; 8] = b"STRATCKP";
 pub const FORMAT_VERSION: u32 = 1;
@@ -176,42 +176,49 @@ pub fn read_checkpoint(path: &Path, shards: usize) -> Result<Vec<ShardImage>, Ch
     if !d.is_empty() {
         return Err(damaged("trailing bytes".into()));
     }
+    // Every core takes the next shard until none is left (recovery opens
+    // RocksDB meanwhile, so fixed halves would leave one thread waiting on
+    // the other). The decoder copies what it returns: the threads share
+    // the buffer without touching its reference count per value.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let chunk = parts.len().div_ceil(threads).max(1);
-    let decoded: Vec<Result<Vec<ShardImage>, String>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = parts
-            .chunks(chunk)
-            .map(|chunk| {
-                // A private copy per thread: slices of one shared buffer
-                // would make every thread bump the same reference count.
-                scope.spawn(move || {
-                    chunk.iter().map(|(seq, part)| decode_shard(*seq, Bytes::copy_from_slice(part))).collect()
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut decoded: Vec<(usize, Result<ShardImage, String>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((seq, part)) = parts.get(i) else { return done };
+                        done.push((i, decode_shard(*seq, part.clone())));
+                    }
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().expect("checkpoint decoder panicked")).collect()
+        workers.into_iter().flat_map(|w| w.join().expect("checkpoint decoder panicked")).collect()
     });
-    let mut images = Vec::with_capacity(shards);
-    for part in decoded {
-        images.extend(part.map_err(damaged)?);
-    }
-    Ok(images)
+    decoded.sort_unstable_by_key(|(i, _)| *i);
+    decoded.into_iter().map(|(_, image)| image.map_err(damaged)).collect()
 }
 
 fn decode_shard(seq: u64, part: Bytes) -> Result<ShardImage, String> {
     let mut d = Decoder::shared(part);
     let keys = d.varint().map_err(|e| e.to_string())?;
-    let mut shard = MemShard::default();
+    let mut dbs: std::collections::BTreeMap<u32, Vec<(Bytes, MemEntry)>> = Default::default();
     for _ in 0..keys {
         let db = u32::try_from(d.varint().map_err(|e| e.to_string())?).map_err(|_| "database out of range")?;
         let key: Bytes = d.bytes().map_err(|e| e.to_string())?;
         let entry: MemEntry = d.entry().map_err(|e| e.to_string())?;
         if !entry.value.is_empty() {
-            shard.db(db).insert(key, entry);
+            dbs.entry(db).or_default().push((key, entry));
         }
     }
     if !d.is_empty() {
         return Err("trailing bytes in a shard".into());
+    }
+    let mut shard = MemShard::default();
+    for (db, entries) in dbs {
+        shard.set_db(db, MemDb::from_entries(entries));
     }
     Ok(ShardImage { seq, shard })
 }

@@ -172,8 +172,22 @@ impl MemDb {
         self.expires.iter().take_while(|(at, _)| *at <= now_ms).take(limit).map(|(_, k)| k.clone()).collect()
     }
 
-    /// Creates or replaces a key with a whole entry (loading a checkpoint;
-    /// `apply` with `MemOp::Put` when the effect must be recorded).
+    /// A database of whole entries (loading a checkpoint; a key given
+    /// twice keeps its last entry): each index is built in one go from a
+    /// sorted run, not one insert at a time.
+    pub fn from_entries(entries: Vec<(Bytes, MemEntry)>) -> MemDb {
+        let mut keys = HashMap::with_capacity_and_hasher(entries.len(), Hasher::default());
+        keys.extend(entries);
+        let mut by_slot: Vec<(u16, Bytes)> = keys.keys().map(|k| (key_slot(k), k.clone())).collect();
+        by_slot.sort_unstable();
+        let mut expires: Vec<(u64, Bytes)> =
+            keys.iter().filter(|(_, e)| e.expire_ms != 0).map(|(k, e)| (e.expire_ms, k.clone())).collect();
+        expires.sort_unstable();
+        MemDb { keys, by_slot: by_slot.into_iter().collect(), expires: expires.into_iter().collect() }
+    }
+
+    /// Creates or replaces a key with a whole entry (`apply` with
+    /// `MemOp::Put` when the effect must be recorded).
     pub fn insert(&mut self, key: Bytes, entry: MemEntry) {
         self.remove(&key);
         if entry.expire_ms != 0 {
@@ -304,6 +318,11 @@ impl MemShard {
         self.dbs.entry(physical).or_default()
     }
 
+    /// Puts a whole database in place (loading a checkpoint).
+    pub fn set_db(&mut self, physical: u32, db: MemDb) {
+        self.dbs.insert(physical, db);
+    }
+
     pub fn db_ref(&self, physical: u32) -> Option<&MemDb> {
         self.dbs.get(&physical)
     }
@@ -380,6 +399,26 @@ mod tests {
         let MemValue::ZSet(zset) = &db.get(&arg(32)).unwrap().value else { panic!() };
         assert!(zset.iter().all(|(_, m)| outside(&m)));
         assert!(zset.members().all(|(m, _)| outside(m)));
+    }
+
+    #[test]
+    fn a_database_built_at_once_equals_one_built_key_by_key() {
+        let entry = |expire_ms: u64, member: &str| MemEntry {
+            expire_ms,
+            value: MemValue::Set([key(member)].into_iter().collect()),
+        };
+        let entries: Vec<(Bytes, MemEntry)> =
+            (0..500).map(|i| (key(&format!("k{i}")), entry(if i % 3 == 0 { 1000 + i } else { 0 }, "m"))).collect();
+        let mut one_by_one = MemDb::default();
+        for (k, e) in entries.iter().cloned() {
+            one_by_one.insert(k, e);
+        }
+        assert_eq!(MemDb::from_entries(entries.clone()), one_by_one);
+        // A key given twice keeps its last entry, in every index.
+        let mut twice = entries.clone();
+        twice.push((key("k3"), entry(7, "n")));
+        one_by_one.insert(key("k3"), entry(7, "n"));
+        assert_eq!(MemDb::from_entries(twice), one_by_one);
     }
 
     #[test]
