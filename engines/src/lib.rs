@@ -12,6 +12,7 @@ pub mod log;
 pub mod memory;
 pub mod metrics;
 pub mod rocks;
+pub mod spin;
 pub mod writeset;
 
 pub use encoding::KeyType;

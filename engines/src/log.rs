@@ -448,7 +448,7 @@ impl Log {
     }
 
     pub fn lock(&self) -> AppendGuard<'_> {
-        AppendGuard { appender: self.appender.lock(), assigned: &self.assigned }
+        AppendGuard { appender: crate::spin::lock(&self.appender), assigned: &self.assigned }
     }
 
     /// The last sequence handed out.
