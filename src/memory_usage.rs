@@ -1,9 +1,9 @@
 //! How much memory Strata's own data uses, the way Redis's `used_memory`
 //! counts what zmalloc handed out: a counting wrapper around mimalloc
 //! (glibc's malloc trimmed and refaulted pages under load, and was half the
-//! time of loading a checkpoint). RocksDB allocates through C++ and is not counted, so the
-//! figure is the memory engines, connection buffers and server state —
-//! what `maxmemory` is meant to bound.
+//! time of loading a checkpoint). RocksDB allocates through C++ and is not
+//! counted, so the figure is the memory engines, connection buffers and
+//! server state — what `maxmemory` is meant to bound.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
@@ -48,7 +48,7 @@ fn count(delta: isize) {
     }
 }
 
-/// The system allocator, counting live bytes. The binary installs it with
+/// mimalloc, counting live bytes. The binary installs it with
 /// `#[global_allocator]`; without it `used_bytes` reads 0.
 pub struct CountingAllocator;
 

@@ -248,8 +248,8 @@ impl ListValue {
         }
     }
 
-    /// Replaces item `index`, or inserts `item` before it (`insert`; an
-    /// index past the end inserts at the tail).
+    /// Replaces item `index` (nothing past the end), or inserts `item`
+    /// before it (`insert`; past the end inserts at the tail).
     fn edit(&mut self, index: usize, item: &[u8], insert: bool) {
         if insert && index >= self.len {
             self.push_back(item);
@@ -323,11 +323,7 @@ pub fn apply(list: &mut ListValue, op: &ListOp) {
         ListOp::Push { front: false, items } => items.iter().for_each(|i| list.push_back(i)),
         ListOp::Pop { front: true, count } => list.pop_front(*count),
         ListOp::Pop { front: false, count } => list.pop_back(*count),
-        ListOp::Set { index, item } => {
-            if *index < list.len() {
-                list.edit(*index, item, false);
-            }
-        }
+        ListOp::Set { index, item } => list.edit(*index, item, false),
         ListOp::Insert { index, item } => list.edit(*index, item, true),
         ListOp::Trim { start, end } => {
             let end = (*end).min(list.len());

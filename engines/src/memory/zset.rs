@@ -277,7 +277,9 @@ impl SortedSet {
     /// Adds `member` or changes its score. A new member is copied in (see
     /// `memory::owned`).
     pub fn insert(&mut self, score: f64, member: &[u8]) {
-        self.insert_with(score, member, || owned(member));
+        if !self.rescore(score, member) {
+            self.add(score, owned(member));
+        }
     }
 
     /// A sorted set of members that are already copies of their own
@@ -289,32 +291,33 @@ impl SortedSet {
             ..SortedSet::default()
         };
         for (score, member) in items {
-            let key = member.clone();
-            zset.insert_with(score, &key, || member);
+            if !zset.rescore(score, &member) {
+                zset.add(score, member);
+            }
         }
         zset
     }
 
-    fn insert_with(&mut self, score: f64, member: &[u8], new_member: impl FnOnce() -> Bytes) {
+    /// Gives a member already in the set its new score; false when
+    /// `member` is not in the set.
+    fn rescore(&mut self, score: f64, member: &[u8]) -> bool {
         assert!(!score.is_nan(), "NaN score");
-        let node = match self.find(member) {
-            Some(node) => {
-                let old = self.nodes[node as usize].score;
-                if old.total_cmp(&score) == Ordering::Equal {
-                    return;
-                }
-                self.tree_remove(old, member);
-                self.nodes[node as usize].score = score;
-                node
-            }
-            None => {
-                let node = self.alloc(score, new_member());
-                let (nodes, hasher) = (&self.nodes, &self.hasher);
-                self.index
-                    .insert_unique(hasher.hash_one(member), node, |&i| hasher.hash_one(&nodes[i as usize].member[..]));
-                node
-            }
-        };
+        let Some(node) = self.find(member) else { return false };
+        let old = self.nodes[node as usize].score;
+        if old.total_cmp(&score) != Ordering::Equal {
+            self.tree_remove(old, member);
+            self.nodes[node as usize].score = score;
+            self.tree_insert(node);
+        }
+        true
+    }
+
+    /// Adds a member that is not in the set.
+    fn add(&mut self, score: f64, member: Bytes) {
+        let hash = self.hasher.hash_one(&member[..]);
+        let node = self.alloc(score, member);
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        self.index.insert_unique(hash, node, |&i| hasher.hash_one(&nodes[i as usize].member[..]));
         self.tree_insert(node);
     }
 
