@@ -10,12 +10,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
-use rocksdb::WriteBatch;
 
 use crate::encoding::{
     db_end, db_start, decode_expire_key, encode_meta, expire_key, meta_key, sub_prefix, HashBody, KeyType, Meta,
 };
-use crate::rocks::{now_ms, Cf, RocksEngine};
+use crate::rocks::{now_ms, Batch, Cf, RocksEngine};
 use crate::writeset::WriteSet;
 use crate::EngineError;
 
@@ -318,7 +317,7 @@ impl<'s> Txn<'s> {
 /// A finished transaction's writes (see `Txn::finish`).
 pub struct Commit<'s> {
     store: &'s Store,
-    batch: WriteBatch,
+    batch: Batch,
     deltas: HashMap<(u32, &'static str), i64>,
 }
 
@@ -341,13 +340,7 @@ impl Commit<'_> {
             let counters = store.counters(physical);
             let target = if what == "keys" { &counters.keys } else { &counters.expires };
             let value = target.fetch_add(delta, Ordering::Relaxed) + delta;
-            RocksEngine::put_cf(
-                &mut batch,
-                &store.engine,
-                Cf::Default,
-                &counter_key(physical, what),
-                &value.to_le_bytes(),
-            );
+            store.engine.put(&mut batch, Cf::Default, counter_key(physical, what), value.to_le_bytes().to_vec());
         }
         if batch.is_empty() {
             return Ok(Vec::new());

@@ -1,8 +1,9 @@
 //! Strata's storage engines.
 //!
 //! `rocks` holds strings and hashes in RocksDB with the key layout of
-//! `encoding`; `writeset` is a command's pending writes with read-your-own-
-//! writes; `keyspace` is the type-level bookkeeping shared by every command
+//! `encoding`; `rowcache` answers repeated point lookups from memory;
+//! `writeset` is a command's pending writes with read-your-own-writes;
+//! `keyspace` is the type-level bookkeeping shared by every command
 //! (metadata, expiry index, per-database counters); `metrics` the counters
 //! the durability machinery reports through.
 
@@ -12,6 +13,7 @@ pub mod log;
 pub mod memory;
 pub mod metrics;
 pub mod rocks;
+pub mod rowcache;
 pub mod spin;
 pub mod writeset;
 

@@ -15,6 +15,7 @@ use rocksdb::{
 };
 
 use crate::encoding::{decode_sub_key, meta_key, HashBody, KeyType, Meta};
+use crate::rowcache::{self, Lookup, RowCache, RowCacheStats};
 use crate::EngineError;
 
 /// Default-family key holding `applied_seq` (see `RocksEngine::applied_seq`).
@@ -47,11 +48,34 @@ impl Cf {
 pub struct RocksConfig {
     pub block_cache_bytes: usize,
     pub write_buffer_bytes: usize,
+    /// The budget of the row cache (see `rowcache`).
+    pub row_cache_bytes: usize,
 }
 
 impl Default for RocksConfig {
     fn default() -> Self {
-        RocksConfig { block_cache_bytes: 256 << 20, write_buffer_bytes: 8 << 20 }
+        RocksConfig { block_cache_bytes: 256 << 20, write_buffer_bytes: 8 << 20, row_cache_bytes: 64 << 20 }
+    }
+}
+
+/// Writes to apply as one atomic batch (see `RocksEngine::put` and
+/// `RocksEngine::write`), with what they leave in the row cache.
+#[derive(Default)]
+pub struct Batch {
+    rocks: WriteBatch,
+    /// Puts (Some) and deletes (None) of cached column families.
+    cached: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)>,
+    range_deleted: bool,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.rocks.is_empty()
+    }
+
+    /// The batch as RocksDB's `WriteBatch` data, as the log stores it.
+    pub fn data(&self) -> &[u8] {
+        self.rocks.data()
     }
 }
 
@@ -75,6 +99,7 @@ pub struct RocksEngine {
     db: Arc<DB>,
     shared: Arc<FilterShared>,
     write_options: WriteOptions,
+    cache: RowCache,
     /// Batches written so far (tests check that one EXEC is one batch).
     batches: AtomicU64,
 }
@@ -137,15 +162,40 @@ impl RocksEngine {
         let _ = shared.db.set(Arc::downgrade(&db));
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
-        Ok(RocksEngine { db, shared, write_options, batches: AtomicU64::new(0) })
+        Ok(RocksEngine {
+            db,
+            shared,
+            write_options,
+            cache: RowCache::new(config.row_cache_bytes),
+            batches: AtomicU64::new(0),
+        })
     }
 
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
         self.db.cf_handle(cf.name()).expect("column family opened at start")
     }
 
+    /// A point lookup, through the row cache for the families it holds.
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        if !rowcache::cached(cf) {
+            return self.read(cf, key);
+        }
+        match self.cache.lookup(cf, key) {
+            Lookup::Hit(value) => Ok(value),
+            Lookup::Miss(token) => {
+                let value = self.read(cf, key)?;
+                self.cache.fill(cf, key, value.as_deref(), token);
+                Ok(value)
+            }
+        }
+    }
+
+    fn read(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         Ok(self.db.get_pinned_cf(self.cf(cf), key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn row_cache_stats(&self) -> RowCacheStats {
+        self.cache.stats()
     }
 
     /// Visits keys in `[start, end)` in order (or reverse order) until
@@ -171,16 +221,34 @@ impl RocksEngine {
         Ok(())
     }
 
-    /// Applies a batch atomically.
-    pub fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+    /// Applies a batch atomically, then tells the row cache. Writers of
+    /// a key hold its shard lock, so the cache follows RocksDB's order.
+    pub fn write(&self, batch: Batch) -> Result<(), EngineError> {
+        let Batch { rocks, cached, range_deleted } = batch;
+        self.write_rocks(rocks)?;
+        if range_deleted {
+            self.cache.clear();
+        }
+        for (cf, key, value) in cached {
+            self.cache.update(cf, key, value);
+        }
+        Ok(())
+    }
+
+    fn write_rocks(&self, batch: WriteBatch) -> Result<(), EngineError> {
         self.batches.fetch_add(1, Ordering::Relaxed);
         Ok(self.db.write_opt(batch, &self.write_options)?)
     }
 
-    /// Applies a batch given as its data (`WriteBatch::data`), as the log
-    /// stores it.
+    /// Applies a batch given as its data (`Batch::data`), as the log
+    /// stores it: replay at startup, before anything reads through the
+    /// cache (a cache something was read into is cleared).
     pub fn write_data(&self, data: &[u8]) -> Result<(), EngineError> {
-        self.write(WriteBatch::from_data(data))
+        self.write_rocks(WriteBatch::from_data(data))?;
+        if self.cache.is_populated() {
+            self.cache.clear();
+        }
+        Ok(())
     }
 
     /// How many batches `write` has applied.
@@ -188,16 +256,23 @@ impl RocksEngine {
         self.batches.load(Ordering::Relaxed)
     }
 
-    pub fn put_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, key: &[u8], value: &[u8]) {
-        batch.put_cf(engine.cf(cf), key, value);
+    pub fn put(&self, batch: &mut Batch, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        batch.rocks.put_cf(self.cf(cf), &key, &value);
+        if rowcache::cached(cf) {
+            batch.cached.push((cf, key, Some(value)));
+        }
     }
 
-    pub fn delete_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, key: &[u8]) {
-        batch.delete_cf(engine.cf(cf), key);
+    pub fn delete(&self, batch: &mut Batch, cf: Cf, key: Vec<u8>) {
+        batch.rocks.delete_cf(self.cf(cf), &key);
+        if rowcache::cached(cf) {
+            batch.cached.push((cf, key, None));
+        }
     }
 
-    pub fn delete_range_cf(batch: &mut WriteBatch, engine: &RocksEngine, cf: Cf, from: &[u8], to: &[u8]) {
-        batch.delete_range_cf(engine.cf(cf), from, to);
+    pub fn delete_range(&self, batch: &mut Batch, cf: Cf, from: &[u8], to: &[u8]) {
+        batch.rocks.delete_range_cf(self.cf(cf), from, to);
+        batch.range_deleted |= rowcache::cached(cf);
     }
 
     /// Turns background compactions on (they are off while recovering).
@@ -221,8 +296,8 @@ impl RocksEngine {
     /// flushing them (all column families as one cut). The caller holds
     /// the log's append lock, and the log is durable through `seq`.
     pub fn switch_memtables(&self, seq: u64) -> Result<(), EngineError> {
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(Cf::Default), APPLIED_SEQ_KEY, seq.to_le_bytes());
+        let mut batch = Batch::default();
+        self.put(&mut batch, Cf::Default, APPLIED_SEQ_KEY.to_vec(), seq.to_le_bytes().to_vec());
         self.write(batch)?;
         let mut options = FlushOptions::default();
         options.set_wait(false);

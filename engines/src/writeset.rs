@@ -7,9 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use rocksdb::WriteBatch;
-
-use crate::rocks::{Cf, RocksEngine};
+use crate::rocks::{Batch, Cf, RocksEngine};
 use crate::EngineError;
 
 /// A pending write seen by a scan: the key and its value (None = deleted).
@@ -138,16 +136,16 @@ impl<'e> WriteSet<'e> {
     }
 
     /// The pending writes as one RocksDB batch (empty when there are none).
-    pub fn into_batch(self) -> WriteBatch {
+    pub fn into_batch(self) -> Batch {
         let engine = self.engine;
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         for (cf, from, to) in &self.deleted_ranges {
-            RocksEngine::delete_range_cf(&mut batch, engine, *cf, from, to);
+            engine.delete_range(&mut batch, *cf, from, to);
         }
-        for ((cf, key), value) in &self.pending {
+        for ((cf, key), value) in self.pending {
             match value {
-                Some(v) => RocksEngine::put_cf(&mut batch, engine, *cf, key, v),
-                None => RocksEngine::delete_cf(&mut batch, engine, *cf, key),
+                Some(v) => engine.put(&mut batch, cf, key, v),
+                None => engine.delete(&mut batch, cf, key),
             }
         }
         batch

@@ -556,7 +556,7 @@ mod tests {
     use strata_engines::RocksConfig;
 
     fn keyspace(dir: &std::path::Path) -> Keyspace {
-        let config = RocksConfig { block_cache_bytes: 1 << 20, write_buffer_bytes: 1 << 20 };
+        let config = RocksConfig { block_cache_bytes: 1 << 20, write_buffer_bytes: 1 << 20, row_cache_bytes: 1 << 20 };
         Keyspace::open(dir, &config, 2, Default::default(), Default::default(), &Default::default()).unwrap()
     }
 

@@ -1,0 +1,313 @@
+//! A cache of RocksDB point lookups in front of the engine: key metadata
+//! (which holds a string's value) and hash fields.
+//!
+//! Every string or hash command reads its key's metadata first, writes
+//! included (the key count, the old TTL and the type across engines depend
+//! on it), and a RocksDB Get — memtable, bloom filters, index and data
+//! blocks — costs as much as the rest of the command. The cache holds the
+//! answer, absence included, for recently used keys.
+//!
+//! RocksDB stays the truth: a write reaches RocksDB first and then replaces
+//! the cached answer (write-allocate, so the next read of a key just
+//! written hits). A fill from RocksDB is dropped if any write reached the
+//! same cache shard while it read, so a slow fill never puts back a value
+//! a write has replaced. Entries are evicted by sampled LRU once a shard is
+//! over its share of the budget.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use indexmap::{Equivalent, IndexMap};
+use parking_lot::Mutex;
+
+use crate::rocks::Cf;
+
+const SHARDS: usize = 64;
+/// Bytes an entry costs beyond its key and value: the map's slot and
+/// entry, the two boxes' headers.
+const ENTRY_OVERHEAD: usize = 64;
+/// Entries looked at to choose one to evict (as Redis's maxmemory-samples).
+const EVICTION_SAMPLES: usize = 5;
+
+type FixedHasher = foldhash::fast::FixedState;
+
+/// Whether lookups in this column family are cached: the ones commands
+/// read a key at a time (the others are scanned or read once at start).
+pub fn cached(cf: Cf) -> bool {
+    matches!(cf, Cf::Meta | Cf::Sub)
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct CacheKey {
+    cf: Cf,
+    key: Box<[u8]>,
+}
+
+/// A borrowed key to look up without allocating; hashes as `CacheKey`.
+#[derive(Hash)]
+struct Probe<'a> {
+    cf: Cf,
+    key: &'a [u8],
+}
+
+impl Equivalent<CacheKey> for Probe<'_> {
+    fn equivalent(&self, stored: &CacheKey) -> bool {
+        self.cf == stored.cf && self.key == &stored.key[..]
+    }
+}
+
+// `Probe` must hash exactly as `CacheKey`: both derive Hash over a Cf and
+// a byte slice (a `Box<[u8]>` hashes as the slice it holds).
+
+struct Entry {
+    value: Option<Box<[u8]>>,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: IndexMap<CacheKey, Entry, FixedHasher>,
+    bytes: usize,
+    /// Bumped by every write to this shard (see `Lookup::Miss`).
+    epoch: u64,
+    /// Lookup counter standing in for time in LRU order.
+    clock: u64,
+    rng: u64,
+}
+
+/// The answer to a lookup.
+pub enum Lookup {
+    /// The cached value (None: the key is known to be absent).
+    Hit(Option<Vec<u8>>),
+    /// Not cached: read RocksDB, then `fill` with this token.
+    Miss(FillToken),
+}
+
+/// The shard's write epoch when a lookup missed.
+pub struct FillToken(u64);
+
+/// What one `RowCache` holds, for INFO.
+pub struct RowCacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+pub struct RowCache {
+    shards: Box<[Mutex<Shard>]>,
+    shard_budget: usize,
+    hasher: FixedHasher,
+    /// Whether anything was cached since the last `clear` (replay at
+    /// startup writes batches without their keys at hand; it only needs to
+    /// clear a cache something was put in).
+    populated: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl RowCache {
+    /// A cache of at most about `budget` bytes (0 turns it off).
+    pub fn new(budget: usize) -> RowCache {
+        let shards = (0..SHARDS)
+            .map(|i| Mutex::new(Shard { rng: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1), ..Shard::default() }))
+            .collect();
+        RowCache {
+            shards,
+            shard_budget: budget / SHARDS,
+            hasher: FixedHasher::default(),
+            populated: AtomicBool::new(false),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, cf: Cf, key: &[u8]) -> &Mutex<Shard> {
+        // The high bits: the map inside the shard indexes by the low ones.
+        &self.shards[(self.hasher.hash_one(Probe { cf, key }) >> 58) as usize % SHARDS]
+    }
+
+    pub fn lookup(&self, cf: Cf, key: &[u8]) -> Lookup {
+        let mut shard = self.shard(cf, key).lock();
+        shard.clock += 1;
+        let now = shard.clock;
+        match shard.map.get_mut(&Probe { cf, key }) {
+            Some(entry) => {
+                entry.last_used = now;
+                let value = entry.value.as_deref().map(<[u8]>::to_vec);
+                drop(shard);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Lookup::Hit(value)
+            }
+            None => {
+                let token = FillToken(shard.epoch);
+                drop(shard);
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                Lookup::Miss(token)
+            }
+        }
+    }
+
+    /// Caches what RocksDB answered after `lookup` missed, unless a write
+    /// reached the shard since.
+    pub fn fill(&self, cf: Cf, key: &[u8], value: Option<&[u8]>, token: FillToken) {
+        let mut shard = self.shard(cf, key).lock();
+        if shard.epoch == token.0 {
+            self.insert(&mut shard, cf, key.into(), value.map(Into::into));
+        }
+    }
+
+    /// Records a write RocksDB has applied (None: a delete).
+    pub fn update(&self, cf: Cf, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let mut shard = self.shard(cf, &key).lock();
+        shard.epoch += 1;
+        self.insert(&mut shard, cf, key.into_boxed_slice(), value.map(Vec::into_boxed_slice));
+    }
+
+    fn insert(&self, shard: &mut Shard, cf: Cf, key: Box<[u8]>, value: Option<Box<[u8]>>) {
+        if self.shard_budget == 0 {
+            return;
+        }
+        self.populated.store(true, Ordering::Relaxed);
+        let (key_len, value_len) = (key.len(), value.as_ref().map_or(0, |v| v.len()));
+        shard.clock += 1;
+        let entry = Entry { value, last_used: shard.clock };
+        match shard.map.insert(CacheKey { cf, key }, entry) {
+            // The key stays; only the value changed.
+            Some(old) => shard.bytes = shard.bytes + value_len - old.value.map_or(0, |v| v.len()),
+            None => shard.bytes += key_len + value_len + ENTRY_OVERHEAD,
+        }
+        while shard.bytes > self.shard_budget && !shard.map.is_empty() {
+            let victim = shard.least_recently_used_sample();
+            let (key, entry) = shard.map.swap_remove_index(victim).expect("sampled index is in range");
+            shard.bytes -= key.key.len() + entry.value.map_or(0, |v| v.len()) + ENTRY_OVERHEAD;
+        }
+    }
+
+    /// Forgets everything (after a range delete: FLUSHDB, FLUSHALL).
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            shard.epoch += 1;
+            shard.map = IndexMap::default();
+            shard.bytes = 0;
+        }
+        self.populated.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_populated(&self) -> bool {
+        self.populated.load(Ordering::Relaxed)
+    }
+
+    pub fn stats(&self) -> RowCacheStats {
+        let (mut bytes, mut entries) = (0, 0);
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            bytes += shard.bytes as u64;
+            entries += shard.map.len() as u64;
+        }
+        RowCacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            bytes,
+            entries,
+        }
+    }
+}
+
+impl Shard {
+    /// The index of the least recently used of a few random entries.
+    fn least_recently_used_sample(&mut self) -> usize {
+        let len = self.map.len();
+        let mut best = self.random_index(len);
+        for _ in 1..EVICTION_SAMPLES {
+            let candidate = self.random_index(len);
+            if self.map[candidate].last_used < self.map[best].last_used {
+                best = candidate;
+            }
+        }
+        best
+    }
+
+    fn random_index(&mut self, len: usize) -> usize {
+        // xorshift64: eviction needs spread, not quality.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % len as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(cache: &RowCache, cf: Cf, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        match cache.lookup(cf, key) {
+            Lookup::Hit(value) => Some(value),
+            Lookup::Miss(_) => None,
+        }
+    }
+
+    #[test]
+    fn fills_updates_and_absence() {
+        let cache = RowCache::new(1 << 20);
+        let Lookup::Miss(token) = cache.lookup(Cf::Meta, b"k") else { panic!("empty cache hit") };
+        cache.fill(Cf::Meta, b"k", None, token);
+        assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(None));
+        assert_eq!(hit(&cache, Cf::Sub, b"k"), None, "column families are apart");
+        cache.update(Cf::Meta, b"k".to_vec(), Some(b"v".to_vec()));
+        assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(Some(b"v".to_vec())));
+        cache.update(Cf::Meta, b"k".to_vec(), None);
+        assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(None));
+        cache.clear();
+        assert_eq!(hit(&cache, Cf::Meta, b"k"), None);
+        assert!(!cache.is_populated());
+    }
+
+    #[test]
+    fn a_fill_racing_a_write_is_dropped() {
+        let cache = RowCache::new(1 << 20);
+        let Lookup::Miss(token) = cache.lookup(Cf::Meta, b"k") else { panic!("empty cache hit") };
+        // A write lands between the reader's RocksDB read and its fill.
+        cache.update(Cf::Meta, b"k".to_vec(), Some(b"new".to_vec()));
+        cache.fill(Cf::Meta, b"k", Some(b"old"), token);
+        assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(Some(b"new".to_vec())));
+        // Also when the write's entry was evicted or cleared meanwhile.
+        let Lookup::Miss(token) = cache.lookup(Cf::Meta, b"j") else { panic!("empty cache hit") };
+        cache.clear();
+        cache.fill(Cf::Meta, b"j", Some(b"old"), token);
+        assert_eq!(hit(&cache, Cf::Meta, b"j"), None);
+    }
+
+    #[test]
+    fn stays_within_budget_and_keeps_what_is_used() {
+        let budget = SHARDS * 4096;
+        let cache = RowCache::new(budget);
+        let hot = b"hot".to_vec();
+        cache.update(Cf::Meta, hot.clone(), Some(vec![7; 100]));
+        for i in 0..20_000u32 {
+            // A new key, then the hot one again.
+            cache.update(Cf::Meta, i.to_be_bytes().to_vec(), Some(vec![1; 100]));
+            hit(&cache, Cf::Meta, &hot);
+        }
+        let stats = cache.stats();
+        assert!(stats.bytes as usize <= budget, "{} bytes over a {budget} budget", stats.bytes);
+        assert!(stats.entries > 100, "the cache holds entries: {}", stats.entries);
+        assert_eq!(hit(&cache, Cf::Meta, &hot), Some(Some(vec![7; 100])), "a key read all along stays");
+        let entry_bytes = |(k, e): (&CacheKey, &Entry)| k.key.len() + e.value.as_ref().map_or(0, |v| v.len());
+        let recount: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.lock().map.iter().map(entry_bytes).map(|b| b + ENTRY_OVERHEAD).sum::<usize>())
+            .sum();
+        assert_eq!(recount as u64, stats.bytes, "the byte count matches the entries");
+    }
+
+    #[test]
+    fn zero_budget_caches_nothing() {
+        let cache = RowCache::new(0);
+        cache.update(Cf::Meta, b"k".to_vec(), Some(b"v".to_vec()));
+        assert_eq!(hit(&cache, Cf::Meta, b"k"), None);
+    }
+}
