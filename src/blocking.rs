@@ -11,7 +11,7 @@
 //! has waited longest, before any other client's next command.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,9 @@ pub struct Blocking {
     queues: Mutex<HashMap<DbKey, VecDeque<Arc<Waiter>>>>,
     by_client: Mutex<HashMap<u64, Arc<Waiter>>>,
     ready: Mutex<Vec<DbKey>>,
+    /// Whether `ready` holds keys (changed with it, under its lock): every
+    /// command asks, and reading a flag costs less than taking a lock.
+    any_ready: AtomicBool,
     blocked: AtomicUsize,
 }
 
@@ -151,7 +154,9 @@ impl Blocking {
             return;
         }
         if self.queues.lock().contains_key(&(db, Bytes::copy_from_slice(key))) {
-            self.ready.lock().push((db, Bytes::copy_from_slice(key)));
+            let mut ready = self.ready.lock();
+            ready.push((db, Bytes::copy_from_slice(key)));
+            self.any_ready.store(true, Ordering::Relaxed);
         }
     }
 
@@ -161,12 +166,22 @@ impl Blocking {
             return;
         }
         let keys: Vec<_> = self.queues.lock().keys().filter(|(d, _)| *d == db).cloned().collect();
-        self.ready.lock().extend(keys);
+        let mut ready = self.ready.lock();
+        ready.extend(keys);
+        self.any_ready.store(true, Ordering::Relaxed);
     }
 
     /// The next signalled key, if any.
     pub fn next_ready(&self) -> Option<(usize, Bytes)> {
-        self.ready.lock().pop()
+        if !self.any_ready.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut ready = self.ready.lock();
+        let next = ready.pop();
+        if ready.is_empty() {
+            self.any_ready.store(false, Ordering::Relaxed);
+        }
+        next
     }
 
     /// Every client waiting on a key, longest first.

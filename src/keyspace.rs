@@ -63,6 +63,7 @@ pub struct Keyspace {
     pub expired_keys: AtomicU64,
     /// When set, committed memory records are appended here: replay tests
     /// read them.
+    #[cfg(test)]
     pub record_tap: Mutex<Option<Vec<MemRecord>>>,
     /// Clients blocked on keys (BLPOP ...); writes that add data signal it.
     pub blocking: Blocking,
@@ -156,6 +157,7 @@ impl Keyspace {
             store: Store::new(recovered.engine, databases)?,
             shards: recovered.shards.into_iter().map(Mutex::new).collect(),
             expired_keys: AtomicU64::new(0),
+            #[cfg(test)]
             record_tap: Mutex::new(None),
             blocking: Blocking::default(),
             log,
@@ -279,6 +281,7 @@ impl Keyspace {
             log.push(&data, &records);
             self.durability.rocks_bytes_unswitched.fetch_add(data.len() as u64, Ordering::Relaxed);
             drop(log);
+            #[cfg(test)]
             if let Some(tap) = self.record_tap.lock().as_mut() {
                 tap.extend(records);
             }

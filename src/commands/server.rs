@@ -222,6 +222,7 @@ fn memory_fields(server: &Server) -> Fields {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let total_system = kb_field(&meminfo, "MemTotal");
     let used = crate::memory_usage::used_bytes();
+    let row_cache = server.keyspace.store.engine.row_cache_stats();
     vec![
         // As Redis's: the bytes the server's own allocations hold (memory
         // engines, buffers); RocksDB's caches show in RSS only.
@@ -236,8 +237,12 @@ fn memory_fields(server: &Server) -> Fields {
         field("maxmemory", maxmemory),
         field("maxmemory_human", bytes_to_human(maxmemory)),
         field("maxmemory_policy", config.get("maxmemory-policy").unwrap_or("noeviction")),
-        field("mem_allocator", "libc"),
+        field("mem_allocator", "mimalloc"),
         field("strata_rocksdb_disk_bytes", server.keyspace.store.engine.disk_bytes()),
+        field("strata_row_cache_bytes", row_cache.bytes),
+        field("strata_row_cache_entries", row_cache.entries),
+        field("strata_row_cache_hits", row_cache.hits),
+        field("strata_row_cache_misses", row_cache.misses),
     ]
 }
 
