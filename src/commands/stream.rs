@@ -130,7 +130,7 @@ fn id_reply(id: StreamId) -> Reply {
 }
 
 /// One entry: `[id, [field, value, ...]]`.
-fn entry_reply(id: StreamId, fields: &Fields) -> Reply {
+fn entry_reply(id: StreamId, fields: Fields) -> Reply {
     Reply::Array(vec![
         id_reply(id),
         Reply::Array(fields.iter().map(|f| Reply::Bulk(Bytes::copy_from_slice(f))).collect()),
@@ -146,9 +146,9 @@ fn range_reply(stream: &StreamValue, start: StreamId, end: StreamId, count: usiz
     let range = stream.entries.range(start..=end);
     let limit = if count == 0 { usize::MAX } else { count };
     let entries: Vec<Reply> = if rev {
-        range.rev().take(limit).map(|(id, f)| entry_reply(*id, f)).collect()
+        range.rev().take(limit).map(|(id, f)| entry_reply(id, f)).collect()
     } else {
-        range.take(limit).map(|(id, f)| entry_reply(*id, f)).collect()
+        range.take(limit).map(|(id, f)| entry_reply(id, f)).collect()
     };
     Reply::Array(entries)
 }
@@ -176,7 +176,7 @@ impl TrimArgs {
         let remove = if self.approx {
             // Whole nodes from the head (Redis's `streamTrim`), within LIMIT.
             let mut remove = 0;
-            for node in stream.node_entries() {
+            for node in stream.entries.node_entries() {
                 if self.limit > 0 && remove + node.len() > self.limit {
                     break;
                 }
@@ -199,7 +199,7 @@ impl TrimArgs {
         if remove == 0 {
             return None;
         }
-        let through = *stream.entries.keys().nth(remove - 1).expect("fewer removed than present");
+        let (through, _) = stream.entries.iter().nth(remove - 1).expect("fewer removed than present");
         Some((through, remove))
     }
 }
@@ -416,7 +416,7 @@ fn xdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             return Ok(Reply::Integer(0));
         };
         let ids = argv[2..].iter().map(|arg| parse_strict_id(arg)).collect::<Result<Vec<_>, _>>()?;
-        let mut removed: Vec<StreamId> = ids.into_iter().filter(|id| stream.entries.contains_key(id)).collect();
+        let mut removed: Vec<StreamId> = ids.into_iter().filter(|id| stream.entries.contains(*id)).collect();
         removed.sort();
         removed.dedup();
         let count = removed.len() as i64;
@@ -638,13 +638,13 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
                     if stream.is_empty() || stream.last_entry_id() <= g.last_id {
                         continue;
                     }
-                    let new: Vec<StreamId> = stream
+                    let new: Vec<_> = stream
                         .entries
                         .range((std::ops::Bound::Excluded(g.last_id), std::ops::Bound::Unbounded))
                         .take(limit)
-                        .map(|(id, _)| *id)
                         .collect();
-                    let reply = Reply::Array(new.iter().map(|id| entry_reply(*id, &stream.entries[id])).collect());
+                    let reply = Reply::Array(new.iter().map(|(id, fields)| entry_reply(*id, *fields)).collect());
+                    let new: Vec<StreamId> = new.into_iter().map(|(id, _)| id).collect();
                     (reply, new_read(group, consumer, now_ms, new, noack, Vec::new()))
                 }
                 ReadFrom::After(gt) => {
@@ -653,7 +653,7 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
                     let mut history = Vec::new();
                     let mut replies = Vec::new();
                     for id in consumer_pending(g, consumer).filter(|id| *id > gt).take(limit) {
-                        match stream.entries.get(&id) {
+                        match stream.entries.get(id) {
                             Some(fields) => {
                                 history.push(id);
                                 replies.push(entry_reply(id, fields));
@@ -987,7 +987,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         while attempts > 0 && left > 0 {
             let Some((id, p)) = pending.next() else { break };
             attempts -= 1;
-            let Some(fields) = stream.entries.get(id) else {
+            let Some(fields) = stream.entries.get(*id) else {
                 dropped.push(*id);
                 left -= 1;
                 continue;
@@ -1078,7 +1078,7 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let (mut claimed, mut dropped, mut replies) = (Vec::new(), Vec::new(), Vec::new());
         for id in ids {
             let pending = g.pending.get(&id);
-            let Some(fields) = stream.entries.get(&id) else {
+            let Some(fields) = stream.entries.get(id) else {
                 if pending.is_some() && !dropped.contains(&id) {
                     dropped.push(id);
                 }
@@ -1174,7 +1174,7 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             }
             _ => return Err(syntax()),
         };
-        let node_keys: Vec<[u8; 16]> = stream.nodes.keys().map(|id| rax_key(*id)).collect();
+        let node_keys: Vec<[u8; 16]> = stream.entries.nodes().map(|(id, _)| rax_key(id)).collect();
         let field = |name: &str, value: Reply| (Reply::bulk_str(name), value);
         let mut fields = vec![
             field("length", Reply::Integer(stream.len() as i64)),
@@ -1186,10 +1186,10 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             field("recorded-first-entry-id", id_reply(stream.first_entry_id())),
         ];
         let Some(count) = full else {
-            let edge = |entry: Option<(&StreamId, &Fields)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(*id, f));
+            let edge = |entry: Option<(StreamId, Fields)>| entry.map_or(Reply::Nil, |(id, f)| entry_reply(id, f));
             fields.push(field("groups", Reply::Integer(stream.groups.len() as i64)));
-            fields.push(field("first-entry", edge(stream.entries.iter().next())));
-            fields.push(field("last-entry", edge(stream.entries.iter().next_back())));
+            fields.push(field("first-entry", edge(stream.entries.first())));
+            fields.push(field("last-entry", edge(stream.entries.last())));
             return Ok(Reply::Map(fields));
         };
         let limit = if count == 0 { usize::MAX } else { count };

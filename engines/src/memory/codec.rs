@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::list::{ListOp, ListValue};
 use super::set::SetOp;
-use super::stream::{ClaimIds, ConsumerGroup, Fields, Pending, StreamId, StreamOp, StreamValue};
+use super::stream::{ClaimIds, ConsumerGroup, Entries, Pending, StreamId, StreamOp, StreamValue};
 use super::zset::{SortedSet, ZSetOp};
 use super::{MemEntry, MemOp, MemRecord, MemValue};
 
@@ -330,18 +330,18 @@ impl Encoder<'_> {
 
     fn stream(&mut self, s: &StreamValue) {
         self.varint(s.entries.len() as u64);
-        for (id, fields) in &s.entries {
-            self.id(*id);
+        for (id, fields) in s.entries.iter() {
+            self.id(id);
             self.varint(fields.iter().count() as u64);
             fields.iter().for_each(|item| self.bytes(item));
         }
         self.id(s.last_id);
         self.varint(s.entries_added);
         self.id(s.max_deleted_id);
-        self.varint(s.nodes.len() as u64);
-        for (id, appended) in &s.nodes {
-            self.id(*id);
-            self.varint(*appended);
+        self.varint(s.entries.nodes().count() as u64);
+        for (id, appended) in s.entries.nodes() {
+            self.id(id);
+            self.varint(appended);
         }
         self.varint(s.groups.len() as u64);
         for (name, group) in &s.groups {
@@ -627,11 +627,32 @@ impl Decoder {
     }
 
     fn stream(&mut self) -> Result<StreamValue, CodecError> {
-        let entries = self.list(|d| Ok((d.id()?, Fields::new(&d.byte_list()?))))?.into_iter().collect();
+        let listed = self.list(|d| Ok((d.id()?, d.byte_list()?)))?;
         let last_id = self.id()?;
         let entries_added = self.varint()?;
         let max_deleted_id = self.id()?;
-        let nodes = self.list(|d| Ok((d.id()?, d.varint()?)))?.into_iter().collect();
+        let nodes: Vec<(StreamId, u64)> = self.list(|d| Ok((d.id()?, d.varint()?)))?;
+        let increasing = |ids: Vec<StreamId>| ids.windows(2).all(|pair| pair[0] < pair[1]);
+        if !increasing(listed.iter().map(|(id, _)| *id).collect())
+            || !increasing(nodes.iter().map(|(id, _)| *id).collect())
+        {
+            return self.fail("stream IDs out of order");
+        }
+        // Each entry goes into the last node starting at or before it.
+        let mut entries = Entries::default();
+        let mut node = 0;
+        for (id, fields) in &listed {
+            while nodes.get(node + 1).is_some_and(|(next, _)| next <= id) {
+                node += 1;
+            }
+            match nodes.get(node) {
+                Some((master, _)) if master <= id => entries.restore(*master, *id, fields),
+                _ => return self.fail("stream entry outside its nodes"),
+            }
+        }
+        for (master, appended) in nodes {
+            entries.set_appended(master, appended);
+        }
         let groups = self
             .list(|d| {
                 let name = d.bytes()?;
@@ -649,7 +670,7 @@ impl Decoder {
             })?
             .into_iter()
             .collect();
-        Ok(StreamValue { entries, last_id, entries_added, max_deleted_id, nodes, groups })
+        Ok(StreamValue { entries, last_id, entries_added, max_deleted_id, groups })
     }
 }
 
@@ -686,9 +707,17 @@ mod tests {
 
     fn sample_records() -> Vec<MemRecord> {
         let mut stream = StreamValue::default();
+        // Three nodes, one entry deleted and the first ones trimmed: what
+        // a checkpoint keeps of the node structure comes back.
+        for ms in 1..=250 {
+            let fields = vec![b("f"), Bytes::from(vec![ms as u8; ms as usize])];
+            super::super::stream::apply(&mut stream, &StreamOp::Add { id: StreamId::new(ms, 0), fields });
+        }
+        super::super::stream::apply(&mut stream, &StreamOp::Delete { ids: vec![StreamId::new(150, 0)] });
+        super::super::stream::apply(&mut stream, &StreamOp::Trim { through: StreamId::new(40, 0) });
         super::super::stream::apply(
             &mut stream,
-            &StreamOp::Add { id: StreamId::new(5, 1), fields: vec![b("f"), b("v")] },
+            &StreamOp::Add { id: StreamId::new(300, 1), fields: vec![b("f"), b("v")] },
         );
         super::super::stream::apply(
             &mut stream,

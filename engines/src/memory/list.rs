@@ -26,7 +26,7 @@ struct Chunk {
     count: usize,
 }
 
-fn varint_len(mut n: usize) -> usize {
+pub(crate) fn varint_len(mut n: usize) -> usize {
     let mut len = 1;
     while n >= 0x80 {
         n >>= 7;
@@ -35,17 +35,36 @@ fn varint_len(mut n: usize) -> usize {
     len
 }
 
-pub(crate) fn entry_len(item: usize) -> usize {
+fn entry_len(item: usize) -> usize {
     2 * varint_len(item) + item
 }
 
-pub(crate) fn encode_entry(out: &mut Vec<u8>, item: &[u8]) {
-    let mut n = item.len();
+/// Appends `n` as a varint: 7 bits a byte, low group first, each byte but
+/// the last flagged.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push(n as u8 | 0x80);
         n >>= 7;
     }
     out.push(n as u8);
+}
+
+/// The varint starting at `at`, and where the bytes after it start.
+pub(crate) fn get_varint(bytes: &[u8], at: usize) -> (u64, usize) {
+    let (mut n, mut shift, mut pos) = (0u64, 0, at);
+    loop {
+        let b = bytes[pos];
+        pos += 1;
+        n |= ((b & 0x7f) as u64) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            return (n, pos);
+        }
+    }
+}
+
+fn encode_entry(out: &mut Vec<u8>, item: &[u8]) {
+    put_varint(out, item.len() as u64);
     out.extend_from_slice(item);
     // Backwards: the low group last, each group but the farthest flagged.
     let groups = varint_len(item.len());
@@ -56,17 +75,9 @@ pub(crate) fn encode_entry(out: &mut Vec<u8>, item: &[u8]) {
 }
 
 /// The item of the entry starting at `at`, and where the next one starts.
-pub(crate) fn entry_at(bytes: &[u8], at: usize) -> (&[u8], usize) {
-    let (mut n, mut shift, mut pos) = (0usize, 0, at);
-    loop {
-        let b = bytes[pos];
-        pos += 1;
-        n |= ((b & 0x7f) as usize) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            break;
-        }
-    }
+fn entry_at(bytes: &[u8], at: usize) -> (&[u8], usize) {
+    let (n, pos) = get_varint(bytes, at);
+    let n = n as usize;
     (&bytes[pos..pos + n], pos + n + varint_len(n))
 }
 

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod list;
 pub mod set;
 pub mod stream;
+pub mod stream_entries;
 pub mod zset;
 
 use std::collections::{BTreeSet, HashMap};

@@ -1,4 +1,4 @@
-//! Streams: entries ordered by ID in a `BTreeMap`, plus the bookkeeping
+//! Streams: entries ordered by ID, packed in nodes (`stream_entries`), plus the bookkeeping
 //! Redis keeps next to them (last generated ID, entries added, max deleted
 //! ID). Unlike the other aggregates, an empty stream is a real value: XDEL
 //! of the last entry or XTRIM to 0 keep the key (see `MemValue::is_empty`).
@@ -8,7 +8,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::list::{encode_entry, entry_at, entry_len};
+pub use super::stream_entries::{Entries, Fields, NODE_ENTRIES};
 
 /// A stream entry ID: milliseconds and sequence number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,58 +50,17 @@ impl fmt::Display for StreamId {
     }
 }
 
-/// Entries per radix-tree node in Redis (`stream-node-max-entries`):
-/// approximate trimming removes whole nodes only.
-pub const NODE_ENTRIES: u64 = 100;
-
-/// An entry's field/value list, packed into one allocation with the
-/// lists' item framing (a `Vec<Bytes>` cost a handle and an allocation per
-/// field: 200 bytes for a one-field entry).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Fields(Box<[u8]>);
-
-impl Fields {
-    pub fn new<T: AsRef<[u8]>>(items: &[T]) -> Fields {
-        let mut bytes = Vec::with_capacity(items.iter().map(|i| entry_len(i.as_ref().len())).sum());
-        items.iter().for_each(|item| encode_entry(&mut bytes, item.as_ref()));
-        Fields(bytes.into_boxed_slice())
-    }
-
-    /// Field, value, field, value ...
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            (at < self.0.len()).then(|| {
-                let (item, next) = entry_at(&self.0, at);
-                at = next;
-                item
-            })
-        })
-    }
-}
-
-impl fmt::Debug for Fields {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter().map(Bytes::copy_from_slice)).finish()
-    }
-}
-
 /// A stream value.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamValue {
-    /// Entry ID -> flat field/value list.
-    pub entries: BTreeMap<StreamId, Fields>,
+    /// The entries, packed in nodes as Redis packs them.
+    pub entries: Entries,
     /// The last ID generated (or set by XSETID); new IDs must exceed it.
     pub last_id: StreamId,
     /// Entries ever added (XADD count, or XSETID ENTRIESADDED).
     pub entries_added: u64,
     /// The greatest ID removed by XDEL.
     pub max_deleted_id: StreamId,
-    /// Redis's radix-tree nodes, emulated for approximate trimming: first
-    /// ID of each node -> entries ever appended to it (deleted included, as
-    /// Redis counts them when deciding the node is full). A node goes away
-    /// when none of its entries is left.
-    pub nodes: BTreeMap<StreamId, u64>,
     /// Consumer groups by name.
     pub groups: BTreeMap<Bytes, ConsumerGroup>,
 }
@@ -140,13 +99,13 @@ impl StreamValue {
 
     /// The ID of the last entry present (0-0 when empty).
     pub fn last_entry_id(&self) -> StreamId {
-        self.entries.keys().next_back().copied().unwrap_or_default()
+        self.entries.last().map(|(id, _)| id).unwrap_or_default()
     }
 
     /// The ID of the first entry present (0-0 when empty): Redis's
     /// `first_id`, which XADD, XDEL and the trims keep equal to it.
     pub fn first_entry_id(&self) -> StreamId {
-        self.entries.keys().next().copied().unwrap_or_default()
+        self.entries.first().map(|(id, _)| id).unwrap_or_default()
     }
 
     /// Redis's `streamRangeHasTombstones(s, start, NULL)`: whether an entry
@@ -227,32 +186,6 @@ impl StreamValue {
             }
         }
         self.entries_read_at(group.last_id).map(|read| added.wrapping_sub(read))
-    }
-
-    /// The nodes in order, each as its live entries' IDs. Lazy: a trim
-    /// looks at the first node or two of a stream of any length.
-    pub fn node_entries(&self) -> impl Iterator<Item = Vec<StreamId>> + '_ {
-        let mut starts = self.nodes.keys().copied().peekable();
-        std::iter::from_fn(move || {
-            let first = starts.next()?;
-            Some(match starts.peek() {
-                Some(&next) => self.entries.range(first..next).map(|(id, _)| *id).collect(),
-                None => self.entries.range(first..).map(|(id, _)| *id).collect(),
-            })
-        })
-    }
-
-    fn drop_empty_nodes(&mut self) {
-        let starts: Vec<StreamId> = self.nodes.keys().copied().collect();
-        for (i, first) in starts.iter().enumerate() {
-            let empty = match starts.get(i + 1) {
-                Some(next) => self.entries.range(first..next).next().is_none(),
-                None => self.entries.range(first..).next().is_none(),
-            };
-            if empty {
-                self.nodes.remove(first);
-            }
-        }
     }
 }
 
@@ -363,31 +296,18 @@ pub struct ClaimIds {
 pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
     match op {
         StreamOp::Add { id, fields } => {
-            stream.entries.insert(*id, Fields::new(fields));
-            match stream.nodes.iter_mut().next_back() {
-                Some((_, count)) if *count < NODE_ENTRIES => *count += 1,
-                _ => {
-                    stream.nodes.insert(*id, 1);
-                }
-            }
+            stream.entries.push(*id, fields);
             stream.last_id = *id;
             stream.entries_added += 1;
         }
         StreamOp::Delete { ids } => {
             for id in ids {
-                if stream.entries.remove(id).is_some() && *id > stream.max_deleted_id {
+                if stream.entries.remove(*id) && *id > stream.max_deleted_id {
                     stream.max_deleted_id = *id;
                 }
             }
-            stream.drop_empty_nodes();
         }
-        StreamOp::Trim { through } => {
-            stream.entries = match through.next() {
-                Some(first_kept) => stream.entries.split_off(&first_kept),
-                None => BTreeMap::new(),
-            };
-            stream.drop_empty_nodes();
-        }
+        StreamOp::Trim { through } => stream.entries.trim_through(*through),
         StreamOp::SetId { last_id, entries_added, max_deleted_id } => {
             stream.last_id = *last_id;
             if let Some(n) = entries_added {
@@ -521,10 +441,10 @@ mod tests {
         apply(&mut s, &StreamOp::Delete { ids: vec![StreamId::new(1, 5), StreamId::new(9, 9)] });
         assert_eq!(s.max_deleted_id, StreamId::new(1, 5), "only removed IDs count");
         apply(&mut s, &StreamOp::Trim { through: StreamId::new(1, 0) });
-        assert_eq!(s.entries.keys().copied().collect::<Vec<_>>(), vec![StreamId::new(3, 0)]);
+        assert_eq!(s.entries.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![StreamId::new(3, 0)]);
         apply(&mut s, &StreamOp::Trim { through: StreamId::MAX });
         assert!(s.is_empty());
-        assert!(s.nodes.is_empty(), "an emptied node goes away");
+        assert_eq!(s.entries.nodes().count(), 0, "an emptied node goes away");
         assert_eq!(s.last_id, StreamId::new(3, 0), "trimming keeps the last ID");
     }
 
@@ -534,12 +454,12 @@ mod tests {
         for ms in 1..=250 {
             add(&mut s, ms, 0);
         }
-        let sizes: Vec<usize> = s.node_entries().map(|node| node.len()).collect();
+        let sizes: Vec<usize> = s.entries.node_entries().map(|node| node.len()).collect();
         assert_eq!(sizes, vec![100, 100, 50]);
         apply(&mut s, &StreamOp::Delete { ids: (201..=250).map(|ms| StreamId::new(ms, 0)).collect() });
-        assert_eq!(s.nodes.len(), 2);
+        assert_eq!(s.entries.nodes().count(), 2);
         add(&mut s, 300, 0);
-        assert_eq!(s.nodes.len(), 3, "a full tail node is not reused");
+        assert_eq!(s.entries.nodes().count(), 3, "a full tail node is not reused");
     }
 
     fn group(last: StreamId, entries_read: Option<i64>) -> ConsumerGroup {
