@@ -196,6 +196,20 @@ fn crash_cycles(policy: &str) {
             assert_eq!(applied_ops(&mut conn, g, applied - 1), applied, "writer {g} changed after a later crash");
         }
         history.extend(this_cycle);
+        // The key counters (stored in RocksDB batches that reach it in any
+        // order, cut exact at each memtable switch) match the keys there.
+        let (mut cursor, mut keys) = ("0".to_string(), 0i64);
+        loop {
+            let Value::Array(reply) = conn.call(&["SCAN", &cursor, "COUNT", "1000"]) else { panic!("SCAN reply") };
+            let mut reply = reply.into_iter();
+            let Some(Value::Bulk(next)) = reply.next() else { panic!("SCAN cursor") };
+            keys += strings(reply.next().expect("SCAN keys")).len() as i64;
+            cursor = String::from_utf8(next).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(int(conn.call(&["DBSIZE"])), keys, "cycle {cycle}: DBSIZE against the keys SCAN finds");
     }
     eprintln!("{policy}: {} crash cycles, {total_acked} acknowledged writes, none lost", cycles());
 }

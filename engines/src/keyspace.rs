@@ -143,6 +143,21 @@ impl Store {
         txn.ws.put(Cf::Default, DB_MAP_KEY.to_vec(), raw);
     }
 
+    /// Switches RocksDB's memtables at log sequence `seq` (see
+    /// `RocksEngine::switch_memtables`), with every counter's live value:
+    /// batches reach RocksDB in any order, so a counter stored by one may
+    /// be older than the live one; the cut stores the exact values.
+    pub fn switch_memtables(&self, seq: u64) -> Result<(), EngineError> {
+        let mut batch = Batch::default();
+        for (&physical, counters) in self.counters.read().iter() {
+            for (what, value) in [("keys", &counters.keys), ("expires", &counters.expires)] {
+                let value = value.load(Ordering::Relaxed).to_le_bytes().to_vec();
+                self.engine.put(&mut batch, Cf::Default, counter_key(physical, what), value);
+            }
+        }
+        self.engine.switch_memtables(batch, seq)
+    }
+
     pub fn counters(&self, physical: u32) -> std::sync::Arc<DbCounters> {
         self.counters.read().get(&physical).cloned().unwrap_or_default()
     }
@@ -304,7 +319,7 @@ impl<'s> Txn<'s> {
     /// use the store alone (the server always goes through `finish` and
     /// the log).
     pub fn commit(self) -> Result<(), EngineError> {
-        self.finish().apply().map(|_| ())
+        self.finish().seal().write()
     }
 
     /// Ends the transaction: its writes, ready to be applied and logged.
@@ -321,17 +336,18 @@ pub struct Commit<'s> {
     deltas: HashMap<(u32, &'static str), i64>,
 }
 
-impl Commit<'_> {
+impl<'s> Commit<'s> {
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty() && self.deltas.values().all(|&d| d == 0)
     }
 
-    /// Applies the writes to RocksDB and returns the batch's data for the
-    /// log. Call it with the log's append lock held: counters are stored
-    /// as absolute values, which must follow log order, and RocksDB must
-    /// receive batches in sequence order. Every write is then idempotent,
-    /// so replaying a record RocksDB already holds changes nothing.
-    pub fn apply(self) -> Result<Vec<u8>, EngineError> {
+    /// Puts the counters' new values into the batch and marks it in
+    /// flight (see `RocksEngine::begin_write`). Call it with the log's
+    /// append lock held: counters are stored as absolute values, in log
+    /// order, so replaying the log ends with the live values; everything
+    /// else is idempotent, so replaying a record RocksDB already holds
+    /// changes nothing.
+    pub fn seal(self) -> Sealed<'s> {
         let Commit { store, mut batch, deltas } = self;
         for ((physical, what), delta) in deltas {
             if delta == 0 {
@@ -342,11 +358,38 @@ impl Commit<'_> {
             let value = target.fetch_add(delta, Ordering::Relaxed) + delta;
             store.engine.put(&mut batch, Cf::Default, counter_key(physical, what), value.to_le_bytes().to_vec());
         }
-        if batch.is_empty() {
-            return Ok(Vec::new());
+        store.engine.begin_write();
+        Sealed { store, batch: Some(batch) }
+    }
+}
+
+/// A sealed transaction (see `Commit::seal`): its data goes into the log,
+/// then `write` applies it to RocksDB, outside the log's append lock (the
+/// keys' shard locks, still held, keep each key's writes in log order).
+pub struct Sealed<'s> {
+    store: &'s Store,
+    batch: Option<Batch>,
+}
+
+impl Sealed<'_> {
+    /// The batch as the log stores it (empty when nothing is written).
+    pub fn data(&self) -> &[u8] {
+        match &self.batch {
+            Some(batch) if !batch.is_empty() => batch.data(),
+            _ => &[],
         }
-        let data = batch.data().to_vec();
-        store.engine.write(batch)?;
-        Ok(data)
+    }
+
+    pub fn write(mut self) -> Result<(), EngineError> {
+        match self.batch.take() {
+            Some(batch) if !batch.is_empty() => self.store.engine.write(batch),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Sealed<'_> {
+    fn drop(&mut self) {
+        self.store.engine.end_write();
     }
 }

@@ -100,6 +100,8 @@ pub struct RocksEngine {
     shared: Arc<FilterShared>,
     write_options: WriteOptions,
     cache: RowCache,
+    /// Batches sealed into the log and not yet written (see `begin_write`).
+    in_flight: AtomicU64,
     /// Batches written so far (tests check that one EXEC is one batch).
     batches: AtomicU64,
 }
@@ -167,6 +169,7 @@ impl RocksEngine {
             shared,
             write_options,
             cache: RowCache::new(config.row_cache_bytes),
+            in_flight: AtomicU64::new(0),
             batches: AtomicU64::new(0),
         })
     }
@@ -219,6 +222,18 @@ impl RocksEngine {
             }
         }
         Ok(())
+    }
+
+    /// Marks a batch as on its way: the log holds it and `write` follows.
+    /// Called with the log's append lock held, so a memtable switch (under
+    /// that lock too) sees every batch before its cut and waits for them.
+    pub fn begin_write(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The batch marked by `begin_write` was written (or dropped).
+    pub fn end_write(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Applies a batch atomically, then tells the row cache. Writers of
@@ -292,11 +307,15 @@ impl RocksEngine {
             .unwrap_or(0))
     }
 
-    /// Records that everything up to `seq` is in the memtables and starts
-    /// flushing them (all column families as one cut). The caller holds
-    /// the log's append lock, and the log is durable through `seq`.
-    pub fn switch_memtables(&self, seq: u64) -> Result<(), EngineError> {
-        let mut batch = Batch::default();
+    /// Records that everything up to `seq` is in the memtables (waiting
+    /// for the batches in flight to get there), writes `batch` with it and
+    /// starts flushing them (all column families as one cut). The caller
+    /// holds the log's append lock, and the log is durable through `seq`.
+    pub fn switch_memtables(&self, mut batch: Batch, seq: u64) -> Result<(), EngineError> {
+        // Writers in flight hold no lock this thread holds: they finish.
+        while self.in_flight.load(Ordering::Acquire) > 0 {
+            std::thread::yield_now();
+        }
         self.put(&mut batch, Cf::Default, APPLIED_SEQ_KEY.to_vec(), seq.to_le_bytes().to_vec());
         self.write(batch)?;
         let mut options = FlushOptions::default();
