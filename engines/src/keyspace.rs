@@ -359,7 +359,7 @@ impl<'s> Commit<'s> {
             store.engine.put(&mut batch, Cf::Default, counter_key(physical, what), value.to_le_bytes().to_vec());
         }
         store.engine.begin_write();
-        Sealed { store, batch: Some(batch) }
+        Sealed { store, batch }
     }
 }
 
@@ -368,23 +368,25 @@ impl<'s> Commit<'s> {
 /// keys' shard locks, still held, keep each key's writes in log order).
 pub struct Sealed<'s> {
     store: &'s Store,
-    batch: Option<Batch>,
+    batch: Batch,
 }
 
 impl Sealed<'_> {
     /// The batch as the log stores it (empty when nothing is written).
     pub fn data(&self) -> &[u8] {
-        match &self.batch {
-            Some(batch) if !batch.is_empty() => batch.data(),
-            _ => &[],
+        if self.batch.is_empty() {
+            &[]
+        } else {
+            self.batch.data()
         }
     }
 
     pub fn write(mut self) -> Result<(), EngineError> {
-        match self.batch.take() {
-            Some(batch) if !batch.is_empty() => self.store.engine.write(batch),
-            _ => Ok(()),
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return Ok(());
         }
+        self.store.engine.write(batch)
     }
 }
 

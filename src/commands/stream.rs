@@ -638,14 +638,13 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
                     if stream.is_empty() || stream.last_entry_id() <= g.last_id {
                         continue;
                     }
-                    let new: Vec<_> = stream
+                    let (new, replies): (Vec<StreamId>, Vec<Reply>) = stream
                         .entries
                         .range((std::ops::Bound::Excluded(g.last_id), std::ops::Bound::Unbounded))
                         .take(limit)
-                        .collect();
-                    let reply = Reply::Array(new.iter().map(|(id, fields)| entry_reply(*id, *fields)).collect());
-                    let new: Vec<StreamId> = new.into_iter().map(|(id, _)| id).collect();
-                    (reply, new_read(group, consumer, now_ms, new, noack, Vec::new()))
+                        .map(|(id, fields)| (id, entry_reply(id, fields)))
+                        .unzip();
+                    (Reply::Array(replies), new_read(group, consumer, now_ms, new, noack, Vec::new()))
                 }
                 ReadFrom::After(gt) => {
                     // The consumer's own pending entries after `gt`; a

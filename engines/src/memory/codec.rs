@@ -632,10 +632,7 @@ impl Decoder {
         let entries_added = self.varint()?;
         let max_deleted_id = self.id()?;
         let nodes: Vec<(StreamId, u64)> = self.list(|d| Ok((d.id()?, d.varint()?)))?;
-        let increasing = |ids: Vec<StreamId>| ids.windows(2).all(|pair| pair[0] < pair[1]);
-        if !increasing(listed.iter().map(|(id, _)| *id).collect())
-            || !increasing(nodes.iter().map(|(id, _)| *id).collect())
-        {
+        if !listed.windows(2).all(|pair| pair[0].0 < pair[1].0) || !nodes.windows(2).all(|pair| pair[0].0 < pair[1].0) {
             return self.fail("stream IDs out of order");
         }
         // Each entry goes into the last node starting at or before it.
