@@ -15,7 +15,7 @@ use crate::loading::LoadingProgress;
 
 use strata_engines::log::{cut_torn_tail, list_segments, read_log};
 use strata_engines::memory::checkpoint::{list_checkpoints, read_checkpoint};
-use strata_engines::memory::{shard_of, MemRecord, MemShard, SHARDS};
+use strata_engines::memory::{reshard, shard_in, MemRecord, MemShard, SHARDS};
 use strata_engines::{EngineError, RocksConfig, RocksEngine};
 
 /// Where the pieces live inside the data directory.
@@ -52,17 +52,15 @@ pub struct RecoveryReport {
 pub struct Recovered {
     pub engine: RocksEngine,
     pub shards: Vec<MemShard>,
-    /// The sequence each shard holds.
-    pub shard_seqs: Vec<u64>,
     pub report: RecoveryReport,
 }
 
-/// Loads the newest checkpoint that reads back whole. A damaged one is
-/// skipped with a warning: the previous one plus a longer replay gives the
-/// same state (the log is kept for it).
+/// Loads the newest checkpoint that reads back whole, in the shards it
+/// was written with. A damaged one is skipped with a warning: the previous
+/// one plus a longer replay gives the same state (the log is kept for it).
 fn load_checkpoint(dir: &Path) -> (Option<PathBuf>, Vec<MemShard>, Vec<u64>) {
     for (_, path) in list_checkpoints(dir) {
-        match read_checkpoint(&path, SHARDS) {
+        match read_checkpoint(&path) {
             Ok(images) => {
                 let seqs = images.iter().map(|i| i.seq).collect();
                 let shards = images.into_iter().map(|i| i.shard).collect();
@@ -116,7 +114,7 @@ pub fn recover(
         for mem in &record.mem {
             match mem {
                 MemRecord::Op { db, op } => {
-                    let shard = shard_of(op.key());
+                    let shard = shard_in(op.key(), shards.len());
                     if record.seq > shard_seqs[shard] {
                         shards[shard].db(*db).apply(op);
                     }
@@ -138,6 +136,10 @@ pub fn recover(
         Ok::<(), EngineError>(())
     })?;
     rocks_batch.write_to(&engine)?;
+    // Replay ran in the checkpoint's shards, each from its own sequence.
+    if shards.len() != SHARDS {
+        shards = reshard(shards);
+    }
     let newest_engine = rocks_seq.max(shard_seqs.iter().copied().max().unwrap_or(0));
     if end.last_seq < newest_engine {
         return Err(EngineError::Unrecoverable(format!(
@@ -173,7 +175,7 @@ pub fn recover(
         torn_tail: end.torn,
         elapsed: started.elapsed(),
     };
-    Ok(Recovered { engine, shards, shard_seqs, report })
+    Ok(Recovered { engine, shards, report })
 }
 
 /// Several RocksDB `WriteBatch`es' data joined into one, as RocksDB's own

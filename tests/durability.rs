@@ -350,3 +350,56 @@ fn clients_get_loading_while_the_log_replays() {
     }
     assert_eq!(info_field(&mut conn, "loading"), "0");
 }
+
+#[test]
+fn a_checkpoint_written_with_another_shard_count_still_loads() {
+    use strata_engines::memory::checkpoint::{read_checkpoint, CheckpointWriter};
+    use strata_engines::memory::{shard_in, MemShard};
+
+    let mut server = TestServer::start();
+    let mut conn = server.conn();
+    let fill = |conn: &mut Conn, round: usize| {
+        for i in 0..200 {
+            let n = (round * 1000 + i).to_string();
+            conn.call(&["RPUSH", &format!("l{i}"), &n]);
+            conn.call(&["SADD", &format!("s{i}"), &n]);
+            conn.call(&["ZADD", &format!("z{i}"), &n, &n]);
+            conn.call(&["XADD", &format!("x{i}"), "*", "n", &n]);
+        }
+    };
+    fill(&mut conn, 0);
+    assert_eq!(conn.call(&["SAVE"]), Value::Status("OK".into()));
+    // Records after the checkpoint: replayed into the old layout.
+    fill(&mut conn, 1);
+    conn.call(&["LPOP", "l7"]);
+    conn.call(&["DEL", "s9"]);
+    drop(conn);
+    let before = dump_all(&server);
+    server.kill();
+
+    // Rewrite the newest checkpoint as a server with 64 shards wrote it.
+    let path = checkpoints(&server.dir).pop().unwrap();
+    let images = read_checkpoint(&path).unwrap();
+    let seq = images[0].seq;
+    assert!(images.iter().all(|i| i.seq == seq), "SAVE on an idle server cuts every shard at one sequence");
+    let mut parts: Vec<std::collections::BTreeMap<u32, Vec<_>>> = vec![Default::default(); 64];
+    for image in &images {
+        for (db, key, entry) in image.shard.entries() {
+            parts[shard_in(key, 64)].entry(db).or_default().push((key.clone(), entry.clone()));
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+    let mut writer = CheckpointWriter::create(&server.dir.join("checkpoints"), 64).unwrap();
+    for part in parts {
+        writer.shard(seq, &MemShard::from_entries(part)).unwrap();
+    }
+    assert_eq!(writer.finish().unwrap().0, path);
+
+    server.start_again();
+    assert_eq!(dump_all(&server), before);
+    assert_ne!(info_field(&mut server.conn(), "strata_recovery_records"), "0");
+    // The next checkpoint is written in the server's own shards.
+    assert_eq!(server.conn().call(&["SAVE"]), Value::Status("OK".into()));
+    let newest = checkpoints(&server.dir).pop().unwrap();
+    assert_eq!(read_checkpoint(&newest).unwrap().len(), strata_engines::memory::SHARDS);
+}

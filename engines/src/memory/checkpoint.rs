@@ -18,7 +18,7 @@ use bytes::Bytes;
 use super::codec::{Decoder, Encoder};
 #[cfg(test)]
 use super::MemOp;
-use super::{MemDb, MemEntry, MemShard};
+use super::{MemEntry, MemShard};
 
 pub const MAGIC: &[u8; 8] = b"STRATCKP";
 pub const FORMAT_VERSION: u32 = 1;
@@ -138,8 +138,9 @@ impl CheckpointWriter {
     }
 }
 
-/// Reads a whole checkpoint, verifying its checksum first.
-pub fn read_checkpoint(path: &Path, shards: usize) -> Result<Vec<ShardImage>, CheckpointError> {
+/// Reads a whole checkpoint, verifying its checksum first: one image per
+/// shard of the server that wrote it (see `memory::reshard`).
+pub fn read_checkpoint(path: &Path) -> Result<Vec<ShardImage>, CheckpointError> {
     let damaged = |what: String| CheckpointError::Damaged { path: path.to_path_buf(), what };
     // Keys and members are slices of this one buffer: no copy per element.
     let buf =
@@ -157,9 +158,10 @@ pub fn read_checkpoint(path: &Path, shards: usize) -> Result<Vec<ShardImage>, Ch
     if u32::from_le_bytes(body[8..12].try_into().expect("4 bytes")) != FORMAT_VERSION {
         return Err(damaged("unsupported checkpoint format version".into()));
     }
-    let count = u32::from_le_bytes(body[12..16].try_into().expect("4 bytes")) as usize;
-    if count != shards {
-        return Err(damaged(format!("written with {count} shards, this server has {shards}")));
+    let shards = u32::from_le_bytes(body[12..16].try_into().expect("4 bytes")) as usize;
+    // Shards split the hash slots, so there are at most as many.
+    if !(1..=strata_cluster::SLOT_COUNT).contains(&shards) {
+        return Err(damaged(format!("{shards} shards")));
     }
     // Shard boundaries first, then the shards decoded on every core.
     let mut d = Decoder::shared(buf.slice(16..buf.len() - 4));
@@ -216,11 +218,7 @@ fn decode_shard(seq: u64, part: Bytes) -> Result<ShardImage, String> {
     if !d.is_empty() {
         return Err("trailing bytes in a shard".into());
     }
-    let mut shard = MemShard::default();
-    for (db, entries) in dbs {
-        shard.set_db(db, MemDb::from_entries(entries));
-    }
-    Ok(ShardImage { seq, shard })
+    Ok(ShardImage { seq, shard: MemShard::from_entries(dbs) })
 }
 
 #[cfg(test)]
@@ -258,7 +256,7 @@ mod tests {
         let shards = sample(5);
         let path = write(dir.path(), &shards);
         assert_eq!(list_checkpoints(dir.path()), vec![(100, path.clone())]);
-        let images = read_checkpoint(&path, 5).unwrap();
+        let images = read_checkpoint(&path).unwrap();
         for (i, image) in images.iter().enumerate() {
             assert_eq!(image.seq, 100 + i as u64);
             let mut a = Default::default();
@@ -279,13 +277,16 @@ mod tests {
             let mut bad = full.clone();
             bad[i] ^= 0x11;
             std::fs::write(&path, &bad).unwrap();
-            assert!(read_checkpoint(&path, 4).is_err(), "flip at {i}");
+            assert!(read_checkpoint(&path).is_err(), "flip at {i}");
         }
         for cut in 0..full.len() {
             std::fs::write(&path, &full[..cut]).unwrap();
-            assert!(read_checkpoint(&path, 4).is_err(), "cut at {cut}");
+            assert!(read_checkpoint(&path).is_err(), "cut at {cut}");
         }
         std::fs::write(&path, &full).unwrap();
-        assert!(matches!(read_checkpoint(&path, 8), Err(CheckpointError::Damaged { .. })));
+        assert_eq!(read_checkpoint(&path).unwrap().len(), 4);
+        // A whole file that claims no shards (or more than there are slots).
+        let empty = write(dir.path(), &[]);
+        assert!(matches!(read_checkpoint(&empty), Err(CheckpointError::Damaged { .. })));
     }
 }
