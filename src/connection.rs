@@ -64,6 +64,8 @@ async fn session(
             return Ok(());
         }
         server.stats.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
+        // As Redis's `lastinteraction`: set per read, not per command.
+        client.shared.last_active_ms.store(server.uptime_ms(), Ordering::Relaxed);
         if input.len() < need {
             continue;
         }
@@ -90,7 +92,6 @@ async fn session(
                     if argv.is_empty() {
                         continue;
                     }
-                    client.shared.last_active_ms.store(server.uptime_ms(), Ordering::Relaxed);
                     let mut reply = dispatch(server, client, &argv);
                     if let Some(call) = client.blocked.take() {
                         // Replies of the pipeline so far go out before waiting.

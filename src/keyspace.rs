@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, MutexGuard};
+use crossbeam_utils::CachePadded;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use strata_cluster::key_slot;
 use strata_engines::encoding::{decode_meta_key, decode_sub_key};
 use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Sealed, Store, Txn};
@@ -58,13 +59,14 @@ impl Default for DurabilityConfig {
 /// The server's keyspace across engines.
 pub struct Keyspace {
     pub store: Store,
-    /// Lock shards; each holds the memory engines' keys of its slots.
-    shards: Vec<Mutex<MemShard>>,
+    /// Lock shards; each holds the memory engines' keys of its slots. On
+    /// cache lines of their own: neighbours would bounce between cores.
+    shards: Vec<CachePadded<RwLock<MemShard>>>,
     pub expired_keys: AtomicU64,
     /// When set, committed memory records are appended here: replay tests
     /// read them.
     #[cfg(test)]
-    pub record_tap: Mutex<Option<Vec<MemRecord>>>,
+    pub record_tap: parking_lot::Mutex<Option<Vec<MemRecord>>>,
     /// Clients blocked on keys (BLPOP ...); writes that add data signal it.
     pub blocking: Blocking,
     /// The write-ahead log every commit goes through.
@@ -155,10 +157,10 @@ impl Keyspace {
         );
         Ok(Keyspace {
             store: Store::new(recovered.engine, databases)?,
-            shards: recovered.shards.into_iter().map(Mutex::new).collect(),
+            shards: recovered.shards.into_iter().map(|shard| CachePadded::new(RwLock::new(shard))).collect(),
             expired_keys: AtomicU64::new(0),
             #[cfg(test)]
-            record_tap: Mutex::new(None),
+            record_tap: parking_lot::Mutex::new(None),
             blocking: Blocking::default(),
             log,
             synced,
@@ -175,15 +177,19 @@ impl Keyspace {
         self.store.databases()
     }
 
-    fn lock_keys(&self, keys: &[&[u8]]) -> Vec<(usize, MutexGuard<'_, MemShard>)> {
+    fn lock_keys(&self, keys: &[&[u8]], shared: bool) -> Vec<(usize, ShardGuard<'_>)> {
         let mut shards: Vec<usize> = keys.iter().map(|k| shard_of(k)).collect();
         shards.sort_unstable();
         shards.dedup();
-        shards.into_iter().map(|s| (s, strata_engines::spin::lock(&self.shards[s]))).collect()
+        let lock = |s: usize| match shared {
+            true => ShardGuard::Shared(strata_engines::spin::read(&self.shards[s])),
+            false => ShardGuard::Exclusive(strata_engines::spin::write(&self.shards[s])),
+        };
+        shards.into_iter().map(|s| (s, lock(s))).collect()
     }
 
-    fn lock_all(&self) -> Vec<(usize, MutexGuard<'_, MemShard>)> {
-        self.shards.iter().enumerate().map(|(i, s)| (i, s.lock())).collect()
+    fn lock_all(&self) -> Vec<(usize, ShardGuard<'_>)> {
+        self.shards.iter().enumerate().map(|(i, s)| (i, ShardGuard::Exclusive(s.write()))).collect()
     }
 
     /// Runs `body` with the shards of `keys` locked, then commits its writes
@@ -199,8 +205,31 @@ impl Keyspace {
         if self.in_exec() {
             return self.run_in_exec(db, body);
         }
-        let shards = self.lock_keys(keys);
+        let shards = self.lock_keys(keys, false);
         self.run_locked(db, shards, body)
+    }
+
+    /// Like `run` for commands that only read: the shards are shared with
+    /// other readers, so clients reading one hot key are served on every
+    /// core at once. Should `body` find something to write after all (a
+    /// key to expire lazily), its answer is dropped and it runs again as
+    /// `run`.
+    pub fn read<R>(
+        &self,
+        db: usize,
+        keys: &[&[u8]],
+        body: impl Fn(&mut Tx) -> Result<R, CmdError>,
+    ) -> Result<R, CmdError> {
+        if self.in_exec() {
+            return self.run_in_exec(db, body);
+        }
+        let mut tx = self.tx(db, self.lock_keys(keys, true));
+        let result = body(&mut tx);
+        if !tx.wants_write() {
+            return result;
+        }
+        drop(tx);
+        self.run(db, keys, body)
     }
 
     /// Like `run`, with every shard locked: FLUSHDB, SWAPDB, whole-keyspace
@@ -230,13 +259,14 @@ impl Keyspace {
         body(&mut tx)
     }
 
-    fn tx<'s>(&'s self, db: usize, shards: Vec<(usize, MutexGuard<'s, MemShard>)>) -> Tx<'s> {
+    fn tx<'s>(&'s self, db: usize, shards: Vec<(usize, ShardGuard<'s>)>) -> Tx<'s> {
         Tx {
             txn: self.store.txn(),
             physical: self.store.physical(db),
             db,
             shards,
             records: Vec::new(),
+            wants_write: false,
             blocking: &self.blocking,
             store: &self.store,
             watches: &self.watches,
@@ -246,7 +276,7 @@ impl Keyspace {
     fn run_locked<'s, R>(
         &'s self,
         db: usize,
-        shards: Vec<(usize, MutexGuard<'s, MemShard>)>,
+        shards: Vec<(usize, ShardGuard<'s>)>,
         body: impl FnOnce(&mut Tx<'s>) -> Result<R, CmdError>,
     ) -> Result<R, CmdError> {
         let mut tx = self.tx(db, shards);
@@ -422,7 +452,7 @@ impl Keyspace {
         let mut oldest = u64::MAX;
         for shard in &self.shards {
             let (seq, copy) = {
-                let guard = shard.lock();
+                let guard = shard.read();
                 (self.log.last_seq(), guard.clone())
             };
             writer.shard(seq, &copy)?;
@@ -552,7 +582,7 @@ impl Keyspace {
             let due = self.store.due_expirations(physical, now, limit_per_db)?;
             all_done &= due.len() < limit_per_db;
             for (slot, key, expire) in due {
-                let _guard = self.shards[slot as usize % SHARDS].lock();
+                let _guard = self.shards[slot as usize % SHARDS].write();
                 let mut txn = self.store.txn();
                 if txn.reap(&KeyRef { db: physical, slot, key: &key }, expire)? {
                     deleted += 1;
@@ -561,7 +591,7 @@ impl Keyspace {
             }
         }
         for shard in &self.shards {
-            let mut shard = shard.lock();
+            let mut shard = shard.write();
             let mut records = Vec::new();
             for physical in shard.databases() {
                 let mem = shard.db(physical);
@@ -589,9 +619,11 @@ pub struct Tx<'s> {
     /// The logical database index (SELECT).
     pub db: usize,
     /// The locked shards, by index.
-    shards: Vec<(usize, MutexGuard<'s, MemShard>)>,
+    shards: Vec<(usize, ShardGuard<'s>)>,
     /// Memory effects made by this command, in order.
     records: Vec<MemRecord>,
+    /// A read under shared locks found a write to make (`Keyspace::read`).
+    wants_write: bool,
     blocking: &'s Blocking,
     store: &'s Store,
     watches: &'s Watches,
@@ -603,34 +635,51 @@ impl<'s> Tx<'s> {
         KeyRef { db: self.physical, slot: key_slot(key), key }
     }
 
-    /// The memory database holding `key` in physical database `physical`.
-    /// The key's shard must have been locked by naming it to `run`.
-    fn mem_db_in(&mut self, physical: u32, key: &[u8]) -> &mut MemDb {
+    /// The locked shard holding `key`: it must have been named to `run`.
+    fn shard_guard(&mut self, key: &[u8]) -> &mut ShardGuard<'s> {
         let shard = shard_of(key);
         let (_, guard) = self
             .shards
             .iter_mut()
             .find(|(index, _)| *index == shard)
             .unwrap_or_else(|| panic!("key {:?} was not named to Keyspace::run", String::from_utf8_lossy(key)));
-        guard.db(physical)
+        guard
+    }
+
+    /// The memory database holding `key` in physical database `physical`,
+    /// to change.
+    fn mem_db_in(&mut self, physical: u32, key: &[u8]) -> &mut MemDb {
+        self.shard_guard(key).exclusive().db(physical)
+    }
+
+    /// The memory entry of `key` in `physical` as stored, expired or not.
+    fn stored_entry(&mut self, physical: u32, key: &[u8]) -> Option<&MemEntry> {
+        if self.shards.is_empty() {
+            return None;
+        }
+        self.shard_guard(key).db_ref(physical)?.get(key)
     }
 
     /// The memory entry of `key` in `physical`, deleting it if expired.
     fn mem_entry_in(&mut self, physical: u32, key: &[u8]) -> Option<&MemEntry> {
-        if self.shards.is_empty() {
-            return None;
-        }
         let now = self.txn.now_ms;
-        let expired = match self.mem_db_in(physical, key).get(key) {
-            None => return None,
-            Some(entry) => entry.expire_ms != 0 && entry.expire_ms <= now,
-        };
-        if expired {
+        let entry = self.stored_entry(physical, key)?;
+        if entry.expire_ms == 0 || entry.expire_ms > now {
+            return self.stored_entry(physical, key);
+        }
+        if matches!(self.shard_guard(key), ShardGuard::Shared(_)) {
+            self.wants_write = true;
+        } else {
             self.mem_apply_in(physical, MemOp::Delete { key: Bytes::copy_from_slice(key) });
             self.txn.expired += 1;
-            return None;
         }
-        self.mem_db_in(physical, key).get(key)
+        None
+    }
+
+    /// Whether this command changed something, or found a change to make
+    /// (an expired key to delete).
+    fn wants_write(&self) -> bool {
+        self.wants_write || !self.records.is_empty() || self.txn.expired > 0 || !self.txn.ws.is_empty()
     }
 
     /// Applies a memory effect in `physical` and records it.
@@ -676,7 +725,7 @@ impl<'s> Tx<'s> {
                 return Ok(None);
             }
         }
-        Ok(self.mem_db_in(physical, key).get(key).map(|e| &e.value))
+        Ok(self.stored_entry(physical, key).map(|e| &e.value))
     }
 
     /// The whole memory entry of `key` in `physical` (for RENAME, COPY...).
@@ -783,7 +832,7 @@ impl<'s> Tx<'s> {
             }
         }
         for (_, shard) in &mut self.shards {
-            shard.flush(physical);
+            shard.exclusive().flush(physical);
         }
         self.records.push(MemRecord::Flush { db: physical });
         // XREADGROUP waiters of the emptied database are told their keys went.
@@ -816,7 +865,7 @@ impl<'s> Tx<'s> {
 
     /// Whether `key` is stored in `physical`, expired or not.
     fn stored(&mut self, physical: u32, key: &[u8]) -> Result<bool, CmdError> {
-        if self.mem_db_in(physical, key).get(key).is_some() {
+        if self.stored_entry(physical, key).is_some() {
             return Ok(true);
         }
         Ok(self.txn.raw_meta(&KeyRef { db: physical, slot: key_slot(key), key })?.is_some())
@@ -827,7 +876,7 @@ impl<'s> Tx<'s> {
     pub fn has_expired(&mut self, key: &[u8]) -> Result<bool, CmdError> {
         let (now, physical) = (self.txn.now_ms, self.physical);
         let due = |expire_ms: u64| expire_ms != 0 && expire_ms <= now;
-        if let Some(entry) = self.mem_db_in(physical, key).get(key) {
+        if let Some(entry) = self.stored_entry(physical, key) {
             return Ok(due(entry.expire_ms));
         }
         Ok(self.txn.raw_meta(&self.key(key))?.is_some_and(|meta| due(meta.expire_ms)))
@@ -913,7 +962,7 @@ impl Keyspace {
             // to the keyspace-wide readers that come here.
             read(unsafe { &*self.shards[index].data_ptr() })
         } else {
-            read(&self.shards[index].lock())
+            read(&self.shards[index].read())
         }
     }
 
@@ -952,6 +1001,35 @@ impl Keyspace {
             if let Some(db) = self.store.logical(physical) {
                 self.watches.touch(db, &key);
             }
+        }
+    }
+}
+
+/// A locked shard: shared by commands that only read, exclusive otherwise.
+enum ShardGuard<'s> {
+    Shared(RwLockReadGuard<'s, MemShard>),
+    Exclusive(RwLockWriteGuard<'s, MemShard>),
+}
+
+impl ShardGuard<'_> {
+    /// The shard to change. Only `Keyspace::read` takes shared locks, and
+    /// what it runs only reads (an expired key it finds sets `wants_write`
+    /// instead of being deleted), so a change under one is a bug.
+    fn exclusive(&mut self) -> &mut MemShard {
+        match self {
+            ShardGuard::Exclusive(guard) => guard,
+            ShardGuard::Shared(_) => panic!("a command run by Keyspace::read changed a memory key"),
+        }
+    }
+}
+
+impl std::ops::Deref for ShardGuard<'_> {
+    type Target = MemShard;
+
+    fn deref(&self) -> &MemShard {
+        match self {
+            ShardGuard::Shared(guard) => guard,
+            ShardGuard::Exclusive(guard) => guard,
         }
     }
 }

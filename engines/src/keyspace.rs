@@ -7,14 +7,15 @@
 //! `Txn::delete_key`, so the counters and the expiry index cannot drift.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
+use crate::clock::now_ms;
 use crate::encoding::{
     db_end, db_start, decode_expire_key, encode_meta, expire_key, meta_key, sub_prefix, HashBody, KeyType, Meta,
 };
-use crate::rocks::{now_ms, Batch, Cf, RocksEngine};
+use crate::rocks::{Batch, Cf, RocksEngine};
 use crate::writeset::WriteSet;
 use crate::EngineError;
 
@@ -67,7 +68,10 @@ impl KeyRef<'_> {
 /// map (SWAPDB swaps two entries) and the counters.
 pub struct Store {
     pub engine: RocksEngine,
-    db_map: RwLock<Vec<u32>>,
+    /// Logical database index -> physical id: read by every command, so
+    /// plain atomics (a lock's counter would bounce between cores);
+    /// changed only by SWAPDB, which holds every shard lock.
+    db_map: Box<[AtomicU32]>,
     counters: RwLock<HashMap<u32, std::sync::Arc<DbCounters>>>,
     last_version: AtomicU64,
 }
@@ -105,7 +109,7 @@ impl Store {
         }
         let store = Store {
             engine,
-            db_map: RwLock::new(db_map),
+            db_map: db_map.into_iter().map(AtomicU32::new).collect(),
             counters: RwLock::new(counters),
             last_version: AtomicU64::new(0),
         };
@@ -114,33 +118,37 @@ impl Store {
     }
 
     fn persist_db_map(&self) -> Result<(), EngineError> {
-        let raw: Vec<u8> = self.db_map.read().iter().flat_map(|p| p.to_be_bytes()).collect();
         let mut ws = WriteSet::new(&self.engine);
-        ws.put(Cf::Default, DB_MAP_KEY.to_vec(), raw);
+        ws.put(Cf::Default, DB_MAP_KEY.to_vec(), self.encode_db_map());
         ws.commit().map(|_| ())
+    }
+
+    fn encode_db_map(&self) -> Vec<u8> {
+        self.db_map.iter().flat_map(|p| p.load(Ordering::Relaxed).to_be_bytes()).collect()
     }
 
     /// The physical id of logical database `index`.
     pub fn physical(&self, index: usize) -> u32 {
-        self.db_map.read()[index]
+        self.db_map[index].load(Ordering::Acquire)
     }
 
     /// The logical index that points to physical database `physical`.
     pub fn logical(&self, physical: u32) -> Option<usize> {
-        self.db_map.read().iter().position(|&p| p == physical)
+        self.db_map.iter().position(|p| p.load(Ordering::Acquire) == physical)
     }
 
     pub fn databases(&self) -> usize {
-        self.db_map.read().len()
+        self.db_map.len()
     }
 
     /// SWAPDB: exchanges what two logical databases point to, as part of
-    /// `txn`. The caller holds every shard lock.
+    /// `txn`. The caller holds every shard lock, so no command holding one
+    /// sees the map half swapped.
     pub fn swap_databases(&self, txn: &mut Txn, a: usize, b: usize) {
-        let mut map = self.db_map.write();
-        map.swap(a, b);
-        let raw: Vec<u8> = map.iter().flat_map(|p| p.to_be_bytes()).collect();
-        txn.ws.put(Cf::Default, DB_MAP_KEY.to_vec(), raw);
+        let (pa, pb) = (self.physical(a), self.physical(b));
+        self.db_map[a].store(pb, Ordering::Release);
+        self.db_map[b].store(pa, Ordering::Release);
+        txn.ws.put(Cf::Default, DB_MAP_KEY.to_vec(), self.encode_db_map());
     }
 
     /// Switches RocksDB's memtables at log sequence `seq` (see

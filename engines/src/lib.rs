@@ -7,6 +7,7 @@
 //! (metadata, expiry index, per-database counters); `metrics` the counters
 //! the durability machinery reports through.
 
+pub mod clock;
 pub mod encoding;
 pub mod keyspace;
 pub mod log;
@@ -17,9 +18,10 @@ pub mod rowcache;
 pub mod spin;
 pub mod writeset;
 
+pub use clock::now_ms;
 pub use encoding::KeyType;
 pub use metrics::DurabilityMetrics;
-pub use rocks::{now_ms, Cf, RocksConfig, RocksEngine};
+pub use rocks::{Cf, RocksConfig, RocksEngine};
 pub use writeset::WriteSet;
 
 /// An error from a storage engine.

@@ -5,7 +5,6 @@ use std::ffi::CStr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocksdb::compaction_filter::{CompactionFilter, Decision};
 use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
@@ -14,6 +13,7 @@ use rocksdb::{
     MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
+use crate::clock::now_ms;
 use crate::encoding::{decode_sub_key, meta_key, HashBody, KeyType, Meta};
 use crate::rowcache::{self, Lookup, RowCache, RowCacheStats};
 use crate::EngineError;
@@ -77,11 +77,6 @@ impl Batch {
     pub fn data(&self) -> &[u8] {
         self.rocks.data()
     }
-}
-
-/// Milliseconds since the unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Handles the compaction filters need: the database itself (to look up the

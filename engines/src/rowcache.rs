@@ -15,8 +15,9 @@
 //! over its share of the budget.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use crossbeam_utils::CachePadded;
 use indexmap::{Equivalent, IndexMap};
 use parking_lot::Mutex;
 
@@ -73,6 +74,8 @@ struct Shard {
     /// Lookup counter standing in for time in LRU order.
     clock: u64,
     rng: u64,
+    hits: u64,
+    misses: u64,
 }
 
 /// The answer to a lookup.
@@ -95,30 +98,30 @@ pub struct RowCacheStats {
 }
 
 pub struct RowCache {
-    shards: Box<[Mutex<Shard>]>,
+    /// Each on cache lines of its own: neighbouring shards' locks would
+    /// otherwise bounce between cores that use different keys.
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
     shard_budget: usize,
     hasher: FixedHasher,
     /// Whether anything was cached since the last `clear` (replay at
     /// startup writes batches without their keys at hand; it only needs to
     /// clear a cache something was put in).
     populated: AtomicBool,
-    hits: AtomicU64,
-    misses: AtomicU64,
 }
 
 impl RowCache {
     /// A cache of at most about `budget` bytes (0 turns it off).
     pub fn new(budget: usize) -> RowCache {
         let shards = (0..SHARDS)
-            .map(|i| Mutex::new(Shard { rng: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1), ..Shard::default() }))
+            .map(|i| {
+                CachePadded::new(Mutex::new(Shard { rng: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1), ..Shard::default() }))
+            })
             .collect();
         RowCache {
             shards,
             shard_budget: budget / SHARDS,
             hasher: FixedHasher::default(),
             populated: AtomicBool::new(false),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
         }
     }
 
@@ -135,15 +138,12 @@ impl RowCache {
             Some(entry) => {
                 entry.last_used = now;
                 let value = entry.value.as_deref().map(<[u8]>::to_vec);
-                drop(shard);
-                self.hits.fetch_add(1, Ordering::Relaxed);
+                shard.hits += 1;
                 Lookup::Hit(value)
             }
             None => {
-                let token = FillToken(shard.epoch);
-                drop(shard);
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                Lookup::Miss(token)
+                shard.misses += 1;
+                Lookup::Miss(FillToken(shard.epoch))
             }
         }
     }
@@ -200,18 +200,15 @@ impl RowCache {
     }
 
     pub fn stats(&self) -> RowCacheStats {
-        let (mut bytes, mut entries) = (0, 0);
+        let mut stats = RowCacheStats { hits: 0, misses: 0, bytes: 0, entries: 0 };
         for shard in self.shards.iter() {
             let shard = shard.lock();
-            bytes += shard.bytes as u64;
-            entries += shard.map.len() as u64;
+            stats.hits += shard.hits;
+            stats.misses += shard.misses;
+            stats.bytes += shard.bytes as u64;
+            stats.entries += shard.map.len() as u64;
         }
-        RowCacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            bytes,
-            entries,
-        }
+        stats
     }
 }
 

@@ -2,18 +2,19 @@
 
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// How long a taker spins before it sleeps on the lock.
 const SPIN: Duration = Duration::from_micros(20);
 
-/// Locks `mutex`, spinning up to `SPIN` first. The shard locks and the
-/// log's append lock are held for a microsecond or a few; a worker that
-/// sleeps on one (a futex wait, then a wake by the holder) costs more than
-/// the holder's whole command when clients hammer one key
-/// (redis-benchmark: +15-20 % ops/s on LPUSH, SADD, XADD).
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    if let Some(guard) = mutex.try_lock() {
+/// Takes a lock with `try_take`, spinning up to `SPIN`, then with `take`
+/// (which sleeps). The shard locks and the log's append lock are held for
+/// a microsecond or a few; a worker that sleeps on one (a futex wait, then
+/// a wake by the holder) costs more than the holder's whole command when
+/// clients hammer one key (redis-benchmark: +15-20 % ops/s on LPUSH, SADD,
+/// XADD).
+fn acquire<G>(try_take: impl Fn() -> Option<G>, take: impl FnOnce() -> G) -> G {
+    if let Some(guard) = try_take() {
         return guard;
     }
     let started = Instant::now();
@@ -21,9 +22,21 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         for _ in 0..32 {
             std::hint::spin_loop();
         }
-        if let Some(guard) = mutex.try_lock() {
+        if let Some(guard) = try_take() {
             return guard;
         }
     }
-    mutex.lock()
+    take()
+}
+
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    acquire(|| mutex.try_lock(), || mutex.lock())
+}
+
+pub fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    acquire(|| lock.try_read(), || lock.read())
+}
+
+pub fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    acquire(|| lock.try_write(), || lock.write())
 }

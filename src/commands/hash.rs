@@ -210,9 +210,9 @@ pub(crate) fn copy_hash_fields(
 fn read_hash<R>(
     ctx: &mut Ctx,
     key: &[u8],
-    body: impl FnOnce(&mut Tx, Option<Hash>) -> Result<R, CmdError>,
+    body: impl Fn(&mut Tx, Option<Hash>) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
-    let (found, result) = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let (found, result) = ctx.server.keyspace.read(ctx.client.db, &[key], |tx| {
         let hash = Hash::open(tx, key)?;
         let found = hash.is_some();
         Ok((found, body(tx, hash)?))
@@ -522,7 +522,7 @@ fn hscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some(hash) = hash else {
             return Ok((Vec::new(), None));
         };
-        let options = options?;
+        let options = options.as_ref().map_err(Clone::clone)?;
         let mut found = Vec::new();
         let mut visited = 0usize;
         let mut last: Option<Vec<u8>> = None;

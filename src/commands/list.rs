@@ -60,9 +60,9 @@ fn apply(tx: &mut Tx, key: &Bytes, op: ListOp) {
 fn read_list<R>(
     ctx: &mut Ctx,
     key: &[u8],
-    body: impl FnOnce(Option<&ListValue>) -> Result<R, CmdError>,
+    body: impl Fn(Option<&ListValue>) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
-    let (found, result) = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let (found, result) = ctx.server.keyspace.read(ctx.client.db, &[key], |tx| {
         let list = list_of(tx, key)?;
         Ok((list.is_some(), body(list)))
     })?;

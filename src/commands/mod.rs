@@ -455,10 +455,9 @@ fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::proto
         return multi::queue(client, argv);
     }
     let handler = row.handler.expect("checked at startup");
-    let started = std::time::Instant::now();
-    let result = handler(&mut Ctx { server, client }, argv);
+    let (result, usec) = strata_engines::clock::timed(|| handler(&mut Ctx { server, client }, argv));
     row.stats.calls.fetch_add(1, Ordering::Relaxed);
-    row.stats.usec.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    row.stats.usec.fetch_add(usec, Ordering::Relaxed);
     server.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
     client.shared.set_last_command(&row.name);
     match result {
@@ -565,5 +564,39 @@ mod tests {
         assert_eq!(table.get("set").unwrap().key_positions(5), vec![1]);
         assert_eq!(table.get("swapdb").unwrap().key_positions(3), Vec::<usize>::new());
         assert_eq!(table.get("ping").unwrap().key_positions(1), Vec::<usize>::new());
+    }
+
+    /// Reads run under shared shard locks; one that finds an expired key
+    /// runs again under exclusive ones and deletes it, as Redis's lazy
+    /// expiry does (no cron runs in process, so only the reads delete).
+    #[test]
+    fn reads_delete_the_expired_keys_they_find() {
+        use crate::protocol::Reply;
+        let mut server = testing::TestServer::new();
+        let setup: [&[&[u8]]; 5] = [
+            &[b"set", b"s", b"v"],
+            &[b"hset", b"h", b"f", b"v"],
+            &[b"rpush", b"l", b"a"],
+            &[b"sadd", b"st", b"a"],
+            &[b"zadd", b"z", b"1", b"a"],
+        ];
+        for args in setup {
+            assert!(!server.run(args).is_error());
+            assert_eq!(server.run(&[b"pexpire", args[1], b"1"]), Reply::Integer(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(server.run(&[b"dbsize"]), Reply::Integer(5));
+        let reads: [(&[&[u8]], Reply); 5] = [
+            (&[b"get", b"s"], Reply::Nil),
+            (&[b"hget", b"h", b"f"], Reply::Nil),
+            (&[b"lrange", b"l", b"0", b"-1"], Reply::Array(Vec::new())),
+            (&[b"scard", b"st"], Reply::Integer(0)),
+            (&[b"zscore", b"z", b"a"], Reply::Nil),
+        ];
+        for (i, (args, expected)) in reads.into_iter().enumerate() {
+            assert_eq!(server.run(args), expected, "{:?}", String::from_utf8_lossy(args[0]));
+            assert_eq!(server.run(&[b"dbsize"]), Reply::Integer(4 - i as i64));
+        }
+        server.assert_replay_matches();
     }
 }

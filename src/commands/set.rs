@@ -67,9 +67,9 @@ fn set_reply<'a>(members: impl IntoIterator<Item = &'a Bytes>) -> Reply {
 fn read_set<R>(
     ctx: &mut Ctx,
     key: &[u8],
-    body: impl FnOnce(Option<&SetValue>) -> Result<R, CmdError>,
+    body: impl Fn(Option<&SetValue>) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
-    let (found, result) = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let (found, result) = ctx.server.keyspace.read(ctx.client.db, &[key], |tx| {
         let set = get_set(tx, key)?;
         Ok((set.is_some(), body(set)?))
     })?;
@@ -394,7 +394,7 @@ fn sscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some(set) = set else {
             return Ok((Vec::new(), None));
         };
-        let options = options?;
+        let options = options.as_ref().map_err(Clone::clone)?;
         // COUNT is a hint (Redis returns more for small sets too). Each call
         // costs O(set size), so a call takes at least 1/64 of the set: a
         // full iteration stays O(64 * size) however small COUNT is.

@@ -68,11 +68,7 @@ fn kept_ttl(meta: Option<&KeyMeta>) -> u64 {
 
 /// `GET key`
 fn get(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let key = &argv[1];
-    let value =
-        ctx.server.keyspace.run(ctx.client.db, &[key], |tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
-    ctx.server.stats.hit(value.is_some());
-    Ok(Reply::opt_bulk(value))
+    Ok(Reply::opt_bulk(read_string(ctx, &argv[1])?))
 }
 
 /// An expiry option of SET and GETEX.
@@ -731,7 +727,7 @@ fn getbit(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// for other types. Counts the keyspace hit or miss.
 fn read_string(ctx: &mut Ctx, key: &Bytes) -> Result<Option<Vec<u8>>, CmdError> {
     let value =
-        ctx.server.keyspace.run(ctx.client.db, &[key], |tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
+        ctx.server.keyspace.read(ctx.client.db, &[key], |tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
     ctx.server.stats.hit(value.is_some());
     Ok(value)
 }

@@ -335,14 +335,12 @@ fn zrem(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn read_zset<R>(
     ctx: &mut Ctx,
     key: &Bytes,
-    read: impl FnOnce(Option<&SortedSet>) -> Result<R, CmdError>,
+    read: impl Fn(Option<&SortedSet>) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
-    let mut found = false;
-    let result = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let (found, result) = ctx.server.keyspace.read(ctx.client.db, &[key], |tx| {
         let zset = zset_at(tx, key)?;
-        found = zset.is_some();
-        read(zset)
-    });
+        Ok((zset.is_some(), read(zset)))
+    })?;
     ctx.server.stats.hit(found);
     result
 }
@@ -1072,7 +1070,7 @@ fn zscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let resume = if cursor == 0 { None } else { ctx.server.cursors.load(cursor) };
     let scanned = read_zset(ctx, &argv[1], |z| {
         let Some(z) = z else { return Ok((Vec::new(), None)) };
-        let options = options?;
+        let options = options.as_ref().map_err(Clone::clone)?;
         if cursor == 0 && z.len() <= SMALL_SET {
             // Redis answers a small (listpack) set in one reply, in order.
             let found = z
