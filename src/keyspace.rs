@@ -287,6 +287,9 @@ impl Keyspace {
         // already happened and are logged like any others.
         self.commit(txn, result.is_ok(), records)?;
         drop(shards);
+        // The backlog of RocksDB writes is applied by whoever finds it due,
+        // holding no shard lock (other clients of the keys would wait).
+        self.store.engine.drain_if_due()?;
         if expired > 0 && result.is_ok() {
             self.expired_keys.fetch_add(expired, Ordering::Relaxed);
         }
@@ -362,6 +365,8 @@ impl Keyspace {
         if !d.compactions_enabled.swap(true, Ordering::Relaxed) {
             engine.enable_compactions()?;
         }
+        // RocksDB catches up with a backlog too small to be due.
+        engine.drain()?;
         let last = self.log.last_seq();
         if d.seen_seq.swap(last, Ordering::Relaxed) != last {
             d.seen_changed_ms.store(strata_engines::now_ms(), Ordering::Relaxed);

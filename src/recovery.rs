@@ -16,6 +16,7 @@ use crate::loading::LoadingProgress;
 use strata_engines::log::{cut_torn_tail, list_segments, read_log};
 use strata_engines::memory::checkpoint::{list_checkpoints, read_checkpoint};
 use strata_engines::memory::{reshard, shard_in, MemRecord, MemShard, SHARDS};
+use strata_engines::rocks::BatchData;
 use strata_engines::{EngineError, RocksConfig, RocksEngine};
 
 /// Where the pieces live inside the data directory.
@@ -108,7 +109,7 @@ pub fn recover(
         if record.seq > rocks_seq && !record.rocks.is_empty() {
             rocks_batch.append(&record.rocks);
             if rocks_batch.len() >= 4 << 20 {
-                rocks_batch.write_to(&engine)?;
+                write_joined(&mut rocks_batch, &engine)?;
             }
         }
         for mem in &record.mem {
@@ -135,7 +136,7 @@ pub fn recover(
         }
         Ok::<(), EngineError>(())
     })?;
-    rocks_batch.write_to(&engine)?;
+    write_joined(&mut rocks_batch, &engine)?;
     // Replay ran in the checkpoint's shards, each from its own sequence.
     if shards.len() != SHARDS {
         shards = reshard(shards);
@@ -178,41 +179,11 @@ pub fn recover(
     Ok(Recovered { engine, shards, report })
 }
 
-/// Several RocksDB `WriteBatch`es' data joined into one, as RocksDB's own
-/// `WriteBatchInternal::Append` does: a 12-byte header (sequence, count)
-/// then the records; joining adds the counts and concatenates the records.
-#[derive(Default)]
-struct BatchData {
-    data: Vec<u8>,
-}
-
-impl BatchData {
-    const HEADER: usize = 12;
-
-    fn append(&mut self, batch: &[u8]) {
-        if batch.len() <= Self::HEADER {
-            return;
-        }
-        if self.data.is_empty() {
-            self.data.extend_from_slice(&batch[..Self::HEADER]);
-            self.data[..8].fill(0);
-        } else {
-            let count = |d: &[u8]| u32::from_le_bytes(d[8..12].try_into().expect("4 bytes"));
-            let total = count(&self.data) + count(batch);
-            self.data[8..12].copy_from_slice(&total.to_le_bytes());
-        }
-        self.data.extend_from_slice(&batch[Self::HEADER..]);
+/// Writes the batches replay joined, then empties the join.
+fn write_joined(joined: &mut BatchData, engine: &RocksEngine) -> Result<(), EngineError> {
+    if !joined.is_empty() {
+        engine.write_data(joined.data())?;
+        joined.clear();
     }
-
-    fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    fn write_to(&mut self, engine: &RocksEngine) -> Result<(), EngineError> {
-        if !self.data.is_empty() {
-            engine.write_data(&self.data)?;
-            self.data.clear();
-        }
-        Ok(())
-    }
+    Ok(())
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
+use parking_lot::{Mutex, MutexGuard};
+
 use rocksdb::compaction_filter::{CompactionFilter, Decision};
 use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
 use rocksdb::{
@@ -79,6 +81,63 @@ impl Batch {
     }
 }
 
+/// Several RocksDB `WriteBatch`es' data joined into one, as RocksDB's own
+/// `WriteBatchInternal::Append` does: a 12-byte header (sequence, count)
+/// then the records; joining adds the counts and concatenates the records.
+#[derive(Default)]
+pub struct BatchData {
+    data: Vec<u8>,
+}
+
+impl BatchData {
+    const HEADER: usize = 12;
+
+    pub fn append(&mut self, batch: &[u8]) {
+        if batch.len() <= Self::HEADER {
+            return;
+        }
+        if self.data.is_empty() {
+            self.data.extend_from_slice(&batch[..Self::HEADER]);
+            self.data[..8].fill(0);
+        } else {
+            let count = |d: &[u8]| u32::from_le_bytes(d[8..12].try_into().expect("4 bytes"));
+            let total = count(&self.data) + count(batch);
+            self.data[8..12].copy_from_slice(&total.to_le_bytes());
+        }
+        self.data.extend_from_slice(&batch[Self::HEADER..]);
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    pub fn clear(&mut self) {
+        self.data.clear();
+    }
+}
+
+/// Batches the row cache holds and RocksDB does not yet (see
+/// `RocksEngine::write`), joined in log order.
+#[derive(Default)]
+struct Backlog {
+    joined: BatchData,
+    /// The generation of the last batch joined.
+    generation: u64,
+}
+
+/// The backlog size at which a writer applies it to RocksDB (`drain_if_due`).
+const BACKLOG_DUE: usize = 64 << 10;
+/// The backlog size at which a writer applies it at once, before its reply.
+const BACKLOG_FULL: usize = 8 << 20;
+
 /// Handles the compaction filters need: the database itself (to look up the
 /// metadata a hash field belongs to) and the active-expiry watermark.
 #[derive(Default)]
@@ -95,6 +154,9 @@ pub struct RocksEngine {
     shared: Arc<FilterShared>,
     write_options: WriteOptions,
     cache: RowCache,
+    backlog: Mutex<Backlog>,
+    /// Held while the backlog is written to RocksDB: writes in log order.
+    draining: Mutex<()>,
     /// Batches sealed into the log and not yet written (see `begin_write`).
     in_flight: AtomicU64,
     /// Batches written so far (tests check that one EXEC is one batch).
@@ -171,6 +233,8 @@ impl RocksEngine {
             shared,
             write_options,
             cache: RowCache::new(config.row_cache_bytes),
+            backlog: Mutex::new(Backlog::default()),
+            draining: Mutex::new(()),
             in_flight: AtomicU64::new(0),
             batches: AtomicU64::new(0),
         })
@@ -196,6 +260,12 @@ impl RocksEngine {
     }
 
     fn read(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        // Keys the cache holds are read from RocksDB only when the cache
+        // misses them, and it never drops a write RocksDB lacks; the other
+        // families wait for the backlog.
+        if !rowcache::cached(cf) {
+            self.drain()?;
+        }
         Ok(self.db.get_pinned_cf(self.cf(cf), key)?.map(|v| v.to_vec()))
     }
 
@@ -213,6 +283,7 @@ impl RocksEngine {
         reverse: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), EngineError> {
+        self.drain()?;
         let mut read = ReadOptions::default();
         read.set_iterate_lower_bound(start.to_vec());
         read.set_iterate_upper_bound(end.to_vec());
@@ -238,22 +309,78 @@ impl RocksEngine {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Applies a batch atomically, then tells the row cache. Writers of
-    /// a key hold its shard lock, so the cache follows RocksDB's order.
+    /// Applies a batch (atomically for every reader that holds a lock on
+    /// its keys), write-back: its keys' new values go to the row cache at
+    /// once, and the batch joins a backlog that goes to RocksDB as one
+    /// write (`drain`), in log order. One RocksDB write per command cost
+    /// as much as its memtable inserts; a write of many batches costs one
+    /// write-group round. Lookups find the values in the cache (which keeps
+    /// them until RocksDB has them); scans and reads of other families
+    /// drain the backlog first. Writers of a key hold its shard lock, so
+    /// the cache and the backlog follow the log's order for every key.
     pub fn write(&self, batch: Batch) -> Result<(), EngineError> {
+        self.batches.fetch_add(1, Ordering::Relaxed);
         let Batch { rocks, cached, range_deleted } = batch;
-        self.write_rocks(rocks)?;
-        if range_deleted {
-            self.cache.clear();
+        if range_deleted || !self.cache.enabled() {
+            self.drain()?;
+            self.write_rocks(rocks)?;
+            if range_deleted {
+                self.cache.clear();
+            }
+            let applied = self.backlog.lock().generation;
+            for (cf, key, value) in cached {
+                self.cache.update(cf, key, value, applied);
+            }
+            return Ok(());
         }
+        let (generation, size) = {
+            let mut backlog = self.backlog.lock();
+            backlog.joined.append(rocks.data());
+            backlog.generation += 1;
+            (backlog.generation, backlog.joined.len())
+        };
         for (cf, key, value) in cached {
-            self.cache.update(cf, key, value);
+            self.cache.update(cf, key, value, generation);
+        }
+        if size >= BACKLOG_FULL {
+            self.drain()?;
         }
         Ok(())
     }
 
+    /// Applies the backlog if it is big enough and nobody else is: called
+    /// by writers once they hold no shard lock.
+    pub fn drain_if_due(&self) -> Result<(), EngineError> {
+        if self.backlog.lock().joined.len() < BACKLOG_DUE {
+            return Ok(());
+        }
+        match self.draining.try_lock() {
+            Some(draining) => self.drain_locked(draining),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the backlog to RocksDB (waiting for a drain in progress).
+    pub fn drain(&self) -> Result<(), EngineError> {
+        self.drain_locked(self.draining.lock())
+    }
+
+    fn drain_locked(&self, _draining: MutexGuard<'_, ()>) -> Result<(), EngineError> {
+        let (joined, generation) = {
+            let mut backlog = self.backlog.lock();
+            if backlog.joined.is_empty() {
+                return Ok(());
+            }
+            (std::mem::take(&mut backlog.joined), backlog.generation)
+        };
+        // Should RocksDB refuse the write, the cache keeps the values (never
+        // marked applied) and the log holds them for the next start.
+        self.write_rocks(WriteBatch::from_data(joined.data()))?;
+        self.cache.set_applied(generation);
+        Ok(())
+    }
+
     fn write_rocks(&self, batch: WriteBatch) -> Result<(), EngineError> {
-        self.batches.fetch_add(1, Ordering::Relaxed);
         Ok(self.db.write_opt(batch, &self.write_options)?)
     }
 
@@ -261,6 +388,7 @@ impl RocksEngine {
     /// stores it: replay at startup, before anything reads through the
     /// cache (a cache something was read into is cleared).
     pub fn write_data(&self, data: &[u8]) -> Result<(), EngineError> {
+        self.drain()?;
         self.write_rocks(WriteBatch::from_data(data))?;
         if self.cache.is_populated() {
             self.cache.clear();
@@ -320,6 +448,7 @@ impl RocksEngine {
         }
         self.put(&mut batch, Cf::Default, APPLIED_SEQ_KEY.to_vec(), seq.to_le_bytes().to_vec());
         self.write(batch)?;
+        self.drain()?;
         let mut options = FlushOptions::default();
         options.set_wait(false);
         let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| self.cf(cf)).collect();
@@ -334,6 +463,7 @@ impl RocksEngine {
     /// Flushes every memtable and waits, outside any log barrier: for tests
     /// of the engine alone (the server switches memtables behind the log).
     pub fn flush(&self) -> Result<(), EngineError> {
+        self.drain()?;
         let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| self.cf(cf)).collect();
         Ok(self.db.flush_cfs_opt(&cfs, &FlushOptions::default())?)
     }
@@ -456,6 +586,11 @@ impl CompactionFilter for SubFilter {
 
 impl Drop for RocksEngine {
     fn drop(&mut self) {
+        // What RocksDB closes with is what it holds, as with its memtables
+        // (RocksDB flushes them at close).
+        if let Err(e) = self.drain() {
+            tracing::error!("writing the backlog to RocksDB at close: {e}");
+        }
         // Compaction filters hold the database while they run; wait for them
         // so the last reference is never dropped on a compaction thread.
         self.db.cancel_all_background_work(true);

@@ -7,15 +7,17 @@
 //! blocks — costs as much as the rest of the command. The cache holds the
 //! answer, absence included, for recently used keys.
 //!
-//! RocksDB stays the truth: a write reaches RocksDB first and then replaces
-//! the cached answer (write-allocate, so the next read of a key just
-//! written hits). A fill from RocksDB is dropped if any write reached the
-//! same cache shard while it read, so a slow fill never puts back a value
-//! a write has replaced. Entries are evicted by sampled LRU once a shard is
-//! over its share of the budget.
+//! The cache is also where writes wait for RocksDB (write-back, see
+//! `RocksEngine::write`): a write replaces the cached answer at once,
+//! tagged with its batch's generation, and an entry whose batch RocksDB
+//! does not hold yet (a generation above `applied`) is never evicted, so
+//! a lookup that misses can always read RocksDB. A fill from RocksDB is
+//! dropped if any write reached the same cache shard while it read, so a
+//! slow fill never puts back a value a write has replaced. Entries are
+//! evicted by sampled LRU once a shard is over its share of the budget.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 use indexmap::{Equivalent, IndexMap};
@@ -63,6 +65,8 @@ impl Equivalent<CacheKey> for Probe<'_> {
 struct Entry {
     value: Option<Box<[u8]>>,
     last_used: u64,
+    /// The generation of the batch that wrote it (0: read from RocksDB).
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -107,6 +111,8 @@ pub struct RowCache {
     /// startup writes batches without their keys at hand; it only needs to
     /// clear a cache something was put in).
     populated: AtomicBool,
+    /// Every batch up to this generation is in RocksDB.
+    applied: AtomicU64,
 }
 
 impl RowCache {
@@ -122,6 +128,7 @@ impl RowCache {
             shard_budget: budget / SHARDS,
             hasher: FixedHasher::default(),
             populated: AtomicBool::new(false),
+            applied: AtomicU64::new(0),
         }
     }
 
@@ -153,38 +160,53 @@ impl RowCache {
     pub fn fill(&self, cf: Cf, key: &[u8], value: Option<&[u8]>, token: FillToken) {
         let mut shard = self.shard(cf, key).lock();
         if shard.epoch == token.0 {
-            self.insert(&mut shard, cf, key.into(), value.map(Into::into));
+            self.insert(&mut shard, cf, key.into(), value.map(Into::into), 0);
         }
     }
 
-    /// Records a write RocksDB has applied (None: a delete).
-    pub fn update(&self, cf: Cf, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let mut shard = self.shard(cf, &key).lock();
-        shard.epoch += 1;
-        self.insert(&mut shard, cf, key.into_boxed_slice(), value.map(Vec::into_boxed_slice));
+    /// Whether the cache can hold writes until RocksDB has them (it holds
+    /// nothing at a zero budget).
+    pub fn enabled(&self) -> bool {
+        self.shard_budget > 0
     }
 
-    fn insert(&self, shard: &mut Shard, cf: Cf, key: Box<[u8]>, value: Option<Box<[u8]>>) {
+    /// Records a write (None: a delete) of the batch of `generation`:
+    /// kept until `set_applied` says RocksDB holds that batch.
+    pub fn update(&self, cf: Cf, key: Vec<u8>, value: Option<Vec<u8>>, generation: u64) {
+        let mut shard = self.shard(cf, &key).lock();
+        shard.epoch += 1;
+        self.insert(&mut shard, cf, key.into_boxed_slice(), value.map(Vec::into_boxed_slice), generation);
+    }
+
+    /// RocksDB holds every batch up to `generation`: their entries may go.
+    pub fn set_applied(&self, generation: u64) {
+        self.applied.store(generation, Ordering::Release);
+    }
+
+    fn insert(&self, shard: &mut Shard, cf: Cf, key: Box<[u8]>, value: Option<Box<[u8]>>, generation: u64) {
         if self.shard_budget == 0 {
             return;
         }
         self.populated.store(true, Ordering::Relaxed);
         let (key_len, value_len) = (key.len(), value.as_ref().map_or(0, |v| v.len()));
         shard.clock += 1;
-        let entry = Entry { value, last_used: shard.clock };
+        let entry = Entry { value, last_used: shard.clock, generation };
         match shard.map.insert(CacheKey { cf, key }, entry) {
             // The key stays; only the value changed.
             Some(old) => shard.bytes = shard.bytes + value_len - old.value.map_or(0, |v| v.len()),
             None => shard.bytes += key_len + value_len + ENTRY_OVERHEAD,
         }
+        let applied = self.applied.load(Ordering::Acquire);
         while shard.bytes > self.shard_budget && !shard.map.is_empty() {
-            let victim = shard.least_recently_used_sample();
+            // Over budget while RocksDB catches up, rather than lose a write.
+            let Some(victim) = shard.least_recently_used_sample(applied) else { break };
             let (key, entry) = shard.map.swap_remove_index(victim).expect("sampled index is in range");
             shard.bytes -= key.key.len() + entry.value.map_or(0, |v| v.len()) + ENTRY_OVERHEAD;
         }
     }
 
-    /// Forgets everything (after a range delete: FLUSHDB, FLUSHALL).
+    /// Forgets everything (after a range delete: FLUSHDB, FLUSHALL, with
+    /// every write applied to RocksDB first).
     pub fn clear(&self) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
@@ -213,14 +235,17 @@ impl RowCache {
 }
 
 impl Shard {
-    /// The index of the least recently used of a few random entries.
-    fn least_recently_used_sample(&mut self) -> usize {
+    /// The index of the least recently used of a few random entries that
+    /// RocksDB holds (written by a batch up to `applied`); None if the
+    /// sample has none.
+    fn least_recently_used_sample(&mut self, applied: u64) -> Option<usize> {
         let len = self.map.len();
-        let mut best = self.random_index(len);
-        for _ in 1..EVICTION_SAMPLES {
+        let mut best: Option<usize> = None;
+        for _ in 0..EVICTION_SAMPLES {
             let candidate = self.random_index(len);
-            if self.map[candidate].last_used < self.map[best].last_used {
-                best = candidate;
+            let entry = &self.map[candidate];
+            if entry.generation <= applied && best.is_none_or(|b| entry.last_used < self.map[b].last_used) {
+                best = Some(candidate);
             }
         }
         best
@@ -253,9 +278,9 @@ mod tests {
         cache.fill(Cf::Meta, b"k", None, token);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(None));
         assert_eq!(hit(&cache, Cf::Sub, b"k"), None, "column families are apart");
-        cache.update(Cf::Meta, b"k".to_vec(), Some(b"v".to_vec()));
+        cache.update(Cf::Meta, b"k".to_vec(), Some(b"v".to_vec()), 0);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(Some(b"v".to_vec())));
-        cache.update(Cf::Meta, b"k".to_vec(), None);
+        cache.update(Cf::Meta, b"k".to_vec(), None, 0);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(None));
         cache.clear();
         assert_eq!(hit(&cache, Cf::Meta, b"k"), None);
@@ -267,7 +292,7 @@ mod tests {
         let cache = RowCache::new(1 << 20);
         let Lookup::Miss(token) = cache.lookup(Cf::Meta, b"k") else { panic!("empty cache hit") };
         // A write lands between the reader's RocksDB read and its fill.
-        cache.update(Cf::Meta, b"k".to_vec(), Some(b"new".to_vec()));
+        cache.update(Cf::Meta, b"k".to_vec(), Some(b"new".to_vec()), 0);
         cache.fill(Cf::Meta, b"k", Some(b"old"), token);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(Some(b"new".to_vec())));
         // Also when the write's entry was evicted or cleared meanwhile.
@@ -282,10 +307,10 @@ mod tests {
         let budget = SHARDS * 4096;
         let cache = RowCache::new(budget);
         let hot = b"hot".to_vec();
-        cache.update(Cf::Meta, hot.clone(), Some(vec![7; 100]));
+        cache.update(Cf::Meta, hot.clone(), Some(vec![7; 100]), 0);
         for i in 0..20_000u32 {
             // A new key, then the hot one again.
-            cache.update(Cf::Meta, i.to_be_bytes().to_vec(), Some(vec![1; 100]));
+            cache.update(Cf::Meta, i.to_be_bytes().to_vec(), Some(vec![1; 100]), 0);
             hit(&cache, Cf::Meta, &hot);
         }
         let stats = cache.stats();
@@ -302,9 +327,33 @@ mod tests {
     }
 
     #[test]
+    fn writes_rocksdb_does_not_hold_yet_are_never_evicted() {
+        let budget = SHARDS * 4096;
+        let cache = RowCache::new(budget);
+        // Generations 1..=3000 wait for RocksDB; then the first 1000 land.
+        for i in 1..=3000u64 {
+            cache.update(Cf::Meta, i.to_be_bytes().to_vec(), Some(vec![1; 100]), i);
+        }
+        for i in 1..=3000u64 {
+            assert!(hit(&cache, Cf::Meta, &i.to_be_bytes()).is_some(), "write {i} was evicted");
+        }
+        assert!(cache.stats().bytes as usize > budget, "over budget rather than lose a write");
+        cache.set_applied(1000);
+        for i in 3001..=4000u64 {
+            cache.update(Cf::Meta, i.to_be_bytes().to_vec(), Some(vec![1; 100]), 0);
+        }
+        for i in 1001..=3000u64 {
+            assert!(hit(&cache, Cf::Meta, &i.to_be_bytes()).is_some(), "write {i} was evicted");
+        }
+        let evicted = (1..=1000u64).filter(|i| hit(&cache, Cf::Meta, &i.to_be_bytes()).is_none()).count();
+        assert!(evicted > 0, "applied writes are evicted once over budget");
+    }
+
+    #[test]
     fn zero_budget_caches_nothing() {
         let cache = RowCache::new(0);
-        cache.update(Cf::Meta, b"k".to_vec(), Some(b"v".to_vec()));
+        cache.update(Cf::Meta, b"k".to_vec(), Some(b"v".to_vec()), 0);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), None);
+        assert!(!cache.enabled());
     }
 }
