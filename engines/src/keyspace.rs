@@ -242,11 +242,14 @@ impl<'s> Txn<'s> {
 
     /// The stored metadata, expired or not.
     pub fn raw_meta(&self, k: &KeyRef) -> Result<Option<KeyMeta>, EngineError> {
-        let Some(raw) = self.ws.get(Cf::Meta, &k.meta_key())? else {
+        let Some(mut raw) = self.ws.get(Cf::Meta, &k.meta_key())? else {
             return Ok(None);
         };
         let meta = Meta::decode(&raw).ok_or_else(|| EngineError::Corrupt("key metadata".into()))?;
-        Ok(Some(KeyMeta { key_type: meta.key_type, expire_ms: meta.expire_ms, body: meta.body.to_vec() }))
+        let (key_type, expire_ms, header) = (meta.key_type, meta.expire_ms, raw.len() - meta.body.len());
+        // The body stays where it was read to (a string's value: no copy).
+        raw.drain(..header);
+        Ok(Some(KeyMeta { key_type, expire_ms, body: raw }))
     }
 
     /// The key's metadata if it exists and has not expired; an expired key
