@@ -178,13 +178,18 @@ impl Keyspace {
     }
 
     fn lock_keys(&self, keys: &[&[u8]], shared: bool) -> Vec<(usize, ShardGuard<'_>)> {
-        let mut shards: Vec<usize> = keys.iter().map(|k| shard_of(k)).collect();
-        shards.sort_unstable();
-        shards.dedup();
         let lock = |s: usize| match shared {
             true => ShardGuard::Shared(strata_engines::spin::read(&self.shards[s])),
             false => ShardGuard::Exclusive(strata_engines::spin::write(&self.shards[s])),
         };
+        // Most commands name one key: no list of shards to sort.
+        if let [key] = keys {
+            let shard = shard_of(key);
+            return vec![(shard, lock(shard))];
+        }
+        let mut shards: Vec<usize> = keys.iter().map(|k| shard_of(k)).collect();
+        shards.sort_unstable();
+        shards.dedup();
         shards.into_iter().map(|s| (s, lock(s))).collect()
     }
 
