@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -126,9 +126,9 @@ impl BatchData {
 
 /// `WriteBatch` data in key order with each key's last write only (what
 /// applying it in order leaves), so that RocksDB inserts each key next to
-/// the previous one instead of searching its skiplist from the top: -40 %
-/// of the insert's cost. None for records other than puts and deletes,
-/// which keep their order.
+/// the previous one instead of searching its skiplist from the top (the
+/// search fell from 10 % to 7 % of a SET profile). None for records other
+/// than puts and deletes, which keep their order.
 fn sorted_batch(data: &[u8]) -> Option<Vec<u8>> {
     fn varint(data: &[u8], pos: &mut usize) -> Option<usize> {
         let mut value = 0usize;
@@ -218,6 +218,9 @@ pub struct RocksEngine {
     write_options: WriteOptions,
     cache: RowCache,
     backlog: Mutex<Backlog>,
+    /// Whether the backlog has reached `BACKLOG_DUE`: every write command
+    /// asks (`drain_if_due`), and a flag read costs less than the lock.
+    due: AtomicBool,
     /// Held while the backlog is written to RocksDB: writes in log order.
     draining: Mutex<()>,
     /// Batches sealed into the log and not yet written (see `begin_write`).
@@ -294,6 +297,7 @@ impl RocksEngine {
             write_options,
             cache: RowCache::new(config.row_cache_bytes),
             backlog: Mutex::new(Backlog::default()),
+            due: AtomicBool::new(false),
             draining: Mutex::new(()),
             in_flight: AtomicU64::new(0),
             batches: AtomicU64::new(0),
@@ -397,6 +401,9 @@ impl RocksEngine {
             let mut backlog = self.backlog.lock();
             backlog.joined.append(rocks.data());
             backlog.generation += 1;
+            if backlog.joined.len() >= BACKLOG_DUE {
+                self.due.store(true, Ordering::Relaxed);
+            }
             (backlog.generation, backlog.joined.len())
         };
         for (cf, key, value) in cached {
@@ -411,7 +418,7 @@ impl RocksEngine {
     /// Applies the backlog if it is big enough and nobody else is: called
     /// by writers once they hold no shard lock.
     pub fn drain_if_due(&self) -> Result<(), EngineError> {
-        if self.backlog.lock().joined.len() < BACKLOG_DUE {
+        if !self.due.load(Ordering::Relaxed) {
             return Ok(());
         }
         match self.draining.try_lock() {
@@ -431,6 +438,7 @@ impl RocksEngine {
             if backlog.joined.is_empty() {
                 return Ok(());
             }
+            self.due.store(false, Ordering::Relaxed);
             (std::mem::take(&mut backlog.joined), backlog.generation)
         };
         let batch = match sorted_batch(joined.data()) {
@@ -444,6 +452,7 @@ impl RocksEngine {
             let mut backlog = self.backlog.lock();
             let mut retry = joined;
             retry.append(backlog.joined.data());
+            self.due.store(retry.len() >= BACKLOG_DUE, Ordering::Relaxed);
             backlog.joined = retry;
             return Err(e);
         }
