@@ -393,7 +393,7 @@ impl RocksEngine {
             }
             let applied = self.backlog.lock().generation;
             for (cf, key, value) in cached {
-                self.cache.update(cf, key, value, applied);
+                self.cache.update(cf, &key, value.as_deref(), applied);
             }
             return Ok(());
         }
@@ -407,7 +407,7 @@ impl RocksEngine {
             (backlog.generation, backlog.joined.len())
         };
         for (cf, key, value) in cached {
-            self.cache.update(cf, key, value, generation);
+            self.cache.update(cf, &key, value.as_deref(), generation);
         }
         if size >= BACKLOG_FULL {
             self.drain()?;

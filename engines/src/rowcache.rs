@@ -20,14 +20,14 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
-use indexmap::{Equivalent, IndexMap};
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 use crate::rocks::Cf;
 
 const SHARDS: usize = 64;
-/// Bytes an entry costs beyond its key and value: the map's slot and
-/// entry, the two boxes' headers.
+/// Bytes an entry costs beyond its key and value: the table's slot and
+/// control byte, the allocation's header.
 const ENTRY_OVERHEAD: usize = 64;
 /// Entries looked at to choose one to evict (as Redis's maxmemory-samples).
 const EVICTION_SAMPLES: usize = 5;
@@ -40,38 +40,46 @@ pub fn cached(cf: Cf) -> bool {
     matches!(cf, Cf::Meta | Cf::Sub)
 }
 
-#[derive(Hash, PartialEq, Eq)]
-struct CacheKey {
-    cf: Cf,
-    key: Box<[u8]>,
-}
-
-/// A borrowed key to look up without allocating; hashes as `CacheKey`.
-#[derive(Hash)]
-struct Probe<'a> {
-    cf: Cf,
-    key: &'a [u8],
-}
-
-impl Equivalent<CacheKey> for Probe<'_> {
-    fn equivalent(&self, stored: &CacheKey) -> bool {
-        self.cf == stored.cf && self.key == &stored.key[..]
-    }
-}
-
-// `Probe` must hash exactly as `CacheKey`: both derive Hash over a Cf and
-// a byte slice (a `Box<[u8]>` hashes as the slice it holds).
-
+/// One cached answer, held in the table itself. The key and the value
+/// share one allocation: a lookup of a key the processor's caches do not
+/// hold waits for the table's control bytes, the slot and that block (an
+/// index into a separate entry list, and a box each for key and value,
+/// cost two more waits for memory, most of a GET's lookup).
 struct Entry {
-    value: Option<Box<[u8]>>,
+    hash: u64,
+    /// The key's bytes, then the value's.
+    bytes: Box<[u8]>,
+    key_len: u32,
+    cf: Cf,
+    /// Whether the key exists (false: known absent, no value bytes).
+    present: bool,
     last_used: u64,
     /// The generation of the batch that wrote it (0: read from RocksDB).
     generation: u64,
 }
 
+impl Entry {
+    fn new(hash: u64, cf: Cf, key: &[u8], value: Option<&[u8]>, generation: u64) -> Entry {
+        let bytes = [key, value.unwrap_or_default()].concat().into_boxed_slice();
+        Entry { hash, bytes, key_len: key.len() as u32, cf, present: value.is_some(), last_used: 0, generation }
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.bytes[..self.key_len as usize]
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        self.present.then(|| &self.bytes[self.key_len as usize..])
+    }
+
+    fn is(&self, hash: u64, cf: Cf, key: &[u8]) -> bool {
+        self.hash == hash && self.cf == cf && self.key() == key
+    }
+}
+
 #[derive(Default)]
 struct Shard {
-    map: IndexMap<CacheKey, Entry, FixedHasher>,
+    table: HashTable<Entry>,
     bytes: usize,
     /// Bumped by every write to this shard (see `Lookup::Miss`).
     epoch: u64,
@@ -132,19 +140,25 @@ impl RowCache {
         }
     }
 
-    fn shard(&self, cf: Cf, key: &[u8]) -> &Mutex<Shard> {
-        // The high bits: the map inside the shard indexes by the low ones.
-        &self.shards[(self.hasher.hash_one(Probe { cf, key }) >> 58) as usize % SHARDS]
+    fn hash(&self, cf: Cf, key: &[u8]) -> u64 {
+        self.hasher.hash_one((cf, key))
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        // Middle bits: the table inside the shard finds its bucket by the
+        // low bits and tells a bucket group's entries apart by the top 7.
+        &self.shards[(hash >> 40) as usize % SHARDS]
     }
 
     pub fn lookup(&self, cf: Cf, key: &[u8]) -> Lookup {
-        let mut shard = self.shard(cf, key).lock();
+        let hash = self.hash(cf, key);
+        let mut shard = self.shard(hash).lock();
         shard.clock += 1;
         let now = shard.clock;
-        match shard.map.get_mut(&Probe { cf, key }) {
+        match shard.table.find_mut(hash, |e| e.is(hash, cf, key)) {
             Some(entry) => {
                 entry.last_used = now;
-                let value = entry.value.as_deref().map(<[u8]>::to_vec);
+                let value = entry.value().map(<[u8]>::to_vec);
                 shard.hits += 1;
                 Lookup::Hit(value)
             }
@@ -158,9 +172,10 @@ impl RowCache {
     /// Caches what RocksDB answered after `lookup` missed, unless a write
     /// reached the shard since.
     pub fn fill(&self, cf: Cf, key: &[u8], value: Option<&[u8]>, token: FillToken) {
-        let mut shard = self.shard(cf, key).lock();
+        let hash = self.hash(cf, key);
+        let mut shard = self.shard(hash).lock();
         if shard.epoch == token.0 {
-            self.insert(&mut shard, cf, key.into(), value.map(Into::into), 0);
+            self.insert(&mut shard, Entry::new(hash, cf, key, value, 0));
         }
     }
 
@@ -172,10 +187,11 @@ impl RowCache {
 
     /// Records a write (None: a delete) of the batch of `generation`:
     /// kept until `set_applied` says RocksDB holds that batch.
-    pub fn update(&self, cf: Cf, key: Vec<u8>, value: Option<Vec<u8>>, generation: u64) {
-        let mut shard = self.shard(cf, &key).lock();
+    pub fn update(&self, cf: Cf, key: &[u8], value: Option<&[u8]>, generation: u64) {
+        let hash = self.hash(cf, key);
+        let mut shard = self.shard(hash).lock();
         shard.epoch += 1;
-        self.insert(&mut shard, cf, key.into_boxed_slice(), value.map(Vec::into_boxed_slice), generation);
+        self.insert(&mut shard, Entry::new(hash, cf, key, value, generation));
     }
 
     /// RocksDB holds every batch up to `generation`: their entries may go.
@@ -183,25 +199,27 @@ impl RowCache {
         self.applied.store(generation, Ordering::Release);
     }
 
-    fn insert(&self, shard: &mut Shard, cf: Cf, key: Box<[u8]>, value: Option<Box<[u8]>>, generation: u64) {
+    fn insert(&self, shard: &mut Shard, mut entry: Entry) {
         if self.shard_budget == 0 {
             return;
         }
         self.populated.store(true, Ordering::Relaxed);
-        let (key_len, value_len) = (key.len(), value.as_ref().map_or(0, |v| v.len()));
         shard.clock += 1;
-        let entry = Entry { value, last_used: shard.clock, generation };
-        match shard.map.insert(CacheKey { cf, key }, entry) {
-            // The key stays; only the value changed.
-            Some(old) => shard.bytes = shard.bytes + value_len - old.value.map_or(0, |v| v.len()),
-            None => shard.bytes += key_len + value_len + ENTRY_OVERHEAD,
+        entry.last_used = shard.clock;
+        shard.bytes += entry.bytes.len() + ENTRY_OVERHEAD;
+        let (hash, cf) = (entry.hash, entry.cf);
+        match shard.table.find_mut(hash, |e| e.is(hash, cf, entry.key())) {
+            Some(old) => shard.bytes -= std::mem::replace(old, entry).bytes.len() + ENTRY_OVERHEAD,
+            None => {
+                shard.table.insert_unique(hash, entry, |e| e.hash);
+            }
         }
         let applied = self.applied.load(Ordering::Acquire);
-        while shard.bytes > self.shard_budget && !shard.map.is_empty() {
+        while shard.bytes > self.shard_budget && !shard.table.is_empty() {
             // Over budget while RocksDB catches up, rather than lose a write.
             let Some(victim) = shard.least_recently_used_sample(applied) else { break };
-            let (key, entry) = shard.map.swap_remove_index(victim).expect("sampled index is in range");
-            shard.bytes -= key.key.len() + entry.value.map_or(0, |v| v.len()) + ENTRY_OVERHEAD;
+            let Ok(full) = shard.table.get_bucket_entry(victim) else { break };
+            shard.bytes -= full.remove().0.bytes.len() + ENTRY_OVERHEAD;
         }
     }
 
@@ -211,7 +229,7 @@ impl RowCache {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             shard.epoch += 1;
-            shard.map = IndexMap::default();
+            shard.table = HashTable::new();
             shard.bytes = 0;
         }
         self.populated.store(false, Ordering::Relaxed);
@@ -228,35 +246,45 @@ impl RowCache {
             stats.hits += shard.hits;
             stats.misses += shard.misses;
             stats.bytes += shard.bytes as u64;
-            stats.entries += shard.map.len() as u64;
+            stats.entries += shard.table.len() as u64;
         }
         stats
     }
 }
 
 impl Shard {
-    /// The index of the least recently used of a few random entries that
+    /// The bucket of the least recently used of a few random entries that
     /// RocksDB holds (written by a batch up to `applied`); None if the
     /// sample has none.
     fn least_recently_used_sample(&mut self, applied: u64) -> Option<usize> {
-        let len = self.map.len();
-        let mut best: Option<usize> = None;
+        let mut best: Option<(usize, u64)> = None;
         for _ in 0..EVICTION_SAMPLES {
-            let candidate = self.random_index(len);
-            let entry = &self.map[candidate];
-            if entry.generation <= applied && best.is_none_or(|b| entry.last_used < self.map[b].last_used) {
-                best = Some(candidate);
+            let (bucket, entry) = self.random_entry();
+            if entry.generation <= applied && best.is_none_or(|(_, used)| entry.last_used < used) {
+                best = Some((bucket, entry.last_used));
             }
         }
-        best
+        best.map(|(bucket, _)| bucket)
     }
 
-    fn random_index(&mut self, len: usize) -> usize {
+    /// A random full bucket (the table is not empty; at least one bucket
+    /// in eight is full, so a few probes find one).
+    fn random_entry(&mut self) -> (usize, &Entry) {
+        let buckets = self.table.num_buckets();
+        loop {
+            let bucket = (self.next_random() % buckets as u64) as usize;
+            if self.table.get_bucket(bucket).is_some() {
+                return (bucket, self.table.get_bucket(bucket).expect("checked"));
+            }
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
         // xorshift64: eviction needs spread, not quality.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        (self.rng % len as u64) as usize
+        self.rng
     }
 }
 
@@ -278,9 +306,9 @@ mod tests {
         cache.fill(Cf::Meta, b"k", None, token);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(None));
         assert_eq!(hit(&cache, Cf::Sub, b"k"), None, "column families are apart");
-        cache.update(Cf::Meta, b"k".to_vec(), Some(b"v".to_vec()), 0);
+        cache.update(Cf::Meta, b"k", Some(b"v"), 0);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(Some(b"v".to_vec())));
-        cache.update(Cf::Meta, b"k".to_vec(), None, 0);
+        cache.update(Cf::Meta, b"k", None, 0);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(None));
         cache.clear();
         assert_eq!(hit(&cache, Cf::Meta, b"k"), None);
@@ -292,7 +320,7 @@ mod tests {
         let cache = RowCache::new(1 << 20);
         let Lookup::Miss(token) = cache.lookup(Cf::Meta, b"k") else { panic!("empty cache hit") };
         // A write lands between the reader's RocksDB read and its fill.
-        cache.update(Cf::Meta, b"k".to_vec(), Some(b"new".to_vec()), 0);
+        cache.update(Cf::Meta, b"k", Some(b"new"), 0);
         cache.fill(Cf::Meta, b"k", Some(b"old"), token);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), Some(Some(b"new".to_vec())));
         // Also when the write's entry was evicted or cleared meanwhile.
@@ -307,21 +335,20 @@ mod tests {
         let budget = SHARDS * 4096;
         let cache = RowCache::new(budget);
         let hot = b"hot".to_vec();
-        cache.update(Cf::Meta, hot.clone(), Some(vec![7; 100]), 0);
+        cache.update(Cf::Meta, &hot, Some(&[7; 100]), 0);
         for i in 0..20_000u32 {
             // A new key, then the hot one again.
-            cache.update(Cf::Meta, i.to_be_bytes().to_vec(), Some(vec![1; 100]), 0);
+            cache.update(Cf::Meta, &i.to_be_bytes(), Some(&[1; 100]), 0);
             hit(&cache, Cf::Meta, &hot);
         }
         let stats = cache.stats();
         assert!(stats.bytes as usize <= budget, "{} bytes over a {budget} budget", stats.bytes);
         assert!(stats.entries > 100, "the cache holds entries: {}", stats.entries);
         assert_eq!(hit(&cache, Cf::Meta, &hot), Some(Some(vec![7; 100])), "a key read all along stays");
-        let entry_bytes = |(k, e): (&CacheKey, &Entry)| k.key.len() + e.value.as_ref().map_or(0, |v| v.len());
         let recount: usize = cache
             .shards
             .iter()
-            .map(|s| s.lock().map.iter().map(entry_bytes).map(|b| b + ENTRY_OVERHEAD).sum::<usize>())
+            .map(|s| s.lock().table.iter().map(|e| e.bytes.len() + ENTRY_OVERHEAD).sum::<usize>())
             .sum();
         assert_eq!(recount as u64, stats.bytes, "the byte count matches the entries");
     }
@@ -332,7 +359,7 @@ mod tests {
         let cache = RowCache::new(budget);
         // Generations 1..=3000 wait for RocksDB; then the first 1000 land.
         for i in 1..=3000u64 {
-            cache.update(Cf::Meta, i.to_be_bytes().to_vec(), Some(vec![1; 100]), i);
+            cache.update(Cf::Meta, &i.to_be_bytes(), Some(&[1; 100]), i);
         }
         for i in 1..=3000u64 {
             assert!(hit(&cache, Cf::Meta, &i.to_be_bytes()).is_some(), "write {i} was evicted");
@@ -340,7 +367,7 @@ mod tests {
         assert!(cache.stats().bytes as usize > budget, "over budget rather than lose a write");
         cache.set_applied(1000);
         for i in 3001..=4000u64 {
-            cache.update(Cf::Meta, i.to_be_bytes().to_vec(), Some(vec![1; 100]), 0);
+            cache.update(Cf::Meta, &i.to_be_bytes(), Some(&[1; 100]), 0);
         }
         for i in 1001..=3000u64 {
             assert!(hit(&cache, Cf::Meta, &i.to_be_bytes()).is_some(), "write {i} was evicted");
@@ -352,7 +379,7 @@ mod tests {
     #[test]
     fn zero_budget_caches_nothing() {
         let cache = RowCache::new(0);
-        cache.update(Cf::Meta, b"k".to_vec(), Some(b"v".to_vec()), 0);
+        cache.update(Cf::Meta, b"k", Some(b"v"), 0);
         assert_eq!(hit(&cache, Cf::Meta, b"k"), None);
         assert!(!cache.enabled());
     }
