@@ -336,8 +336,8 @@ impl Keyspace {
     /// Makes every record appended so far durable per `appendfsync`
     /// before a connection sends its replies: handed to the OS at once
     /// (one write for everyone's records: group commit), and under
-    /// `always` written and fsynced by the syncer thread, one write and one
-    /// fsync serving every waiting client.
+    /// `always` written and fsynced by one of the waiting connections, one
+    /// write and one fsync serving every waiting client.
     pub async fn make_durable(&self) -> Result<(), EngineError> {
         let target = self.log.last_seq();
         if self.log.policy() != FsyncPolicy::Always {
@@ -351,13 +351,32 @@ impl Keyspace {
             }
             return Ok(());
         }
-        if self.log.synced_seq() < target {
-            // The syncer writes and fsyncs everyone's records at once.
-            let mut synced = self.synced.subscribe();
-            self.log.request_sync(target);
-            let _ = synced.wait_for(|&seq| seq >= target).await;
+        if self.log.synced_seq() >= target {
+            return Ok(());
+        }
+        // As under everysec, this worker's other ready connections add
+        // their records first; then one waiting connection writes and
+        // fsyncs for all (`Log::lead_sync`), and one of those left
+        // uncovered leads the next round.
+        tokio::task::yield_now().await;
+        let mut synced = self.synced.subscribe();
+        while self.log.synced_seq() < target {
+            match self.lead_sync() {
+                Some(result) => result?,
+                None => {
+                    let _ = synced.changed().await;
+                }
+            }
         }
         Ok(())
+    }
+
+    fn lead_sync(&self) -> Option<Result<(), EngineError>> {
+        let result = self.log.lead_sync()?;
+        // Wakes the waiters even when this round found nothing new: one of
+        // them may need to lead the next.
+        self.synced.send_modify(|_| ());
+        Some(result.map_err(Into::into))
     }
 
     /// Background durability work, run by the cron: switches RocksDB's
