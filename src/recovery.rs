@@ -150,7 +150,21 @@ pub fn recover(
         )));
     }
     if let Some((path, offset)) = &end.torn {
-        tracing::warn!(file = %path.display(), offset, "cutting a torn record off the end of the log");
+        // Zeros only: space the log wrote ahead under `always` and no
+        // record reached.
+        let mut tail = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|mut file| {
+                use std::io::{Read, Seek};
+                file.seek(std::io::SeekFrom::Start(*offset))?;
+                file.read_to_end(&mut tail)
+            })
+            .map_err(|e| EngineError::Io(path.display().to_string(), e))?;
+        if tail.iter().all(|&b| b == 0) {
+            tracing::info!(file = %path.display(), offset, "cutting unused space off the end of the log");
+        } else {
+            tracing::warn!(file = %path.display(), offset, "cutting a torn record off the end of the log");
+        }
         cut_torn_tail(path, *offset)?;
     }
     // The last segment stays as it is (new records go to a new one): make

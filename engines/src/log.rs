@@ -17,6 +17,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -366,7 +367,18 @@ struct OpenSegment {
     path: PathBuf,
     first_seq: u64,
     len: u64,
+    /// The end of the zeros written ahead of `len` (see `ZERO_AHEAD`).
+    zeroed: u64,
 }
+
+/// Under `always`, the log writes this many zero bytes ahead of its
+/// records and then overwrites them: an fdatasync of a write into blocks
+/// the file already has flushes only the data, while one of an append
+/// also commits the new size and blocks to the filesystem journal (105 us
+/// against 150-385 us here, and a third less CPU; +12 % requests per
+/// second at -P 1, +30 % for SET and HSET at -P 16). A crash leaves zeros
+/// after the last record; recovery cuts them off like a torn record.
+const ZERO_AHEAD: u64 = 1 << 20;
 
 /// The log's writing side.
 pub struct Log {
@@ -505,12 +517,15 @@ impl Log {
         }
         let last = appender.next_seq - 1;
         let records = last - self.written_seq();
-        if let Err(e) = (&*segment.file).write_all(&appender.buf) {
-            // Cut a partial write off so that a retry appends whole frames
-            // (the file is in append mode: the next write lands at the cut).
-            let _ = segment.file.set_len(segment.len);
-            return Err(io_err(&segment.path)(e));
+        let end = segment.len + appender.buf.len() as u64;
+        if self.policy() == FsyncPolicy::Always && end > segment.zeroed {
+            let from = segment.zeroed.max(segment.len);
+            let zeros = vec![0u8; (end + ZERO_AHEAD - from) as usize];
+            segment.file.write_all_at(&zeros, from).map_err(io_err(&segment.path))?;
+            segment.zeroed = end + ZERO_AHEAD;
         }
+        // A failed write is retried at the same offset, whole frames only.
+        segment.file.write_all_at(&appender.buf, segment.len).map_err(io_err(&segment.path))?;
         segment.len += appender.buf.len() as u64;
         self.metrics.log_bytes_written.inc_by(appender.buf.len() as u64);
         self.metrics.group_commit_records.observe(records as f64);
@@ -520,7 +535,7 @@ impl Log {
         if segment.len >= self.segment_bytes {
             // Records of a closed segment are durable before the next one
             // starts, so the syncer only ever needs the open segment.
-            segment.file.sync_data().map_err(io_err(&segment.path))?;
+            segment.close()?;
             self.mark_synced(last);
             *segment = create_segment(&self.dir, last + 1)?;
         }
@@ -554,7 +569,7 @@ impl Log {
         if segment.first_seq > last {
             return Ok(()); // Already empty.
         }
-        segment.file.sync_data().map_err(io_err(&segment.path))?;
+        segment.close()?;
         self.mark_synced(last);
         *segment = create_segment(&self.dir, last + 1)?;
         Ok(())
@@ -616,6 +631,7 @@ impl Log {
     /// Writes out and fsyncs everything, and stops the syncer.
     pub fn close(&self) -> Result<(), LogError> {
         self.barrier(|_| ())?;
+        self.segment.lock().close()?;
         self.stopping.store(true, Ordering::Release);
         self.syncer_wake.1.notify_one();
         Ok(())
@@ -657,11 +673,24 @@ fn create_segment(dir: &Path, first_seq: u64) -> Result<OpenSegment, LogError> {
             return Err(io_err(&path)(e));
         }
     }
-    let mut file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_err(&path))?;
+    let mut file = OpenOptions::new().create_new(true).write(true).open(&path).map_err(io_err(&path))?;
     file.write_all(&encode_header(first_seq)).map_err(io_err(&path))?;
     file.sync_all().map_err(io_err(&path))?;
     sync_dir(dir)?;
-    Ok(OpenSegment { file: Arc::new(file), path, first_seq, len: HEADER_LEN as u64 })
+    let len = HEADER_LEN as u64;
+    Ok(OpenSegment { file: Arc::new(file), path, first_seq, len, zeroed: len })
+}
+
+impl OpenSegment {
+    /// Drops the zeros written ahead and fsyncs: a closed segment ends at
+    /// its last record.
+    fn close(&mut self) -> Result<(), LogError> {
+        if self.zeroed > self.len {
+            self.file.set_len(self.len).map_err(io_err(&self.path))?;
+            self.zeroed = self.len;
+        }
+        self.file.sync_data().map_err(io_err(&self.path))
+    }
 }
 
 #[cfg(test)]
@@ -710,6 +739,40 @@ mod tests {
         assert_eq!(end, LogEnd { last_seq: 50, torn: None });
         let (seqs, _) = read_all(dir.path(), 20).unwrap();
         assert_eq!(seqs, (21..=50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn always_writes_zeros_ahead_that_closing_and_recovery_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), 1, FsyncPolicy::Always, 500, Box::new(|_| ()), Default::default()).unwrap();
+        for i in 1..=60 {
+            let (rocks, mem) = record(i);
+            log.lock().push(&rocks, &mem);
+            log.lead_sync().expect("nobody else syncs").unwrap();
+        }
+        let segments = list_segments(dir.path()).unwrap();
+        assert!(segments.len() > 3, "{} segments", segments.len());
+        let size = |path: &Path| std::fs::metadata(path).unwrap().len();
+        for closed in &segments[..segments.len() - 1] {
+            assert!(size(&closed.path) < 500 + 100, "a closed segment ends at its last record");
+        }
+        // As a crash leaves it: records, then zeros.
+        let last = segments.last().unwrap();
+        let (seqs, end) = read_all(dir.path(), 0).unwrap();
+        assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
+        let (path, offset) = end.torn.clone().expect("the zeros ahead read as a torn tail");
+        assert_eq!(path, last.path);
+        assert!(size(&path) > offset, "zeros follow the last record");
+        assert!(std::fs::read(&path).unwrap()[offset as usize..].iter().all(|&b| b == 0));
+        cut_torn_tail(&path, offset).unwrap();
+        assert_eq!(read_all(dir.path(), 0).unwrap(), ((1..=60).collect(), LogEnd { last_seq: 60, torn: None }));
+        // A clean close leaves none.
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), 1, FsyncPolicy::Always, 1 << 20, Box::new(|_| ()), Default::default()).unwrap();
+        log.lock().push(b"", &record(1).1);
+        log.lead_sync().unwrap().unwrap();
+        log.close().unwrap();
+        assert_eq!(read_all(dir.path(), 0).unwrap().1, LogEnd { last_seq: 1, torn: None });
     }
 
     #[test]
