@@ -150,17 +150,7 @@ pub fn recover(
         )));
     }
     if let Some((path, offset)) = &end.torn {
-        // Zeros only: space the log wrote ahead under `always` and no
-        // record reached.
-        let mut tail = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|mut file| {
-                use std::io::{Read, Seek};
-                file.seek(std::io::SeekFrom::Start(*offset))?;
-                file.read_to_end(&mut tail)
-            })
-            .map_err(|e| EngineError::Io(path.display().to_string(), e))?;
-        if tail.iter().all(|&b| b == 0) {
+        if end.unused_tail {
             tracing::info!(file = %path.display(), offset, "cutting unused space off the end of the log");
         } else {
             tracing::warn!(file = %path.display(), offset, "cutting a torn record off the end of the log");
@@ -187,7 +177,7 @@ pub fn recover(
         checkpoint_seq,
         records_replayed: replayed,
         last_seq: end.last_seq,
-        torn_tail: end.torn,
+        torn_tail: end.torn.filter(|_| !end.unused_tail),
         elapsed: started.elapsed(),
     };
     Ok(Recovered { engine, shards, report })

@@ -227,6 +227,9 @@ pub struct LogEnd {
     /// the offset of the first incomplete record. Cutting the file there
     /// keeps every complete record.
     pub torn: Option<(PathBuf, u64)>,
+    /// Whether that tail is only zeros the log wrote ahead of its records
+    /// (`ZERO_AHEAD`): unused space, not a torn record.
+    pub unused_tail: bool,
 }
 
 /// Reads every record in order, checking frames, checksums and sequence
@@ -243,6 +246,7 @@ pub fn read_log<E: From<LogError>>(
     let mut expected: Option<u64> = None;
     let mut last_seq = after;
     let mut torn = None;
+    let mut unused_tail = false;
     for (index, segment) in segments.iter().enumerate() {
         let is_last = index + 1 == segments.len();
         // A segment wholly at or below `after` is not needed: skip reading it.
@@ -310,6 +314,7 @@ pub fn read_log<E: From<LogError>>(
                         return Err(E::from(corrupt(pos, next.saturating_sub(1), what)));
                     }
                     torn = Some((segment.path.clone(), pos as u64));
+                    unused_tail = buf[pos..].iter().all(|&b| b == 0);
                     break;
                 }
             }
@@ -317,7 +322,7 @@ pub fn read_log<E: From<LogError>>(
         expected = Some(next);
         last_seq = last_seq.max(next - 1);
     }
-    Ok(LogEnd { last_seq, torn })
+    Ok(LogEnd { last_seq, torn, unused_tail })
 }
 
 /// Whether any complete record with sequence `seq` or later starts after
@@ -736,7 +741,7 @@ mod tests {
         assert!(list_segments(dir.path()).unwrap().len() > 3);
         let (seqs, end) = read_all(dir.path(), 0).unwrap();
         assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
-        assert_eq!(end, LogEnd { last_seq: 50, torn: None });
+        assert_eq!(end, LogEnd { last_seq: 50, torn: None, unused_tail: false });
         let (seqs, _) = read_all(dir.path(), 20).unwrap();
         assert_eq!(seqs, (21..=50).collect::<Vec<_>>());
     }
@@ -760,19 +765,21 @@ mod tests {
         let last = segments.last().unwrap();
         let (seqs, end) = read_all(dir.path(), 0).unwrap();
         assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
-        let (path, offset) = end.torn.clone().expect("the zeros ahead read as a torn tail");
+        let (path, offset) = end.torn.clone().expect("the zeros ahead are cut off like a torn tail");
+        assert!(end.unused_tail, "and told apart from one");
         assert_eq!(path, last.path);
         assert!(size(&path) > offset, "zeros follow the last record");
         assert!(std::fs::read(&path).unwrap()[offset as usize..].iter().all(|&b| b == 0));
         cut_torn_tail(&path, offset).unwrap();
-        assert_eq!(read_all(dir.path(), 0).unwrap(), ((1..=60).collect(), LogEnd { last_seq: 60, torn: None }));
+        let clean = |last_seq| LogEnd { last_seq, torn: None, unused_tail: false };
+        assert_eq!(read_all(dir.path(), 0).unwrap(), ((1..=60).collect(), clean(60)));
         // A clean close leaves none.
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path(), 1, FsyncPolicy::Always, 1 << 20, Box::new(|_| ()), Default::default()).unwrap();
         log.lock().push(b"", &record(1).1);
         log.lead_sync().unwrap().unwrap();
         log.close().unwrap();
-        assert_eq!(read_all(dir.path(), 0).unwrap().1, LogEnd { last_seq: 1, torn: None });
+        assert_eq!(read_all(dir.path(), 0).unwrap().1, clean(1));
     }
 
     #[test]
