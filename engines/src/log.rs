@@ -552,6 +552,12 @@ impl Log {
     /// memtable there, so no RocksDB data ever becomes durable ahead of the
     /// log. Returns the sequence covered.
     pub fn barrier<R>(&self, then: impl FnOnce(u64) -> R) -> Result<(u64, R), LogError> {
+        // Everything so far is fsynced first, with appends going on: the
+        // fsync under the locks then covers only what came meanwhile.
+        // Under everysec it had up to a memtable's worth of records to
+        // flush while every writer waited (p99 of SET at -P 16).
+        self.write_through(self.last_seq())?;
+        self.sync_now()?;
         let mut segment = self.segment.lock();
         let mut appender = self.appender.lock();
         self.write_out(&mut segment, &mut appender)?;
