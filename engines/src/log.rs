@@ -524,9 +524,10 @@ impl Log {
         let records = last - self.written_seq();
         let end = segment.len + appender.buf.len() as u64;
         if self.policy() == FsyncPolicy::Always && end > segment.zeroed {
-            let from = segment.zeroed.max(segment.len);
-            let zeros = vec![0u8; (end + ZERO_AHEAD - from) as usize];
-            segment.file.write_all_at(&zeros, from).map_err(io_err(&segment.path))?;
+            // Beyond the records only: they are written over what was
+            // zeroed already, or extend the file (a big record).
+            let zeros = vec![0u8; ZERO_AHEAD as usize];
+            segment.file.write_all_at(&zeros, end).map_err(io_err(&segment.path))?;
             segment.zeroed = end + ZERO_AHEAD;
         }
         // A failed write is retried at the same offset, whole frames only.
