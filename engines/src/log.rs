@@ -539,11 +539,7 @@ impl Log {
         appender.buf.clear();
         self.written.store(last, Ordering::Release);
         if segment.len >= self.segment_bytes {
-            // Records of a closed segment are durable before the next one
-            // starts, so the syncer only ever needs the open segment.
-            segment.close()?;
-            self.mark_synced(last);
-            *segment = create_segment(&self.dir, last + 1)?;
+            self.start_segment(segment, last)?;
         }
         Ok(())
     }
@@ -581,6 +577,13 @@ impl Log {
         if segment.first_seq > last {
             return Ok(()); // Already empty.
         }
+        self.start_segment(&mut segment, last)
+    }
+
+    /// Closes `segment`, whose last record is `last`, and opens the next.
+    /// Records of a closed segment are durable before the next one starts,
+    /// so fsyncs only ever need the open segment.
+    fn start_segment(&self, segment: &mut OpenSegment, last: u64) -> Result<(), LogError> {
         segment.close()?;
         self.mark_synced(last);
         *segment = create_segment(&self.dir, last + 1)?;

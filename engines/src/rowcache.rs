@@ -270,21 +270,17 @@ impl Shard {
     /// A random full bucket (the table is not empty; at least one bucket
     /// in eight is full, so a few probes find one).
     fn random_entry(&mut self) -> (usize, &Entry) {
-        let buckets = self.table.num_buckets();
+        let buckets = self.table.num_buckets() as u64;
         loop {
-            let bucket = (self.next_random() % buckets as u64) as usize;
-            if self.table.get_bucket(bucket).is_some() {
-                return (bucket, self.table.get_bucket(bucket).expect("checked"));
+            // xorshift64: eviction needs spread, not quality.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let bucket = (self.rng % buckets) as usize;
+            if let Some(entry) = self.table.get_bucket(bucket) {
+                return (bucket, entry);
             }
         }
-    }
-
-    fn next_random(&mut self) -> u64 {
-        // xorshift64: eviction needs spread, not quality.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
     }
 }
 
