@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use serde_json::Value;
 
 /// What other connections may see of a client (CLIENT LIST) or do to it
 /// (CLIENT KILL).
@@ -19,7 +20,9 @@ pub struct ClientShared {
     pub name: Mutex<String>,
     pub db: AtomicU64,
     pub last_active_ms: AtomicU64,
-    pub last_command: Mutex<String>,
+    /// The running or last command's row in Redis's command table (its
+    /// name first), null before the first: CLIENT LIST's `cmd`.
+    last_command: AtomicPtr<Value>,
     pub resp: AtomicU64,
     pub lib_name: Mutex<String>,
     pub lib_ver: Mutex<String>,
@@ -34,12 +37,19 @@ pub struct ClientShared {
 }
 
 impl ClientShared {
-    /// Records the command just run (CLIENT LIST's `cmd`), reusing the
-    /// buffer so the per-command cost is a copy, not an allocation.
-    pub fn set_last_command(&self, name: &str) {
-        let mut last = self.last_command.lock();
-        last.clear();
-        last.push_str(name);
+    /// Records the command being run (CLIENT LIST's `cmd`), by its row in
+    /// Redis's command table (`Command::info`): a store per command.
+    pub fn set_last_command(&self, info: &'static Value) {
+        self.last_command.store(std::ptr::from_ref(info).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// The name of the command running or last run ("NULL" before any, as
+    /// Redis shows).
+    pub fn last_command(&self) -> &'static str {
+        // SAFETY: only `set_last_command` stores here, and it stores a
+        // reference that lives for the whole program.
+        let info: Option<&'static Value> = unsafe { self.last_command.load(Ordering::Relaxed).as_ref() };
+        info.and_then(|info| info[0].as_str()).unwrap_or("NULL")
     }
 
     pub fn kill(&self) {
@@ -52,7 +62,6 @@ impl ClientShared {
         let age = now.duration_since(self.created).as_secs();
         let active = self.last_active_ms.load(Ordering::Relaxed);
         let idle = (now.duration_since(started).as_millis() as u64).saturating_sub(active) / 1000;
-        let last = self.last_command.lock().clone();
         let multi = self.multi.load(Ordering::Relaxed);
         // Redis's flag letters, in Redis's order.
         let mut flags = String::new();
@@ -76,7 +85,7 @@ impl ClientShared {
             flags,
             self.db.load(Ordering::Relaxed),
             multi,
-            if last.is_empty() { "NULL".to_string() } else { last },
+            self.last_command(),
             self.resp.load(Ordering::Relaxed),
         )
     }
@@ -100,7 +109,7 @@ impl ClientRegistry {
             name: Mutex::new(String::new()),
             db: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(0),
-            last_command: Mutex::new(String::new()),
+            last_command: AtomicPtr::new(std::ptr::null_mut()),
             resp: AtomicU64::new(2),
             lib_name: Mutex::new(String::new()),
             lib_ver: Mutex::new(String::new()),

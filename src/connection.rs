@@ -3,6 +3,7 @@
 //! `commands::dispatch`.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::futures::Notified;
 
 use crate::blocking::{BlockedCall, Wake};
 use crate::client::Client;
@@ -44,8 +46,18 @@ async fn session(
     // The parser says how many bytes a partial request needs; no point
     // parsing again before they are here.
     let mut need = 0usize;
+    // Registered once, and the only waiter (`wait_blocked` polls it too):
+    // CLIENT KILL's one notification always reaches it.
+    let shared = client.shared.clone();
+    let killed = shared.kill_notify.notified();
+    tokio::pin!(killed);
     loop {
-        let timeout = server.config.read().timeout_secs();
+        // The settings a batch of requests uses, under one config lock.
+        let (timeout, query_limit, max_bulk_len) = {
+            let config = server.config.read();
+            let query_limit = config.get("client-query-buffer-limit").and_then(|v| v.parse().ok());
+            (config.timeout_secs(), query_limit.unwrap_or(1usize << 30), config.proto_max_bulk_len())
+        };
         let idle = async {
             if timeout == 0 {
                 std::future::pending::<()>().await
@@ -57,7 +69,7 @@ async fn session(
         let read = tokio::select! {
             read = socket.read_buf(&mut input) => read?,
             _ = shutdown.changed() => return Ok(()),
-            _ = client.shared.kill_notify.notified() => return Ok(()),
+            _ = &mut killed => return Ok(()),
             _ = idle => return Ok(()),
         };
         if read == 0 {
@@ -69,18 +81,13 @@ async fn session(
         if input.len() < need {
             continue;
         }
-        let query_limit =
-            server.config.read().get("client-query-buffer-limit").and_then(|v| v.parse().ok()).unwrap_or(1usize << 30);
         if input.len() > query_limit {
             tracing::warn!(client = client.shared.id, "closing client that reached max query buffer length");
             return Ok(());
         }
         need = 0;
         let mut close = false;
-        let limits = RequestLimits {
-            max_bulk_len: server.config.read().proto_max_bulk_len(),
-            authenticated: client.authenticated,
-        };
+        let limits = RequestLimits { max_bulk_len, authenticated: client.authenticated };
         let encoder_for = |client: &Client| ReplyEncoder { resp3: client.resp3 };
         loop {
             if client.shared.killed.load(Ordering::Relaxed) || server.is_shutting_down() {
@@ -96,7 +103,7 @@ async fn session(
                     if let Some(call) = client.blocked.take() {
                         // Replies of the pipeline so far go out before waiting.
                         flush(server, &mut socket, &mut output).await?;
-                        match wait_blocked(server, &mut socket, &mut input, client, call).await {
+                        match wait_blocked(server, &mut socket, &mut input, killed.as_mut(), call).await {
                             Some(outcome) => reply = outcome,
                             None => return Ok(()),
                         }
@@ -154,7 +161,7 @@ async fn wait_blocked(
     server: &Server,
     socket: &mut TcpStream,
     input: &mut BytesMut,
-    client: &Client,
+    mut killed: Pin<&mut Notified<'_>>,
     call: BlockedCall,
 ) -> Option<Reply> {
     let BlockedCall { waiter, mut wake, deadline, timeout_reply } = call;
@@ -191,7 +198,7 @@ async fn wait_blocked(
                     return None;
                 }
             }
-            _ = client.shared.kill_notify.notified() => {
+            _ = &mut killed => {
                 blocking.remove(&waiter);
                 return None;
             }

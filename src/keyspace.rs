@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use smallvec::{smallvec, SmallVec};
 use strata_cluster::key_slot;
 use strata_engines::encoding::{decode_meta_key, decode_sub_key};
 use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Sealed, Store, Txn};
@@ -177,7 +178,7 @@ impl Keyspace {
         self.store.databases()
     }
 
-    fn lock_keys(&self, keys: &[&[u8]], shared: bool) -> Vec<(usize, ShardGuard<'_>)> {
+    fn lock_keys(&self, keys: &[&[u8]], shared: bool) -> LockedShards<'_> {
         let lock = |s: usize| match shared {
             true => ShardGuard::Shared(strata_engines::spin::read(&self.shards[s])),
             false => ShardGuard::Exclusive(strata_engines::spin::write(&self.shards[s])),
@@ -185,15 +186,15 @@ impl Keyspace {
         // Most commands name one key: no list of shards to sort.
         if let [key] = keys {
             let shard = shard_of(key);
-            return vec![(shard, lock(shard))];
+            return smallvec![(shard, lock(shard))];
         }
-        let mut shards: Vec<usize> = keys.iter().map(|k| shard_of(k)).collect();
+        let mut shards: SmallVec<[usize; 8]> = keys.iter().map(|k| shard_of(k)).collect();
         shards.sort_unstable();
         shards.dedup();
         shards.into_iter().map(|s| (s, lock(s))).collect()
     }
 
-    fn lock_all(&self) -> Vec<(usize, ShardGuard<'_>)> {
+    fn lock_all(&self) -> LockedShards<'_> {
         self.shards.iter().enumerate().map(|(i, s)| (i, ShardGuard::Exclusive(s.write()))).collect()
     }
 
@@ -258,13 +259,13 @@ impl Keyspace {
         if self.in_exec() {
             return self.run_in_exec(db, body);
         }
-        let mut tx = self.tx(db, Vec::new());
+        let mut tx = self.tx(db, LockedShards::new());
         // Lazy expiry found by an unlocked read is not written back: another
         // client may be changing the key. Active expiry deletes it.
         body(&mut tx)
     }
 
-    fn tx<'s>(&'s self, db: usize, shards: Vec<(usize, ShardGuard<'s>)>) -> Tx<'s> {
+    fn tx<'s>(&'s self, db: usize, shards: LockedShards<'s>) -> Tx<'s> {
         Tx {
             txn: self.store.txn(),
             physical: self.store.physical(db),
@@ -281,7 +282,7 @@ impl Keyspace {
     fn run_locked<'s, R>(
         &'s self,
         db: usize,
-        shards: Vec<(usize, ShardGuard<'s>)>,
+        shards: LockedShards<'s>,
         body: impl FnOnce(&mut Tx<'s>) -> Result<R, CmdError>,
     ) -> Result<R, CmdError> {
         let mut tx = self.tx(db, shards);
@@ -648,7 +649,7 @@ pub struct Tx<'s> {
     /// The logical database index (SELECT).
     pub db: usize,
     /// The locked shards, by index.
-    shards: Vec<(usize, ShardGuard<'s>)>,
+    shards: LockedShards<'s>,
     /// Memory effects made by this command, in order.
     records: Vec<MemRecord>,
     /// A read under shared locks found a write to make (`Keyspace::read`).
@@ -1033,6 +1034,10 @@ impl Keyspace {
         }
     }
 }
+
+/// The shards a command locked, by index. Inline for one: most commands
+/// name one key, and an allocation per command showed in GET's profile.
+type LockedShards<'s> = SmallVec<[(usize, ShardGuard<'s>); 1]>;
 
 /// A locked shard: shared by commands that only read, exclusive otherwise.
 enum ShardGuard<'s> {

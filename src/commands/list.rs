@@ -212,7 +212,7 @@ fn lrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     read_list(ctx, &argv[1], |list| {
         let Some(list) = list else { return Ok(Reply::Array(Vec::new())) };
         Ok(match resolve_range(list.len(), start, end) {
-            Some((first, last)) => Reply::bulks(list.range(first..last).map(Bytes::copy_from_slice)),
+            Some((first, last)) => Reply::bulk_array(last - first, list.range(first..last)),
             None => Reply::Array(Vec::new()),
         })
     })

@@ -450,8 +450,12 @@ fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::proto
         server.stats.record_error(&error);
         return multi::reject(server, client, argv, error);
     }
+    // Set before the command runs, as Redis does: CLIENT LIST shows the
+    // caller's own command. A command EXEC runs leaves EXEC there.
+    if !client.in_exec {
+        client.shared.set_last_command(row.info);
+    }
     if client.multi.is_some() && !multi::runs_inside_multi(&row.name) {
-        client.shared.set_last_command(&row.name);
         return multi::queue(client, argv);
     }
     let handler = row.handler.expect("checked at startup");
@@ -459,7 +463,6 @@ fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::proto
     row.stats.calls.fetch_add(1, Ordering::Relaxed);
     row.stats.usec.fetch_add(usec, Ordering::Relaxed);
     server.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
-    client.shared.set_last_command(&row.name);
     match result {
         Ok(reply) => {
             if let crate::protocol::Reply::Error(text) = &reply {

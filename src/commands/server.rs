@@ -562,11 +562,6 @@ enum ListFilter {
     Ids(Vec<i64>),
 }
 
-/// CLIENT LIST / INFO show the running command as the caller's `cmd=`.
-fn mark_running(ctx: &mut Ctx, name: &str) {
-    ctx.client.shared.set_last_command(name);
-}
-
 /// `CLIENT LIST [TYPE normal|master|replica|pubsub] | [ID client-id [client-id ...]]`
 fn client_list(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let filter = if argv.len() == 2 {
@@ -582,7 +577,6 @@ fn client_list(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     } else {
         return Err(CmdError::Syntax);
     };
-    mark_running(ctx, "client|list");
     let server = ctx.server;
     let now = Instant::now();
     let clients = match filter {
@@ -603,7 +597,6 @@ fn client_list(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `CLIENT INFO`
 fn client_info(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    mark_running(ctx, "client|info");
     let line = ctx.client.shared.info_line(Instant::now(), ctx.server.started);
     Ok(text_reply(format!("{line}\n")))
 }
