@@ -15,7 +15,14 @@
 //! dropped if any write reached the same cache shard while it read, so a
 //! slow fill never puts back a value a write has replaced. Entries are
 //! evicted by sampled LRU once a shard is over its share of the budget.
+//!
+//! Hot entries are also copied to the reading thread (`Recent`): clients
+//! reading one key from every core otherwise meet at its shard's lock,
+//! whose cache line moved between cores on every lookup (most of HGET's
+//! lookup time on one hot field). A copy is good while its shard's write
+//! epoch is the one it was copied at; reading that epoch writes nothing.
 
+use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -32,7 +39,24 @@ const ENTRY_OVERHEAD: usize = 64;
 /// Entries looked at to choose one to evict (as Redis's maxmemory-samples).
 const EVICTION_SAMPLES: usize = 5;
 
+/// Copies of hot entries each thread keeps (see `Recent`).
+const RECENT_SLOTS: usize = 64;
+/// Entries up to this size (key and value) are copied to threads.
+const RECENT_MAX_BYTES: usize = 256;
+/// An entry looked up again within this many lookups of its shard is hot.
+const HOT_WITHIN: u64 = 16;
+/// Hits on copies are added to the cache's count this many at a time.
+const RECENT_HITS_BATCH: u64 = 64;
+
 type FixedHasher = foldhash::fast::FixedState;
+
+/// Numbers each `RowCache`, so that a thread's copies are never taken for
+/// another cache's (tests open many engines in one process).
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static RECENT: RefCell<Recent> = const { RefCell::new(Recent { slots: Vec::new(), hits: (0, 0) }) };
+}
 
 /// Whether lookups in this column family are cached: the ones commands
 /// read a key at a time (the others are scanned or read once at start).
@@ -81,8 +105,6 @@ impl Entry {
 struct Shard {
     table: HashTable<Entry>,
     bytes: usize,
-    /// Bumped by every write to this shard (see `Lookup::Miss`).
-    epoch: u64,
     /// Lookup counter standing in for time in LRU order.
     clock: u64,
     rng: u64,
@@ -110,9 +132,17 @@ pub struct RowCacheStats {
 }
 
 pub struct RowCache {
+    id: u64,
     /// Each on cache lines of its own: neighbouring shards' locks would
     /// otherwise bounce between cores that use different keys.
     shards: Box<[CachePadded<Mutex<Shard>>]>,
+    /// Each shard's write epoch, bumped (under its lock, before the
+    /// change) by every write and clear: a fill or a thread's copy made at
+    /// an older epoch may be stale. Apart from the locks, so that reading
+    /// one does not wait for a lock's line.
+    epochs: Box<[CachePadded<AtomicU64>]>,
+    /// Hits on threads' copies (added `RECENT_HITS_BATCH` at a time).
+    recent_hits: AtomicU64,
     shard_budget: usize,
     hasher: FixedHasher,
     /// Whether anything was cached since the last `clear` (replay at
@@ -132,7 +162,10 @@ impl RowCache {
             })
             .collect();
         RowCache {
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             shards,
+            epochs: (0..SHARDS).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
+            recent_hits: AtomicU64::new(0),
             shard_budget: budget / SHARDS,
             hasher: FixedHasher::default(),
             populated: AtomicBool::new(false),
@@ -144,29 +177,77 @@ impl RowCache {
         self.hasher.hash_one((cf, key))
     }
 
-    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+    fn shard_index(&self, hash: u64) -> usize {
         // Middle bits: the table inside the shard finds its bucket by the
         // low bits and tells a bucket group's entries apart by the top 7.
-        &self.shards[(hash >> 40) as usize % SHARDS]
+        (hash >> 40) as usize % SHARDS
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        &self.shards[self.shard_index(hash)]
+    }
+
+    /// Bumps the write epoch of `hash`'s shard; the caller holds its lock.
+    fn bump_epoch(&self, hash: u64) {
+        self.epochs[self.shard_index(hash)].fetch_add(1, Ordering::Release);
+    }
+
+    fn epoch(&self, hash: u64) -> u64 {
+        self.epochs[self.shard_index(hash)].load(Ordering::Acquire)
     }
 
     pub fn lookup(&self, cf: Cf, key: &[u8]) -> Lookup {
         let hash = self.hash(cf, key);
+        if let Some(value) = self.recent_hit(hash, cf, key) {
+            return Lookup::Hit(value);
+        }
         let mut shard = self.shard(hash).lock();
         shard.clock += 1;
         let now = shard.clock;
         match shard.table.find_mut(hash, |e| e.is(hash, cf, key)) {
             Some(entry) => {
+                let hot = now - entry.last_used <= HOT_WITHIN;
                 entry.last_used = now;
                 let value = entry.value().map(<[u8]>::to_vec);
+                if hot && entry.bytes.len() <= RECENT_MAX_BYTES {
+                    // Under the lock: the epoch is the entry's.
+                    self.remember(entry, self.epoch(hash));
+                }
                 shard.hits += 1;
                 Lookup::Hit(value)
             }
             None => {
                 shard.misses += 1;
-                Lookup::Miss(FillToken(shard.epoch))
+                Lookup::Miss(FillToken(self.epoch(hash)))
             }
         }
+    }
+
+    /// This thread's copy of the entry, if it has one still current.
+    fn recent_hit(&self, hash: u64, cf: Cf, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        RECENT.with_borrow_mut(|recent| {
+            let slot = recent.slots.get(hash as usize % RECENT_SLOTS)?;
+            let entry = slot.entry.as_ref().filter(|e| slot.cache == self.id && e.is(hash, cf, key))?;
+            if slot.epoch != self.epoch(hash) {
+                return None;
+            }
+            let value = entry.value().map(<[u8]>::to_vec);
+            recent.count_hit(self);
+            Some(value)
+        })
+    }
+
+    /// Copies a hot entry to this thread, as of write epoch `epoch`.
+    fn remember(&self, entry: &Entry, epoch: u64) {
+        RECENT.with_borrow_mut(|recent| {
+            if recent.slots.is_empty() {
+                recent.slots.resize_with(RECENT_SLOTS, RecentSlot::default);
+            }
+            let slot = &mut recent.slots[entry.hash as usize % RECENT_SLOTS];
+            slot.cache = self.id;
+            slot.epoch = epoch;
+            slot.entry = Some(Entry { bytes: entry.bytes.clone(), ..*entry });
+        });
     }
 
     /// Caches what RocksDB answered after `lookup` missed, unless a write
@@ -174,7 +255,7 @@ impl RowCache {
     pub fn fill(&self, cf: Cf, key: &[u8], value: Option<&[u8]>, token: FillToken) {
         let hash = self.hash(cf, key);
         let mut shard = self.shard(hash).lock();
-        if shard.epoch == token.0 {
+        if self.epoch(hash) == token.0 {
             self.insert(&mut shard, Entry::new(hash, cf, key, value, 0));
         }
     }
@@ -190,7 +271,7 @@ impl RowCache {
     pub fn update(&self, cf: Cf, key: &[u8], value: Option<&[u8]>, generation: u64) {
         let hash = self.hash(cf, key);
         let mut shard = self.shard(hash).lock();
-        shard.epoch += 1;
+        self.bump_epoch(hash);
         self.insert(&mut shard, Entry::new(hash, cf, key, value, generation));
     }
 
@@ -226,9 +307,9 @@ impl RowCache {
     /// Forgets everything (after a range delete: FLUSHDB, FLUSHALL, with
     /// every write applied to RocksDB first).
     pub fn clear(&self) {
-        for shard in self.shards.iter() {
+        for (shard, epoch) in self.shards.iter().zip(self.epochs.iter()) {
             let mut shard = shard.lock();
-            shard.epoch += 1;
+            epoch.fetch_add(1, Ordering::Release);
             shard.table = HashTable::new();
             shard.bytes = 0;
         }
@@ -240,7 +321,8 @@ impl RowCache {
     }
 
     pub fn stats(&self) -> RowCacheStats {
-        let mut stats = RowCacheStats { hits: 0, misses: 0, bytes: 0, entries: 0 };
+        let recent_hits = self.recent_hits.load(Ordering::Relaxed);
+        let mut stats = RowCacheStats { hits: recent_hits, misses: 0, bytes: 0, entries: 0 };
         for shard in self.shards.iter() {
             let shard = shard.lock();
             stats.hits += shard.hits;
@@ -250,6 +332,38 @@ impl RowCache {
         }
         stats
     }
+}
+
+/// A thread's copies of hot entries, one slot per hash value modulo
+/// `RECENT_SLOTS`, and its hits not yet added to their cache's count.
+struct Recent {
+    slots: Vec<RecentSlot>,
+    /// (cache id, hits on that cache's copies not yet counted).
+    hits: (u64, u64),
+}
+
+impl Recent {
+    fn count_hit(&mut self, cache: &RowCache) {
+        if self.hits.0 != cache.id {
+            // Hits on another cache's copies are dropped: only tests read
+            // several caches from one thread.
+            self.hits = (cache.id, 0);
+        }
+        self.hits.1 += 1;
+        if self.hits.1 == RECENT_HITS_BATCH {
+            cache.recent_hits.fetch_add(RECENT_HITS_BATCH, Ordering::Relaxed);
+            self.hits.1 = 0;
+        }
+    }
+}
+
+#[derive(Default)]
+struct RecentSlot {
+    /// The cache it was copied from.
+    cache: u64,
+    /// Its shard's write epoch when copied.
+    epoch: u64,
+    entry: Option<Entry>,
 }
 
 impl Shard {
@@ -370,6 +484,54 @@ mod tests {
         }
         let evicted = (1..=1000u64).filter(|i| hit(&cache, Cf::Meta, &i.to_be_bytes()).is_none()).count();
         assert!(evicted > 0, "applied writes are evicted once over budget");
+    }
+
+    /// Reads `key` until this thread holds a copy of it (it is hot).
+    fn make_hot(cache: &RowCache, key: &[u8]) {
+        for _ in 0..=HOT_WITHIN + 1 {
+            hit(cache, Cf::Meta, key);
+        }
+        assert!(cache.recent_hit(cache.hash(Cf::Meta, key), Cf::Meta, key).is_some(), "copied to this thread");
+    }
+
+    #[test]
+    fn a_threads_copy_of_a_hot_entry_goes_stale_with_any_write_to_its_shard() {
+        let cache = std::sync::Arc::new(RowCache::new(1 << 20));
+        cache.update(Cf::Meta, b"hot", Some(b"v1"), 0);
+        make_hot(&cache, b"hot");
+        // Written on another thread: the copy here must not answer.
+        let writer = cache.clone();
+        std::thread::spawn(move || writer.update(Cf::Meta, b"hot", Some(b"v2"), 0)).join().unwrap();
+        assert_eq!(hit(&cache, Cf::Meta, b"hot"), Some(Some(b"v2".to_vec())));
+        make_hot(&cache, b"hot");
+        let writer = cache.clone();
+        std::thread::spawn(move || writer.update(Cf::Meta, b"hot", None, 0)).join().unwrap();
+        assert_eq!(hit(&cache, Cf::Meta, b"hot"), Some(None), "a delete");
+        cache.update(Cf::Meta, b"hot", Some(b"v3"), 0);
+        make_hot(&cache, b"hot");
+        cache.clear();
+        assert_eq!(hit(&cache, Cf::Meta, b"hot"), None, "cleared");
+        // A fill does not change what a key holds: copies stay good.
+        cache.update(Cf::Meta, b"hot", Some(b"v4"), 0);
+        make_hot(&cache, b"hot");
+        let Lookup::Miss(token) = cache.lookup(Cf::Meta, b"cold") else { panic!("cold key cached") };
+        cache.fill(Cf::Meta, b"cold", None, token);
+        let hits = cache.stats().hits;
+        for _ in 0..RECENT_HITS_BATCH {
+            assert_eq!(hit(&cache, Cf::Meta, b"hot"), Some(Some(b"v4".to_vec())));
+        }
+        assert_eq!(cache.stats().hits, hits + RECENT_HITS_BATCH, "hits on copies are counted");
+    }
+
+    #[test]
+    fn copies_belong_to_their_cache() {
+        let (a, b) = (RowCache::new(1 << 20), RowCache::new(1 << 20));
+        a.update(Cf::Meta, b"k", Some(b"a"), 0);
+        b.update(Cf::Meta, b"k", Some(b"b"), 0);
+        make_hot(&a, b"k");
+        assert_eq!(hit(&b, Cf::Meta, b"k"), Some(Some(b"b".to_vec())));
+        assert_eq!(hit(&a, Cf::Meta, b"k"), Some(Some(b"a".to_vec())));
+        assert_eq!(hit(&b, Cf::Sub, b"k"), None, "nor another family's");
     }
 
     #[test]
