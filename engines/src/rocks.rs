@@ -619,17 +619,41 @@ struct SubFilterFactory(Arc<FilterShared>);
 struct SubFilter {
     db: Option<Arc<DB>>,
     now_ms: u64,
+    /// The last hash looked up: its meta key, and the version whose fields
+    /// are live (None: none are). A compaction meets a hash's fields one
+    /// after another, and a meta lookup per field was most of its cost
+    /// under HSET on one big hash. A hash deleted meanwhile keeps fields
+    /// until a later compaction; a newer version's fields cannot be in
+    /// this compaction's input.
+    last: Option<(Vec<u8>, Option<u64>)>,
 }
 
 impl CompactionFilterFactory for SubFilterFactory {
     type Filter = SubFilter;
 
     fn create(&mut self, _context: CompactionFilterContext) -> SubFilter {
-        SubFilter { db: self.0.db.get().and_then(Weak::upgrade), now_ms: now_ms() }
+        SubFilter { db: self.0.db.get().and_then(Weak::upgrade), now_ms: now_ms(), last: None }
     }
 
     fn name(&self) -> &CStr {
         c"strata-sub-filter-factory"
+    }
+}
+
+impl SubFilter {
+    /// The version of the hash at `meta_key` whose fields are live; Err
+    /// when that cannot be known.
+    fn live_version(db: &DB, meta_key: &[u8], now_ms: u64) -> Result<Option<u64>, ()> {
+        let meta_cf = db.cf_handle(Cf::Meta.name()).ok_or(())?;
+        Ok(match db.get_pinned_cf(meta_cf, meta_key).map_err(|_| ())? {
+            Some(raw) => match Meta::decode(&raw) {
+                Some(meta) if meta.key_type == KeyType::Hash && !meta.is_expired(now_ms) => {
+                    HashBody::decode(meta.body).map(|h| h.version)
+                }
+                _ => None,
+            },
+            None => None,
+        })
     }
 }
 
@@ -638,21 +662,19 @@ impl CompactionFilter for SubFilter {
         let (Some(db), Some(sub)) = (&self.db, decode_sub_key(key)) else {
             return Decision::Keep;
         };
-        let Some(meta_cf) = db.cf_handle(Cf::Meta.name()) else {
-            return Decision::Keep;
-        };
-        let live = match db.get_pinned_cf(meta_cf, meta_key(sub.db, sub.slot, sub.key)) {
-            Ok(Some(raw)) => match Meta::decode(&raw) {
-                Some(meta) if meta.key_type == KeyType::Hash && !meta.is_expired(self.now_ms) => {
-                    HashBody::decode(meta.body).is_some_and(|h| h.version == sub.version)
+        let meta_key = meta_key(sub.db, sub.slot, sub.key);
+        let live = match &self.last {
+            Some((last_key, version)) if *last_key == meta_key => *version,
+            _ => match SubFilter::live_version(db, &meta_key, self.now_ms) {
+                Ok(version) => {
+                    self.last = Some((meta_key, version));
+                    version
                 }
-                _ => false,
+                // When in doubt, keep: a field must never be lost to an I/O error.
+                Err(()) => return Decision::Keep,
             },
-            Ok(None) => false,
-            // When in doubt, keep: a field must never be lost to an I/O error.
-            Err(_) => true,
         };
-        if live {
+        if live == Some(sub.version) {
             Decision::Keep
         } else {
             Decision::Remove

@@ -106,6 +106,60 @@ fn deleted_hash_fields_are_dropped_by_compaction() {
     assert_eq!(count_fields(&store), 0, "fields of a deleted hash are dropped");
 }
 
+/// Several hashes side by side, one deleted and one recreated with a new
+/// version: each compaction keeps exactly the live version's fields.
+#[test]
+fn compaction_keeps_the_live_version_of_each_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &RocksConfig::default(), 16).unwrap();
+    let write_hash = |key: &'static [u8], fields: u32| {
+        let k = KeyRef { db: store.physical(0), slot: 3, key };
+        let mut txn = store.txn();
+        let old = txn.meta(&k).unwrap();
+        if let Some(old) = &old {
+            txn.delete_key(&k, old).unwrap();
+        }
+        let body = txn.new_hash_body();
+        for i in 0..fields {
+            let mut field = k.sub_prefix(body.version);
+            field.extend_from_slice(&i.to_be_bytes());
+            txn.ws.put(Cf::Sub, field, b"v".to_vec());
+        }
+        let meta = KeyMeta {
+            key_type: KeyType::Hash,
+            expire_ms: 0,
+            body: HashBody { len: fields as u64, ..body }.encode().to_vec(),
+        };
+        txn.put_meta(&k, old.as_ref(), &meta);
+        txn.commit().unwrap();
+        (k, meta, body.version)
+    };
+    let fields_by_key = |store: &Store| {
+        let mut seen = BTreeMap::new();
+        store
+            .engine
+            .scan(Cf::Sub, b"", b"\xff\xff\xff\xff", false, &mut |raw, _| {
+                let sub = strata_engines::encoding::decode_sub_key(raw).unwrap();
+                *seen.entry((sub.key.to_vec(), sub.version)).or_insert(0) += 1;
+                true
+            })
+            .unwrap();
+        seen
+    };
+    let (_, _, a) = write_hash(b"a", 10);
+    let (kb, meta_b, _) = write_hash(b"b", 20);
+    write_hash(b"c", 30);
+    store.engine.flush().unwrap();
+    let (_, _, c) = write_hash(b"c", 5);
+    let mut txn = store.txn();
+    txn.delete_key(&kb, &meta_b).unwrap();
+    txn.commit().unwrap();
+    store.engine.flush().unwrap();
+    store.engine.compact_all();
+    let expected = [((b"a".to_vec(), a), 10), ((b"c".to_vec(), c), 5)].into_iter().collect();
+    assert_eq!(fields_by_key(&store), expected);
+}
+
 #[test]
 fn counters_and_db_map_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
