@@ -609,6 +609,12 @@ impl Keyspace {
         let mut all_done = true;
         for db in 0..self.databases() {
             let physical = self.store.physical(db);
+            // As Redis skips databases without volatile keys: the scan of
+            // the expiry index applies RocksDB's write backlog first (3 % of
+            // INCR's CPU, with no key to expire).
+            if self.store.counters(physical).expires.load(Ordering::Relaxed) <= 0 {
+                continue;
+            }
             let due = self.store.due_expirations(physical, now, limit_per_db)?;
             all_done &= due.len() < limit_per_db;
             for (slot, key, expire) in due {
