@@ -293,9 +293,6 @@ impl Keyspace {
         // already happened and are logged like any others.
         self.commit(txn, result.is_ok(), records)?;
         drop(shards);
-        // The backlog of RocksDB writes is applied by whoever finds it due,
-        // holding no shard lock (other clients of the keys would wait).
-        self.store.engine.drain_if_due()?;
         if expired > 0 && result.is_ok() {
             self.expired_keys.fetch_add(expired, Ordering::Relaxed);
         }
@@ -409,6 +406,9 @@ impl Keyspace {
     /// Switches RocksDB's memtables behind a log barrier (the log durable
     /// through them first); returns the sequence they hold.
     fn switch_memtables(&self) -> Result<u64, EngineError> {
+        // The backlog goes to RocksDB first, with writers going on: under
+        // the barrier only what came meanwhile does.
+        self.store.engine.drain()?;
         let (seq, switch) = self.log.barrier(|seq| {
             // Appends are held: exactly what the switched memtables hold.
             self.durability.rocks_bytes_unswitched.store(0, Ordering::Relaxed);
