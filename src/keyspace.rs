@@ -387,8 +387,6 @@ impl Keyspace {
         if !d.compactions_enabled.swap(true, Ordering::Relaxed) {
             engine.enable_compactions()?;
         }
-        // RocksDB catches up with a backlog too small to be due.
-        engine.drain()?;
         let last = self.log.last_seq();
         if d.seen_seq.swap(last, Ordering::Relaxed) != last {
             d.seen_changed_ms.store(strata_engines::now_ms(), Ordering::Relaxed);

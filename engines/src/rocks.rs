@@ -222,6 +222,8 @@ const BACKLOG_DUE: usize = 4 << 20;
 /// The backlog size at which a writer applies it at once, before its reply
 /// (the drainer fell behind).
 const BACKLOG_FULL: usize = 16 << 20;
+/// How long a backlog short of due waits for the drainer.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Handles the compaction filters need: the database itself (to look up the
 /// metadata a hash field belongs to) and the active-expiry watermark.
@@ -688,13 +690,15 @@ impl CompactionFilter for SubFilter {
 }
 
 impl Writeback {
-    /// The drainer thread: applies the backlog whenever it is due.
+    /// The drainer thread: applies the backlog whenever it is due, and
+    /// what is left of it once a second (the cache keeps every entry
+    /// RocksDB lacks, and scans would find it to apply).
     fn drain_loop(&self) {
         loop {
             {
                 let mut backlog = self.backlog.lock();
-                while !self.due.load(Ordering::Relaxed) && !self.stopping.load(Ordering::Acquire) {
-                    self.wake.wait_for(&mut backlog, std::time::Duration::from_millis(100));
+                if !self.due.load(Ordering::Relaxed) && !self.stopping.load(Ordering::Acquire) {
+                    self.wake.wait_for(&mut backlog, CATCH_UP);
                 }
             }
             if self.stopping.load(Ordering::Acquire) {
