@@ -668,13 +668,20 @@ impl Log {
         Ok(removed)
     }
 
-    /// Bytes in every segment on disk.
+    /// Bytes of log in every segment on disk: the open one's up to its
+    /// last record written out (not the zeros written ahead of it).
     pub fn disk_bytes(&self) -> u64 {
+        let (open_path, open_len) = {
+            let segment = self.segment.lock();
+            (segment.path.clone(), segment.len)
+        };
         list_segments(&self.dir)
             .unwrap_or_default()
             .iter()
-            .filter_map(|s| std::fs::metadata(&s.path).ok())
-            .map(|m| m.len())
+            .map(|s| match s.path == open_path {
+                true => open_len,
+                false => std::fs::metadata(&s.path).map_or(0, |m| m.len()),
+            })
             .sum()
     }
 }
@@ -780,6 +787,8 @@ mod tests {
         assert_eq!(path, last.path);
         assert!(size(&path) > offset, "zeros follow the last record");
         assert!(std::fs::read(&path).unwrap()[offset as usize..].iter().all(|&b| b == 0));
+        let closed: u64 = segments[..segments.len() - 1].iter().map(|s| size(&s.path)).sum();
+        assert_eq!(log.disk_bytes(), closed + offset, "the log's size (aof_current_size) leaves the zeros out");
         cut_torn_tail(&path, offset).unwrap();
         let clean = |last_seq| LogEnd { last_seq, torn: None, unused_tail: false };
         assert_eq!(read_all(dir.path(), 0).unwrap(), ((1..=60).collect(), clean(60)));
