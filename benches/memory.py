@@ -48,15 +48,17 @@ def info(port, field):
 
 
 def settled(port):
-    """used_memory once it stops moving (within 1 % over half a second)."""
-    previous = info(port, "used_memory")
-    for _ in range(40):
+    """used_memory once it stops moving: within 1 % over two seconds (write
+    buffers kept while writes come, Strata's drain buffers and Redis's
+    query buffers, go back within a second or so of the last write)."""
+    readings = [info(port, "used_memory")]
+    for _ in range(60):
         time.sleep(0.5)
-        now = info(port, "used_memory")
-        if abs(now - previous) <= previous // 100:
-            return now
-        previous = now
-    return previous
+        readings.append(info(port, "used_memory"))
+        last = readings[-5:]
+        if len(last) == 5 and max(last) - min(last) <= min(last) // 100:
+            return last[-1]
+    return readings[-1]
 
 
 def measure(kind, binary, data_file, n):

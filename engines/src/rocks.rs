@@ -721,12 +721,13 @@ impl Writeback {
     /// RocksDB lacks, and scans would find it to apply).
     fn drain_loop(&self) {
         loop {
-            {
+            let due = {
                 let mut backlog = self.backlog.lock();
                 if !self.due.load(Ordering::Relaxed) && !self.stopping.load(Ordering::Acquire) {
                     self.wake.wait_for(&mut backlog, CATCH_UP);
                 }
-            }
+                self.due.load(Ordering::Relaxed)
+            };
             if self.stopping.load(Ordering::Acquire) {
                 return;
             }
@@ -734,6 +735,16 @@ impl Writeback {
                 // The backlog keeps the batch; the next drain tries again.
                 tracing::error!("writing the backlog to RocksDB: {e}");
                 std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            if !due {
+                // Writes slowed down: the buffers kept for the next drain
+                // (megabytes) go back, and the backlog's grown one too.
+                let mut buffers = self.draining.lock();
+                *buffers = DrainBuffers::default();
+                let mut backlog = self.backlog.lock();
+                if backlog.joined.is_empty() {
+                    backlog.joined = BatchData::default();
+                }
             }
         }
     }
