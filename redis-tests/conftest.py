@@ -79,6 +79,11 @@ class Server:
                 self.proc.terminate()
             self.proc.wait(timeout=30)
 
+    def close(self):
+        """Stops the server for good and deletes its data dir."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
     def restart(self, sig_kill=False):
         self.stop(sig_kill)
         return self.start()
@@ -275,16 +280,14 @@ class Pair:
 def strata_server():
     server = start_strata()
     yield server
-    server.stop()
-    shutil.rmtree(server.data_dir, ignore_errors=True)
+    server.close()
 
 
 @pytest.fixture(scope="session")
 def redis_server():
     server = start_redis()
     yield server
-    server.stop()
-    shutil.rmtree(server.data_dir, ignore_errors=True)
+    server.close()
 
 
 @pytest.fixture

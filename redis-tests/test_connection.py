@@ -104,8 +104,8 @@ def auth_pair():
     strata = start_strata(["--requirepass", "s3cret"])
     real = start_redis(["--requirepass", "s3cret"])
     yield strata, real
-    strata.stop()
-    real.stop()
+    strata.close()
+    real.close()
 
 
 def test_auth(auth_pair):

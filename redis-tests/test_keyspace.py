@@ -597,8 +597,8 @@ def test_object_under_lfu_policy():
         s.close()
         r.close()
     finally:
-        ours.stop()
-        theirs.stop()
+        ours.close()
+        theirs.close()
 
 
 def test_active_expiry_without_access(pair):

@@ -329,8 +329,7 @@ def test_shutdown_stops_the_server():
         server.start()
         assert server.raw().call("GET", "k")[1] == b"v"
     finally:
-        server.stop()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
+        server.close()
 
 
 # ---------------------------------------------------------------- COMMAND
