@@ -385,6 +385,9 @@ struct OpenSegment {
 /// after the last record; recovery cuts them off like a torn record.
 const ZERO_AHEAD: u64 = 1 << 20;
 
+/// The zeros written ahead, allocated once (zero-initialized static data).
+static ZEROS: [u8; ZERO_AHEAD as usize] = [0; ZERO_AHEAD as usize];
+
 /// The log's writing side.
 pub struct Log {
     dir: PathBuf,
@@ -526,8 +529,7 @@ impl Log {
         if self.policy() == FsyncPolicy::Always && end > segment.zeroed {
             // Beyond the records only: they are written over what was
             // zeroed already, or extend the file (a big record).
-            let zeros = vec![0u8; ZERO_AHEAD as usize];
-            segment.file.write_all_at(&zeros, end).map_err(io_err(&segment.path))?;
+            segment.file.write_all_at(&ZEROS, end).map_err(io_err(&segment.path))?;
             segment.zeroed = end + ZERO_AHEAD;
         }
         // A failed write is retried at the same offset, whole frames only.

@@ -143,12 +143,12 @@ struct SortRecord {
     span: std::ops::Range<usize>,
 }
 
-/// Writes into `scratch.sorted` the `WriteBatch` data in key order with
-/// each key's last write only (what applying it in order leaves), so that
-/// RocksDB inserts each key next to the previous one instead of searching
-/// its skiplist from the top. None for records other than puts and
-/// deletes, which keep their order.
-fn sort_batch(data: &[u8], scratch: &mut SortScratch) -> Option<()> {
+/// The `WriteBatch` data in key order with each key's last write only
+/// (what applying it in order leaves), built in `scratch`, so that RocksDB
+/// inserts each key next to the previous one instead of searching its
+/// skiplist from the top. None for records other than puts and deletes,
+/// which keep their order.
+fn sort_batch<'s>(data: &[u8], scratch: &'s mut SortScratch) -> Option<&'s [u8]> {
     fn varint(data: &[u8], pos: &mut usize) -> Option<usize> {
         let mut value = 0usize;
         for shift in (0..35).step_by(7) {
@@ -218,7 +218,7 @@ fn sort_batch(data: &[u8], scratch: &mut SortScratch) -> Option<()> {
         count += 1;
     }
     out[8..12].copy_from_slice(&count.to_le_bytes());
-    Some(())
+    Some(out)
 }
 
 /// Batches the row cache holds and RocksDB does not yet (see
@@ -763,10 +763,7 @@ impl Writeback {
             backlog.generation
         };
         let joined = spare;
-        let batch = match sort_batch(joined.data(), sort) {
-            Some(()) => WriteBatch::from_data(&sort.sorted),
-            None => WriteBatch::from_data(joined.data()),
-        };
+        let batch = WriteBatch::from_data(sort_batch(joined.data(), sort).unwrap_or(joined.data()));
         if let Err(e) = self.write_rocks(batch) {
             // Should RocksDB refuse the write, the backlog keeps it, in
             // front of what came since (the next drain tries again), and
@@ -814,8 +811,7 @@ mod tests {
     /// joined as the backlog joins them: the sorted batch leaves RocksDB
     /// exactly as the batches applied in order do.
     fn sorted_batch(data: &[u8]) -> Option<Vec<u8>> {
-        let mut scratch = SortScratch::default();
-        sort_batch(data, &mut scratch).map(|()| scratch.sorted)
+        sort_batch(data, &mut SortScratch::default()).map(<[u8]>::to_vec)
     }
 
     #[test]
@@ -848,12 +844,12 @@ mod tests {
         // Buffers reused after a bigger batch (as drains reuse them) sort
         // the same.
         let mut scratch = SortScratch::default();
-        sort_batch(joined.data(), &mut scratch).unwrap();
+        sort_batch(joined.data(), &mut scratch).expect("puts and deletes only");
         let mut first_batch = Batch::default();
         engines[0].put(&mut first_batch, Cf::Sub, b"z".to_vec(), b"1".to_vec());
         engines[0].put(&mut first_batch, Cf::Meta, b"a".to_vec(), b"2".to_vec());
-        sort_batch(first_batch.data(), &mut scratch).unwrap();
-        assert_eq!(Some(scratch.sorted.clone()), sorted_batch(first_batch.data()));
+        let reused = sort_batch(first_batch.data(), &mut scratch).map(<[u8]>::to_vec);
+        assert_eq!(reused, sorted_batch(first_batch.data()));
         engines[0].write_data(joined.data()).unwrap();
         engines[1].write_data(&sorted).unwrap();
         for cf in Cf::ALL {
