@@ -24,7 +24,7 @@ fn sample() -> (Vec<u8>, Vec<MemRecord>) {
 }
 
 fn open(dir: &std::path::Path, policy: FsyncPolicy) -> Arc<Log> {
-    Log::open(dir, 1, policy, 64 << 20, Box::new(|_| ()), Default::default()).expect("open log")
+    Log::open(dir, 1, policy, 64 << 20, Default::default()).expect("open log")
 }
 
 fn append(c: &mut Criterion) {

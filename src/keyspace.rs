@@ -11,6 +11,7 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
@@ -25,7 +26,6 @@ use strata_engines::memory::{
 };
 use strata_engines::writeset::WriteSet;
 use strata_engines::{Cf, DurabilityMetrics, EngineError, KeyType, RocksConfig};
-use tokio::sync::watch;
 
 use crate::blocking::Blocking;
 use crate::commands::multi::Watches;
@@ -72,8 +72,6 @@ pub struct Keyspace {
     pub blocking: Blocking,
     /// The write-ahead log every commit goes through.
     pub log: Arc<Log>,
-    /// The last fsynced sequence, for connections waiting under `always`.
-    synced: watch::Sender<u64>,
     pub durability: Durability,
     dir: PathBuf,
     config: DurabilityConfig,
@@ -132,16 +130,11 @@ impl Keyspace {
     ) -> Result<Keyspace, EngineError> {
         let recovered = recovery::recover(dir, rocks, progress, config.replay_delay)?;
         let report = recovered.report;
-        let (synced, _) = watch::channel(report.last_seq);
-        let notify = synced.clone();
         let log = Log::open(
             &recovery::log_dir(dir),
             report.last_seq + 1,
             config.fsync,
             config.segment_bytes,
-            Box::new(move |seq| {
-                notify.send_replace(seq);
-            }),
             metrics.clone(),
         )?;
         metrics.recovery_seconds.set(report.elapsed.as_secs_f64());
@@ -164,7 +157,6 @@ impl Keyspace {
             record_tap: parking_lot::Mutex::new(None),
             blocking: Blocking::default(),
             log,
-            synced,
             durability,
             dir: dir.to_path_buf(),
             config,
@@ -349,32 +341,29 @@ impl Keyspace {
             }
             return Ok(());
         }
-        if self.log.synced_seq() >= target {
-            return Ok(());
-        }
         // As under everysec, this worker's other ready connections add
-        // their records first; then one waiting connection writes and
-        // fsyncs for all (`Log::lead_sync`), and one of those left
-        // uncovered leads the next round.
-        tokio::task::yield_now().await;
-        let mut synced = self.synced.subscribe();
+        // their records first (a yielded task resumes once its worker has
+        // nothing else to run, as Redis fsyncs before its event loop
+        // sleeps); then one waiting connection writes and fsyncs for all
+        // (`Log::lead_sync`), and the first of those left uncovered leads
+        // the next round (`Log::wait_turn`), after yielding in turn: the
+        // replies the last fsync released go out first, and the requests
+        // that come back join the next one.
         while self.log.synced_seq() < target {
-            match self.lead_sync() {
+            tokio::task::yield_now().await;
+            match self.log.lead_sync() {
                 Some(result) => result?,
                 None => {
-                    let _ = synced.changed().await;
+                    let mut waited = false;
+                    std::future::poll_fn(|cx| match std::mem::replace(&mut waited, true) {
+                        false => self.log.wait_turn(target, cx),
+                        true => Poll::Ready(()),
+                    })
+                    .await
                 }
             }
         }
         Ok(())
-    }
-
-    fn lead_sync(&self) -> Option<Result<(), EngineError>> {
-        let result = self.log.lead_sync()?;
-        // Wakes the waiters even when this round found nothing new: one of
-        // them may need to lead the next.
-        self.synced.send_modify(|_| ());
-        Some(result.map_err(Into::into))
     }
 
     /// Background durability work, run by the cron: switches RocksDB's
