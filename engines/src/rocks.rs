@@ -17,6 +17,7 @@ use rocksdb::{
 
 use crate::clock::now_ms;
 use crate::encoding::{decode_sub_key, meta_key, HashBody, KeyType, Meta};
+use crate::memory::list::put_varint;
 use crate::rowcache::{self, Lookup, RowCache, RowCacheStats};
 use crate::EngineError;
 
@@ -110,14 +111,16 @@ impl Batch {
         } else {
             self.data.reserve(size);
         }
+        // RocksDB's varint32 (util/coding.h) is the lists' varint: 7 bits
+        // a byte, low group first.
         if cf_id == 0 {
             self.data.push(default_tag);
         } else {
             self.data.push(cf_tag);
-            put_varint32(&mut self.data, cf_id);
+            put_varint(&mut self.data, cf_id.into());
         }
         for part in parts {
-            put_varint32(&mut self.data, part.len() as u32);
+            put_varint(&mut self.data, part.len() as u64);
             self.data.extend_from_slice(part);
         }
         let count = u32::from_le_bytes(self.data[8..12].try_into().expect("4 bytes")) + 1;
@@ -137,15 +140,6 @@ fn varint(data: &[u8], pos: &mut usize) -> Option<usize> {
         }
     }
     None
-}
-
-/// RocksDB's varint32 (util/coding.h): 7 bits a byte, low group first.
-fn put_varint32(out: &mut Vec<u8>, mut n: u32) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 /// Several RocksDB `WriteBatch`es' data joined into one, as RocksDB's own
