@@ -16,6 +16,7 @@ use tokio::sync::futures::Notified;
 use crate::blocking::{BlockedCall, Wake};
 use crate::client::Client;
 use crate::commands::dispatch;
+use crate::config::SessionSettings;
 use crate::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits};
 use crate::server::Server;
 
@@ -53,11 +54,7 @@ async fn session(
     tokio::pin!(killed);
     loop {
         // The settings a batch of requests uses, under one config lock.
-        let (timeout, query_limit, max_bulk_len) = {
-            let config = server.config.read();
-            let query_limit = config.get("client-query-buffer-limit").and_then(|v| v.parse().ok());
-            (config.timeout_secs(), query_limit.unwrap_or(1usize << 30), config.proto_max_bulk_len())
-        };
+        let SessionSettings { timeout_secs: timeout, query_limit, max_bulk_len } = server.config.read().session();
         let idle = async {
             if timeout == 0 {
                 std::future::pending::<()>().await

@@ -48,7 +48,7 @@ impl LoadingProgress {
 pub async fn start(config: Config) -> Result<(), StartError> {
     let listeners = server::bind_all(&config.bind(), config.port()).await?;
     let progress = Arc::new(LoadingProgress::default());
-    let query_limit = config.get("client-query-buffer-limit").and_then(|v| v.parse().ok()).unwrap_or(1usize << 30);
+    let query_limit = config.session().query_limit;
     progress.started_unix.store(strata_engines::now_ms() / 1000, Ordering::Relaxed);
     let (ready_tx, ready) = watch::channel::<Option<Arc<Server>>>(None);
     let acceptors: Vec<_> = listeners

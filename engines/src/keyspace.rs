@@ -22,7 +22,31 @@ use crate::EngineError;
 const DB_MAP_KEY: &[u8] = b"dbmap";
 
 fn counter_key(physical: u32, what: &str) -> Vec<u8> {
-    format!("count/{physical}/{what}").into_bytes()
+    // Written by every command that adds or removes a key: no `format!`.
+    let mut key = Vec::with_capacity(24);
+    key.extend_from_slice(b"count/");
+    key.extend_from_slice(itoa::Buffer::new().format(physical).as_bytes());
+    key.push(b'/');
+    key.extend_from_slice(what.as_bytes());
+    key
+}
+
+/// A transaction's changes to the key counters, by physical database and
+/// counter: a command has one or two, so a list beats hashing.
+#[derive(Default)]
+struct Deltas(Vec<((u32, &'static str), i64)>);
+
+impl Deltas {
+    fn get_mut(&mut self, counter: (u32, &'static str)) -> &mut i64 {
+        let index = match self.0.iter().position(|(c, _)| *c == counter) {
+            Some(index) => index,
+            None => {
+                self.0.push((counter, 0));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[index].1
+    }
 }
 
 /// Live per-database counters, mirrored in RocksDB by merge operands.
@@ -185,7 +209,7 @@ impl Store {
     }
 
     pub fn txn(&self) -> Txn<'_> {
-        Txn { store: self, ws: WriteSet::new(&self.engine), now_ms: now_ms(), deltas: HashMap::new(), expired: 0 }
+        Txn { store: self, ws: WriteSet::new(&self.engine), now_ms: now_ms(), deltas: Deltas::default(), expired: 0 }
     }
 
     /// Up to `limit` keys of database `physical` whose TTL is at or before
@@ -215,7 +239,7 @@ pub struct Txn<'s> {
     pub ws: WriteSet<'s>,
     /// The time the command started; expiry decisions use this one clock.
     pub now_ms: u64,
-    deltas: HashMap<(u32, &'static str), i64>,
+    deltas: Deltas,
     /// Keys found expired (and deleted) by this transaction.
     pub expired: u64,
 }
@@ -226,7 +250,7 @@ impl<'s> Txn<'s> {
     }
 
     fn count(&mut self, physical: u32, what: &'static str, delta: i64) {
-        *self.deltas.entry((physical, what)).or_insert(0) += delta;
+        *self.deltas.get_mut((physical, what)) += delta;
     }
 
     /// FLUSHDB of one physical database. The caller holds every shard lock.
@@ -236,8 +260,8 @@ impl<'s> Txn<'s> {
         }
         // Whatever this transaction counted before is gone with the rest.
         let counters = self.store.counters(physical);
-        self.deltas.insert((physical, "keys"), -counters.keys.load(Ordering::Relaxed));
-        self.deltas.insert((physical, "expires"), -counters.expires.load(Ordering::Relaxed));
+        *self.deltas.get_mut((physical, "keys")) = -counters.keys.load(Ordering::Relaxed);
+        *self.deltas.get_mut((physical, "expires")) = -counters.expires.load(Ordering::Relaxed);
     }
 
     /// The stored metadata, expired or not.
@@ -344,12 +368,12 @@ impl<'s> Txn<'s> {
 pub struct Commit<'s> {
     store: &'s Store,
     batch: Batch,
-    deltas: HashMap<(u32, &'static str), i64>,
+    deltas: Deltas,
 }
 
 impl<'s> Commit<'s> {
     pub fn is_empty(&self) -> bool {
-        self.batch.is_empty() && self.deltas.values().all(|&d| d == 0)
+        self.batch.is_empty() && self.deltas.0.iter().all(|&(_, d)| d == 0)
     }
 
     /// Puts the counters' new values into the batch and marks it in
@@ -360,7 +384,7 @@ impl<'s> Commit<'s> {
     /// changes nothing.
     pub fn seal(self) -> Sealed<'s> {
         let Commit { store, mut batch, deltas } = self;
-        for ((physical, what), delta) in deltas {
+        for ((physical, what), delta) in deltas.0 {
             if delta == 0 {
                 continue;
             }

@@ -106,7 +106,9 @@ impl Batch {
         // Room for the whole record at once (tag, id, lengths, parts).
         let size = 6 + parts.iter().map(|part| 5 + part.len()).sum::<usize>();
         if self.data.is_empty() {
-            self.data.reserve(BatchData::HEADER + size);
+            // Room for a command's usual few records: growing record by
+            // record reallocated twice per SET.
+            self.data.reserve((BatchData::HEADER + size).max(256));
             self.data.extend_from_slice(&[0; BatchData::HEADER]);
         } else {
             self.data.reserve(size);

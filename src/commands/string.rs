@@ -49,7 +49,7 @@ pub fn register(table: &mut CommandTable) {
 
 /// The largest string a command may build (`proto-max-bulk-len`).
 fn max_bulk_len(ctx: &Ctx) -> u64 {
-    ctx.server.config.read().proto_max_bulk_len().max(0) as u64
+    ctx.server.config.read().session().max_bulk_len.max(0) as u64
 }
 
 /// Redis's `checkStringLength`: a string may not grow past the limit.
