@@ -63,7 +63,11 @@ async fn session(
             }
         };
         input.reserve(READ_CHUNK);
+        // The read first, and the rest only when it waits: they were
+        // polled on every read (kill and shutdown are also checked
+        // between requests, below).
         let read = tokio::select! {
+            biased;
             read = socket.read_buf(&mut input) => read?,
             _ = shutdown.changed() => return Ok(()),
             _ = &mut killed => return Ok(()),
@@ -73,8 +77,9 @@ async fn session(
             return Ok(());
         }
         server.stats.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
-        // As Redis's `lastinteraction`: set per read, not per command.
-        client.shared.last_active_ms.store(server.uptime_ms(), Ordering::Relaxed);
+        // As Redis's `lastinteraction`: set per read, not per command, from
+        // the clock cached once per cron tick.
+        client.shared.last_active_ms.store(server.ticked_uptime_ms(), Ordering::Relaxed);
         if input.len() < need {
             continue;
         }

@@ -1,7 +1,7 @@
 //! The server: shared state, listeners, background cycles, shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,13 +32,16 @@ pub struct Server {
     pub cursors: Cursors,
     pub started: Instant,
     pub started_unix_ms: u64,
+    /// `uptime_ms` as of the cron's last tick, as Redis caches its clock
+    /// once per loop: per-read bookkeeping reads this, not the clock.
+    ticked_ms: AtomicU64,
     pub run_id: String,
     /// The port actually bound (differs from the config when it asked for 0).
     pub port: AtomicU16,
     shutdown_tx: watch::Sender<bool>,
     shutting_down: AtomicBool,
     /// `maxmemory` in bytes (0 = no limit), read by every denyoom command.
-    pub maxmemory: std::sync::atomic::AtomicU64,
+    pub maxmemory: AtomicU64,
     /// This server, for work a command starts in the background (BGSAVE).
     pub this: std::sync::Weak<Server>,
 }
@@ -75,7 +78,7 @@ impl Server {
         let maxmemory = config.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(Arc::new_cyclic(|this| Server {
             this: this.clone(),
-            maxmemory: std::sync::atomic::AtomicU64::new(maxmemory),
+            maxmemory: AtomicU64::new(maxmemory),
             port: AtomicU16::new(config.port()),
             config: RwLock::new(config),
             keyspace,
@@ -84,6 +87,7 @@ impl Server {
             clients: ClientRegistry::default(),
             cursors: Cursors::default(),
             started: Instant::now(),
+            ticked_ms: AtomicU64::new(0),
             started_unix_ms: strata_engines::now_ms(),
             run_id,
             shutdown_tx,
@@ -120,6 +124,12 @@ impl Server {
     /// Milliseconds since the server started.
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// `uptime_ms` as of the cron's last tick (a tenth of a second old at
+    /// `hz 10`).
+    pub fn ticked_uptime_ms(&self) -> u64 {
+        self.ticked_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -215,6 +225,7 @@ async fn reject(mut socket: TcpStream) {
 async fn cron(server: Arc<Server>) {
     let mut shutdown = server.shutdown_signal();
     loop {
+        server.ticked_ms.store(server.uptime_ms(), Ordering::Relaxed);
         let maintained = server.clone();
         let result = tokio::task::spawn_blocking(move || maintained.keyspace.maintain()).await;
         if let Ok(Err(e)) = result {
