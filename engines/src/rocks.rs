@@ -348,6 +348,9 @@ pub struct RocksEngine {
     in_flight: AtomicU64,
     /// Batches written so far (tests check that one EXEC is one batch).
     batches: AtomicU64,
+    /// Point reads' options, made once: `get_pinned_cf` creates and frees
+    /// a C++ `ReadOptions` per read.
+    point_read: ReadOptions,
 }
 
 impl RocksEngine {
@@ -436,6 +439,7 @@ impl RocksEngine {
             drainer: Some(drainer),
             in_flight: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            point_read: ReadOptions::default(),
         })
     }
 
@@ -484,7 +488,7 @@ impl RocksEngine {
         if !rowcache::cached(cf) {
             self.drain()?;
         }
-        Ok(self.db.get_pinned_cf(self.cf(cf), key)?.map(|v| v.to_vec()))
+        Ok(self.db.get_pinned_cf_opt(self.cf(cf), key, &self.point_read)?.map(|v| v.to_vec()))
     }
 
     pub fn row_cache_stats(&self) -> RowCacheStats {
