@@ -71,6 +71,21 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 /// after the type marker). Returns the number and the index after `\r\n`,
 /// `Ok(None)` when the line is not complete yet.
 fn header_line(buf: &[u8], start: usize, too_big: &str) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
+    // What clients send, `\d+\r\n` without a leading zero, read in one
+    // pass: three of these per short command went through the search for
+    // the line's end and a second pass over its digits.
+    let digits = buf[start..].iter().take(18).take_while(|b| b.is_ascii_digit()).count();
+    let end = start + digits;
+    if digits > 0 && (buf[start] != b'0' || digits == 1) && buf.get(end..end + 2) == Some(b"\r\n") {
+        let value = buf[start..end].iter().fold(0i64, |value, &b| value * 10 + i64::from(b - b'0'));
+        return Ok(Some((Some(value), end + 2)));
+    }
+    header_line_general(buf, start, too_big)
+}
+
+/// `header_line` for any line: found by its end, then parsed as Redis's
+/// `string2ll` does.
+fn header_line_general(buf: &[u8], start: usize, too_big: &str) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
     let Some(cr) = find_crlf(buf, start) else {
         if buf.len() - start > INLINE_MAX {
             return Err(ProtocolError(too_big.to_string()));
@@ -296,6 +311,49 @@ mod tests {
         let mut long_count = b"*".to_vec();
         long_count.extend(vec![b'1'; INLINE_MAX + 1]);
         assert_eq!(err(&long_count), "Protocol error: too big mbulk count string");
+    }
+
+    #[test]
+    fn header_lines_read_in_one_pass_as_the_general_parser_reads_them() {
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for body in [
+            "0",
+            "1",
+            "9",
+            "10",
+            "42",
+            "01",
+            "00",
+            "-1",
+            "-0",
+            "+1",
+            " 1",
+            "1 ",
+            "1a",
+            "",
+            "-",
+            "99999999999999999",
+            "999999999999999999",
+            "9999999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "123456789012345678901",
+        ] {
+            for end in ["\r\n", "\n", "\r", "", "\r\nrest", "\rx"] {
+                lines.push(format!("*{body}{end}").into_bytes());
+            }
+        }
+        for line in &lines {
+            for cut in 1..=line.len() {
+                let buf = &line[..cut];
+                assert_eq!(
+                    header_line(buf, 1, "too big").map_err(|e| e.0),
+                    header_line_general(buf, 1, "too big").map_err(|e| e.0),
+                    "{:?}",
+                    String::from_utf8_lossy(buf)
+                );
+            }
+        }
     }
 
     #[test]
