@@ -104,6 +104,18 @@ pub fn parse_int(arg: &[u8]) -> Result<i64, CmdError> {
 /// Redis's float argument rule (`string2ld`/`strtold` on the whole string):
 /// no spaces, no NaN; `inf`, `+inf`, `-inf` accepted.
 pub fn parse_float_opt(arg: &[u8]) -> Option<f64> {
+    // Most scores are whole numbers: read as integers, which up to 15
+    // digits are exact as doubles ("-0" and leading zeros are not taken
+    // here, and go the general way).
+    if arg.len() <= 15 {
+        if let Some(value) = parse_i64(arg) {
+            return Some(value as f64);
+        }
+    }
+    parse_float_general(arg)
+}
+
+fn parse_float_general(arg: &[u8]) -> Option<f64> {
     if arg.is_empty() || arg.len() > 5000 {
         return None;
     }
@@ -111,18 +123,18 @@ pub fn parse_float_opt(arg: &[u8]) -> Option<f64> {
     if text.starts_with(|c: char| c.is_whitespace()) || text.ends_with(|c: char| c.is_whitespace()) {
         return None;
     }
-    let lower = text.to_ascii_lowercase();
-    let value = match lower.as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => {
-            // Rust accepts "nan", "inf" spellings and a few things strtod
-            // does not; allow only what strtod would take as a number.
-            if !lower.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-')) {
-                return None;
-            }
-            lower.parse::<f64>().ok()?
+    let spelled = |words: &[&str]| words.iter().any(|word| text.eq_ignore_ascii_case(word));
+    let value = if spelled(&["inf", "+inf", "infinity", "+infinity"]) {
+        f64::INFINITY
+    } else if spelled(&["-inf", "-infinity"]) {
+        f64::NEG_INFINITY
+    } else {
+        // Rust accepts "nan", "inf" spellings and a few things strtod
+        // does not; allow only what strtod would take as a number.
+        if !text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
+            return None;
         }
+        text.parse::<f64>().ok()?
     };
     if value.is_nan() {
         None
@@ -196,5 +208,36 @@ impl<'a> MultiPop<'a> {
 
     pub fn names(&self) -> Vec<&'a [u8]> {
         self.keys.iter().map(|k| k.as_ref()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_number_scores_read_as_the_general_parser_reads_them() {
+        let mut args: Vec<String> =
+            ["0", "-0", "00", "007", "-007", "+5", "1e3", "1E3", "inf", "-Inf", "nan", " 1", "1 ", "-", ""]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for digits in 1..=20u32 {
+            for _ in 0..200 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let n = x % 10u64.pow(digits.min(19));
+                args.push(n.to_string());
+                args.push(format!("-{n}"));
+            }
+        }
+        args.push(i64::MAX.to_string());
+        args.push(i64::MIN.to_string());
+        for arg in &args {
+            let (fast, general) = (parse_float_opt(arg.as_bytes()), parse_float_general(arg.as_bytes()));
+            assert_eq!(fast.map(f64::to_bits), general.map(f64::to_bits), "{arg:?}");
+        }
     }
 }
