@@ -608,6 +608,12 @@ def test_active_expiry_without_access(pair):
     for i in range(10):
         pair.same("HSET", f"hshort:{i}", "f", "v")
         pair.same("PEXPIRE", f"hshort:{i}", "150")
+    # Memory-engine keys too, spread over many shards.
+    for i in range(40):
+        pair.same("RPUSH", f"lshort:{i}", "a")
+        pair.same("PEXPIRE", f"lshort:{i}", "150")
+        pair.same("ZADD", f"zshort:{i}", "1", "m")
+        pair.same("PEXPIRE", f"zshort:{i}", "200")
     pair.same("SET", "long", "v", "EX", "1000")
     pair.same("SET", "forever", "v")
     pair.same("DBSIZE")

@@ -359,6 +359,11 @@ impl MemShard {
         self.dbs.iter().flat_map(|(&id, db)| db.keys.iter().map(move |(k, e)| (id, k, e)))
     }
 
+    /// Whether a key of any database here has a TTL at or before `now_ms`.
+    pub fn any_due(&self, now_ms: u64) -> bool {
+        self.dbs.values().any(|db| db.expires.first().is_some_and(|(at, _)| *at <= now_ms))
+    }
+
     /// Physical databases that hold keys in this shard.
     pub fn databases(&self) -> Vec<u32> {
         self.dbs.iter().filter(|(_, db)| !db.is_empty()).map(|(&id, _)| id).collect()
