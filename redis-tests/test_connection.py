@@ -139,3 +139,38 @@ def test_hello_auth(auth_pair):
     ours, theirs = pair.call("HELLO", "2", "AUTH", "default", "s3cret")
     assert ours[:6] == theirs[:6]
     pair.same("GET", "k")
+
+
+def test_query_buffer_limit_closes_a_client_mid_argument(strata_server, redis_server):
+    """Over `client-query-buffer-limit`, the client is closed even while a
+    big argument is still arriving, as Redis does."""
+    for server in (strata_server, redis_server):
+        admin = RawConn(server.port)
+        assert admin.call("CONFIG", "SET", "client-query-buffer-limit", "1mb")[1] == "OK"
+        try:
+            conn = RawConn(server.port)
+            conn.sock.settimeout(3)
+            conn.send_raw(b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$3000000\r\n")
+            try:
+                for _ in range(30):
+                    conn.send_raw(b"x" * 100_000)
+                outcome = conn.read_reply()
+            except socket.timeout:
+                outcome = "no answer, not closed"
+            except (ConnectionError, OSError):
+                outcome = "closed"
+            assert outcome == "closed", (server, outcome)
+            conn.close()
+            # Under the limit, the same argument in pieces is taken.
+            assert admin.call("CONFIG", "SET", "client-query-buffer-limit", "4mb")[1] == "OK"
+            conn = RawConn(server.port)
+            conn.send_raw(b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$3000000\r\n")
+            for _ in range(30):
+                conn.send_raw(b"x" * 100_000)
+            conn.send_raw(b"\r\n")
+            assert conn.read_reply()[0] == b"+OK\r\n", server
+            conn.close()
+        finally:
+            admin.call("CONFIG", "SET", "client-query-buffer-limit", "1gb")
+            admin.call("DEL", "big")
+            admin.close()

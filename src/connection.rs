@@ -80,12 +80,14 @@ async fn session(
         // As Redis's `lastinteraction`: set per read, not per command, from
         // the clock cached once per cron tick.
         client.shared.last_active_ms.store(server.ticked_uptime_ms(), Ordering::Relaxed);
-        if input.len() < need {
-            continue;
-        }
+        // Checked on every read, as Redis does, also while a big argument
+        // is still arriving.
         if input.len() > query_limit {
             tracing::warn!(client = client.shared.id, "closing client that reached max query buffer length");
             return Ok(());
+        }
+        if input.len() < need {
+            continue;
         }
         need = 0;
         let mut close = false;
