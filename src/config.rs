@@ -176,9 +176,14 @@ impl Default for Config {
     }
 }
 
+/// A parameter's value as a number (0 when it is not one).
+fn number_in(values: &BTreeMap<String, String>, name: &str) -> i64 {
+    values.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 impl SessionSettings {
     fn parse(values: &BTreeMap<String, String>) -> SessionSettings {
-        let number = |name: &str| values.get(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let number = |name| number_in(values, name);
         SessionSettings {
             timeout_secs: number("timeout").max(0) as u64,
             query_limit: usize::try_from(number("client-query-buffer-limit")).unwrap_or(0),
@@ -395,7 +400,7 @@ impl Config {
     }
 
     fn number(&self, name: &str) -> i64 {
-        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+        number_in(&self.values, name)
     }
 
     pub fn port(&self) -> u16 {
@@ -423,7 +428,6 @@ impl Config {
         self.number("maxclients").max(1) as usize
     }
 
-    /// Idle seconds before a client is closed; 0 = never.
     pub fn requirepass(&self) -> Option<&str> {
         self.get("requirepass").filter(|p| !p.is_empty())
     }

@@ -241,26 +241,24 @@ fn sort_batch<'s>(data: &[u8], scratch: &'s mut SortScratch) -> Option<&'s [u8]>
     // The bytes every key of a family starts with (the fields of one hash
     // share their hash's): the prefix is taken after them, where it still
     // tells keys apart.
-    let mut shared: Vec<(usize, std::ops::Range<usize>, usize)> = Vec::new();
+    let mut heads: Vec<(usize, &[u8])> = Vec::new();
     for record in records.iter() {
         let key = &data[record.key.clone()];
-        match shared.iter_mut().find(|(cf, _, _)| *cf == record.cf) {
-            Some((_, first, len)) => {
-                *len = data[first.clone()].iter().zip(key).take(*len).take_while(|(a, b)| a == b).count();
-            }
-            None => shared.push((record.cf, record.key.clone(), key.len())),
+        match heads.iter_mut().find(|(cf, _)| *cf == record.cf) {
+            Some((_, head)) => *head = &head[..head.iter().zip(key).take_while(|(a, b)| a == b).count()],
+            None => heads.push((record.cf, key)),
         }
     }
     for record in records.iter_mut() {
-        let skip = shared.iter().find(|(cf, _, _)| *cf == record.cf).map_or(0, |(_, _, len)| *len);
+        let skip = heads.iter().find(|(cf, _)| *cf == record.cf).map_or(0, |(_, head)| head.len());
         let key = &data[record.key.start + skip..record.key.end];
         // Big-endian: the family in the top byte, then the key's next 15
         // bytes, zero-padded (a shorter key with the same bytes is a tie,
         // which the full comparison settles).
         let mut prefix = [0u8; 16];
         prefix[0] = record.cf.min(255) as u8;
-        let head = key.len().min(15);
-        prefix[1..1 + head].copy_from_slice(&key[..head]);
+        let len = key.len().min(15);
+        prefix[1..1 + len].copy_from_slice(&key[..len]);
         record.prefix = u128::from_be_bytes(prefix);
     }
     let id = |r: &SortRecord| (r.cf, &data[r.key.clone()]);
