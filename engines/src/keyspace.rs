@@ -330,13 +330,19 @@ impl<'s> Txn<'s> {
                 Ok(true)
             }
             Some(meta) if meta.expire_ms == expire_ms => Ok(false),
-            _ => {
+            other => {
+                let entry = expire_key(k.db, expire_ms, k.slot, k.key);
+                // The scan that found the entry held no lock: a command may
+                // have deleted the key and its entry since (DEL, FLUSHALL),
+                // counting that itself.
+                if self.ws.get(Cf::Expire, &entry)?.is_none() {
+                    return Ok(false);
+                }
                 // The key is gone (or has another TTL now) but its entry
                 // stayed: the only drift possible is a key the compaction
                 // filter dropped, which is still counted. Uncount it.
-                let entry = expire_key(k.db, expire_ms, k.slot, k.key);
                 self.ws.delete(Cf::Expire, entry);
-                if self.raw_meta(k)?.is_none() {
+                if other.is_none() {
                     self.count(k.db, "keys", -1);
                     self.count(k.db, "expires", -1);
                 }
