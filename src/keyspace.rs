@@ -341,18 +341,20 @@ impl Keyspace {
             }
             return Ok(());
         }
-        // As under everysec, this worker's other ready connections add
-        // their records first (a yielded task resumes once its worker has
+        // One waiting connection claims the write and fsync for everyone
+        // and yields first: this worker's other ready connections add
+        // their records (a yielded task resumes once its worker has
         // nothing else to run, as Redis fsyncs before its event loop
-        // sleeps); then one waiting connection writes and fsyncs for all
-        // (`Log::lead_sync`), and the first of those left uncovered leads
-        // the next round (`Log::wait_turn`), after yielding in turn: the
-        // replies the last fsync released go out first, and the requests
-        // that come back join the next one.
+        // sleeps). The others wait without yielding, so the fsync that
+        // covers them wakes them at once and their replies go out before
+        // the next requests are read, as Redis writes its replies after
+        // the fsync. The first left uncovered leads the next round.
         while self.log.synced_seq() < target {
-            tokio::task::yield_now().await;
-            match self.log.lead_sync() {
-                Some(result) => result?,
+            match self.log.claim_lead() {
+                Some(lead) => {
+                    tokio::task::yield_now().await;
+                    lead.sync()?;
+                }
                 None => {
                     let mut waited = false;
                     std::future::poll_fn(|cx| match std::mem::replace(&mut waited, true) {

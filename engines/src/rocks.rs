@@ -934,9 +934,11 @@ mod tests {
             for _ in 0..1 + next(4) {
                 let cf = Cf::ALL[next(4) as usize];
                 // One family's keys share a head longer than the sort
-                // prefix, as the fields of one hash do.
+                // prefix, as the fields of one hash do; another's differ
+                // only after the bytes the prefix holds.
                 let key = match cf {
                     Cf::Sub => format!("hash:with-a-long-shared-head:{}", next(20)).into_bytes(),
+                    Cf::Meta => format!("m{}-then-sixteen-bytes-{}", next(2), next(20)).into_bytes(),
                     _ => format!("key{}", next(20)).into_bytes(),
                 };
                 match next(3) {
