@@ -424,6 +424,12 @@ impl Config {
         self.number("databases").max(1) as usize
     }
 
+    /// Threads serving connections (Redis's default, 1: every client on
+    /// one thread).
+    pub fn io_threads(&self) -> usize {
+        self.number("io-threads").clamp(1, 128) as usize
+    }
+
     pub fn maxclients(&self) -> usize {
         self.number("maxclients").max(1) as usize
     }

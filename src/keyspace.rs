@@ -308,7 +308,7 @@ impl Keyspace {
             self.durability.rocks_bytes_unswitched.fetch_add(data.len() as u64, Ordering::Relaxed);
             drop(log);
             // RocksDB's memtable insert is most of a write's cost: outside
-            // the append lock, two workers make theirs at once. Should
+            // the append lock, two threads make theirs at once. Should
             // RocksDB refuse it, the client gets the error and the logged
             // record applies at the next start.
             if let Some(sealed) = sealed {
@@ -332,7 +332,7 @@ impl Keyspace {
         let target = self.log.last_seq();
         if self.log.policy() != FsyncPolicy::Always {
             if self.log.written_seq() < target {
-                // The other connections ready on this worker run first, and
+                // The other connections ready on this thread run first, and
                 // their records join this write: one write(2) for many
                 // pipelines, as Redis writes once per event-loop pass (a
                 // write per pipeline was an eighth of the CPU under LPUSH).
@@ -342,8 +342,8 @@ impl Keyspace {
             return Ok(());
         }
         // One waiting connection claims the write and fsync for everyone
-        // and yields first: this worker's other ready connections add
-        // their records (a yielded task resumes once its worker has
+        // and yields first: this thread's other ready connections add
+        // their records (a yielded task resumes once its thread has
         // nothing else to run, as Redis fsyncs before its event loop
         // sleeps). The others wait without yielding, so the fsync that
         // covers them wakes them at once and their replies go out before

@@ -133,7 +133,7 @@ async fn loading_session(
         };
         let Some(server) = server else { return };
         server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
-        crate::connection::serve(server, socket, addr, input).await;
+        server.serve_connection(socket, addr, input);
         return;
     }
 }

@@ -34,19 +34,9 @@ fn main() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
-    // Connections run on `io-threads` workers. Redis's default, 1, means
-    // one per core here: Strata's workers also execute commands, and an
-    // interleaved comparison on 2 cores favoured 2 workers at -P 1 (0.60 vs
-    // 0.40 of Redis) with -P 16 about even.
-    let workers = match config.get("io-threads").and_then(|v| v.parse::<usize>().ok()) {
-        Some(n) if n > 1 => n,
-        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // Loading, accepting, the cron and the metrics endpoint: connections
+    // run on threads of their own (`Server::serve_connection`).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(strata::loading::start(config));
     if let Err(e) = result {
         tracing::error!("{e}");

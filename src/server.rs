@@ -1,8 +1,8 @@
 //! The server: shared state, listeners, background cycles, shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -44,6 +44,44 @@ pub struct Server {
     pub maxmemory: AtomicU64,
     /// This server, for work a command starts in the background (BGSAVE).
     pub this: std::sync::Weak<Server>,
+    /// Started with the first connection (in-process servers have none).
+    connection_threads: OnceLock<ConnectionThreads>,
+}
+
+/// The threads serving connections, `io-threads` of them, each running a
+/// single-threaded runtime: a connection stays on the thread it is handed
+/// to, with its buffers in that core's cache, and a thread's ready
+/// connections add their records to one group fsync before their replies
+/// go out together, as in Redis's event loop. Tokio's work-stealing
+/// runtime on two workers moved connections between cores and fsynced 18
+/// records at a time against 24-30 on one thread: at -P 1 under `always`
+/// it served 8-30 % fewer requests for 15-50 % more CPU per request.
+struct ConnectionThreads {
+    runtimes: Vec<tokio::runtime::Handle>,
+    next: AtomicUsize,
+}
+
+impl ConnectionThreads {
+    fn start(count: usize) -> ConnectionThreads {
+        let runtimes = (0..count)
+            .map(|index| {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+                let handle = runtime.handle().clone();
+                std::thread::Builder::new()
+                    .name(format!("strata-io-{index}"))
+                    .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                    .expect("connection thread");
+                handle
+            })
+            .collect();
+        ConnectionThreads { runtimes, next: AtomicUsize::new(0) }
+    }
+
+    /// The thread for the next connection, in turn.
+    fn next(&self) -> &tokio::runtime::Handle {
+        &self.runtimes[self.next.fetch_add(1, Ordering::Relaxed) % self.runtimes.len()]
+    }
 }
 
 /// How a server run can fail to start.
@@ -92,6 +130,7 @@ impl Server {
             run_id,
             shutdown_tx,
             shutting_down: AtomicBool::new(false),
+            connection_threads: OnceLock::new(),
         }))
     }
 
@@ -119,6 +158,25 @@ impl Server {
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
         let client = crate::client::Client::new(server.clients.add(addr, addr), true);
         Ok((server, client))
+    }
+
+    /// Serves a client on one of the connection threads, starting with
+    /// `input` (what it sent while the server was loading).
+    pub fn serve_connection(self: &Arc<Self>, socket: TcpStream, addr: SocketAddr, input: bytes::BytesMut) {
+        let threads = self.connection_threads.get_or_init(|| ConnectionThreads::start(self.config.read().io_threads()));
+        // A socket belongs to the runtime that registered it: it moves
+        // across as a std socket (still non-blocking).
+        let socket = match socket.into_std() {
+            Ok(socket) => socket,
+            Err(e) => return tracing::warn!(error = %e, "handing a connection to its thread failed"),
+        };
+        let server = self.clone();
+        threads.next().spawn(async move {
+            match TcpStream::from_std(socket) {
+                Ok(socket) => connection::serve(server, socket, addr, input).await,
+                Err(e) => tracing::warn!(error = %e, "handing a connection to its thread failed"),
+            }
+        });
     }
 
     /// Milliseconds since the server started.
@@ -211,7 +269,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
             continue;
         }
         let _ = socket.set_nodelay(true);
-        tokio::spawn(connection::serve(server.clone(), socket, addr, bytes::BytesMut::new()));
+        server.serve_connection(socket, addr, bytes::BytesMut::new());
     }
 }
 

@@ -13,7 +13,18 @@ const ROUNDS: usize = 300;
 
 #[test]
 fn concurrent_mixed_writes_stay_consistent() {
-    let server = Arc::new(TestServer::start());
+    mixed_writes(TestServer::start());
+}
+
+/// Clients spread over three connection threads run their commands in
+/// parallel, contending for the same shards.
+#[test]
+fn concurrent_mixed_writes_on_three_io_threads_stay_consistent() {
+    mixed_writes(TestServer::start_with(&["--io-threads", "3"]));
+}
+
+fn mixed_writes(server: TestServer) {
+    let server = Arc::new(server);
     let workers: Vec<_> = (0..CLIENTS)
         .map(|id| {
             let server = server.clone();

@@ -618,7 +618,7 @@ impl Log {
 
     /// Claims the next write and fsync for everyone (`always`'s group
     /// commit), unless another connection has it (None). The first waiting
-    /// connection to find nobody leading does it on its own worker, as
+    /// connection to find nobody leading does it on its own thread, as
     /// Redis does once per event-loop pass, and the others wait for it
     /// (`wait_turn`). A syncer thread doing it cost two thread wakes per
     /// round and fsynced the few records that had come meanwhile (13 per

@@ -22,7 +22,8 @@ fn save(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     if ctx.server.keyspace.durability.checkpoint_in_progress.load(Ordering::Relaxed) {
         return Err(CmdError::err("Background save already in progress"));
     }
-    tokio::task::block_in_place(|| ctx.server.keyspace.save())?;
+    // As in Redis, SAVE holds up the clients of its thread until it is done.
+    ctx.server.keyspace.save()?;
     Ok(Reply::ok())
 }
 
