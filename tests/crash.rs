@@ -137,8 +137,8 @@ fn applied_ops(conn: &mut Conn, g: usize, acked: i64) -> i64 {
     acked + 1 + present[upto as usize] as i64
 }
 
-fn crash_cycles(policy: &str) {
-    let mut server = TestServer::start_with(&["--appendfsync", policy]);
+fn crash_cycles(policy: &str, io_threads: &str) {
+    let mut server = TestServer::start_with(&["--appendfsync", policy, "--io-threads", io_threads]);
     let mut seed = Instant::now().elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64;
     let mut random = move |below: u64| {
         seed ^= seed << 13;
@@ -211,12 +211,22 @@ fn crash_cycles(policy: &str) {
         }
         assert_eq!(int(conn.call(&["DBSIZE"])), keys, "cycle {cycle}: DBSIZE against the keys SCAN finds");
     }
-    eprintln!("{policy}: {} crash cycles, {total_acked} acknowledged writes, none lost", cycles());
+    eprintln!(
+        "{policy}, {io_threads} io-threads: {} crash cycles, {total_acked} acknowledged writes, none lost",
+        cycles()
+    );
 }
 
 #[test]
 fn kill_9_under_load_loses_nothing_with_appendfsync_always() {
-    crash_cycles("always");
+    crash_cycles("always", "1");
+}
+
+/// The writers spread over two connection threads: each thread's
+/// connections wait on the other's group fsync as well as their own.
+#[test]
+fn kill_9_under_load_loses_nothing_with_appendfsync_always_on_two_io_threads() {
+    crash_cycles("always", "2");
 }
 
 #[test]
@@ -224,5 +234,5 @@ fn kill_9_under_load_loses_nothing_with_appendfsync_everysec() {
     // The log is handed to the OS before any reply, so a process crash
     // loses nothing under everysec either; only an OS crash could lose up
     // to a second.
-    crash_cycles("everysec");
+    crash_cycles("everysec", "1");
 }
