@@ -70,8 +70,8 @@ fn always(c: &mut Criterion) {
                         for _ in 0..PER_THREAD {
                             let seq = log.lock().push(&rocks, &mem);
                             while log.synced_seq() < seq {
-                                match log.lead_sync() {
-                                    Some(result) => result.unwrap(),
+                                match log.claim_lead() {
+                                    Some(lead) => lead.sync().unwrap(),
                                     None => std::thread::yield_now(),
                                 }
                             }

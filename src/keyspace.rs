@@ -22,7 +22,7 @@ use strata_engines::encoding::{decode_meta_key, decode_sub_key};
 use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Sealed, Store, Txn};
 use strata_engines::log::{FsyncPolicy, Log};
 use strata_engines::memory::{
-    shard_of, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, ZSetOp, SHARDS,
+    shard_of, shard_of_slot, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, ZSetOp, SHARDS,
 };
 use strata_engines::writeset::WriteSet;
 use strata_engines::{Cf, DurabilityMetrics, EngineError, KeyType, RocksConfig};
@@ -208,8 +208,8 @@ impl Keyspace {
     }
 
     /// Like `run` for commands that only read: the shards are shared with
-    /// other readers, so clients reading one hot key are served on every
-    /// core at once. Should `body` find something to write after all (a
+    /// other readers, so clients reading one hot key from several
+    /// connection threads (`io-threads`) are served at once. Should `body` find something to write after all (a
     /// key to expire lazily), its answer is dropped and it runs again as
     /// `run`.
     pub fn read<R>(
@@ -575,7 +575,7 @@ impl Keyspace {
         now_ms: u64,
         visit: &mut dyn FnMut(&Bytes, &MemEntry) -> bool,
     ) -> bool {
-        self.read_shard(slot as usize % SHARDS, |shard| {
+        self.read_shard(shard_of_slot(slot), |shard| {
             let Some(db) = shard.db_ref(physical) else { return true };
             for key in db.keys_in_slot(slot, after) {
                 let entry = db.get(key).expect("indexed keys exist");
@@ -608,7 +608,7 @@ impl Keyspace {
             let due = self.store.due_expirations(physical, now, limit_per_db)?;
             all_done &= due.len() < limit_per_db;
             for (slot, key, expire) in due {
-                let _guard = self.shards[slot as usize % SHARDS].write();
+                let _guard = self.shards[shard_of_slot(slot)].write();
                 let mut txn = self.store.txn();
                 if txn.reap(&KeyRef { db: physical, slot, key: &key }, expire)? {
                     deleted += 1;
@@ -686,7 +686,7 @@ impl<'s> Tx<'s> {
 
     /// The locked shard holding `key`: it must have been named to `run`.
     fn shard_guard(&mut self, key: &[u8]) -> &mut ShardGuard<'s> {
-        let shard = self.slot(key) as usize % SHARDS;
+        let shard = shard_of_slot(self.slot(key));
         let (_, guard) = self
             .shards
             .iter_mut()

@@ -12,7 +12,7 @@
 //! writes by sequence); connections then write the shared buffer out once
 //! per batch of requests (group commit) and fsync per `appendfsync`: for
 //! `always` a reply waits for the fsync that covers it, which one of the
-//! waiting connections makes for all of them (`lead_sync`) and then wakes
+//! waiting connections makes for all of them (`claim_lead`) and then wakes
 //! exactly the ones it covered (`wait_turn`); for `everysec` a syncer
 //! thread fsyncs once a second.
 
@@ -629,12 +629,6 @@ impl Log {
         claimed.ok().map(|_| Lead { log: self })
     }
 
-    /// Writes out and fsyncs every record appended so far, unless another
-    /// thread is doing it (None).
-    pub fn lead_sync(&self) -> Option<Result<(), LogError>> {
-        self.claim_lead().map(Lead::sync)
-    }
-
     /// For a connection whose records up to `seq` must be fsynced: Ready
     /// when they are, or when nobody is leading an fsync (the caller then
     /// leads one); otherwise Pending until the leader's fsync is done, and
@@ -843,7 +837,7 @@ mod tests {
         for i in 1..=60 {
             let (rocks, mem) = record(i);
             log.lock().push(&rocks, &mem);
-            log.lead_sync().expect("nobody else syncs").unwrap();
+            log.claim_lead().expect("nobody else syncs").sync().unwrap();
         }
         let segments = list_segments(dir.path()).unwrap();
         assert!(segments.len() > 3, "{} segments", segments.len());
@@ -869,7 +863,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path(), 1, FsyncPolicy::Always, 1 << 20, Default::default()).unwrap();
         log.lock().push(b"", &record(1).1);
-        log.lead_sync().unwrap().unwrap();
+        log.claim_lead().unwrap().sync().unwrap();
         log.close().unwrap();
         assert_eq!(read_all(dir.path(), 0).unwrap().1, clean(1));
     }
@@ -900,7 +894,7 @@ mod tests {
 
         // Another connection leads: callers wait for it.
         let lead = log.claim_lead().expect("nobody leads yet");
-        assert!(log.lead_sync().is_none(), "one lead at a time");
+        assert!(log.claim_lead().is_none(), "one lead at a time");
         let waiters: Vec<_> = (0..4).map(|_| waker()).collect();
         push(2);
         push(3);

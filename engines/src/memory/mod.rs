@@ -308,7 +308,12 @@ pub const SHARDS: usize = 1024;
 
 /// The shard holding `key`: by hash slot, so a slot never spans shards.
 pub fn shard_of(key: &[u8]) -> usize {
-    shard_in(key, SHARDS)
+    shard_of_slot(key_slot(key))
+}
+
+/// The shard holding the keys of hash slot `slot`.
+pub fn shard_of_slot(slot: u16) -> usize {
+    slot as usize % SHARDS
 }
 
 /// The shard holding `key` when keys are split into `count` shards.
