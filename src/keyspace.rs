@@ -1,13 +1,12 @@
 //! The keyspace router: which engine holds a key, type checks across
 //! engines, expiry, and the shard locks that make a command atomic.
 //!
-//! A command names the keys it touches; `Keyspace::run` locks their shards
+//! The command path names a command's keys; `Keyspace::transact` locks their shards
 //! in a fixed order (no deadlock between multi-key commands), gives the
 //! handler a `Tx` over the store, and commits the handler's writes as one
 //! batch. Memory engines (lists, sets, sorted sets, streams) join here: a key
 //! has one type in the whole server, and `Tx::meta` is where that is decided.
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +21,8 @@ use strata_engines::encoding::{decode_meta_key, decode_sub_key};
 use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Sealed, Store, Txn};
 use strata_engines::log::{FsyncPolicy, Log};
 use strata_engines::memory::{
-    shard_of, shard_of_slot, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, ZSetOp, SHARDS,
+    shard_of, shard_of_slot, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, Undo, ZSetOp,
+    SHARDS,
 };
 use strata_engines::writeset::WriteSet;
 use strata_engines::{Cf, DurabilityMetrics, EngineError, KeyType, RocksConfig};
@@ -190,71 +190,40 @@ impl Keyspace {
         self.shards.iter().enumerate().map(|(i, s)| (i, ShardGuard::Exclusive(s.write()))).collect()
     }
 
-    /// Runs `body` with the shards of `keys` locked, then commits its writes
-    /// atomically. Nothing is written to RocksDB when `body` fails; memory
-    /// effects apply as they are made, so handlers check everything
-    /// (types, arguments) before their first effect.
-    pub fn run<R>(
+    /// Runs one command (or a whole EXEC) as one transaction: locks the
+    /// shards `locking` names, gives `body` a `Tx`, then commits its writes
+    /// atomically as one log record. A `body` that fails or panics leaves no
+    /// effect (its memory effects are taken back, its RocksDB writes never
+    /// applied); a panic goes on unwinding to the caller.
+    pub fn transact<R>(
         &self,
         db: usize,
-        keys: &[&[u8]],
-        body: impl FnOnce(&mut Tx) -> Result<R, CmdError>,
+        locking: Locking,
+        mut body: impl FnMut(&mut Tx) -> Result<R, CmdError>,
     ) -> Result<R, CmdError> {
-        if self.in_exec() {
-            return self.run_in_exec(db, body);
+        match locking {
+            Locking::Keys { keys, shared: true } => {
+                // Shared with other readers: clients reading one hot key from
+                // several connection threads (`io-threads`) are served at
+                // once. Should `body` find something to write after all (a
+                // key to expire lazily), it runs again with the shards its own.
+                let mut tx = self.tx(db, self.lock_keys(keys, true));
+                let result = body(&mut tx);
+                if !tx.wants_write() {
+                    return result;
+                }
+                drop(tx);
+                self.run_locked(db, self.lock_keys(keys, false), body)
+            }
+            Locking::Keys { keys, shared: false } => self.run_locked(db, self.lock_keys(keys, false), body),
+            Locking::All => self.run_locked(db, self.lock_all(), body),
+            Locking::Walk => {
+                // Lazy expiry found without the key's lock is not written
+                // back: another client may be changing the key. Active
+                // expiry deletes it.
+                body(&mut self.tx(db, LockedShards::new()))
+            }
         }
-        let shards = self.lock_keys(keys, false);
-        self.run_locked(db, shards, body)
-    }
-
-    /// Like `run` for commands that only read: the shards are shared with
-    /// other readers, so clients reading one hot key from several
-    /// connection threads (`io-threads`) are served at once. Should `body` find something to write after all (a
-    /// key to expire lazily), its answer is dropped and it runs again as
-    /// `run`.
-    pub fn read<R>(
-        &self,
-        db: usize,
-        keys: &[&[u8]],
-        body: impl Fn(&mut Tx) -> Result<R, CmdError>,
-    ) -> Result<R, CmdError> {
-        if self.in_exec() {
-            return self.run_in_exec(db, body);
-        }
-        let mut tx = self.tx(db, self.lock_keys(keys, true));
-        let result = body(&mut tx);
-        if !tx.wants_write() {
-            return result;
-        }
-        drop(tx);
-        self.run(db, keys, body)
-    }
-
-    /// Like `run`, with every shard locked: FLUSHDB, SWAPDB, whole-keyspace
-    /// writes.
-    pub fn run_exclusive<R>(
-        &self,
-        db: usize,
-        body: impl FnOnce(&mut Tx) -> Result<R, CmdError>,
-    ) -> Result<R, CmdError> {
-        if self.in_exec() {
-            return self.run_in_exec(db, body);
-        }
-        let shards = self.lock_all();
-        self.run_locked(db, shards, body)
-    }
-
-    /// Reads of RocksDB that need no locks: scans over a consistent-enough
-    /// view (SCAN, KEYS, RANDOMKEY) where Redis gives no atomicity either.
-    /// Memory keys are reached with `visit_memory_slot`.
-    pub fn run_unlocked<R>(&self, db: usize, body: impl FnOnce(&mut Tx) -> Result<R, CmdError>) -> Result<R, CmdError> {
-        if self.in_exec() {
-            return self.run_in_exec(db, body);
-        }
-        let mut tx = self.tx(db, LockedShards::new());
-        // Lazy expiry found by an unlocked read is not written back: another
-        // client may be changing the key. Active expiry deletes it.
-        body(&mut tx)
     }
 
     fn tx<'s>(&'s self, db: usize, shards: LockedShards<'s>) -> Tx<'s> {
@@ -264,8 +233,10 @@ impl Keyspace {
             db,
             shards,
             records: Vec::new(),
+            undos: Vec::new(),
             wants_write: false,
             last_slot: Default::default(),
+            all_shards: &self.shards,
             blocking: &self.blocking,
             store: &self.store,
             watches: &self.watches,
@@ -279,11 +250,23 @@ impl Keyspace {
         body: impl FnOnce(&mut Tx<'s>) -> Result<R, CmdError>,
     ) -> Result<R, CmdError> {
         let mut tx = self.tx(db, shards);
-        let result = body(&mut tx);
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut tx))) {
+            Ok(result) => result,
+            Err(panic) => {
+                // Nothing of a command that panicked stays, as for one that
+                // failed; the caller answers the client with an error.
+                tx.undo_memory();
+                drop(tx);
+                std::panic::resume_unwind(panic);
+            }
+        };
+        if result.is_err() {
+            // Redis's rule: a failing command changes nothing. Its
+            // RocksDB writes are never applied; its memory effects go back.
+            tx.undo_memory();
+        }
         let Tx { txn, records, shards, .. } = tx;
         let expired = txn.expired;
-        // A failed command's RocksDB writes are dropped; its memory effects
-        // already happened and are logged like any others.
         self.commit(txn, result.is_ok(), records)?;
         drop(shards);
         if expired > 0 && result.is_ok() {
@@ -541,53 +524,17 @@ impl Keyspace {
     /// of the records).
     pub fn memory_image(&self) -> strata_engines::memory::MemImage {
         let mut image = Default::default();
-        for index in 0..SHARDS {
-            self.read_shard(index, |shard| shard.add_to_image(&mut image));
+        for shard in &self.shards {
+            shard.read().add_to_image(&mut image);
         }
         image.retain(|_, keys: &mut std::collections::BTreeMap<Bytes, MemEntry>| !keys.is_empty());
         image
     }
 
-    /// Keys and keys with a TTL in a logical database, across engines.
+    /// Keys and keys with a TTL in a logical database, across engines, for
+    /// a caller that holds no shard (`Tx::key_counts` for one that may).
     pub fn key_counts(&self, db: usize) -> (u64, u64) {
-        let physical = self.store.physical(db);
-        let counters = self.store.counters(physical);
-        let mut keys = counters.keys.load(Ordering::Relaxed).max(0) as u64;
-        let mut expires = counters.expires.load(Ordering::Relaxed).max(0) as u64;
-        for index in 0..SHARDS {
-            self.read_shard(index, |shard| {
-                if let Some(mem) = shard.db_ref(physical) {
-                    keys += mem.len() as u64;
-                    expires += mem.expires_len() as u64;
-                }
-            });
-        }
-        (keys, expires)
-    }
-
-    /// Visits the live memory keys of `slot` in database `physical` after
-    /// `after` (exclusive), in byte order, until `visit` returns false.
-    pub fn visit_memory_slot(
-        &self,
-        physical: u32,
-        slot: u16,
-        after: Option<&[u8]>,
-        now_ms: u64,
-        visit: &mut dyn FnMut(&Bytes, &MemEntry) -> bool,
-    ) -> bool {
-        self.read_shard(shard_of_slot(slot), |shard| {
-            let Some(db) = shard.db_ref(physical) else { return true };
-            for key in db.keys_in_slot(slot, after) {
-                let entry = db.get(key).expect("indexed keys exist");
-                if entry.expire_ms != 0 && entry.expire_ms <= now_ms {
-                    continue;
-                }
-                if !visit(key, entry) {
-                    return false;
-                }
-            }
-            true
-        })
+        count_keys(&self.store, self.store.physical(db), |index, read| read(&self.shards[index].read()))
     }
 
     /// One active-expiry pass over every database (Redis's `activeExpireCycle`
@@ -654,12 +601,17 @@ pub struct Tx<'s> {
     shards: LockedShards<'s>,
     /// Memory effects made by this command, in order.
     records: Vec<MemRecord>,
-    /// A read under shared locks found a write to make (`Keyspace::read`).
+    /// What takes each memory effect back, in order (a failed command
+    /// leaves no effect).
+    undos: Vec<TxUndo>,
+    /// A read under shared locks found a write to make (`Keyspace::transact` with shared locks).
     wants_write: bool,
     /// The last key whose slot was asked for, and its slot: a command
     /// names its key to several steps (its shard, its engine, its RocksDB
     /// keys), and each hashing cost about 190 instructions.
     last_slot: std::cell::RefCell<Option<(SmallVec<[u8; 32]>, u16)>>,
+    /// Every shard of the keyspace, for reads of shards not locked here.
+    all_shards: &'s [CachePadded<RwLock<MemShard>>],
     blocking: &'s Blocking,
     store: &'s Store,
     watches: &'s Watches,
@@ -687,11 +639,9 @@ impl<'s> Tx<'s> {
     /// The locked shard holding `key`: it must have been named to `run`.
     fn shard_guard(&mut self, key: &[u8]) -> &mut ShardGuard<'s> {
         let shard = shard_of_slot(self.slot(key));
-        let (_, guard) = self
-            .shards
-            .iter_mut()
-            .find(|(index, _)| *index == shard)
-            .unwrap_or_else(|| panic!("key {:?} was not named to Keyspace::run", String::from_utf8_lossy(key)));
+        let (_, guard) = self.shards.iter_mut().find(|(index, _)| *index == shard).unwrap_or_else(|| {
+            panic!("key {:?} is not among the command's keys (its key specs)", String::from_utf8_lossy(key))
+        });
         guard
     }
 
@@ -725,6 +675,87 @@ impl<'s> Tx<'s> {
         None
     }
 
+    /// Points the transaction at logical database `db` (a command of an
+    /// EXEC after a SELECT).
+    pub fn use_database(&mut self, db: usize) {
+        self.db = db;
+        self.physical = self.store.physical(db);
+    }
+
+    /// Reads shard `index`: through this transaction's own lock when it
+    /// holds the shard (locking again would deadlock), else under a shared
+    /// lock taken for the read alone.
+    pub fn read_shard<R>(&self, index: usize, read: impl FnOnce(&MemShard) -> R) -> R {
+        match self.shards.iter().find(|(held, _)| *held == index) {
+            Some((_, guard)) => read(guard),
+            None => read(&self.all_shards[index].read()),
+        }
+    }
+
+    /// Keys and keys with a TTL in logical database `db`, across engines.
+    pub fn key_counts(&self, db: usize) -> (u64, u64) {
+        count_keys(self.store, self.store.physical(db), |index, read| self.read_shard(index, read))
+    }
+
+    /// Visits the live memory keys of `slot` in this database after `after`
+    /// (exclusive), in byte order, until `visit` returns false.
+    pub fn visit_memory_slot(
+        &self,
+        slot: u16,
+        after: Option<&[u8]>,
+        visit: &mut dyn FnMut(&Bytes, &MemEntry) -> bool,
+    ) -> bool {
+        let (physical, now_ms) = (self.physical, self.txn.now_ms);
+        self.read_shard(shard_of_slot(slot), |shard| {
+            let Some(db) = shard.db_ref(physical) else { return true };
+            for key in db.keys_in_slot(slot, after) {
+                let entry = db.get(key).expect("indexed keys exist");
+                if entry.expire_ms != 0 && entry.expire_ms <= now_ms {
+                    continue;
+                }
+                if !visit(key, entry) {
+                    return false;
+                }
+            }
+            true
+        })
+    }
+
+    /// Marks this point: `rollback_to` takes back every effect after it.
+    pub fn savepoint(&mut self) -> TxSavepoint {
+        TxSavepoint { records: self.records.len(), undos: self.undos.len(), txn: self.txn.savepoint() }
+    }
+
+    /// Takes back every effect since `savepoint`, in memory and RocksDB
+    /// (a command of a MULTI that failed: the others' effects stay).
+    pub fn rollback_to(&mut self, savepoint: TxSavepoint) {
+        self.undo_memory_to(savepoint.undos);
+        self.records.truncate(savepoint.records);
+        self.txn.rollback_to(savepoint.txn);
+    }
+
+    /// Takes back every memory effect of this transaction.
+    fn undo_memory(&mut self) {
+        self.undo_memory_to(0);
+        self.records.clear();
+    }
+
+    fn undo_memory_to(&mut self, len: usize) {
+        while self.undos.len() > len {
+            match self.undos.pop().expect("an undo") {
+                TxUndo::Op { physical, undo } => {
+                    let key = undo.key().clone();
+                    self.mem_db_in(physical, &key).undo(undo)
+                }
+                TxUndo::Flush { shard, physical, db } => {
+                    let (_, guard) = self.shards.iter_mut().find(|(index, _)| *index == shard).expect("locked");
+                    guard.exclusive().unflush(physical, db);
+                }
+                TxUndo::Swap(a, b) => self.store.swap_map(a, b),
+            }
+        }
+    }
+
     /// Whether this command changed something, or found a change to make
     /// (an expired key to delete).
     fn wants_write(&self) -> bool {
@@ -734,7 +765,12 @@ impl<'s> Tx<'s> {
     /// Applies a memory effect in `physical` and records it.
     pub fn mem_apply_in(&mut self, physical: u32, op: MemOp) {
         let key = op.key().clone();
-        self.mem_db_in(physical, &key).apply(&op);
+        let undo = self.mem_db_in(physical, &key).apply_undoable(&op);
+        self.undos.push(TxUndo::Op { physical, undo });
+        #[cfg(feature = "failpoints")]
+        if fail::eval("mem-apply-panic", |key| key).flatten().is_some_and(|target| target.as_bytes() == key) {
+            panic!("failpoint mem-apply-panic on key {target:?}", target = String::from_utf8_lossy(&key));
+        }
         // Data arrived: clients blocked on this key may now be served. A
         // deleted key is signalled too: XREADGROUP waiters are told it went.
         let feeds_waiters = matches!(
@@ -869,7 +905,7 @@ impl<'s> Tx<'s> {
     }
 
     /// Empties a physical database in every engine. The caller holds every
-    /// shard (`run_exclusive`).
+    /// shard (`Locking::All`).
     pub fn flush_database(&mut self, physical: u32) -> Result<(), CmdError> {
         assert_eq!(self.shards.len(), SHARDS, "flush needs every shard locked");
         // Redis touches the watched keys that the flush empties.
@@ -880,8 +916,10 @@ impl<'s> Tx<'s> {
                 }
             }
         }
-        for (_, shard) in &mut self.shards {
-            shard.exclusive().flush(physical);
+        for (index, shard) in &mut self.shards {
+            if let Some(db) = shard.exclusive().flush(physical) {
+                self.undos.push(TxUndo::Flush { shard: *index, physical, db });
+            }
         }
         self.records.push(MemRecord::Flush { db: physical });
         // XREADGROUP waiters of the emptied database are told their keys went.
@@ -897,7 +935,7 @@ impl<'s> Tx<'s> {
     }
 
     /// SWAPDB: exchanges two logical databases. The caller holds every
-    /// shard (`run_exclusive`). As Redis, a key watched in either database
+    /// shard (`Locking::All`). As Redis, a key watched in either database
     /// is touched if it exists in either.
     pub fn swap_databases(&mut self, a: usize, b: usize) -> Result<(), CmdError> {
         let (pa, pb) = (self.store.physical(a), self.store.physical(b));
@@ -909,6 +947,7 @@ impl<'s> Tx<'s> {
             }
         }
         self.store.swap_databases(&mut self.txn, a, b);
+        self.undos.push(TxUndo::Swap(a, b));
         Ok(())
     }
 
@@ -932,89 +971,7 @@ impl<'s> Tx<'s> {
     }
 }
 
-thread_local! {
-    /// The transaction EXEC keeps open on this thread (`run_transaction`).
-    static EXEC_TX: Cell<ExecTx> = const { Cell::new(ExecTx::Idle) };
-}
-
-/// What EXEC has open on a thread. The pointers are only compared (the
-/// keyspace) or dereferenced by `run_in_exec` while `run_transaction`
-/// keeps the Tx alive.
-#[derive(Clone, Copy)]
-enum ExecTx {
-    Idle,
-    /// A Tx of `keyspace`, free for the next command.
-    Open {
-        keyspace: *const Keyspace,
-        tx: *mut (),
-    },
-    /// A command is using the Tx right now.
-    Busy {
-        keyspace: *const Keyspace,
-    },
-}
-
-/// Puts a state back into `EXEC_TX` when dropped (also on unwind).
-struct SetExecTx(ExecTx);
-
-impl Drop for SetExecTx {
-    fn drop(&mut self) {
-        EXEC_TX.set(self.0);
-    }
-}
-
 impl Keyspace {
-    /// EXEC: runs `body` with every shard locked and one `Tx` open. Each
-    /// `run`, `run_exclusive` and `run_unlocked` that `body` makes on this
-    /// thread joins that Tx (in the database it names), so the queued
-    /// commands are atomic for other clients and commit once, as one batch
-    /// and one set of records, when `body` ends.
-    pub fn run_transaction<R>(&self, db: usize, body: impl FnOnce() -> Result<R, CmdError>) -> Result<R, CmdError> {
-        let shards = self.lock_all();
-        self.run_locked(db, shards, |tx| {
-            let _idle = SetExecTx(ExecTx::Idle);
-            EXEC_TX.set(ExecTx::Open { keyspace: self, tx: tx as *mut Tx<'_> as *mut () });
-            body()
-        })
-    }
-
-    /// Whether this thread is inside `run_transaction` on this keyspace.
-    fn in_exec(&self) -> bool {
-        match EXEC_TX.get() {
-            ExecTx::Idle => false,
-            ExecTx::Open { keyspace, .. } | ExecTx::Busy { keyspace, .. } => std::ptr::eq(keyspace, self),
-        }
-    }
-
-    /// Runs one command's `body` in the Tx that EXEC keeps open.
-    fn run_in_exec<R>(&self, db: usize, body: impl FnOnce(&mut Tx) -> Result<R, CmdError>) -> Result<R, CmdError> {
-        let ExecTx::Open { keyspace, tx } = EXEC_TX.get() else {
-            panic!("Keyspace::run nested inside another during EXEC");
-        };
-        EXEC_TX.set(ExecTx::Busy { keyspace });
-        let _open = SetExecTx(ExecTx::Open { keyspace, tx });
-        // SAFETY: `tx` points at the Tx that `run_transaction` keeps alive
-        // (and its shards locked) on this thread until it resets EXEC_TX;
-        // the Busy state makes this the only reference to it meanwhile.
-        let tx = unsafe { &mut *(tx as *mut Tx<'_>) };
-        tx.db = db;
-        tx.physical = self.store.physical(db);
-        body(tx)
-    }
-
-    /// Reads shard `index`: under its lock, or in place inside EXEC, whose
-    /// thread holds every shard lock already (locking again would deadlock).
-    fn read_shard<R>(&self, index: usize, read: impl FnOnce(&MemShard) -> R) -> R {
-        if self.in_exec() {
-            // SAFETY: this thread holds the shard's lock through EXEC's Tx,
-            // and no command keeps a mutable borrow of a shard across a call
-            // to the keyspace-wide readers that come here.
-            read(unsafe { &*self.shards[index].data_ptr() })
-        } else {
-            read(&self.shards[index].read())
-        }
-    }
-
     /// The (physical database, key) pairs a command's effects change, when
     /// someone WATCHes: every RocksDB key written (metadata or hash field)
     /// and every memory key an effect names. Writes that change nothing are
@@ -1054,6 +1011,59 @@ impl Keyspace {
     }
 }
 
+/// Keys and keys with a TTL in physical database `physical`: RocksDB's
+/// counters plus every memory shard, each read through `read_shard`.
+fn count_keys(store: &Store, physical: u32, read_shard: impl Fn(usize, &mut dyn FnMut(&MemShard))) -> (u64, u64) {
+    let counters = store.counters(physical);
+    let mut keys = counters.keys.load(Ordering::Relaxed).max(0) as u64;
+    let mut expires = counters.expires.load(Ordering::Relaxed).max(0) as u64;
+    for index in 0..SHARDS {
+        read_shard(index, &mut |shard| {
+            if let Some(mem) = shard.db_ref(physical) {
+                keys += mem.len() as u64;
+                expires += mem.expires_len() as u64;
+            }
+        });
+    }
+    (keys, expires)
+}
+
+/// Which shards a transaction locks (see `Keyspace::transact`).
+#[derive(Clone, Copy)]
+pub enum Locking<'k> {
+    /// The shards of these keys, shared by commands that only read.
+    Keys { keys: &'k [&'k [u8]], shared: bool },
+    /// Every shard, exclusive: FLUSHDB, SWAPDB, an EXEC of such commands.
+    All,
+    /// None up front: the command walks the keyspace a shard at a time
+    /// (`Tx::read_shard`: SCAN, KEYS, DBSIZE ...), as Redis gives such
+    /// commands no atomicity either.
+    Walk,
+}
+
+/// What takes one memory effect of a `Tx` back.
+enum TxUndo {
+    Op {
+        physical: u32,
+        undo: Undo,
+    },
+    /// A database emptied in one shard: what it held.
+    Flush {
+        shard: usize,
+        physical: u32,
+        db: MemDb,
+    },
+    /// SWAPDB of these two logical databases.
+    Swap(usize, usize),
+}
+
+/// A point in a `Tx` to go back to (see `Tx::savepoint`).
+pub struct TxSavepoint {
+    records: usize,
+    undos: usize,
+    txn: strata_engines::keyspace::TxnSavepoint,
+}
+
 /// The shards a command locked, by index. Inline for one: most commands
 /// name one key, and an allocation per command showed in GET's profile.
 type LockedShards<'s> = SmallVec<[(usize, ShardGuard<'s>); 1]>;
@@ -1065,13 +1075,13 @@ enum ShardGuard<'s> {
 }
 
 impl ShardGuard<'_> {
-    /// The shard to change. Only `Keyspace::read` takes shared locks, and
+    /// The shard to change. Only read-only commands take shared locks, and
     /// what it runs only reads (an expired key it finds sets `wants_write`
     /// instead of being deleted), so a change under one is a bug.
     fn exclusive(&mut self) -> &mut MemShard {
         match self {
             ShardGuard::Exclusive(guard) => guard,
-            ShardGuard::Shared(_) => panic!("a command run by Keyspace::read changed a memory key"),
+            ShardGuard::Shared(_) => panic!("a read-only command changed a memory key"),
         }
     }
 }
@@ -1093,8 +1103,101 @@ pub fn is_memory_type(key_type: KeyType) -> bool {
 }
 
 #[cfg(test)]
+impl Keyspace {
+    /// Tests: `body` in a transaction over `keys`, locked exclusive.
+    pub fn run<R>(
+        &self,
+        db: usize,
+        keys: &[&[u8]],
+        body: impl FnMut(&mut Tx) -> Result<R, CmdError>,
+    ) -> Result<R, CmdError> {
+        self.transact(db, Locking::Keys { keys, shared: false }, body)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exclusive<'k>(keys: &'k [&'k [u8]]) -> Locking<'k> {
+        Locking::Keys { keys, shared: false }
+    }
+
+    fn push(tx: &mut Tx, key: &'static [u8], item: &'static [u8]) {
+        let (key, items) = (Bytes::from_static(key), vec![Bytes::from_static(item)]);
+        tx.mem_apply(MemOp::List { key, op: ListOp::Push { front: false, items } });
+    }
+
+    fn set(tx: &mut Tx, key: &[u8], value: &[u8]) -> Result<(), CmdError> {
+        let old = tx.meta(key)?;
+        tx.set_string(key, old.as_ref(), value, 0);
+        Ok(())
+    }
+
+    /// The list at `l` and the string at `s`, as a command sees them.
+    fn state(keyspace: &Keyspace) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
+        keyspace
+            .transact(0, exclusive(&[b"l", b"s"]), |tx| {
+                let list = match tx.mem_value(b"l", KeyType::List)? {
+                    Some(MemValue::List(list)) => list.iter().map(<[u8]>::to_vec).collect(),
+                    _ => Vec::new(),
+                };
+                Ok((list, tx.meta(b"s")?.map(|meta| meta.body)))
+            })
+            .unwrap()
+    }
+
+    fn records(keyspace: &Keyspace) -> usize {
+        keyspace.record_tap.lock().as_ref().map_or(0, Vec::len)
+    }
+
+    #[test]
+    fn a_failing_command_leaves_no_effect_in_memory_or_rocksdb() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, _client) = crate::server::Server::open_in_process(dir.path()).unwrap();
+        let keyspace = &server.keyspace;
+        *keyspace.record_tap.lock() = Some(Vec::new());
+        keyspace
+            .transact(0, exclusive(&[b"l", b"s"]), |tx| {
+                push(tx, b"l", b"a");
+                set(tx, b"s", b"v")
+            })
+            .unwrap();
+        let failed = keyspace.transact(0, exclusive(&[b"l", b"s"]), |tx| {
+            push(tx, b"l", b"b");
+            set(tx, b"s", b"w")?;
+            push(tx, b"l", b"c");
+            Err::<(), _>(CmdError::WrongType)
+        });
+        assert!(failed.is_err());
+        assert_eq!(state(keyspace), (vec![b"a".to_vec()], Some(b"v".to_vec())));
+        assert_eq!(records(keyspace), 1, "nothing logged for the failed command");
+    }
+
+    #[test]
+    fn a_command_rolled_back_to_its_savepoint_goes_and_the_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, _client) = crate::server::Server::open_in_process(dir.path()).unwrap();
+        let keyspace = &server.keyspace;
+        *keyspace.record_tap.lock() = Some(Vec::new());
+        keyspace.transact(0, exclusive(&[b"l", b"s"]), |tx| set(tx, b"s", b"v")).unwrap();
+        keyspace
+            .transact(0, exclusive(&[b"l", b"s"]), |tx| {
+                push(tx, b"l", b"a");
+                let savepoint = tx.savepoint();
+                push(tx, b"l", b"b");
+                set(tx, b"s", b"w")?;
+                tx.rollback_to(savepoint);
+                push(tx, b"l", b"c");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(state(keyspace), (vec![b"a".to_vec(), b"c".to_vec()], Some(b"v".to_vec())));
+        let tap = keyspace.record_tap.lock().clone().unwrap();
+        let pushed: Vec<&MemOp> =
+            tap.iter().filter_map(|r| if let MemRecord::Op { op, .. } = r { Some(op) } else { None }).collect();
+        assert_eq!(pushed.len(), 2, "the EXEC logs a and c only: {pushed:?}");
+    }
 
     #[test]
     fn a_transaction_gives_each_key_its_own_slot_when_keys_alternate() {
@@ -1104,7 +1207,7 @@ mod tests {
         let keys: [&[u8]; 7] = [b"a", b"{a}b", b"c", b"", &long, b"a", b"c"];
         server
             .keyspace
-            .run(0, &keys, |tx| {
+            .transact(0, exclusive(&keys), |tx| {
                 for key in keys.iter().chain(keys.iter().rev()) {
                     assert_eq!(tx.key(key).slot, key_slot(key), "{key:?}");
                 }

@@ -33,6 +33,11 @@ fn main() {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // A command that panics is answered with an error and taken back
+    // (`commands::execute`); the log says where, through tracing.
+    std::panic::set_hook(Box::new(|panic| tracing::error!("{panic}")));
+    // Fault injection, in builds with the `failpoints` feature (tests).
+    let _failpoints = fail::FailScenario::setup();
 
     // Loading, accepting, the cron and the metrics endpoint: connections
     // run on threads of their own (`Server::serve_connection`).

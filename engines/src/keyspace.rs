@@ -33,7 +33,7 @@ fn counter_key(physical: u32, what: &str) -> Vec<u8> {
 
 /// A transaction's changes to the key counters, by physical database and
 /// counter: a command has one or two, so a list beats hashing.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Deltas(Vec<((u32, &'static str), i64)>);
 
 impl Deltas {
@@ -169,10 +169,16 @@ impl Store {
     /// `txn`. The caller holds every shard lock, so no command holding one
     /// sees the map half swapped.
     pub fn swap_databases(&self, txn: &mut Txn, a: usize, b: usize) {
+        self.swap_map(a, b);
+        txn.ws.put(Cf::Default, DB_MAP_KEY.to_vec(), self.encode_db_map());
+    }
+
+    /// Exchanges two logical databases' physical ids in the live map only
+    /// (a failed command's SWAPDB taken back: its write went with it).
+    pub fn swap_map(&self, a: usize, b: usize) {
         let (pa, pb) = (self.physical(a), self.physical(b));
         self.db_map[a].store(pb, Ordering::Release);
         self.db_map[b].store(pa, Ordering::Release);
-        txn.ws.put(Cf::Default, DB_MAP_KEY.to_vec(), self.encode_db_map());
     }
 
     /// Switches RocksDB's memtables at log sequence `seq` (see
@@ -351,6 +357,19 @@ impl<'s> Txn<'s> {
         }
     }
 
+    /// Marks this point: `rollback_to` takes back every write after it.
+    pub fn savepoint(&mut self) -> TxnSavepoint {
+        TxnSavepoint { writes: self.ws.savepoint(), deltas: self.deltas.clone(), expired: self.expired }
+    }
+
+    /// Takes back every write since `savepoint` (a command of a MULTI that
+    /// failed: the others' writes stay).
+    pub fn rollback_to(&mut self, savepoint: TxnSavepoint) {
+        self.ws.rollback_to(savepoint.writes);
+        self.deltas = savepoint.deltas;
+        self.expired = savepoint.expired;
+    }
+
     /// Starts a new, empty hash (its meta is written by `put_meta`).
     pub fn new_hash_body(&self) -> HashBody {
         HashBody { version: self.store.new_version(), len: 0 }
@@ -368,6 +387,13 @@ impl<'s> Txn<'s> {
         let Txn { store, ws, deltas, .. } = self;
         Commit { store, batch: ws.into_batch(), deltas }
     }
+}
+
+/// A point in a transaction to go back to (see `Txn::savepoint`).
+pub struct TxnSavepoint {
+    writes: crate::writeset::Savepoint,
+    deltas: Deltas,
+    expired: u64,
 }
 
 /// A finished transaction's writes (see `Txn::finish`).

@@ -18,11 +18,26 @@ pub struct WriteSet<'e> {
     engine: &'e RocksEngine,
     pending: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
     deleted_ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
+    /// Once a savepoint is taken (EXEC, where one failed command's writes
+    /// go but the others' stay): how each change found what it replaced.
+    journal: Option<Vec<Change>>,
 }
+
+/// One change to the pending writes, as the journal keeps it.
+enum Change {
+    /// The key's pending write before (None: it had none).
+    Pending(Cf, Vec<u8>, Option<Option<Vec<u8>>>),
+    /// A range was added to `deleted_ranges`.
+    Range,
+}
+
+/// A point in a write set's changes to go back to (`WriteSet::rollback_to`).
+#[derive(Clone, Copy, Debug)]
+pub struct Savepoint(usize);
 
 impl<'e> WriteSet<'e> {
     pub fn new(engine: &'e RocksEngine) -> WriteSet<'e> {
-        WriteSet { engine, pending: BTreeMap::new(), deleted_ranges: Vec::new() }
+        WriteSet { engine, pending: BTreeMap::new(), deleted_ranges: Vec::new(), journal: None }
     }
 
     pub fn engine(&self) -> &'e RocksEngine {
@@ -52,11 +67,47 @@ impl<'e> WriteSet<'e> {
     }
 
     pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
-        self.pending.insert((cf, key), Some(value));
+        self.set(cf, key, Some(value));
     }
 
     pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
-        self.pending.insert((cf, key), None);
+        self.set(cf, key, None);
+    }
+
+    fn set(&mut self, cf: Cf, key: Vec<u8>, value: Option<Vec<u8>>) {
+        match &mut self.journal {
+            None => {
+                self.pending.insert((cf, key), value);
+            }
+            Some(journal) => {
+                let before = self.pending.insert((cf, key.clone()), value);
+                journal.push(Change::Pending(cf, key, before));
+            }
+        }
+    }
+
+    /// Marks the current pending writes: `rollback_to` goes back to them.
+    /// From the first savepoint on, every change is journaled.
+    pub fn savepoint(&mut self) -> Savepoint {
+        Savepoint(self.journal.get_or_insert_with(Vec::new).len())
+    }
+
+    /// Takes back every change made since `savepoint`.
+    pub fn rollback_to(&mut self, savepoint: Savepoint) {
+        let Some(journal) = &mut self.journal else { return };
+        for change in journal.drain(savepoint.0..).rev() {
+            match change {
+                Change::Pending(cf, key, Some(before)) => {
+                    self.pending.insert((cf, key), before);
+                }
+                Change::Pending(cf, key, None) => {
+                    self.pending.remove(&(cf, key));
+                }
+                Change::Range => {
+                    self.deleted_ranges.pop();
+                }
+            }
+        }
     }
 
     /// The keys with a pending put or delete, in order (WATCH learns from
@@ -69,9 +120,15 @@ impl<'e> WriteSet<'e> {
     pub fn delete_range(&mut self, cf: Cf, from: Vec<u8>, to: Vec<u8>) {
         let doomed: Vec<_> = self.pending.range((cf, from.clone())..(cf, to.clone())).map(|(k, _)| k.clone()).collect();
         for key in doomed {
-            self.pending.remove(&key);
+            let before = self.pending.remove(&key);
+            if let Some(journal) = &mut self.journal {
+                journal.push(Change::Pending(key.0, key.1, before));
+            }
         }
         self.deleted_ranges.push((cf, from, to));
+        if let Some(journal) = &mut self.journal {
+            journal.push(Change::Range);
+        }
     }
 
     /// Visits the merged view of `[start, end)` in key order (or reverse)

@@ -205,10 +205,6 @@ impl<'a> MultiPop<'a> {
         }
         Ok(MultiPop { keys: &args[1..end_at], end, count: count.unwrap_or(1) })
     }
-
-    pub fn names(&self) -> Vec<&'a [u8]> {
-        self.keys.iter().map(|k| k.as_ref()).collect()
-    }
 }
 
 #[cfg(test)]

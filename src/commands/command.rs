@@ -265,16 +265,26 @@ fn keys_of(table: &CommandTable, line: &[Bytes]) -> Result<Vec<KeyRef>, CmdError
     if (row.arity > 0 && row.arity != argc) || argc < -row.arity {
         return Err(CmdError::err("Invalid number of arguments specified for command"));
     }
-    // Key specs first; where they cannot say (an unknown or incomplete
-    // spec, or flags that depend on the arguments), the command's own
-    // rule, as Redis's getkeys_proc.
-    let variable = specs.iter().any(|s| words(&s["flags"]).iter().any(|f| f == "variable_flags"));
-    let from_specs = if variable { None } else { keys_from_specs(specs, line) };
-    let keys = from_specs.or_else(|| keys_by_rule(&row.name, line)).unwrap_or_default();
+    let keys = keys_in_line(row, line).unwrap_or_default();
     if keys.is_empty() && !row.has_flag("no_mandatory_keys") {
         return Err(CmdError::err("Invalid arguments specified for command"));
     }
     Ok(keys)
+}
+
+/// The keys of a call of `row`: key specs first; where they cannot say
+/// (an unknown or incomplete spec, or flags that depend on the arguments),
+/// the command's own rule, as Redis's getkeys_proc.
+fn keys_in_line(row: &Command, line: &[Bytes]) -> Option<Vec<KeyRef>> {
+    let specs = row.info[8].as_array().map(Vec::as_slice).unwrap_or_default();
+    let variable = specs.iter().any(|s| words(&s["flags"]).iter().any(|f| f == "variable_flags"));
+    let from_specs = if variable { None } else { keys_from_specs(specs, line) };
+    from_specs.or_else(|| keys_by_rule(&row.name, line))
+}
+
+/// The positions of the keys of a call of `row` (see `Command::keys`).
+pub(super) fn movable_key_positions(row: &Command, line: &[Bytes]) -> Option<Vec<usize>> {
+    Some(keys_in_line(row, line)?.into_iter().map(|key| key.pos).collect())
 }
 
 /// Redis's `getKeysUsingKeySpecs`; `None` when a spec cannot be applied

@@ -16,7 +16,8 @@ pub fn register(table: &mut CommandTable) {
 
 /// `DBSIZE`
 fn dbsize(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    Ok(Reply::Integer(ctx.server.keyspace.key_counts(ctx.client.db).0 as i64))
+    let db = ctx.client.db;
+    Ok(Reply::Integer(ctx.tx().key_counts(db).0 as i64))
 }
 
 /// `[ASYNC | SYNC]`: both delete at once here (a range delete is O(1)).
@@ -33,8 +34,7 @@ fn parse_flush_mode(argv: &[Bytes]) -> Result<(), CmdError> {
 /// `FLUSHDB [ASYNC | SYNC]`
 fn flushdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     parse_flush_mode(argv)?;
-    let keyspace = &ctx.server.keyspace;
-    keyspace.run_exclusive(ctx.client.db, |tx| tx.flush_database(tx.physical))?;
+    ctx.run(|tx| tx.flush_database(tx.physical))?;
     Ok(Reply::ok())
 }
 
@@ -42,7 +42,7 @@ fn flushdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn flushall(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     parse_flush_mode(argv)?;
     let keyspace = &ctx.server.keyspace;
-    keyspace.run_exclusive(0, |tx| {
+    ctx.run(|tx| {
         for db in 0..keyspace.databases() {
             tx.flush_database(keyspace.store.physical(db))?;
         }
@@ -65,7 +65,7 @@ fn swapdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::DbIndexOutOfRange);
     }
     let keyspace = &ctx.server.keyspace;
-    keyspace.run_exclusive(0, |tx| tx.swap_databases(a, b))?;
+    ctx.run(|tx| tx.swap_databases(a, b))?;
     // Clients blocked in either database may find data there now.
     keyspace.blocking.signal_database(a);
     keyspace.blocking.signal_database(b);

@@ -212,7 +212,7 @@ fn read_hash<R>(
     key: &[u8],
     body: impl Fn(&mut Tx, Option<Hash>) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
-    let (found, result) = ctx.server.keyspace.read(ctx.client.db, &[key], |tx| {
+    let (found, result) = ctx.run(|tx| {
         let hash = Hash::open(tx, key)?;
         let found = hash.is_some();
         Ok((found, body(tx, hash)?))
@@ -223,7 +223,7 @@ fn read_hash<R>(
 
 /// Sets the pairs; returns how many fields are new.
 fn set_pairs(ctx: &mut Ctx, key: &[u8], pairs: &[(&Bytes, &Bytes)]) -> Result<i64, CmdError> {
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let mut hash = Hash::open_or_create(tx, key)?;
         let mut created = 0;
         for (field, value) in pairs {
@@ -250,7 +250,7 @@ fn hmset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `HSETNX key field value`
 fn hsetnx(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, field, value) = (&argv[1], &argv[2], &argv[3]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let mut hash = Hash::open_or_create(tx, key)?;
         if hash.get(tx, field)?.is_some() {
             return Ok(Reply::Integer(0));
@@ -290,7 +290,7 @@ fn hmget(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `HDEL key field [field ...]`
 fn hdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, fields) = (&argv[1], &argv[2..]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(mut hash) = Hash::open(tx, key)? else {
             return Ok(Reply::Integer(0));
         };
@@ -362,7 +362,7 @@ fn hgetall(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn hincrby(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, field) = (&argv[1], &argv[2]);
     let increment = parse_int(&argv[3])?;
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let mut hash = Hash::open_or_create(tx, key)?;
         let current = match hash.get(tx, field)? {
             Some(value) => parse_i64(&value).ok_or_else(|| CmdError::err("hash value is not an integer"))?,
@@ -383,7 +383,7 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if !increment.is_finite() {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let mut hash = Hash::open_or_create(tx, key)?;
         let current = match hash.get(tx, field)? {
             Some(value) => long_double::parse(&value).ok_or_else(|| CmdError::err("hash value is not a float"))?,

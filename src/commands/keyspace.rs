@@ -18,7 +18,7 @@ use super::{CommandTable, Ctx};
 use crate::cursor::{parse_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
-use crate::keyspace::{is_memory_type, Keyspace, Tx};
+use crate::keyspace::{is_memory_type, Tx};
 use crate::protocol::Reply;
 
 pub fn register(table: &mut CommandTable) {
@@ -50,15 +50,11 @@ pub fn register(table: &mut CommandTable) {
     table.register("object|help", object_help);
 }
 
-fn as_slices(keys: &[Bytes]) -> Vec<&[u8]> {
-    keys.iter().map(|k| k.as_ref()).collect()
-}
-
 /// `DEL key [key ...]` and `UNLINK key [key ...]` (deleting is O(1) for
 /// every type here: a hash's fields are dropped by compaction).
 fn del(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let keys = &argv[1..];
-    let deleted = ctx.server.keyspace.run(ctx.client.db, &as_slices(keys), |tx| {
+    let deleted = ctx.run(|tx| {
         let mut deleted = 0;
         for key in keys {
             deleted += tx.delete(key)? as i64;
@@ -70,9 +66,8 @@ fn del(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// How many of `keys` exist (a key named twice counts twice).
 fn count_existing(ctx: &mut Ctx, keys: &[Bytes]) -> Result<i64, CmdError> {
-    let found = ctx.server.keyspace.run(ctx.client.db, &as_slices(keys), |tx| {
-        keys.iter().map(|key| Ok(tx.meta(key)?.is_some())).collect::<Result<Vec<bool>, CmdError>>()
-    })?;
+    let found =
+        ctx.run(|tx| keys.iter().map(|key| Ok(tx.meta(key)?.is_some())).collect::<Result<Vec<bool>, CmdError>>())?;
     for &hit in &found {
         ctx.server.stats.hit(hit);
     }
@@ -93,7 +88,7 @@ fn touch(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `TYPE key`
 fn type_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let key_type = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| tx.key_type(key))?;
+    let key_type = ctx.run(|tx| tx.key_type(key))?;
     ctx.server.stats.hit(key_type.is_some());
     Ok(Reply::Status(key_type.map_or("none", KeyType::name)))
 }
@@ -128,7 +123,7 @@ fn copy_key(tx: &mut Tx, from_db: u32, src: &[u8], meta: &KeyMeta, to_db: u32, d
 /// RENAME and RENAMENX.
 fn rename_generic(ctx: &mut Ctx, argv: &[Bytes], nx: bool) -> Result<bool, CmdError> {
     let (src, dst) = (&argv[1], &argv[2]);
-    ctx.server.keyspace.run(ctx.client.db, &[src, dst], |tx| {
+    ctx.run(|tx| {
         let Some(meta) = tx.meta(src)? else {
             return Err(CmdError::NoSuchKey);
         };
@@ -204,7 +199,7 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let keyspace = &ctx.server.keyspace;
     let copy = CopyArgs::parse(argv, ctx.client.db, keyspace.databases())?;
     let found = std::cell::Cell::new(false);
-    let copied = keyspace.run(ctx.client.db, &[copy.src, copy.dst], |tx| {
+    let copied = ctx.run(|tx| {
         let Some(meta) = tx.meta(copy.src)? else {
             return Ok(false);
         };
@@ -230,7 +225,7 @@ fn move_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if target == ctx.client.db {
         return Err(CmdError::err("source and destination objects are the same"));
     }
-    let moved = keyspace.run(ctx.client.db, &[key], |tx| {
+    let moved = ctx.run(|tx| {
         let Some(meta) = tx.meta(key)? else {
             return Ok(false);
         };
@@ -297,7 +292,7 @@ fn expire_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str, seconds: bool, rela
     let ms = if seconds { value.checked_mul(1000).ok_or_else(invalid)? } else { value };
     let base = if relative { strata_engines::now_ms() as i64 } else { 0 };
     let when = ms.checked_add(base).ok_or_else(invalid)?;
-    let changed = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let changed = ctx.run(|tx| {
         let Some(meta) = tx.meta(key)? else {
             return Ok(false);
         };
@@ -348,7 +343,7 @@ enum TtlReport {
 /// without a TTL.
 fn ttl_generic(ctx: &mut Ctx, argv: &[Bytes], report: TtlReport) -> CmdResult {
     let key = &argv[1];
-    let (meta, now) = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| Ok((tx.meta(key)?, tx.now_ms())))?;
+    let (meta, now) = ctx.run(|tx| Ok((tx.meta(key)?, tx.now_ms())))?;
     ctx.server.stats.hit(meta.is_some());
     let Some(meta) = meta else {
         return Ok(Reply::Integer(-2));
@@ -392,7 +387,7 @@ fn pexpiretime(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `PERSIST key`
 fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let removed = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| match tx.meta(key)? {
+    let removed = ctx.run(|tx| match tx.meta(key)? {
         Some(meta) if meta.expire_ms != 0 => {
             tx.set_expire(key, &meta, 0);
             Ok(true)
@@ -410,7 +405,7 @@ type KeyVisitor<'a> = dyn FnMut(&[u8], &[u8], Option<KeyType>) -> bool + 'a;
 /// order, after `after` (a position; None = from the start), until `visit`
 /// returns false. RocksDB is read with one iterator; the memory keys of
 /// each slot are merged in as the iteration reaches that slot.
-fn visit_keys(keyspace: &Keyspace, tx: &Tx, after: Option<&[u8]>, visit: &mut KeyVisitor) -> Result<(), CmdError> {
+fn visit_keys(tx: &Tx, after: Option<&[u8]>, visit: &mut KeyVisitor) -> Result<(), CmdError> {
     let now = tx.now_ms();
     let physical = tx.physical;
     let mut start = db_start(physical);
@@ -434,7 +429,7 @@ fn visit_keys(keyspace: &Keyspace, tx: &Tx, after: Option<&[u8]>, visit: &mut Ke
                     return true;
                 }
                 let after = if Some(next_slot) == after_slot(after) { resume_key } else { None };
-                keyspace.visit_memory_slot(physical, next_slot, after, now, &mut |k, e| {
+                tx.visit_memory_slot(next_slot, after, &mut |k, e| {
                     memory.push_back((k.clone(), e.value.key_type()));
                     true
                 });
@@ -488,10 +483,9 @@ fn after_slot(position: Option<&[u8]>) -> Option<u16> {
 fn keys(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let pattern = &argv[1];
     let all = pattern.as_ref() == b"*";
-    let keyspace = &ctx.server.keyspace;
-    let found = keyspace.run_unlocked(ctx.client.db, |tx| {
+    let found = ctx.run(|tx| {
         let mut found = Vec::new();
-        visit_keys(keyspace, tx, None, &mut |_, key, key_type| {
+        visit_keys(tx, None, &mut |_, key, key_type| {
             if key_type.is_some() && (all || glob_match(pattern, key, false)) {
                 found.push(Bytes::copy_from_slice(key));
             }
@@ -511,13 +505,12 @@ fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let scan = ScanOptions::parse(&argv[2..], true)?;
     // 0, or a cursor forgotten or never issued, starts from the beginning.
     let resume = ctx.server.cursors.load(cursor);
-    let keyspace = &ctx.server.keyspace;
-    let (found, last) = keyspace.run_unlocked(ctx.client.db, |tx| {
+    let (found, last) = ctx.run(|tx| {
         let mut found = Vec::new();
         let mut examined = 0;
         let mut last = None;
         let mut more = false;
-        visit_keys(keyspace, tx, resume.as_deref(), &mut |position, key, key_type| {
+        visit_keys(tx, resume.as_deref(), &mut |position, key, key_type| {
             if examined == scan.count {
                 // One key past the budget: there is more, resume at `last`.
                 more = true;
@@ -545,13 +538,12 @@ fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `RANDOMKEY`: the first live key at or after a random point of the
 /// database (wrapping around), so every slot is equally likely to be picked.
 fn randomkey(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    let keyspace = &ctx.server.keyspace;
-    let key = keyspace.run_unlocked(ctx.client.db, |tx| {
+    let key = ctx.run(|tx| {
         let mut pivot = (rand::random::<u16>() % SLOT_COUNT as u16).to_be_bytes().to_vec();
         pivot.extend_from_slice(&rand::random::<[u8; 4]>());
         let mut chosen = None;
         for after in [Some(pivot.as_slice()), None] {
-            visit_keys(keyspace, tx, after, &mut |_, key, key_type| {
+            visit_keys(tx, after, &mut |_, key, key_type| {
                 if key_type.is_some() {
                     chosen = Some(Bytes::copy_from_slice(key));
                 }
@@ -568,7 +560,7 @@ fn randomkey(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 
 /// The key's metadata for an OBJECT subcommand (counted as a lookup).
 fn object_lookup(ctx: &mut Ctx, key: &Bytes) -> Result<Option<KeyMeta>, CmdError> {
-    let meta = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| tx.meta(key))?;
+    let meta = ctx.run(|tx| tx.meta(key))?;
     ctx.server.stats.hit(meta.is_some());
     Ok(meta)
 }
@@ -630,7 +622,7 @@ fn object_encoding(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let max_intset = config_number(ctx, "set-max-intset-entries") as usize;
     let max_zset_entries = config_number(ctx, "zset-max-listpack-entries") as usize;
     let max_zset_value = config_number(ctx, "zset-max-listpack-value") as usize;
-    let encoding = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let encoding = ctx.run(|tx| {
         let Some(meta) = tx.meta(key)? else {
             return Ok(None);
         };

@@ -62,7 +62,7 @@ fn read_list<R>(
     key: &[u8],
     body: impl Fn(Option<&ListValue>) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
-    let (found, result) = ctx.server.keyspace.read(ctx.client.db, &[key], |tx| {
+    let (found, result) = ctx.run(|tx| {
         let list = list_of(tx, key)?;
         Ok((list.is_some(), body(list)))
     })?;
@@ -122,7 +122,7 @@ fn end_items(list: &ListValue, front: bool, count: usize) -> Vec<Bytes> {
 fn push(ctx: &mut Ctx, argv: &[Bytes], front: bool, only_existing: bool) -> CmdResult {
     let key = &argv[1];
     let items = argv[2..].to_vec();
-    let len = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let len = ctx.run(|tx| {
         let len = match list_of(tx, key)? {
             Some(list) => list.len(),
             None if only_existing => return Ok(0),
@@ -162,7 +162,7 @@ fn pop(ctx: &mut Ctx, argv: &[Bytes], front: bool) -> CmdResult {
         _ => return Err(CmdError::WrongArity(String::from_utf8_lossy(&argv[0]).to_ascii_lowercase())),
     };
     let key = &argv[1];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(list) = list_of(tx, key)? else {
             // With a count the reply is an array, so "nothing" is a null array.
             return Ok(if count.is_some() { Reply::NilArray } else { Reply::Nil });
@@ -221,7 +221,7 @@ fn lrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `LSET key index element`
 fn lset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let list = list_of(tx, key)?.ok_or(CmdError::NoSuchKey)?;
         let index = parse_int(&argv[2])?;
         let index = resolve_index(list.len(), index).ok_or_else(|| CmdError::err("index out of range"))?;
@@ -240,7 +240,7 @@ fn linsert(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::Syntax);
     };
     let (key, pivot) = (&argv[1], &argv[3]);
-    let len = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let len = ctx.run(|tx| {
         let Some(list) = list_of(tx, key)? else { return Ok(0) };
         let Some(at) = list.iter().position(|item| item == pivot) else { return Ok(-1) };
         let len = list.len() as i64 + 1;
@@ -255,7 +255,7 @@ fn ltrim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let start = parse_int(&argv[2])?;
     let end = parse_int(&argv[3])?;
     let key = &argv[1];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(list) = list_of(tx, key)? else { return Ok(Reply::ok()) };
         let len = list.len();
         let (start, end) = resolve_range(len, start, end).unwrap_or((0, 0));
@@ -270,7 +270,7 @@ fn ltrim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn lrem(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let count = parse_int(&argv[2])?;
     let (key, element) = (&argv[1], &argv[3]);
-    let removed = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let removed = ctx.run(|tx| {
         let Some(list) = list_of(tx, key)? else { return Ok(0) };
         // 0 removes every match; otherwise at most |count| from one end.
         let limit = if count == 0 { usize::MAX } else { count.unsigned_abs().min(usize::MAX as u64) as usize };
@@ -369,9 +369,7 @@ fn move_in(tx: &mut Tx, src: &Bytes, dst: &Bytes, from_front: bool, to_front: bo
 }
 
 fn move_item(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from_front: bool, to_front: bool) -> CmdResult {
-    ctx.server
-        .keyspace
-        .run(ctx.client.db, &[src, dst], |tx| Ok(Reply::opt_bulk(move_in(tx, src, dst, from_front, to_front)?)))
+    ctx.run(|tx| Ok(Reply::opt_bulk(move_in(tx, src, dst, from_front, to_front)?)))
 }
 
 /// `LMOVE source destination LEFT|RIGHT LEFT|RIGHT`
@@ -402,7 +400,7 @@ fn mpop_in(tx: &mut Tx, mpop: &MultiPop) -> Result<Option<Reply>, CmdError> {
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 fn lmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let mpop = MultiPop::parse(&argv[1..], parse_end)?;
-    ctx.server.keyspace.run(ctx.client.db, &mpop.names(), |tx| Ok(mpop_in(tx, &mpop)?.unwrap_or(Reply::NilArray)))
+    ctx.run(|tx| Ok(mpop_in(tx, &mpop)?.unwrap_or(Reply::NilArray)))
 }
 
 /// BLPOP and BRPOP: `key [key ...] timeout`.
@@ -429,12 +427,12 @@ fn brpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn blocking_move(ctx: &mut Ctx, argv: &[Bytes], from_front: bool, to_front: bool, timeout: &[u8]) -> CmdResult {
     let timeout = parse_timeout(timeout)?;
     let (src, dst) = (&argv[1], &argv[2]);
-    let (server, client) = (ctx.server, &mut *ctx.client);
-    server.keyspace.run(client.db, &[src, dst], |tx| match move_in(tx, src, dst, from_front, to_front)? {
+    let (server, client, tx) = ctx.parts();
+    match move_in(tx, src, dst, from_front, to_front)? {
         Some(item) => Ok(Reply::Bulk(item)),
         // Redis answers a timed-out BLMOVE with a null array, like BLPOP.
         None => Ok(block_client(server, client, argv, std::slice::from_ref(src), timeout, Reply::NilArray)),
-    })
+    }
 }
 
 /// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`
@@ -454,11 +452,11 @@ fn blmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let mpop = MultiPop::parse(&argv[2..], parse_end)?;
     // Redis checks the timeout after the other arguments.
     let timeout = parse_timeout(&argv[1])?;
-    let (server, client) = (ctx.server, &mut *ctx.client);
-    server.keyspace.run(client.db, &mpop.names(), |tx| match mpop_in(tx, &mpop)? {
+    let (server, client, tx) = ctx.parts();
+    match mpop_in(tx, &mpop)? {
         Some(reply) => Ok(reply),
         None => Ok(block_client(server, client, argv, mpop.keys, timeout, Reply::NilArray)),
-    })
+    }
 }
 
 #[cfg(test)]

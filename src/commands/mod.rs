@@ -28,16 +28,68 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::{CmdError, CmdResult};
-use crate::keyspace::Tx;
+use crate::keyspace::{Locking, Tx};
+use crate::protocol::Reply;
 use crate::server::Server;
+use smallvec::SmallVec;
 
 /// A command handler: parses its arguments into typed values, then executes.
 pub type Handler = fn(&mut Ctx, &[Bytes]) -> CmdResult;
 
-/// What a handler may touch: the server and the calling client.
-pub struct Ctx<'a> {
+/// What a handler may touch: the server, the calling client, and the
+/// transaction the command path opened over the command's keys.
+pub struct Ctx<'a, 's> {
     pub server: &'a Server,
     pub client: &'a mut Client,
+    tx: Option<&'a mut Tx<'s>>,
+}
+
+impl<'a, 's> Ctx<'a, 's> {
+    /// The command's transaction. Every command that touches the keyspace
+    /// has one (its row's `Access` says so).
+    pub fn tx(&mut self) -> &mut Tx<'s> {
+        self.tx.as_deref_mut().expect("the command table gives this command no transaction")
+    }
+
+    /// Runs `body` in the command's transaction.
+    pub fn run<R>(&mut self, body: impl FnOnce(&mut Tx<'s>) -> Result<R, CmdError>) -> Result<R, CmdError> {
+        body(self.tx())
+    }
+
+    /// The server, the client and the transaction at once, for handlers
+    /// that block the client or change its state inside the transaction.
+    pub fn parts(&mut self) -> (&'a Server, &mut Client, &mut Tx<'s>) {
+        let tx = self.tx.as_deref_mut().expect("the command table gives this command no transaction");
+        (self.server, &mut *self.client, tx)
+    }
+}
+
+/// How the command path sets up a command's transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The command touches no key: no transaction (PING, CONFIG ...).
+    None,
+    /// The keys its key specs name, locked; shared by commands that only
+    /// read (and do not block).
+    Keys,
+    /// Every shard, exclusive: commands that change a whole database.
+    All,
+    /// No lock up front: the command walks the keyspace shard by shard
+    /// (SCAN, KEYS, RANDOMKEY, DBSIZE, INFO).
+    Walk,
+    /// EXEC: the keys of its queued commands and of the client's WATCH.
+    Queued,
+}
+
+/// The commands that reach beyond their keys, and how.
+fn access_of(name: &str, keys: bool) -> Access {
+    match name {
+        "flushdb" | "flushall" | "swapdb" => Access::All,
+        "scan" | "keys" | "randomkey" | "dbsize" | "info" => Access::Walk,
+        "exec" => Access::Queued,
+        _ if keys => Access::Keys,
+        _ => Access::None,
+    }
 }
 
 /// Per-command counters for INFO commandstats.
@@ -63,6 +115,12 @@ pub struct Command {
     pub first_key: i64,
     pub last_key: i64,
     pub step: i64,
+    /// Its keys move with its arguments (numkeys, STREAMS ...): found from
+    /// the key specs per call rather than first/last/step.
+    movable_keys: bool,
+    /// Whether a shared lock is enough (read-only, non-blocking commands).
+    shared: bool,
+    pub access: Access,
     pub acl_categories: Vec<String>,
     pub handler: Option<Handler>,
     /// Subcommands of a container command (CONFIG, CLIENT, OBJECT ...).
@@ -92,14 +150,26 @@ impl Command {
         }
     }
 
-    /// The positions of the key arguments, from first/last/step (the legacy
-    /// key range; the key specs in `info` give the full picture).
-    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
-        if self.first_key <= 0 || self.step <= 0 {
-            return Vec::new();
+    /// The key arguments of a call: from first/last/step, or for commands
+    /// whose keys move with their arguments from the key specs (as COMMAND
+    /// GETKEYS finds them). None when the specs cannot place them in these
+    /// arguments (a malformed call, which the handler refuses).
+    pub fn keys<'a>(&self, argv: &'a [Bytes]) -> Option<SmallVec<[&'a [u8]; 4]>> {
+        if self.movable_keys {
+            let positions = command::movable_key_positions(self, argv)?;
+            return Some(positions.into_iter().map(|p| argv[p].as_ref()).collect());
         }
-        let last = if self.last_key < 0 { argc as i64 + self.last_key } else { self.last_key };
-        (self.first_key..=last.min(argc as i64 - 1)).step_by(self.step as usize).map(|p| p as usize).collect()
+        if self.first_key <= 0 || self.step <= 0 {
+            return Some(SmallVec::new());
+        }
+        let argc = argv.len() as i64;
+        let last = if self.last_key < 0 { argc + self.last_key } else { self.last_key };
+        Some(
+            (self.first_key..=last.min(argc - 1))
+                .step_by(self.step as usize)
+                .map(|p| argv[p as usize].as_ref())
+                .collect(),
+        )
     }
 }
 
@@ -117,6 +187,13 @@ fn strings(value: &Value) -> Vec<String> {
 
 fn row_from_info(info: &'static Value, docs: &'static Value) -> Command {
     let int = |i: usize| info[i].as_i64().unwrap_or(0);
+    let flags = strings(&info[2]);
+    let has = |flag: &str| flags.iter().any(|f| f == flag);
+    let name = info[0].as_str().unwrap_or_default().to_string();
+    let specs = info[8].as_array().map(Vec::as_slice).unwrap_or_default();
+    let has_keys = has("movablekeys")
+        || specs.iter().any(|spec| !strings(&spec["flags"]).iter().any(|f| f == "not_key"))
+        || int(3) > 0;
     let mut subcommands = HashMap::new();
     if let Some(subs) = info[9].as_array() {
         for sub in subs {
@@ -127,12 +204,15 @@ fn row_from_info(info: &'static Value, docs: &'static Value) -> Command {
         }
     }
     Command {
-        name: info[0].as_str().unwrap_or_default().to_string(),
+        access: access_of(&name, has_keys),
+        name,
         arity: int(1),
-        flags: strings(&info[2]),
-        denyoom: strings(&info[2]).iter().any(|f| f == "denyoom"),
-        no_auth: strings(&info[2]).iter().any(|f| f == "no_auth"),
-        no_multi: strings(&info[2]).iter().any(|f| f == "no_multi"),
+        denyoom: has("denyoom"),
+        no_auth: has("no_auth"),
+        no_multi: has("no_multi"),
+        movable_keys: has("movablekeys"),
+        shared: has("readonly") && !has("blocking"),
+        flags,
         first_key: int(3),
         last_key: int(4),
         step: int(5),
@@ -301,7 +381,7 @@ fn unknown_command(argv: &[Bytes]) -> CmdError {
 
 /// Runs one command for a client, then serves clients it unblocked.
 pub fn dispatch(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::protocol::Reply {
-    let reply = execute(server, client, argv);
+    let reply = execute(server, client, argv, None);
     serve_blocked(server);
     reply
 }
@@ -321,7 +401,7 @@ fn serve_blocked(server: &Server) {
             stand_in.db = waiter.db;
             stand_in.resp3 = waiter.client.resp.load(Ordering::Relaxed) == 3;
             stand_in.retrying_blocked = true;
-            let reply = execute(server, &mut stand_in, &waiter.argv);
+            let reply = execute(server, &mut stand_in, &waiter.argv, None);
             if stand_in.unserved {
                 if waiter.independent {
                     // A reader (XREAD) waiting for a later ID than what
@@ -337,7 +417,7 @@ fn serve_blocked(server: &Server) {
 }
 
 /// Makes the client wait for data on `keys`: call it from a blocking
-/// command that found nothing, inside `keyspace.run` (the keys still
+/// command that found nothing, inside its transaction (the keys still
 /// locked, so no write slips in between). When the command is being run
 /// again for a blocked client, it stays blocked instead. `timeout_reply`
 /// is what the client gets if the time runs out (and what a command that
@@ -410,16 +490,13 @@ pub fn pop_first_or_block(
 ) -> CmdResult {
     let timeout = crate::blocking::parse_timeout(&argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
-    let names: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
-    let (server, client) = (ctx.server, &mut *ctx.client);
-    server.keyspace.run(client.db, &names, |tx| {
-        for key in keys {
-            if let Some(reply) = pop_one(tx, key)? {
-                return Ok(reply);
-            }
+    let (server, client, tx) = ctx.parts();
+    for key in keys {
+        if let Some(reply) = pop_one(tx, key)? {
+            return Ok(reply);
         }
-        Ok(block_client(server, client, argv, keys, timeout, crate::protocol::Reply::NilArray))
-    })
+    }
+    Ok(block_client(server, client, argv, keys, timeout, Reply::NilArray))
 }
 
 /// The connection is closing: its transaction and watches go.
@@ -429,8 +506,9 @@ pub fn client_closed(server: &Server, client: &mut Client) {
 
 /// Runs one command: lookup, auth and memory checks, handler, stats.
 /// Inside MULTI a command that passes the checks is queued instead, and
-/// one that fails them fails the transaction.
-fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::protocol::Reply {
+/// one that fails them fails the transaction. EXEC runs its queued
+/// commands through here with its transaction (`exec`).
+pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec: Option<&mut Tx>) -> Reply {
     let row = match server.commands.lookup(argv) {
         Ok(row) => row,
         Err(e) => {
@@ -461,13 +539,23 @@ fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::proto
         return multi::queue(client, argv);
     }
     let handler = row.handler.expect("checked at startup");
-    let (result, usec) = strata_engines::clock::timed(|| handler(&mut Ctx { server, client }, argv));
+    let (result, usec) = strata_engines::clock::timed(|| {
+        let run = std::panic::AssertUnwindSafe(|| match exec {
+            Some(tx) => run_queued(server, client, handler, argv, tx),
+            None => run_in_transaction(server, client, row, handler, argv),
+        });
+        // A bug must not take the server down: the transaction has taken
+        // the command's effects back, and the client gets an error.
+        std::panic::catch_unwind(run).unwrap_or_else(|_| {
+            Err(CmdError::err(format!("internal error running '{}': the command was not applied", row.name)))
+        })
+    });
     row.stats.calls.fetch_add(1, Ordering::Relaxed);
     row.stats.usec.fetch_add(usec, Ordering::Relaxed);
     server.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
     match result {
         Ok(reply) => {
-            if let crate::protocol::Reply::Error(text) = &reply {
+            if let Reply::Error(text) = &reply {
                 row.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
                 server.stats.record_error_text(text);
             }
@@ -477,6 +565,61 @@ fn execute(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::proto
             row.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
             server.stats.record_error(&e);
             e.to_reply()
+        }
+    }
+}
+
+/// Runs a handler in a transaction of its own, which locks what the row's
+/// `Access` and key specs name.
+fn run_in_transaction(
+    server: &Server,
+    client: &mut Client,
+    row: &Command,
+    handler: Handler,
+    argv: &[Bytes],
+) -> CmdResult {
+    let keyspace = &server.keyspace;
+    let db = client.db;
+    // EXEC locks what its queued commands and WATCH name (None: all).
+    let queued = (row.access == Access::Queued).then(|| multi::keys_to_lock(server, client));
+    let in_tx = |tx: &mut Tx| handler(&mut Ctx { server, client: &mut *client, tx: Some(tx) }, argv);
+    match row.access {
+        Access::None => handler(&mut Ctx { server, client, tx: None }, argv),
+        Access::All => keyspace.transact(db, Locking::All, in_tx),
+        Access::Walk => keyspace.transact(db, Locking::Walk, in_tx),
+        Access::Queued => match queued.flatten() {
+            Some(owned) => {
+                let keys: Vec<&[u8]> = owned.iter().map(|k| k.as_ref()).collect();
+                keyspace.transact(db, Locking::Keys { keys: &keys, shared: false }, in_tx)
+            }
+            None => keyspace.transact(db, Locking::All, in_tx),
+        },
+        Access::Keys => match row.keys(argv) {
+            Some(keys) => keyspace.transact(db, Locking::Keys { keys: &keys, shared: row.shared }, in_tx),
+            // Arguments the key specs cannot place the keys in (the
+            // handler refuses them): everything locked, to be safe.
+            None => keyspace.transact(db, Locking::All, in_tx),
+        },
+    }
+}
+
+/// Runs a command of an EXEC in EXEC's transaction, in the client's
+/// current database. A failing (or panicking) command's effects are taken
+/// back; the other commands' stay (Redis's rule).
+fn run_queued(server: &Server, client: &mut Client, handler: Handler, argv: &[Bytes], tx: &mut Tx) -> CmdResult {
+    tx.use_database(client.db);
+    let savepoint = tx.savepoint();
+    let run = std::panic::AssertUnwindSafe(|| handler(&mut Ctx { server, client, tx: Some(&mut *tx) }, argv));
+    match std::panic::catch_unwind(run) {
+        Ok(result) => {
+            if matches!(result, Err(_) | Ok(Reply::Error(_))) {
+                tx.rollback_to(savepoint);
+            }
+            result
+        }
+        Err(panic) => {
+            tx.rollback_to(savepoint);
+            std::panic::resume_unwind(panic)
         }
     }
 }
@@ -564,11 +707,29 @@ mod tests {
     }
 
     #[test]
-    fn key_positions_follow_first_last_step() {
+    fn keys_come_from_first_last_step_or_the_key_specs() {
         let table = CommandTable::new();
-        assert_eq!(table.get("set").unwrap().key_positions(5), vec![1]);
-        assert_eq!(table.get("swapdb").unwrap().key_positions(3), Vec::<usize>::new());
-        assert_eq!(table.get("ping").unwrap().key_positions(1), Vec::<usize>::new());
+        let keys = |words: &[&str]| {
+            let argv = argv(words);
+            let row = table.lookup(&argv).unwrap();
+            row.keys(&argv).map(|keys| keys.iter().map(|k| String::from_utf8_lossy(k).to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(keys(&["set", "k", "v", "ex", "5"]).unwrap(), ["k"]);
+        assert_eq!(keys(&["mset", "a", "1", "b", "2"]).unwrap(), ["a", "b"]);
+        assert_eq!(keys(&["blpop", "a", "b", "0"]).unwrap(), ["a", "b"]);
+        assert!(keys(&["swapdb", "0", "1"]).unwrap().is_empty());
+        assert!(keys(&["ping"]).unwrap().is_empty());
+        assert_eq!(keys(&["zunionstore", "d", "2", "a", "b", "weights", "1", "2"]).unwrap(), ["d", "a", "b"]);
+        assert_eq!(keys(&["xread", "count", "2", "streams", "s1", "s2", "0", "0"]).unwrap(), ["s1", "s2"]);
+        assert_eq!(keys(&["xgroup", "create", "s", "g", "$"]).unwrap(), ["s"]);
+        // More keys announced than given: the specs cannot place them.
+        assert_eq!(keys(&["zunionstore", "d", "5", "a"]), None);
+        let access = |name: &str| table.get(name).unwrap().access;
+        assert_eq!(access("get"), Access::Keys);
+        assert_eq!(access("ping"), Access::None);
+        assert_eq!(access("flushall"), Access::All);
+        assert_eq!(access("scan"), Access::Walk);
+        assert_eq!(access("exec"), Access::Queued);
     }
 
     /// Reads run under shared shard locks; one that finds an expired key

@@ -2,8 +2,8 @@
 //!
 //! Inside MULTI, `dispatch` checks each command (unknown, arity, NOAUTH ...
 //! fail the transaction) and queues it. EXEC runs the queue inside one
-//! keyspace transaction (`Keyspace::run_transaction`): every shard locked,
-//! one `Tx` that all the queued commands' keyspace calls join, one commit.
+//! keyspace transaction over the queued commands' keys (`keys_to_lock`):
+//! one `Tx` that every queued command runs in, one commit.
 //!
 //! WATCH is optimistic locking: the keyspace derives the keys each commit
 //! changes from its effects (RocksDB writes, memory records, flushes, swaps,
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::{CommandTable, Ctx};
+use super::{Access, CommandTable, Ctx};
 use crate::client::{Client, ClientShared};
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::Reply;
@@ -171,66 +171,74 @@ fn discard(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     Ok(Reply::ok())
 }
 
-/// `EXEC`: runs the queued commands atomically; the array of their
-/// replies, or a nil array when a watched key changed.
+/// What EXEC locks (see `Access::Queued`): the keys of its queued commands
+/// and the client's watched keys; None when a queued command needs every
+/// shard (FLUSHALL, or a walk of the keyspace: DBSIZE, SCAN ...).
+pub(super) fn keys_to_lock(server: &Server, client: &Client) -> Option<Vec<Bytes>> {
+    let mut keys: Vec<Bytes> = client.watched.iter().map(|(_, key)| key.clone()).collect();
+    for argv in client.multi.as_ref().map(|state| state.commands.as_slice()).unwrap_or_default() {
+        // Queued commands passed lookup when they were queued.
+        let row = server.commands.lookup(argv).ok()?;
+        match row.access {
+            Access::None => {}
+            Access::Keys => keys.extend(row.keys(argv)?.into_iter().map(Bytes::copy_from_slice)),
+            Access::All | Access::Walk | Access::Queued => return None,
+        }
+    }
+    Some(keys)
+}
+
+/// `EXEC`: runs the queued commands atomically, in the one transaction
+/// the command path opened over their keys; the array of their replies,
+/// or a nil array when a watched key changed.
 fn exec(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    let Some(state) = end_multi(ctx.client) else {
+    let (server, client, tx) = ctx.parts();
+    let Some(state) = end_multi(client) else {
         return Err(CmdError::err("EXEC without MULTI"));
     };
-    let (server, client) = (ctx.server, &mut *ctx.client);
     if state.failed {
         unwatch_all(server, client);
         return Err(CmdError::Custom("EXECABORT Transaction discarded because of previous errors.".into()));
     }
-    let keyspace = &server.keyspace;
-    keyspace.run_transaction(client.db, || {
-        // Every shard is locked now: no watched key can change any more.
-        let mut dirty = client.shared.dirty_cas.load(Ordering::Relaxed);
-        for (db, key) in &client.watched {
-            if dirty {
-                break;
-            }
-            dirty = keyspace.run(*db, &[key.as_ref()], |tx| tx.has_expired(key))?;
-        }
-        // The transaction's own writes must not touch its watches.
-        unwatch_all(server, client);
+    // The watched keys are locked now: none can change any more.
+    let mut dirty = client.shared.dirty_cas.load(Ordering::Relaxed);
+    for (db, key) in &client.watched {
         if dirty {
-            return Ok(Reply::NilArray);
+            break;
         }
-        client.in_exec = true;
-        let replies = state.commands.iter().map(|argv| super::execute(server, client, argv)).collect();
-        client.in_exec = false;
-        Ok(Reply::Array(replies))
-    })
+        tx.use_database(*db);
+        dirty = tx.has_expired(key)?;
+    }
+    // The transaction's own writes must not touch its watches.
+    unwatch_all(server, client);
+    if dirty {
+        return Ok(Reply::NilArray);
+    }
+    client.in_exec = true;
+    let replies = state.commands.iter().map(|argv| super::execute(server, client, argv, Some(&mut *tx))).collect();
+    client.in_exec = false;
+    Ok(Reply::Array(replies))
 }
 
 /// `WATCH key [key ...]`
 fn watch(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    if ctx.client.multi.is_some() {
+    let (server, client, tx) = ctx.parts();
+    if client.multi.is_some() {
         return Err(CmdError::err("WATCH inside MULTI is not allowed"));
     }
-    let (server, client) = (ctx.server, &mut *ctx.client);
     let db = client.db;
-    let keys = &argv[1..];
-    let names: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
     // Delete what has expired first, so that a watched key that expires
     // later was alive when watched (Redis fails EXEC for those only).
-    server.keyspace.run(db, &names, |tx| {
-        for key in keys {
-            tx.meta(key)?;
-        }
-        Ok(())
-    })?;
+    for key in &argv[1..] {
+        tx.meta(key)?;
+    }
     // Registered under the keys' locks: a change after this touches them.
-    server.keyspace.run(db, &names, |_| {
-        for key in keys {
-            if !client.watched.iter().any(|(d, k)| *d == db && k == key) {
-                server.keyspace.watches.watch(&client.shared, db, key.clone());
-                client.watched.push((db, key.clone()));
-            }
+    for key in &argv[1..] {
+        if !client.watched.iter().any(|(d, k)| *d == db && k == key) {
+            server.keyspace.watches.watch(&client.shared, db, key.clone());
+            client.watched.push((db, key.clone()));
         }
-        Ok(())
-    })?;
+    }
     Ok(Reply::ok())
 }
 

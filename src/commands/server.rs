@@ -12,6 +12,7 @@ use super::{Command, CommandTable, Ctx};
 use crate::client::ClientShared;
 use crate::config::{unsettable_reason, ConfigError};
 use crate::error::{CmdError, CmdResult};
+use crate::keyspace::Tx;
 use crate::protocol::Reply;
 use crate::server::Server;
 
@@ -115,7 +116,7 @@ fn info(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 type Fields = Vec<(String, String)>;
 
-fn info_section(ctx: &Ctx, name: &str) -> (&'static str, Fields) {
+fn info_section(ctx: &mut Ctx, name: &str) -> (&'static str, Fields) {
     let server = ctx.server;
     match name {
         "server" => ("Server", server_fields(server)),
@@ -129,7 +130,7 @@ fn info_section(ctx: &Ctx, name: &str) -> (&'static str, Fields) {
         "commandstats" => ("Commandstats", commandstats_fields(server)),
         "errorstats" => ("Errorstats", errorstats_fields(server)),
         "cluster" => ("Cluster", vec![field("cluster_enabled", 0)]),
-        _ => ("Keyspace", keyspace_fields(server)),
+        _ => ("Keyspace", keyspace_fields(server, ctx.tx())),
     }
 }
 
@@ -389,10 +390,10 @@ fn errorstats_fields(server: &Server) -> Fields {
         .collect()
 }
 
-fn keyspace_fields(server: &Server) -> Fields {
+fn keyspace_fields(server: &Server, tx: &Tx) -> Fields {
     (0..server.keyspace.databases())
         .filter_map(|db| {
-            let (keys, expires) = server.keyspace.key_counts(db);
+            let (keys, expires) = tx.key_counts(db);
             (keys > 0).then(|| (format!("db{db}"), format!("keys={keys},expires={expires},avg_ttl=0")))
         })
         .collect()

@@ -69,7 +69,7 @@ fn read_set<R>(
     key: &[u8],
     body: impl Fn(Option<&SetValue>) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
-    let (found, result) = ctx.server.keyspace.read(ctx.client.db, &[key], |tx| {
+    let (found, result) = ctx.run(|tx| {
         let set = get_set(tx, key)?;
         Ok((set.is_some(), body(set)?))
     })?;
@@ -80,7 +80,7 @@ fn read_set<R>(
 /// `SADD key member [member ...]`
 fn sadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, members) = (&argv[1], &argv[2..]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let mut added = SetValue::default();
         let set = get_set(tx, key)?;
         for member in members {
@@ -99,7 +99,7 @@ fn sadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `SREM key member [member ...]`
 fn srem(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, members) = (&argv[1], &argv[2..]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(set) = get_set(tx, key)? else {
             return Ok(Reply::Integer(0));
         };
@@ -160,7 +160,7 @@ fn spop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(set) = get_set(tx, key)? else {
             return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Nil });
         };
@@ -219,7 +219,7 @@ fn srandmember(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `SMOVE source destination member`
 fn smove(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (src, dst, member) = (&argv[1], &argv[2], &argv[3]);
-    ctx.server.keyspace.run(ctx.client.db, &[src, dst], |tx| {
+    ctx.run(|tx| {
         // Redis answers 0 for a missing source before looking at the
         // destination's type.
         let Some(source) = get_set(tx, src)? else {
@@ -296,8 +296,7 @@ fn combine(tx: &mut Tx, keys: &[Bytes], op: Algebra) -> Result<(SetValue, Vec<bo
 
 /// SINTER, SUNION, SDIFF: the result as a set reply.
 fn combine_reply(ctx: &mut Ctx, keys: &[Bytes], op: Algebra) -> CmdResult {
-    let locks: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
-    let (result, found) = ctx.server.keyspace.run(ctx.client.db, &locks, |tx| combine(tx, keys, op))?;
+    let (result, found) = ctx.run(|tx| combine(tx, keys, op))?;
     found.into_iter().for_each(|f| ctx.server.stats.hit(f));
     Ok(set_reply(&result))
 }
@@ -307,7 +306,7 @@ fn combine_reply(ctx: &mut Ctx, keys: &[Bytes], op: Algebra) -> CmdResult {
 fn combine_store(ctx: &mut Ctx, dst: &Bytes, keys: &[Bytes], op: Algebra) -> CmdResult {
     let mut locks: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
     locks.push(dst);
-    let (len, found) = ctx.server.keyspace.run(ctx.client.db, &locks, |tx| {
+    let (len, found) = ctx.run(|tx| {
         let (result, found) = combine(tx, keys, op)?;
         let len = result.len();
         tx.delete(dst)?;
@@ -373,8 +372,7 @@ fn sintercard(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             _ => return Err(CmdError::Syntax),
         }
     }
-    let locks: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
-    let (result, found) = ctx.server.keyspace.run(ctx.client.db, &locks, |tx| combine(tx, keys, Algebra::Inter))?;
+    let (result, found) = ctx.run(|tx| combine(tx, keys, Algebra::Inter))?;
     found.into_iter().for_each(|f| ctx.server.stats.hit(f));
     let len = if limit == 0 { result.len() } else { result.len().min(limit) };
     Ok(Reply::Integer(len as i64))

@@ -310,7 +310,7 @@ fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("The ID specified in XADD must be greater than 0-0"));
     }
     let key = &argv[1];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let now_ms = tx.txn.now_ms;
         let (last, exists) = match get_stream(tx, key)? {
             Some(stream) => (stream.last_id, true),
@@ -336,7 +336,7 @@ fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`
 fn xtrim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         // Redis answers 0 for a missing key before looking at the options.
         let Some(stream) = get_stream(tx, key)? else {
             return Ok(Reply::Integer(0));
@@ -353,7 +353,7 @@ fn xtrim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `XLEN key`
 fn xlen(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let (found, len) = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let (found, len) = ctx.run(|tx| {
         let stream = get_stream(tx, key)?;
         Ok((stream.is_some(), stream.map_or(0, |s| s.len())))
     })?;
@@ -393,7 +393,7 @@ fn range_command(ctx: &mut Ctx, argv: &[Bytes], rev: bool) -> CmdResult {
         }
     }
     let key = &argv[1];
-    let (found, reply) = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let (found, reply) = ctx.run(|tx| {
         let Some(stream) = get_stream(tx, key)? else {
             return Ok((false, Reply::Array(Vec::new())));
         };
@@ -410,7 +410,7 @@ fn range_command(ctx: &mut Ctx, argv: &[Bytes], rev: bool) -> CmdResult {
 /// `XDEL key id [id ...]`
 fn xdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         // Redis answers 0 for a missing key before parsing the IDs.
         let Some(stream) = get_stream(tx, key)? else {
             return Ok(Reply::Integer(0));
@@ -457,7 +457,7 @@ fn xsetid(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     // Redis only records a non-zero max deleted ID.
     let max_deleted_id = max_deleted_id.filter(|id| *id != StreamId::MIN);
     let key = &argv[1];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(stream) = get_stream(tx, key)? else {
             return Err(CmdError::NoSuchKey);
         };
@@ -570,12 +570,11 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
     let n = (argv.len() - streams_at) / 2;
     let keys = &argv[streams_at..streams_at + n];
     let id_args = &argv[streams_at + n..];
-    let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
-    let (server, client) = (ctx.server, &mut *ctx.client);
+    let (server, client, tx) = ctx.parts();
     // Run again for a blocked client (see `serve_blocked`): the stream or
     // the group may be gone, which Redis reports rather than waiting on.
     let retrying = client.retrying_blocked;
-    server.keyspace.run(client.db, &key_refs, |tx| {
+    let mut run = |tx: &mut Tx| {
         let now_ms = tx.txn.now_ms;
         // Resolve every ID (and group) first, as Redis does before serving.
         let mut from = Vec::with_capacity(n);
@@ -694,7 +693,8 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
             }
         }
         Ok(block_reader(server, client, &blocked_argv, &wait_keys, timeout, Reply::NilArray))
-    })
+    };
+    run(tx)
 }
 
 fn new_read(
@@ -771,7 +771,8 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         _ => {}
     }
     let (key, group) = (&argv[2], &argv[3]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let (blocking, db) = (&ctx.server.keyspace.blocking, ctx.client.db);
+    ctx.run(|tx| {
         let now_ms = tx.txn.now_ms;
         let stream = get_stream(tx, key)?;
         if stream.is_none() && !(sub == "create" && mkstream) {
@@ -809,7 +810,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                     return Ok(Reply::Integer(0));
                 }
                 // Clients blocked in XREADGROUP on this group learn it is gone.
-                ctx.server.keyspace.blocking.signal(ctx.client.db, key);
+                blocking.signal(db, key);
                 (StreamOp::DestroyGroup { group: group.clone() }, Reply::Integer(1))
             }
             "createconsumer" => {
@@ -840,7 +841,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `XACK key group id [id ...]`
 fn xack(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, group) = (&argv[1], &argv[2]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(g) = get_stream(tx, key)?.and_then(|s| s.groups.get(group)) else {
             return Ok(Reply::Integer(0));
         };
@@ -886,7 +887,7 @@ fn xpending(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         extended = Some((min_idle, start, end, count, argv.get(at + 3)));
     }
     let (key, group) = (&argv[1], &argv[2]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let now_ms = tx.txn.now_ms as i64;
         let Some(g) = get_stream(tx, key)?.and_then(|s| s.groups.get(group)) else {
             return Err(CmdError::Custom(format!(
@@ -968,7 +969,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let now_ms = tx.txn.now_ms;
         let stream = get_stream(tx, key)?;
         let Some((stream, g)) = stream.and_then(|s| s.groups.get(group).map(|g| (s, g))) else {
@@ -1017,7 +1018,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-milliseconds] [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]`
 fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, group, consumer) = (&argv[1], &argv[2], &argv[3]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let now_ms = tx.txn.now_ms;
         // Redis looks up the group first, then parses the arguments.
         let Some((stream, g)) = get_stream(tx, key)?.and_then(|s| s.groups.get(group).map(|g| (s, g))) else {
@@ -1152,7 +1153,7 @@ fn rax_key(id: StreamId) -> [u8; 16] {
 /// entries, and as many pending entries per group and per consumer.
 fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[2];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         // Redis looks the key up before it parses the options.
         let Some(stream) = get_stream(tx, key)? else {
             return Err(CmdError::NoSuchKey);
@@ -1253,7 +1254,7 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `XINFO GROUPS key`
 fn xinfo_groups(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[2];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(stream) = get_stream(tx, key)? else {
             return Err(CmdError::NoSuchKey);
         };
@@ -1319,7 +1320,7 @@ fn xgroup_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 /// `XINFO CONSUMERS key group`
 fn xinfo_consumers(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, group) = (&argv[2], &argv[3]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let now_ms = tx.txn.now_ms;
         let Some(stream) = get_stream(tx, key)? else {
             return Err(CmdError::NoSuchKey);

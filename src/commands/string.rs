@@ -182,7 +182,7 @@ fn set_generic(
     ttl: Ttl,
     get: bool,
 ) -> Result<SetOutcome, CmdError> {
-    let outcome = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let outcome = ctx.run(|tx| {
         let old = tx.meta(key)?;
         let old_value = match &old {
             Some(meta) if get && meta.key_type != KeyType::String => return Err(CmdError::WrongType),
@@ -260,7 +260,7 @@ fn psetex(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `GETSET key value`
 fn getset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, value) = (&argv[1], &argv[2]);
-    let old = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let old = ctx.run(|tx| {
         let old = tx.meta_of(key, KeyType::String)?;
         tx.set_string(key, old.as_ref(), value, 0);
         Ok(old.map(|m| m.body))
@@ -272,7 +272,7 @@ fn getset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `GETDEL key`
 fn getdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let old = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let old = ctx.run(|tx| {
         let old = tx.meta_of(key, KeyType::String)?;
         if old.is_some() {
             tx.delete(key)?;
@@ -287,7 +287,7 @@ fn getdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let opts = StringOptions::parse(&argv[2..], false)?;
-    let value = ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    let value = ctx.run(|tx| {
         // Redis reads the key before it validates the expiry: a missing key
         // answers nil whatever the expiry says.
         let Some(meta) = tx.meta_of(key, KeyType::String)? else {
@@ -320,7 +320,7 @@ fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `MGET key [key ...]`
 fn mget(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let keys: Vec<&[u8]> = argv[1..].iter().map(|k| &k[..]).collect();
-    let found = ctx.server.keyspace.run(ctx.client.db, &keys, |tx| {
+    let found = ctx.run(|tx| {
         let mut found = Vec::with_capacity(keys.len());
         for key in &keys {
             found.push(tx.meta(key)?);
@@ -344,8 +344,7 @@ fn mget(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `MSET key value [key value ...]`
 fn mset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let pairs = pairs(argv, 1)?;
-    let keys: Vec<&[u8]> = pairs.iter().map(|(k, _)| &k[..]).collect();
-    ctx.server.keyspace.run(ctx.client.db, &keys, |tx| {
+    ctx.run(|tx| {
         for (key, value) in &pairs {
             let old = tx.meta(key)?;
             tx.set_string(key, old.as_ref(), value, 0);
@@ -358,7 +357,7 @@ fn mset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn msetnx(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let pairs = pairs(argv, 1)?;
     let keys: Vec<&[u8]> = pairs.iter().map(|(k, _)| &k[..]).collect();
-    ctx.server.keyspace.run(ctx.client.db, &keys, |tx| {
+    ctx.run(|tx| {
         for key in &keys {
             if tx.meta(key)?.is_some() {
                 return Ok(Reply::Integer(0));
@@ -377,7 +376,7 @@ fn msetnx(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn append(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, suffix) = (&argv[1], &argv[2]);
     let max = max_bulk_len(ctx);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let old = tx.meta_of(key, KeyType::String)?;
         let mut value = match &old {
             Some(meta) => {
@@ -395,17 +394,14 @@ fn append(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `STRLEN key`
 fn strlen(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let len = ctx
-        .server
-        .keyspace
-        .run(ctx.client.db, &[key], |tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body.len())))?;
+    let len = ctx.run(|tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body.len())))?;
     ctx.server.stats.hit(len.is_some());
     Ok(Reply::Integer(len.unwrap_or(0) as i64))
 }
 
 /// Adds `delta` to the integer in `key` (Redis's `incrDecrCommand`).
 fn incr_by(ctx: &mut Ctx, key: &Bytes, delta: i64) -> CmdResult {
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let old = tx.meta_of(key, KeyType::String)?;
         let current = match &old {
             Some(meta) => parse_int(&meta.body)?,
@@ -446,7 +442,7 @@ fn decrby(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// with `%.17Lf`, trailing zeros trimmed, as Redis does on x86-64.
 fn incrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key, increment) = (&argv[1], &argv[2]);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let old = tx.meta_of(key, KeyType::String)?;
         // Redis checks the stored value before the increment.
         let current = match &old {
@@ -481,8 +477,7 @@ fn getrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let start = parse_int(&argv[2])?;
     let end = parse_int(&argv[3])?;
-    let value =
-        ctx.server.keyspace.run(ctx.client.db, &[key], |tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
+    let value = ctx.run(|tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
     ctx.server.stats.hit(value.is_some());
     let value = value.unwrap_or_default();
     Ok(match byte_range(start, end, value.len()) {
@@ -499,7 +494,7 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("offset is out of range"));
     }
     let max = max_bulk_len(ctx);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let old = tx.meta_of(key, KeyType::String)?;
         if patch.is_empty() {
             // Nothing to write: not even a missing key is created.
@@ -521,8 +516,7 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn lcs(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key_a, key_b) = (&argv[1], &argv[2]);
     let max = max_bulk_len(ctx);
-    let (a, b) =
-        ctx.server.keyspace.run(ctx.client.db, &[key_a, key_b], |tx| Ok((tx.meta(key_a)?, tx.meta(key_b)?)))?;
+    let (a, b) = ctx.run(|tx| Ok((tx.meta(key_a)?, tx.meta(key_b)?)))?;
     ctx.server.stats.hit(a.is_some());
     ctx.server.stats.hit(b.is_some());
     // Redis reads the keys before it parses the options.
@@ -692,7 +686,7 @@ fn setbit(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if on & !1 != 0 {
         return Err(CmdError::err(BIT_VALUE_ERR));
     }
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let old = tx.meta_of(key, KeyType::String)?;
         let mut value = old.as_ref().map_or_else(Vec::new, |m| m.body.clone());
         let byte = (offset >> 3) as usize;
@@ -717,8 +711,7 @@ fn setbit(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn getbit(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let offset = parse_bit_offset(&argv[2], None, max_bulk_len(ctx))?;
-    let value =
-        ctx.server.keyspace.run(ctx.client.db, &[key], |tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
+    let value = ctx.run(|tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
     ctx.server.stats.hit(value.is_some());
     Ok(Reply::Integer(value.is_some_and(|v| bit_at(&v, offset)) as i64))
 }
@@ -726,8 +719,7 @@ fn getbit(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// Reads a string key for a bit command: None when missing, WRONGTYPE
 /// for other types. Counts the keyspace hit or miss.
 fn read_string(ctx: &mut Ctx, key: &Bytes) -> Result<Option<Vec<u8>>, CmdError> {
-    let value =
-        ctx.server.keyspace.read(ctx.client.db, &[key], |tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
+    let value = ctx.run(|tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
     ctx.server.stats.hit(value.is_some());
     Ok(value)
 }
@@ -888,8 +880,7 @@ fn bitop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("BITOP NOT must be called with a single source key."));
     }
     let dest = &argv[2];
-    let keys: Vec<&[u8]> = argv[2..].iter().map(|k| &k[..]).collect();
-    let (len, hits) = ctx.server.keyspace.run(ctx.client.db, &keys, |tx| {
+    let (len, hits) = ctx.run(|tx| {
         let mut sources = Vec::with_capacity(argv.len() - 3);
         let mut hits = Vec::with_capacity(argv.len() - 3);
         for key in &argv[3..] {
@@ -1139,7 +1130,7 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], read_only_command: bool) -> C
         return Err(CmdError::err("BITFIELD_RO only supports the GET subcommand"));
     }
     let highest = writes.iter().map(|c| c.offset + c.bits as u64 - 1).max().unwrap_or(0);
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let old = tx.meta_of(key, KeyType::String)?;
         let mut value = old.as_ref().map_or_else(Vec::new, |m| m.body.clone());
         // Redis grows the string to the farthest write first, even when

@@ -1,6 +1,6 @@
 //! Sorted-set commands (memory engine). Every handler parses its arguments
 //! into typed values first (Redis reports syntax and number errors before
-//! it looks at the key), then runs inside `Keyspace::run`, reading the
+//! it looks at the key), then runs inside the command's transaction, reading the
 //! `SortedSet` and applying `ZSetOp` effects.
 
 use std::collections::HashMap;
@@ -207,7 +207,7 @@ struct AddFlags {
 /// The outcome of ZADD/ZINCRBY on one key.
 fn zadd_generic(ctx: &mut Ctx, key: &Bytes, flags: AddFlags, pairs: Vec<(f64, Bytes)>) -> CmdResult {
     let nan = || CmdError::err("resulting score is not a number (NaN)");
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let zset = zset_at(tx, key)?;
         let (mut added, mut updated, mut processed) = (0, 0, 0);
         let mut last_score = 0.0;
@@ -315,7 +315,7 @@ fn zincrby(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `ZREM key member [member ...]`
 fn zrem(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(zset) = zset_at(tx, key)? else { return Ok(Reply::Integer(0)) };
         let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
         let mut removed: Vec<Bytes> = Vec::new();
@@ -340,7 +340,7 @@ fn read_zset<R>(
     key: &Bytes,
     read: impl Fn(Option<&SortedSet>) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
-    let (found, result) = ctx.server.keyspace.read(ctx.client.db, &[key], |tx| {
+    let (found, result) = ctx.run(|tx| {
         let zset = zset_at(tx, key)?;
         Ok((zset.is_some(), read(zset)))
     })?;
@@ -589,7 +589,7 @@ fn store_result(tx: &mut Tx, dst: &Bytes, items: Vec<(f64, Bytes)>) -> Result<()
 fn zrangestore(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let request = parse_range(argv, 3, None, None, true)?;
     let (dst, src) = (&argv[1], &argv[2]);
-    ctx.server.keyspace.run(ctx.client.db, &[dst, src], |tx| {
+    ctx.run(|tx| {
         let items = zset_at(tx, src)?.map(|z| select(&request, z)).unwrap_or_default();
         let count = items.len() as i64;
         store_result(tx, dst, items)?;
@@ -601,7 +601,7 @@ fn zrangestore(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// Removes the ranks a range selects from `key`; replies the count.
 fn remove_range(ctx: &mut Ctx, key: &Bytes, ranks: impl FnOnce(&SortedSet) -> (usize, usize)) -> CmdResult {
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let Some(zset) = zset_at(tx, key)? else { return Ok(Reply::Integer(0)) };
         let (start, end) = ranks(zset);
         if start < end {
@@ -655,7 +655,7 @@ fn pop_generic(ctx: &mut Ctx, argv: &[Bytes], max: bool) -> CmdResult {
     };
     let key = &argv[1];
     let resp3 = ctx.client.resp3;
-    ctx.server.keyspace.run(ctx.client.db, &[key], |tx| {
+    ctx.run(|tx| {
         let items = pop(tx, key, count.unwrap_or(1), max)?;
         // Without COUNT the reply is flat even in RESP3.
         Ok(scored_reply(items, true, resp3 && count.is_some()))
@@ -697,7 +697,7 @@ fn mpop_in(tx: &mut Tx, mpop: &MultiPop) -> Result<Option<Reply>, CmdError> {
 /// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
 fn zmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let mpop = MultiPop::parse(&argv[1..], parse_min_max)?;
-    ctx.server.keyspace.run(ctx.client.db, &mpop.names(), |tx| Ok(mpop_in(tx, &mpop)?.unwrap_or(Reply::NilArray)))
+    ctx.run(|tx| Ok(mpop_in(tx, &mpop)?.unwrap_or(Reply::NilArray)))
 }
 
 /// BZPOPMIN and BZPOPMAX: `key [key ...] timeout`.
@@ -724,11 +724,11 @@ fn bzmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let mpop = MultiPop::parse(&argv[2..], parse_min_max)?;
     // Redis checks the timeout after the other arguments.
     let timeout = parse_timeout(&argv[1])?;
-    let (server, client) = (ctx.server, &mut *ctx.client);
-    server.keyspace.run(client.db, &mpop.names(), |tx| match mpop_in(tx, &mpop)? {
+    let (server, client, tx) = ctx.parts();
+    match mpop_in(tx, &mpop)? {
         Some(reply) => Ok(reply),
         None => Ok(block_client(server, client, argv, mpop.keys, timeout, Reply::NilArray)),
-    })
+    }
 }
 
 /// `ZRANDMEMBER key [count [WITHSCORES]]`
@@ -976,7 +976,7 @@ fn setop_generic(ctx: &mut Ctx, argv: &[Bytes], op: SetOpKind, store: bool) -> C
         names.push(dst);
     }
     let resp3 = ctx.client.resp3;
-    ctx.server.keyspace.run(ctx.client.db, &names, |tx| {
+    ctx.run(|tx| {
         let sources = keys.iter().map(|k| source(tx, k)).collect::<Result<Vec<_>, CmdError>>()?;
         let options = options?;
         let items = compute_setop(sources, op, &options);
@@ -1047,8 +1047,7 @@ fn zintercard(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         Ok(limit)
     };
     let limit = parse_limit();
-    let names: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
-    ctx.server.keyspace.run(ctx.client.db, &names, |tx| {
+    ctx.run(|tx| {
         let sources = keys.iter().map(|k| source(tx, k)).collect::<Result<Vec<_>, CmdError>>()?;
         let limit = limit?;
         let options = SetOpOptions { weights: vec![1.0; numkeys], aggregate: Aggregate::Sum, withscores: false };

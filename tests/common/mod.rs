@@ -15,6 +15,8 @@ pub struct TestServer {
     pub dir: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
+    /// Environment variables the process gets (`FAILPOINTS` ...).
+    env: Vec<(String, String)>,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -46,6 +48,11 @@ impl TestServer {
     }
 
     pub fn start_with(extra: &[&str]) -> TestServer {
+        Self::start_with_env(&[], extra)
+    }
+
+    /// Starts with these environment variables set, then `extra` flags.
+    pub fn start_with_env(env: &[(&str, &str)], extra: &[&str]) -> TestServer {
         let tempdir = tempfile::tempdir().unwrap();
         let dir = tempdir.path().to_path_buf();
         let mut server = TestServer {
@@ -53,6 +60,7 @@ impl TestServer {
             dir,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             _tempdir: Some(tempdir),
         };
         server.spawn();
@@ -82,6 +90,7 @@ impl TestServer {
             .arg("--loglevel")
             .arg("warning")
             .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -138,6 +147,11 @@ impl TestServer {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// Sets the environment of the next start (`restart`, `crash_restart`).
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     }
 
     /// Starts the server again on the same data after `kill`.

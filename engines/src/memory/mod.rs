@@ -14,6 +14,7 @@ pub mod list;
 pub mod set;
 pub mod stream;
 pub mod stream_entries;
+pub mod undo;
 pub mod zset;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,6 +27,7 @@ use crate::encoding::KeyType;
 pub use list::{ListOp, ListValue};
 pub use set::{SetOp, SetValue};
 pub use stream::{StreamId, StreamOp, StreamValue};
+pub use undo::Undo;
 pub use zset::{SortedSet, ZSetOp};
 
 /// A memory-resident value.
@@ -355,8 +357,14 @@ impl MemShard {
         self.dbs.get(&physical)
     }
 
-    pub fn flush(&mut self, physical: u32) {
-        self.dbs.remove(&physical);
+    /// Empties physical database `physical` here, returning what it held.
+    pub fn flush(&mut self, physical: u32) -> Option<MemDb> {
+        self.dbs.remove(&physical)
+    }
+
+    /// Puts back what `flush` returned.
+    pub fn unflush(&mut self, physical: u32, db: MemDb) {
+        self.dbs.insert(physical, db);
     }
 
     /// Every key: `(physical database, key, entry)`.

@@ -8,7 +8,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-pub use super::stream_entries::{Entries, Fields, NODE_ENTRIES};
+pub use super::stream_entries::{Entries, EntriesUndo, Fields, NODE_ENTRIES};
 
 /// A stream entry ID: milliseconds and sequence number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -418,6 +418,155 @@ pub fn apply(stream: &mut StreamValue, op: &StreamOp) {
                 for id in ids {
                     g.pending.remove(id);
                 }
+            }
+        }
+    }
+}
+
+/// What takes one applied `StreamOp` back (see `apply_undoable`).
+#[derive(Debug)]
+pub struct StreamUndo {
+    last_id: StreamId,
+    entries_added: u64,
+    max_deleted_id: StreamId,
+    entries: Option<EntriesUndo>,
+    group: Option<GroupUndo>,
+}
+
+/// A consumer group as it was before an op.
+#[derive(Debug)]
+enum GroupUndo {
+    /// The whole group (None: it did not exist).
+    Whole(Bytes, Option<ConsumerGroup>),
+    /// The parts of an existing group the op named: its header, these
+    /// consumers' last-seen times and these pending entries (None: absent).
+    Parts {
+        name: Bytes,
+        last_id: StreamId,
+        entries_read: Option<i64>,
+        consumers: Vec<(Bytes, Option<u64>)>,
+        pending: Vec<(StreamId, Option<Pending>)>,
+    },
+}
+
+/// The parts of group `name` that an op naming `consumers` and the pending
+/// entries `ids` may change, as they are now.
+fn group_parts<'a>(
+    stream: &StreamValue,
+    name: &Bytes,
+    consumers: &[&Bytes],
+    ids: impl Iterator<Item = &'a StreamId>,
+) -> Option<GroupUndo> {
+    let group = stream.groups.get(name)?;
+    Some(GroupUndo::Parts {
+        name: name.clone(),
+        last_id: group.last_id,
+        entries_read: group.entries_read,
+        consumers: consumers.iter().map(|&c| (c.clone(), group.consumers.get(c).copied())).collect(),
+        pending: ids.map(|id| (*id, group.pending.get(id).cloned())).collect(),
+    })
+}
+
+/// `apply`, returning what takes the op back: the stream's counters, the
+/// entry nodes it touched, and the parts of the group it names. Bounded
+/// by the op's own size, except what the op drops anyway (a destroyed
+/// group, trimmed nodes), which is moved into the undo.
+pub fn apply_undoable(stream: &mut StreamValue, op: &StreamOp) -> StreamUndo {
+    let mut undo = StreamUndo {
+        last_id: stream.last_id,
+        entries_added: stream.entries_added,
+        max_deleted_id: stream.max_deleted_id,
+        entries: None,
+        group: None,
+    };
+    match op {
+        StreamOp::Add { id, fields } => {
+            undo.entries = Some(stream.entries.push_undoable(*id, fields));
+            stream.last_id = *id;
+            stream.entries_added += 1;
+            return undo;
+        }
+        StreamOp::Delete { ids } => {
+            let (entries, removed) = stream.entries.remove_undoable(ids);
+            for (id, removed) in ids.iter().zip(removed) {
+                if removed && *id > stream.max_deleted_id {
+                    stream.max_deleted_id = *id;
+                }
+            }
+            undo.entries = Some(entries);
+            return undo;
+        }
+        StreamOp::Trim { through } => {
+            undo.entries = Some(stream.entries.trim_undoable(*through));
+            return undo;
+        }
+        StreamOp::SetId { .. } => {}
+        StreamOp::CreateGroup { group, .. } => {
+            undo.group = Some(GroupUndo::Whole(group.clone(), stream.groups.get(group).cloned()));
+        }
+        StreamOp::DestroyGroup { group } => {
+            undo.group = Some(GroupUndo::Whole(group.clone(), stream.groups.remove(group)));
+            return undo;
+        }
+        StreamOp::SetGroupId { group, .. } => undo.group = group_parts(stream, group, &[], std::iter::empty()),
+        StreamOp::CreateConsumer { group, consumer, .. } => {
+            undo.group = group_parts(stream, group, &[consumer], std::iter::empty());
+        }
+        StreamOp::DeleteConsumer { group, consumer } => {
+            let owned: Vec<StreamId> = stream.groups.get(group).map_or_else(Vec::new, |g| {
+                g.pending.iter().filter(|(_, p)| p.consumer == *consumer).map(|(id, _)| *id).collect()
+            });
+            undo.group = group_parts(stream, group, &[consumer], owned.iter());
+        }
+        StreamOp::ReadGroup { group, consumer, new, history, .. } => {
+            undo.group = group_parts(stream, group, &[consumer], new.iter().chain(history));
+        }
+        StreamOp::Claim { group, consumer, claimed, dropped, .. } => {
+            undo.group = group_parts(stream, group, &[consumer], claimed.iter().chain(dropped));
+        }
+        StreamOp::ClaimIds(claim) => {
+            let ids = claim.claimed.iter().chain(&claim.dropped);
+            undo.group = group_parts(stream, &claim.group, &[&claim.consumer], ids);
+        }
+        StreamOp::Ack { group, ids } => undo.group = group_parts(stream, group, &[], ids.iter()),
+    }
+    apply(stream, op);
+    undo
+}
+
+/// Takes back an op `apply_undoable` applied (and every op applied after
+/// it already taken back).
+pub fn undo(stream: &mut StreamValue, undo: StreamUndo) {
+    stream.last_id = undo.last_id;
+    stream.entries_added = undo.entries_added;
+    stream.max_deleted_id = undo.max_deleted_id;
+    if let Some(entries) = undo.entries {
+        stream.entries.undo(entries);
+    }
+    match undo.group {
+        None => {}
+        Some(GroupUndo::Whole(name, Some(group))) => {
+            stream.groups.insert(name, group);
+        }
+        Some(GroupUndo::Whole(name, None)) => {
+            stream.groups.remove(&name);
+        }
+        Some(GroupUndo::Parts { name, last_id, entries_read, consumers, pending }) => {
+            let Some(group) = stream.groups.get_mut(&name) else { return };
+            group.last_id = last_id;
+            group.entries_read = entries_read;
+            // In reverse: a part named twice gets its first (older) image.
+            for (consumer, seen) in consumers.into_iter().rev() {
+                match seen {
+                    Some(ms) => group.consumers.insert(consumer, ms),
+                    None => group.consumers.remove(&consumer),
+                };
+            }
+            for (id, entry) in pending.into_iter().rev() {
+                match entry {
+                    Some(p) => group.pending.insert(id, p),
+                    None => group.pending.remove(&id),
+                };
             }
         }
     }

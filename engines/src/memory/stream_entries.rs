@@ -51,7 +51,7 @@ impl fmt::Debug for Fields<'_> {
     }
 }
 
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Node {
     /// Entries ever appended, deleted ones included.
     appended: u64,
@@ -110,6 +110,24 @@ impl Node {
         }
         removed
     }
+}
+
+/// What takes back a change to a stream's entries (see `Entries::undo`).
+#[derive(Debug)]
+pub struct EntriesUndo {
+    /// The entry count before the change.
+    len: usize,
+    /// In the order they were made; taken back in reverse.
+    changes: Vec<NodeUndo>,
+}
+
+#[derive(Debug)]
+enum NodeUndo {
+    /// The node keyed `master` as it was (None: it did not exist).
+    Image(StreamId, Option<Node>),
+    /// An entry was appended to node `master`, which had these many bytes
+    /// and appended entries before.
+    Truncate { master: StreamId, bytes: usize, appended: u64 },
 }
 
 /// A stream's entries in ID order.
@@ -242,6 +260,74 @@ impl Entries {
             }
             first.remove();
         }
+    }
+
+    /// `push`, returning what takes it back.
+    pub fn push_undoable<T: AsRef<[u8]>>(&mut self, id: StreamId, items: &[T]) -> EntriesUndo {
+        let before = self.nodes.last_key_value().map(|(&master, node)| (master, node.bytes.len(), node.appended));
+        self.push(id, items);
+        let change = match before {
+            Some((master, bytes, appended)) if self.nodes.last_key_value().is_some_and(|(&m, _)| m == master) => {
+                NodeUndo::Truncate { master, bytes, appended }
+            }
+            _ => NodeUndo::Image(id, None),
+        };
+        EntriesUndo { len: self.len - 1, changes: vec![change] }
+    }
+
+    /// `remove` of each of `ids`, returning what takes it back: the
+    /// touched nodes as they were (a node holds at most `NODE_ENTRIES`).
+    pub fn remove_undoable(&mut self, ids: &[StreamId]) -> (EntriesUndo, Vec<bool>) {
+        let mut undo = EntriesUndo { len: self.len, changes: Vec::new() };
+        let removed = ids
+            .iter()
+            .map(|&id| {
+                if let Some((&master, node)) = self.nodes.range(..=id).next_back() {
+                    undo.changes.push(NodeUndo::Image(master, Some(node.clone())));
+                }
+                self.remove(id)
+            })
+            .collect();
+        (undo, removed)
+    }
+
+    /// `trim_through`, returning what takes it back: the nodes it dropped
+    /// (moved, not copied) and the one it cut into.
+    pub fn trim_undoable(&mut self, through: StreamId) -> EntriesUndo {
+        let mut undo = EntriesUndo { len: self.len, changes: Vec::new() };
+        while let Some((&master, node)) = self.nodes.first_key_value() {
+            if node.slots(master).last().is_some_and(|s| s.id <= through) {
+                let node = self.nodes.remove(&master).expect("the first node");
+                self.len -= node.slots(master).count();
+                undo.changes.push(NodeUndo::Image(master, Some(node)));
+                continue;
+            }
+            undo.changes.push(NodeUndo::Image(master, Some(node.clone())));
+            self.trim_through(through);
+            break;
+        }
+        undo
+    }
+
+    /// Takes back what an `*_undoable` call did.
+    pub fn undo(&mut self, undo: EntriesUndo) {
+        for change in undo.changes.into_iter().rev() {
+            match change {
+                NodeUndo::Image(master, Some(node)) => {
+                    self.nodes.insert(master, node);
+                }
+                NodeUndo::Image(master, None) => {
+                    self.nodes.remove(&master);
+                }
+                NodeUndo::Truncate { master, bytes, appended } => {
+                    if let Some(node) = self.nodes.get_mut(&master) {
+                        node.bytes.truncate(bytes);
+                        node.appended = appended;
+                    }
+                }
+            }
+        }
+        self.len = undo.len;
     }
 
     /// The nodes in order: first ID ever appended and how many were.
