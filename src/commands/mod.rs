@@ -275,6 +275,30 @@ impl CommandTable {
         }
     }
 
+    /// Adds one of Strata's own commands, which Redis's metadata does not
+    /// have: `info` is its COMMAND INFO row in Redis's layout (name, arity,
+    /// flags, first key, last key, step, ACL categories, tips, key specs,
+    /// subcommands) and `docs` its COMMAND DOCS entry. The key specs are
+    /// what the command path locks, so a row whose specs it cannot read
+    /// aborts startup.
+    pub fn register_own(&mut self, info: &'static Value, docs: &'static Value, handler: Handler) {
+        let mut row = row_from_info(info, docs);
+        let name = row.name.clone();
+        assert!(!name.is_empty() && name == name.to_ascii_lowercase(), "'{name}': a row's name is lower case");
+        assert!(redis_meta()["commands"][name.as_str()].is_null(), "'{name}' is a Redis command");
+        assert!(!self.commands.contains_key(&name), "'{name}' is registered twice");
+        for spec in info[8].as_array().into_iter().flatten() {
+            let begin = spec["begin_search"]["type"].as_str();
+            let find = spec["find_keys"]["type"].as_str();
+            assert!(
+                matches!(begin, Some("index" | "keyword")) && matches!(find, Some("range" | "keynum")),
+                "'{name}' has a key spec the command path cannot read: {spec}"
+            );
+        }
+        row.handler = Some(handler);
+        self.commands.insert(name, row);
+    }
+
     /// Startup check: every row has a handler or (for containers) at least
     /// one subcommand with one; subcommands without handlers are dropped so
     /// COMMAND never advertises what Strata does not serve.
@@ -730,6 +754,48 @@ mod tests {
         assert_eq!(access("flushall"), Access::All);
         assert_eq!(access("scan"), Access::Walk);
         assert_eq!(access("exec"), Access::Queued);
+    }
+
+    #[test]
+    fn own_commands_are_rows_with_their_own_key_specs() {
+        fn touch_both(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+            // Both keys were locked from the row's key spec: the Tx has them.
+            let found =
+                ctx.run(|tx| Ok(tx.key_type(&argv[2])?.is_some() as i64 + tx.key_type(&argv[3])?.is_some() as i64))?;
+            Ok(Reply::Integer(found))
+        }
+        let info: &'static Value = Box::leak(Box::new(serde_json::json!([
+            "strata.both", -3, ["readonly", "movablekeys"], 0, 0, 0, ["@read", "@fast"], [],
+            [{"flags": ["RO", "access"], "begin_search": {"type": "index", "spec": {"index": 1}},
+              "find_keys": {"type": "keynum", "spec": {"keynumidx": 0, "firstkey": 1, "keystep": 1}}}],
+            []
+        ])));
+        let docs: &'static Value =
+            Box::leak(Box::new(serde_json::json!({"summary": "Counts which of two keys exist"})));
+        let mut table = CommandTable::new();
+        table.register_own(info, docs, touch_both);
+        let line = argv(&["STRATA.BOTH", "2", "a", "{a}b"]);
+        let row = table.lookup(&line).unwrap();
+        assert_eq!(row.access, Access::Keys);
+        assert!(row.shared, "a read-only row reads under shared locks");
+        let keys: Vec<&[u8]> = row.keys(&line).unwrap().into_vec();
+        assert_eq!(keys, [&b"a"[..], b"{a}b"]);
+        assert_eq!(command::movable_key_positions(row, &line), Some(vec![2, 3]));
+        // And the command path runs it with both keys locked.
+        let mut server = testing::TestServer::new();
+        let mut served = CommandTable::new();
+        served.register_own(info, docs, touch_both);
+        assert_eq!(server.run(&[b"SET", b"a", b"1"]), Reply::ok());
+        let handler = served.get("strata.both").unwrap();
+        let reply = run_in_transaction(&server.server, &mut server.client, handler, touch_both, &line);
+        assert_eq!(reply.unwrap(), Reply::Integer(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "'get' is a Redis command")]
+    fn own_commands_cannot_take_a_redis_name() {
+        let info: &'static Value = Box::leak(Box::new(serde_json::json!(["get", 2, [], 1, 1, 1, [], [], [], []])));
+        CommandTable::new().register_own(info, Box::leak(Box::new(Value::Null)), |_, _| Ok(Reply::ok()));
     }
 
     /// Reads run under shared shard locks; one that finds an expired key
