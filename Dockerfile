@@ -13,4 +13,11 @@ VOLUME /data
 EXPOSE 6379
 USER strata
 ENTRYPOINT ["strata-server"]
+# Clients reach a container through Docker's network, never through its
+# loopback, so protected mode (on by default: without a password only
+# loopback clients are served) would refuse every one of them. A container's
+# port is reachable only where `docker run -p` publishes it, so protected
+# mode is off here, as in the official redis image. Add
+# `--requirepass <password>` before publishing the port beyond the host.
+# tests/access.rs runs this command line.
 CMD ["--dir", "/data", "--bind", "0.0.0.0", "--protected-mode", "no"]

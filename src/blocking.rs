@@ -44,7 +44,30 @@ pub struct Waiter {
     /// Served on its own (XREAD): one waiter finding nothing does not stop
     /// the ones behind it from being tried.
     pub independent: bool,
-    wake: Mutex<Option<oneshot::Sender<Wake>>>,
+    state: Mutex<WaiterState>,
+}
+
+/// Where a waiter is. With several io-threads two writers, or a writer
+/// and the waiter's timeout, disconnect or CLIENT UNBLOCK, can reach one
+/// waiter at once: it moves from state to state under its lock, so it gets
+/// exactly one outcome and no writer takes data for a reply nobody gets.
+enum WaiterState {
+    /// In the queues; the sender delivers its outcome.
+    Waiting(oneshot::Sender<Wake>),
+    /// A writer is running its command on its behalf (`Blocking::claim`).
+    /// The lock is not held meanwhile: the command takes shard locks, and
+    /// EXEC may run CLIENT UNBLOCK with every shard locked.
+    Claimed {
+        sender: oneshot::Sender<Wake>,
+        /// Its timeout, disconnect or CLIENT UNBLOCK came meanwhile: the
+        /// outcome if the command finds nothing.
+        ending: Option<Wake>,
+        /// Another writer found it claimed: that writer's data may still
+        /// be there when the command finds nothing.
+        missed: bool,
+    },
+    /// It has its outcome, or its connection is gone.
+    Done,
 }
 
 /// What the blocked connection waits on.
@@ -113,7 +136,7 @@ impl Blocking {
             argv: argv.to_vec(),
             keys,
             independent,
-            wake: Mutex::new(Some(sender)),
+            state: Mutex::new(WaiterState::Waiting(sender)),
         });
         {
             let mut queues = self.queues.lock();
@@ -126,14 +149,85 @@ impl Blocking {
         BlockedCall { waiter, wake: receiver, deadline: timeout.map(|t| Instant::now() + t), timeout_reply }
     }
 
-    /// Removes a waiter from every queue (served, timed out, disconnected).
-    /// Returns false if it was already gone.
+    /// Ends a wait from the waiter's side (timeout, disconnect, shutdown).
+    /// True when it was waiting; false when it already has its outcome, or
+    /// a writer is running its command: then the outcome arrives through
+    /// the wake channel (the reply, or a timeout if it finds nothing).
     pub fn remove(&self, waiter: &Waiter) -> bool {
-        let mut by_client = self.by_client.lock();
-        match by_client.get(&waiter.client.id) {
-            Some(w) if w.id == waiter.id => by_client.remove(&waiter.client.id),
-            _ => return false,
+        let mut state = waiter.state.lock();
+        match &mut *state {
+            WaiterState::Waiting(_) => {
+                *state = WaiterState::Done;
+                drop(state);
+                self.forget(waiter);
+                true
+            }
+            WaiterState::Claimed { ending, .. } => {
+                ending.get_or_insert(Wake::Unblocked(None));
+                false
+            }
+            WaiterState::Done => false,
+        }
+    }
+
+    /// Takes a waiter for a writer to run its command on its behalf. False
+    /// when it already has its outcome or another writer holds it.
+    pub fn claim(&self, waiter: &Waiter) -> bool {
+        let mut state = waiter.state.lock();
+        match std::mem::replace(&mut *state, WaiterState::Done) {
+            WaiterState::Waiting(sender) => {
+                *state = WaiterState::Claimed { sender, ending: None, missed: false };
+                true
+            }
+            WaiterState::Claimed { sender, ending, .. } => {
+                *state = WaiterState::Claimed { sender, ending, missed: true };
+                false
+            }
+            WaiterState::Done => false,
+        }
+    }
+
+    /// A claimed waiter's command ran: it gets the reply.
+    pub fn serve(&self, waiter: &Waiter, reply: Reply) {
+        let state = std::mem::replace(&mut *waiter.state.lock(), WaiterState::Done);
+        if let WaiterState::Claimed { sender, .. } = state {
+            self.forget(waiter);
+            let _ = sender.send(Wake::Served(reply));
+        }
+    }
+
+    /// A claimed waiter's command found nothing: it waits on, unless its
+    /// wait ended meanwhile. If another writer found it claimed, its keys
+    /// are signalled again so that writer's data is not left unserved.
+    pub fn release(&self, waiter: &Waiter) {
+        let mut state = waiter.state.lock();
+        let WaiterState::Claimed { sender, ending, missed } = std::mem::replace(&mut *state, WaiterState::Done) else {
+            return;
         };
+        match ending {
+            Some(outcome) => {
+                drop(state);
+                self.forget(waiter);
+                let _ = sender.send(outcome);
+            }
+            None => {
+                *state = WaiterState::Waiting(sender);
+                drop(state);
+                if missed {
+                    for key in &waiter.keys {
+                        self.signal(waiter.db, key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a waiter that has its outcome out of every queue.
+    fn forget(&self, waiter: &Waiter) {
+        let mut by_client = self.by_client.lock();
+        if by_client.get(&waiter.client.id).is_some_and(|w| w.id == waiter.id) {
+            by_client.remove(&waiter.client.id);
+        }
         drop(by_client);
         let mut queues = self.queues.lock();
         for key in &waiter.keys {
@@ -145,7 +239,6 @@ impl Blocking {
             }
         }
         self.blocked.fetch_sub(1, Ordering::Relaxed);
-        true
     }
 
     /// Notes that `key` in logical database `db` may now feed waiters.
@@ -189,28 +282,30 @@ impl Blocking {
         self.queues.lock().get(&(db, key.clone())).map(|q| q.iter().cloned().collect()).unwrap_or_default()
     }
 
-    /// Whether the waiter is still waiting (not served, timed out or gone).
-    pub fn is_blocked(&self, waiter: &Waiter) -> bool {
-        self.by_client.lock().get(&waiter.client.id).is_some_and(|w| w.id == waiter.id)
-    }
-
-    /// Hands a waiter its outcome and forgets it.
-    pub fn wake(&self, waiter: &Waiter, outcome: Wake) {
-        if self.remove(waiter) {
-            if let Some(sender) = waiter.wake.lock().take() {
-                let _ = sender.send(outcome);
-            }
-        }
-    }
-
-    /// CLIENT UNBLOCK: returns whether the client was blocked.
+    /// CLIENT UNBLOCK: returns whether the client was blocked. A client a
+    /// writer is serving right now gets the reply if its command finds
+    /// data, and this outcome if not.
     pub fn unblock(&self, client_id: u64, error: bool) -> bool {
         let Some(waiter) = self.by_client.lock().get(&client_id).cloned() else {
             return false;
         };
-        let reply = error.then(|| Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()));
-        self.wake(&waiter, Wake::Unblocked(reply));
-        true
+        let outcome =
+            Wake::Unblocked(error.then(|| Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())));
+        let mut state = waiter.state.lock();
+        match std::mem::replace(&mut *state, WaiterState::Done) {
+            WaiterState::Waiting(sender) => {
+                drop(state);
+                self.forget(&waiter);
+                let _ = sender.send(outcome);
+                true
+            }
+            WaiterState::Claimed { sender, mut ending, missed } => {
+                ending.get_or_insert(outcome);
+                *state = WaiterState::Claimed { sender, ending, missed };
+                true
+            }
+            WaiterState::Done => false,
+        }
     }
 }
 

@@ -434,6 +434,12 @@ impl Config {
         self.number("maxclients").max(1) as usize
     }
 
+    /// `protected-mode yes`: without a password, only loopback clients
+    /// are served.
+    pub fn protected_mode(&self) -> bool {
+        self.get("protected-mode") == Some("yes")
+    }
+
     pub fn requirepass(&self) -> Option<&str> {
         self.get("requirepass").filter(|p| !p.is_empty())
     }

@@ -1,10 +1,13 @@
 //! Serving while the engines recover. The listeners are bound first and
 //! every connection is answered `-LOADING` (INFO shows the progress, as
 //! Redis's does while it loads) until recovery is done; then the same
-//! connections go on as ordinary clients.
+//! connections go on as ordinary clients. `maxclients` and protected mode
+//! apply as they do afterwards. AUTH too is answered LOADING (a
+//! connection's state is not carried over), so with a password set INFO
+//! is refused (`-NOAUTH`): the progress is shown to no stranger.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -14,9 +17,10 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits};
-use crate::server::{self, Server, StartError};
+use crate::server::{self, Admission, Server, StartError};
 
 const LOADING: &str = "LOADING Strata is loading the dataset in memory";
+const NOAUTH: &str = "NOAUTH Authentication required.";
 
 /// How far recovery has got (INFO persistence while loading).
 #[derive(Default)]
@@ -48,12 +52,19 @@ impl LoadingProgress {
 pub async fn start(config: Config) -> Result<(), StartError> {
     let listeners = server::bind_all(&config.bind(), config.port()).await?;
     let progress = Arc::new(LoadingProgress::default());
-    let query_limit = config.session().query_limit;
     progress.started_unix.store(strata_engines::now_ms() / 1000, Ordering::Relaxed);
+    // The configuration cannot change while loading (CONFIG SET is answered
+    // LOADING): what the sessions need is read once.
+    let rules = Arc::new(LoadingRules {
+        admission: Admission::new(&config),
+        query_limit: config.session().query_limit,
+        password_set: config.requirepass().is_some(),
+        sessions: AtomicUsize::new(0),
+    });
     let (ready_tx, ready) = watch::channel::<Option<Arc<Server>>>(None);
     let acceptors: Vec<_> = listeners
         .into_iter()
-        .map(|listener| tokio::spawn(accept_while_loading(listener, ready.clone(), progress.clone(), query_limit)))
+        .map(|listener| tokio::spawn(accept_while_loading(listener, ready.clone(), progress.clone(), rules.clone())))
         .collect();
     let loading = progress.clone();
     let opened =
@@ -66,36 +77,75 @@ pub async fn start(config: Config) -> Result<(), StartError> {
     server::run(opened, listeners).await
 }
 
+/// What connections made during loading are held to.
+struct LoadingRules {
+    admission: Admission,
+    query_limit: usize,
+    /// `requirepass` is set: INFO needs AUTH, which waits for the end of
+    /// loading.
+    password_set: bool,
+    /// Connections open now, for `maxclients`.
+    sessions: AtomicUsize,
+}
+
+/// One connection counted in `LoadingRules::sessions` until it ends here.
+struct Session(Arc<LoadingRules>);
+
+impl Session {
+    fn open(rules: &Arc<LoadingRules>) -> Session {
+        rules.sessions.fetch_add(1, Ordering::Relaxed);
+        Session(rules.clone())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn accept_while_loading(
     listener: TcpListener,
     ready: watch::Receiver<Option<Arc<Server>>>,
     progress: Arc<LoadingProgress>,
-    query_limit: usize,
+    rules: Arc<LoadingRules>,
 ) -> TcpListener {
     let mut done = ready.clone();
+    let mut rejected = 0;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                if let Ok((socket, addr)) = accepted {
-                    let _ = socket.set_nodelay(true);
-                    tokio::spawn(loading_session(socket, addr, ready.clone(), progress.clone(), query_limit));
+                let Ok((socket, addr)) = accepted else { continue };
+                if let Some(error) = rules.admission.refusal(rules.sessions.load(Ordering::Relaxed), addr) {
+                    rejected += 1;
+                    tokio::spawn(server::refuse(socket, error));
+                    continue;
                 }
+                let _ = socket.set_nodelay(true);
+                let session = Session::open(&rules);
+                tokio::spawn(loading_session(socket, addr, ready.clone(), progress.clone(), session));
             }
-            _ = done.wait_for(Option::is_some) => return listener,
+            _ = done.wait_for(Option::is_some) => {
+                if let Some(server) = ready.borrow().as_ref() {
+                    server.stats.rejected_connections.fetch_add(rejected, Ordering::Relaxed);
+                }
+                return listener;
+            }
         }
     }
 }
 
 /// A connection made during loading: LOADING for every request (INFO gets
-/// the progress), then, once the server is ready, an ordinary client with
-/// whatever input is still unanswered.
+/// the progress, or NOAUTH with a password set), then, once the server is
+/// ready, an ordinary client with whatever input is still unanswered.
 async fn loading_session(
     mut socket: TcpStream,
     addr: SocketAddr,
     mut ready: watch::Receiver<Option<Arc<Server>>>,
     progress: Arc<LoadingProgress>,
-    query_limit: usize,
+    session: Session,
 ) {
+    let rules = &session.0;
     let mut input = BytesMut::with_capacity(4096);
     let limits = RequestLimits { max_bulk_len: 512 << 20, authenticated: false };
     loop {
@@ -104,10 +154,12 @@ async fn loading_session(
             match parse_request(&mut input, &limits) {
                 Ok(ParseOutcome::Request(argv)) if argv.is_empty() => continue,
                 Ok(ParseOutcome::Request(argv)) => {
-                    let reply = if argv[0].eq_ignore_ascii_case(b"INFO") {
-                        Reply::Verbatim("txt", bytes::Bytes::from(progress.info()))
-                    } else {
+                    let reply = if !argv[0].eq_ignore_ascii_case(b"INFO") {
                         Reply::Error(LOADING.into())
+                    } else if rules.password_set {
+                        Reply::Error(NOAUTH.into())
+                    } else {
+                        Reply::Verbatim("txt", bytes::Bytes::from(progress.info()))
                     };
                     ReplyEncoder { resp3: false }.encode(&reply, &mut output);
                 }
@@ -124,7 +176,7 @@ async fn loading_session(
         let server = tokio::select! {
             read = socket.read_buf(&mut input) => {
                 // Closed, failed, or over `client-query-buffer-limit`.
-                if !matches!(read, Ok(n) if n > 0) || input.len() > query_limit {
+                if !matches!(read, Ok(n) if n > 0) || input.len() > rules.query_limit {
                     return;
                 }
                 continue;

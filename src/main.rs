@@ -1,6 +1,8 @@
 //! `strata-server [config-file] [--name value ...]`: any parameter of the config
 //! file as a flag (`--port 7000`, `--metrics-port 9121` for Prometheus).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use strata::config::Config;
@@ -32,7 +34,12 @@ fn main() {
         _ => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: a log file or journal gets plain text.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     // A command that panics is answered with an error and taken back
     // (`commands::execute`); the log says where, through tracing.
     std::panic::set_hook(Box::new(|panic| tracing::error!("{panic}")));

@@ -262,19 +262,69 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
                 continue;
             }
         };
-        server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
-        if server.clients.len() >= server.config.read().maxclients() {
+        let refusal = Admission::new(&server.config.read()).refusal(server.clients.len(), addr);
+        if let Some(line) = refusal {
             server.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(reject(socket));
+            tokio::spawn(refuse(socket, line));
             continue;
         }
+        server.stats.connections_received.fetch_add(1, Ordering::Relaxed);
         let _ = socket.set_nodelay(true);
         server.serve_connection(socket, addr, bytes::BytesMut::new());
     }
 }
 
-async fn reject(mut socket: TcpStream) {
-    let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+/// Redis's answer to a connection over `maxclients`.
+const MAX_CLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";
+
+/// Redis 7.0's answer to a client from another host while protected mode
+/// is on and no password is set.
+const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and \
+    no password is set for the default user. In this mode connections are only accepted from the loopback interface. \
+    If you want to connect from external computers to Redis you may adopt one of the following solutions: \
+    1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by \
+    connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible \
+    from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just \
+    disable the protected mode by editing the Redis configuration file, and setting the protected mode option to \
+    'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with \
+    the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only \
+    need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// The checks a new connection passes before it is served, in Redis's
+/// order: `maxclients` (Redis's `acceptCommonHandler`), then protected
+/// mode (`clientAcceptHandler`). Both also apply while the server loads.
+pub(crate) struct Admission {
+    maxclients: usize,
+    /// `protected-mode yes` and no password: only loopback clients.
+    loopback_only: bool,
+}
+
+impl Admission {
+    pub(crate) fn new(config: &Config) -> Admission {
+        Admission {
+            maxclients: config.maxclients(),
+            loopback_only: config.protected_mode() && config.requirepass().is_none(),
+        }
+    }
+
+    /// The error a connection from `peer` is turned away with while
+    /// `connected` clients are connected; None lets it in.
+    pub(crate) fn refusal(&self, connected: usize, peer: SocketAddr) -> Option<&'static str> {
+        if connected >= self.maxclients {
+            Some(MAX_CLIENTS_REACHED)
+        } else if self.loopback_only && !peer.ip().to_canonical().is_loopback() {
+            // 127.0.0.0/8 and ::1 (also as an IPv4-mapped address, from a
+            // dual-stack listener) are loopback, as in Redis's connIsLocal.
+            Some(PROTECTED_MODE_DENIED)
+        } else {
+            None
+        }
+    }
+}
+
+/// Answers a refused connection with Redis's error, then closes it.
+pub(crate) async fn refuse(mut socket: TcpStream, error: &'static str) {
+    let _ = socket.write_all(error.as_bytes()).await;
 }
 
 /// The periodic work Redis does in `serverCron`: active expiry at `hz`,
@@ -332,4 +382,52 @@ async fn watch_signals(server: Arc<Server>) {
 /// The address a test or tool should connect to.
 pub fn local_addr(server: &Server) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], server.port.load(Ordering::Relaxed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(settings: &[(&str, &str)]) -> Admission {
+        let mut config = Config::default();
+        for (name, value) in settings {
+            config.set(name, value).unwrap();
+        }
+        Admission::new(&config)
+    }
+
+    fn peer(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn protected_mode_admits_only_loopback_clients_while_no_password_is_set() {
+        let protected = admission(&[]);
+        for local in ["127.0.0.1:5000", "127.0.0.2:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+            assert_eq!(protected.refusal(0, peer(local)), None, "{local}");
+        }
+        for remote in ["10.254.0.1:5000", "192.168.1.2:5000", "[fd00::2]:5000", "[::ffff:10.0.0.1]:5000"] {
+            assert_eq!(protected.refusal(0, peer(remote)), Some(PROTECTED_MODE_DENIED), "{remote}");
+        }
+        let remote = peer("10.254.0.1:5000");
+        assert_eq!(admission(&[("protected-mode", "no")]).refusal(0, remote), None);
+        assert_eq!(admission(&[("requirepass", "secret")]).refusal(0, remote), None);
+    }
+
+    #[test]
+    fn maxclients_is_checked_before_protected_mode() {
+        let admission = admission(&[("maxclients", "2")]);
+        assert_eq!(admission.refusal(1, peer("127.0.0.1:5000")), None);
+        assert_eq!(admission.refusal(2, peer("127.0.0.1:5000")), Some(MAX_CLIENTS_REACHED));
+        assert_eq!(admission.refusal(2, peer("10.254.0.1:5000")), Some(MAX_CLIENTS_REACHED));
+    }
+
+    #[test]
+    fn the_protected_mode_refusal_is_redis_7_0s_text() {
+        assert!(PROTECTED_MODE_DENIED.starts_with("-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want"));
+        assert!(PROTECTED_MODE_DENIED
+            .ends_with("in order for the server to start accepting connections from the outside.\r\n"));
+        assert!(!PROTECTED_MODE_DENIED.contains("  "));
+        assert_eq!(PROTECTED_MODE_DENIED.len(), 1067);
+    }
 }

@@ -56,7 +56,7 @@ fn reset(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 /// user exists until ACLs do).
 fn check_password(ctx: &mut Ctx, user: &[u8], password: &[u8]) -> Result<(), CmdError> {
     let ok = match ctx.server.config.read().requirepass() {
-        Some(expected) => user == b"default" && password == expected.as_bytes(),
+        Some(expected) => user == b"default" && passwords_match(password, expected.as_bytes()),
         None => user == b"default",
     };
     if ok {
@@ -65,6 +65,21 @@ fn check_password(ctx: &mut Ctx, user: &[u8], password: &[u8]) -> Result<(), Cmd
     } else {
         Err(CmdError::Custom("WRONGPASS invalid username-password pair or user is disabled.".into()))
     }
+}
+
+/// Whether a client's password is the configured one, in a time that does
+/// not depend on where they first differ (Redis's `time_independent_strcmp`):
+/// 512 bytes, or all of the longer one, are always compared, so response
+/// times lead a guesser neither to the password byte by byte nor to its
+/// length.
+fn passwords_match(given: &[u8], expected: &[u8]) -> bool {
+    let mut difference = u8::from(given.len() != expected.len());
+    for i in 0..given.len().max(expected.len()).max(512) {
+        let (a, b) = (given.get(i).copied().unwrap_or(0), expected.get(i).copied().unwrap_or(0));
+        // Kept opaque so the compiler cannot stop at the first difference.
+        difference = std::hint::black_box(difference | (a ^ b));
+    }
+    difference == 0
 }
 
 /// `AUTH [username] password`
@@ -141,4 +156,21 @@ fn select(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     }
     ctx.client.select(index as usize);
     Ok(Reply::ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passwords_match;
+
+    #[test]
+    fn passwords_match_only_when_equal() {
+        assert!(passwords_match(b"s3cret", b"s3cret"));
+        assert!(passwords_match(b"", b""));
+        assert!(!passwords_match(b"s3creT", b"s3cret"));
+        assert!(!passwords_match(b"S3cret", b"s3cret"));
+        assert!(!passwords_match(b"s3cre", b"s3cret"));
+        assert!(!passwords_match(b"s3cret\0", b"s3cret"));
+        assert!(!passwords_match(b"", b"s3cret"));
+        assert!(!passwords_match(b"s3cret", b""));
+    }
 }

@@ -417,8 +417,9 @@ fn serve_blocked(server: &Server) {
     let blocking = &server.keyspace.blocking;
     while let Some((db, key)) = blocking.next_ready() {
         for waiter in blocking.waiters(db, &key) {
-            if !blocking.is_blocked(&waiter) {
-                // Served through another of its keys, or timed out.
+            if !blocking.claim(&waiter) {
+                // Served through another of its keys, timed out, or being
+                // served by a writer on another thread.
                 continue;
             }
             let mut stand_in = Client::new(waiter.client.clone(), true);
@@ -427,6 +428,7 @@ fn serve_blocked(server: &Server) {
             stand_in.retrying_blocked = true;
             let reply = execute(server, &mut stand_in, &waiter.argv, None);
             if stand_in.unserved {
+                blocking.release(&waiter);
                 if waiter.independent {
                     // A reader (XREAD) waiting for a later ID than what
                     // arrived says nothing about the readers behind it.
@@ -435,7 +437,7 @@ fn serve_blocked(server: &Server) {
                 // Still nothing for the longest waiter: the others wait too.
                 break;
             }
-            blocking.wake(&waiter, crate::blocking::Wake::Served(reply));
+            blocking.serve(&waiter, reply);
         }
     }
 }
