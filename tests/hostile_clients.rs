@@ -63,3 +63,58 @@ fn one_zadd_ordered_to_build_a_chain_is_served_and_replayed() {
     assert_eq!(conn.call(&["ZREM", "z", "first"]), Value::Int(1));
     check(&mut conn);
 }
+
+/// Counts, limits and ranges far beyond what a key holds are answered from
+/// what it holds: nothing is sized by the number a client sent.
+#[test]
+fn huge_counts_against_small_keys_are_answered_from_what_exists() {
+    let server = TestServer::start();
+    let mut conn = server.conn();
+    let huge = (i64::MAX / 2).to_string();
+    let h = huge.as_str();
+    let bulks = |items: &[&str]| Value::Array(items.iter().map(|i| Value::bulk(i)).collect());
+    let reset = |conn: &mut common::Conn| {
+        conn.call(&["FLUSHALL"]);
+        conn.call(&["RPUSH", "l", "a", "b", "a"]);
+        conn.call(&["SADD", "s", "m"]);
+        conn.call(&["ZADD", "z", "1", "a", "2", "b"]);
+        conn.call(&["XADD", "x", "1-1", "f", "v"]);
+        conn.call(&["XGROUP", "CREATE", "x", "g", "0"]);
+        conn.call(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "x", ">"]);
+        conn.call(&["SET", "str", "hello"]);
+    };
+    let entries = Value::Array(vec![Value::Array(vec![Value::bulk("1-1"), bulks(&["f", "v"])])]);
+    let keyed = |key: &str, items: Value| Value::Array(vec![Value::bulk(key), items]);
+    let cases: Vec<(Vec<&str>, Value)> = vec![
+        (vec!["LRANGE", "l", "0", h], bulks(&["a", "b", "a"])),
+        (vec!["LPOP", "l", h], bulks(&["a", "b", "a"])),
+        (vec!["RPOP", "l", h], bulks(&["a", "b", "a"])),
+        (vec!["LPOS", "l", "a", "COUNT", h, "MAXLEN", h], Value::Array(vec![Value::Int(0), Value::Int(2)])),
+        (vec!["LREM", "l", h, "a"], Value::Int(2)),
+        (vec!["LMPOP", "1", "l", "LEFT", "COUNT", h], keyed("l", bulks(&["a", "b", "a"]))),
+        (vec!["SPOP", "s", h], bulks(&["m"])),
+        (vec!["SINTERCARD", "1", "s", "LIMIT", h], Value::Int(1)),
+        (vec!["ZRANGE", "z", "0", h], bulks(&["a", "b"])),
+        (vec!["ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "0", h], bulks(&["a", "b"])),
+        (vec!["ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", h, h], bulks(&[])),
+        (vec!["ZPOPMIN", "z", h], bulks(&["a", "1", "b", "2"])),
+        (
+            vec!["ZMPOP", "1", "z", "MAX", "COUNT", h],
+            keyed("z", Value::Array(vec![bulks(&["b", "2"]), bulks(&["a", "1"])])),
+        ),
+        (vec!["ZINTERCARD", "1", "z", "LIMIT", h], Value::Int(2)),
+        (vec!["XRANGE", "x", "-", "+", "COUNT", h], entries.clone()),
+        (vec!["XREAD", "COUNT", h, "STREAMS", "x", "0"], Value::Array(vec![keyed("x", entries.clone())])),
+        (vec!["GETRANGE", "str", "0", h], Value::bulk("hello")),
+    ];
+    for (command, expected) in cases {
+        reset(&mut conn);
+        assert_eq!(conn.call(&command), expected, "{command:?}");
+    }
+    // The one pending entry: its ID, consumer, idle time and deliveries.
+    match conn.call(&["XPENDING", "x", "g", "-", "+", h, "c"]) {
+        Value::Array(rows) => assert_eq!(rows.len(), 1),
+        other => panic!("XPENDING: {other:?}"),
+    }
+    assert_eq!(conn.call(&["PING"]), Value::Status("PONG".into()));
+}
