@@ -27,6 +27,13 @@ pub fn now_ms() -> u64 {
     }
 }
 
+/// Pins the time that this thread sees (and its commands start at) to
+/// `ms`; 0 unpins it. Tests set the clock back with it.
+#[doc(hidden)]
+pub fn pin_for_tests(ms: u64) {
+    COMMAND_START_US.set(ms * 1000);
+}
+
 /// Runs a command with the time it sees pinned to its start; returns what
 /// it returned and how many microseconds it took. A command run by another
 /// (EXEC's, a blocked client's served by a push) sees the outer one's time.

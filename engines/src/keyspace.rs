@@ -21,6 +21,12 @@ use crate::EngineError;
 
 const DB_MAP_KEY: &[u8] = b"dbmap";
 
+/// Default-family key holding the hash versions' high-water mark: no
+/// version handed out is above it. It goes into every batch that may use a
+/// new version, so RocksDB plus the log replayed after its sequence give
+/// it back at startup, whatever the clock says then.
+const HASH_VERSION_KEY: &[u8] = b"hash_version";
+
 fn counter_key(physical: u32, what: &str) -> Vec<u8> {
     // Written by every command that adds or removes a key: no `format!`.
     let mut key = Vec::with_capacity(24);
@@ -97,6 +103,7 @@ pub struct Store {
     /// changed only by SWAPDB, which holds every shard lock.
     db_map: Box<[AtomicU32]>,
     counters: RwLock<HashMap<u32, std::sync::Arc<DbCounters>>>,
+    /// The last hash version handed out (see `new_version`).
     last_version: AtomicU64,
 }
 
@@ -131,11 +138,17 @@ impl Store {
             c.expires.store(read("expires")?, Ordering::Relaxed);
             counters.insert(physical, std::sync::Arc::new(c));
         }
+        // No mark: a new database, or one whose versions were clock
+        // microseconds (far above anything this count will reach).
+        let last_version = engine
+            .get(Cf::Default, HASH_VERSION_KEY)?
+            .and_then(|raw| raw.try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(0);
         let store = Store {
             engine,
             db_map: db_map.into_iter().map(AtomicU32::new).collect(),
             counters: RwLock::new(counters),
-            last_version: AtomicU64::new(0),
+            last_version: AtomicU64::new(last_version),
         };
         store.persist_db_map()?;
         Ok(store)
@@ -182,11 +195,13 @@ impl Store {
     }
 
     /// Switches RocksDB's memtables at log sequence `seq` (see
-    /// `RocksEngine::switch_memtables`), with every counter's live value:
-    /// batches reach RocksDB in any order, so a counter stored by one may
-    /// be older than the live one; the cut stores the exact values.
+    /// `RocksEngine::switch_memtables`), with every counter's live value
+    /// and the hash versions' high-water mark: batches reach RocksDB in any
+    /// order, so a value stored by one may be older than the live one; the
+    /// cut stores the exact values.
     pub fn switch_memtables(&self, seq: u64) -> Result<(), EngineError> {
         let mut batch = Batch::default();
+        self.put_version_mark(&mut batch);
         for (&physical, counters) in self.counters.read().iter() {
             for (what, value) in [("keys", &counters.keys), ("expires", &counters.expires)] {
                 let value = value.load(Ordering::Relaxed).to_le_bytes().to_vec();
@@ -200,22 +215,30 @@ impl Store {
         self.counters.read().get(&physical).cloned().unwrap_or_default()
     }
 
-    /// A version for a newly created hash: unique and increasing, so fields
-    /// of a deleted hash never show through a new one of the same name.
-    pub fn new_version(&self) -> u64 {
-        let micros = now_ms() * 1000;
-        let mut last = self.last_version.load(Ordering::Relaxed);
-        loop {
-            let next = micros.max(last + 1);
-            match self.last_version.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return next,
-                Err(seen) => last = seen,
-            }
-        }
+    /// A version for a newly created hash: unique and increasing across
+    /// restarts, so fields of a deleted hash (gone only once compaction
+    /// drops them) never show through a new one of the same name. A
+    /// counter, not the clock: a clock set back would hand out a version
+    /// again. The transaction that uses it stores the high-water mark.
+    fn new_version(&self) -> u64 {
+        self.last_version.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Stores the hash versions' high-water mark in `batch`.
+    fn put_version_mark(&self, batch: &mut Batch) {
+        let mark = self.last_version.load(Ordering::Relaxed).to_le_bytes().to_vec();
+        self.engine.put(batch, Cf::Default, HASH_VERSION_KEY.to_vec(), mark);
     }
 
     pub fn txn(&self) -> Txn<'_> {
-        Txn { store: self, ws: WriteSet::new(&self.engine), now_ms: now_ms(), deltas: Deltas::default(), expired: 0 }
+        Txn {
+            store: self,
+            ws: WriteSet::new(&self.engine),
+            now_ms: now_ms(),
+            deltas: Deltas::default(),
+            expired: 0,
+            new_version: false,
+        }
     }
 
     /// Up to `limit` keys of database `physical` whose TTL is at or before
@@ -248,6 +271,8 @@ pub struct Txn<'s> {
     deltas: Deltas,
     /// Keys found expired (and deleted) by this transaction.
     pub expired: u64,
+    /// Whether a hash version was handed out to this transaction.
+    new_version: bool,
 }
 
 impl<'s> Txn<'s> {
@@ -371,7 +396,8 @@ impl<'s> Txn<'s> {
     }
 
     /// Starts a new, empty hash (its meta is written by `put_meta`).
-    pub fn new_hash_body(&self) -> HashBody {
+    pub fn new_hash_body(&mut self) -> HashBody {
+        self.new_version = true;
         HashBody { version: self.store.new_version(), len: 0 }
     }
 
@@ -384,8 +410,8 @@ impl<'s> Txn<'s> {
 
     /// Ends the transaction: its writes, ready to be applied and logged.
     pub fn finish(self) -> Commit<'s> {
-        let Txn { store, ws, deltas, .. } = self;
-        Commit { store, batch: ws.into_batch(), deltas }
+        let Txn { store, ws, deltas, new_version, .. } = self;
+        Commit { store, batch: ws.into_batch(), deltas, new_version }
     }
 }
 
@@ -401,6 +427,8 @@ pub struct Commit<'s> {
     store: &'s Store,
     batch: Batch,
     deltas: Deltas,
+    /// Whether the writes may use a new hash version.
+    new_version: bool,
 }
 
 impl<'s> Commit<'s> {
@@ -408,14 +436,18 @@ impl<'s> Commit<'s> {
         self.batch.is_empty() && self.deltas.0.iter().all(|&(_, d)| d == 0)
     }
 
-    /// Puts the counters' new values into the batch and marks it in
-    /// flight (see `RocksEngine::begin_write`). Call it with the log's
-    /// append lock held: counters are stored as absolute values, in log
+    /// Puts the counters' new values (and, after a new hash version, the
+    /// versions' high-water mark) into the batch and marks it in flight
+    /// (see `RocksEngine::begin_write`). Call it with the log's append lock
+    /// held: counters and the mark are stored as absolute values, in log
     /// order, so replaying the log ends with the live values; everything
     /// else is idempotent, so replaying a record RocksDB already holds
     /// changes nothing.
     pub fn seal(self) -> Sealed<'s> {
-        let Commit { store, mut batch, deltas } = self;
+        let Commit { store, mut batch, deltas, new_version } = self;
+        if new_version {
+            store.put_version_mark(&mut batch);
+        }
         for ((physical, what), delta) in deltas.0 {
             if delta == 0 {
                 continue;
@@ -460,5 +492,131 @@ impl Sealed<'_> {
 impl Drop for Sealed<'_> {
     fn drop(&mut self) {
         self.store.engine.end_write();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock;
+    use crate::encoding::prefix_end;
+    use crate::RocksConfig;
+
+    fn key(key: &[u8]) -> KeyRef<'_> {
+        KeyRef { db: 0, slot: strata_cluster::key_slot(key), key }
+    }
+
+    fn small() -> RocksConfig {
+        RocksConfig { block_cache_bytes: 1 << 20, write_buffer_bytes: 1 << 20, row_cache_bytes: 1 << 20 }
+    }
+
+    /// Commits `txn` as the server does, returning the batch as the log
+    /// stores it.
+    fn commit_logged(txn: Txn) -> Vec<u8> {
+        let sealed = txn.finish().seal();
+        let logged = sealed.data().to_vec();
+        sealed.write().unwrap();
+        logged
+    }
+
+    /// Creates hash `name` with `fields` (each its own value); returns the
+    /// logged batch.
+    fn create_hash(store: &Store, name: &[u8], fields: &[&[u8]]) -> Vec<u8> {
+        let k = key(name);
+        let mut txn = store.txn();
+        assert_eq!(txn.meta(&k).unwrap(), None);
+        let mut body = txn.new_hash_body();
+        for field in fields {
+            let mut sub = k.sub_prefix(body.version);
+            sub.extend_from_slice(field);
+            txn.ws.put(Cf::Sub, sub, field.to_vec());
+        }
+        body.len = fields.len() as u64;
+        txn.put_meta(&k, None, &KeyMeta { key_type: KeyType::Hash, expire_ms: 0, body: body.encode().to_vec() });
+        commit_logged(txn)
+    }
+
+    /// Deletes hash `name`: its fields stay in RocksDB until compaction.
+    fn delete_hash(store: &Store, name: &[u8]) -> Vec<u8> {
+        let mut txn = store.txn();
+        let meta = txn.meta(&key(name)).unwrap().expect("the hash exists");
+        txn.delete_key(&key(name), &meta).unwrap();
+        commit_logged(txn)
+    }
+
+    /// The fields HGETALL would list: those under the hash's version.
+    fn fields_of(store: &Store, name: &[u8]) -> Vec<Vec<u8>> {
+        let k = key(name);
+        let Some(meta) = store.txn().meta(&k).unwrap() else { return Vec::new() };
+        let prefix = k.sub_prefix(meta.hash().unwrap().version);
+        let mut fields = Vec::new();
+        store
+            .engine
+            .scan(Cf::Sub, &prefix, &prefix_end(&prefix).unwrap(), false, &mut |sub, _| {
+                fields.push(sub[prefix.len()..].to_vec());
+                true
+            })
+            .unwrap();
+        fields
+    }
+
+    /// The clock reads the same at the second start as at the first (it was
+    /// set back): a new hash of a deleted one's name must not get its
+    /// version, whose fields are still in RocksDB.
+    #[test]
+    fn hash_versions_survive_a_restart_with_the_clock_set_back() {
+        let dir = tempfile::tempdir().unwrap();
+        clock::pin_for_tests(clock::now_ms());
+        let store = Store::open(dir.path(), &small(), 1).unwrap();
+        create_hash(&store, b"h", &[b"old"]);
+        delete_hash(&store, b"h");
+        store.engine.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), &small(), 1).unwrap();
+        create_hash(&store, b"h", &[b"new"]);
+        assert_eq!(fields_of(&store, b"h"), vec![b"new".to_vec()]);
+        clock::pin_for_tests(0);
+    }
+
+    /// After a crash RocksDB has none of the batches (they were never
+    /// flushed) and recovery replays them from the log: the high-water mark
+    /// comes back with them.
+    #[test]
+    fn hash_versions_survive_a_replay_with_the_clock_set_back() {
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        clock::pin_for_tests(clock::now_ms());
+        let store = Store::open(first.path(), &small(), 1).unwrap();
+        let logged = [create_hash(&store, b"h", &[b"old"]), delete_hash(&store, b"h")];
+        drop(store);
+        let engine = RocksEngine::open(second.path(), &small()).unwrap();
+        for batch in &logged {
+            engine.write_data(batch).unwrap();
+        }
+        let store = Store::new(engine, 1).unwrap();
+        create_hash(&store, b"h", &[b"new"]);
+        assert_eq!(fields_of(&store, b"h"), vec![b"new".to_vec()]);
+        clock::pin_for_tests(0);
+    }
+
+    /// Batches reach RocksDB out of log order: the one with the lower mark
+    /// may land last. The memtable cut stores the live mark, so a restart
+    /// from the cut does not hand out a version again.
+    #[test]
+    fn a_memtable_cut_stores_the_live_version_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &small(), 1).unwrap();
+        let mut first = store.txn();
+        let v1 = first.new_hash_body().version;
+        let first = first.finish().seal();
+        let mut second = store.txn();
+        let v2 = second.new_hash_body().version;
+        let second = second.finish().seal();
+        second.write().unwrap();
+        first.write().unwrap();
+        store.switch_memtables(2).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), &small(), 1).unwrap();
+        let v3 = store.txn().new_hash_body().version;
+        assert!(v1 < v2 && v2 < v3, "{v1} {v2} {v3}");
     }
 }

@@ -7,9 +7,17 @@
 //! Nodes live in an arena (`Vec`) linked by index; freed slots are reused.
 //! The member → node map is a hash table of node indexes (4 bytes a member,
 //! hashed by the node's member bytes), so each member is stored once.
+//!
+//! A treap is only as shallow as its priorities are random: a client that
+//! could predict them could order its members so that the tree becomes a
+//! chain, every insert O(n) and every recursive walk as deep as the set is
+//! long. So a node's priority is a keyed hash of its member under a key
+//! drawn once per process, and every walk is a loop, never a recursion, so
+//! no shape of the tree can exhaust a thread's stack.
 
 use std::cmp::Ordering;
 use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
@@ -36,6 +44,22 @@ fn cmp_entry(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Or
     a_score.partial_cmp(&b_score).expect("scores are never NaN").then_with(|| a_member.cmp(b_member))
 }
 
+/// The treap priority of `member`: SipHash under a key the OS drew for this
+/// process, which no client can compute (see the module comment). The tree's
+/// shape is not part of the value, so it may differ from run to run.
+fn priority_of(member: &[u8]) -> u64 {
+    static KEY: OnceLock<std::hash::RandomState> = OnceLock::new();
+    KEY.get_or_init(std::hash::RandomState::new).hash_one(member)
+}
+
+/// Where a subtree hangs: the root, or a child link of a node.
+#[derive(Clone, Copy)]
+enum Link {
+    Root,
+    Left(u32),
+    Right(u32),
+}
+
 /// A sorted set: member → score, and the members in (score, member) order.
 #[derive(Clone, Debug)]
 pub struct SortedSet {
@@ -45,9 +69,6 @@ pub struct SortedSet {
     nodes: Vec<Node>,
     free: Vec<u32>,
     root: u32,
-    /// xorshift state for priorities: deterministic, but the shape of the
-    /// tree is not part of the value (equality compares contents only).
-    seed: u64,
 }
 
 impl Default for SortedSet {
@@ -58,7 +79,6 @@ impl Default for SortedSet {
             nodes: Vec::new(),
             free: Vec::new(),
             root: NIL,
-            seed: 0x9E37_79B9_7F4A_7C15,
         }
     }
 }
@@ -109,86 +129,99 @@ impl SortedSet {
         }
     }
 
-    fn update(&mut self, node: u32) {
-        let n = &self.nodes[node as usize];
-        let size = 1 + self.size(n.left) + self.size(n.right);
-        self.nodes[node as usize].size = size as u32;
-    }
-
-    fn next_priority(&mut self) -> u64 {
-        let mut x = self.seed;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.seed = x;
-        x
-    }
-
-    /// Splits `node` into (elements before `(score, member)`, the rest).
-    fn split(&mut self, node: u32, score: f64, member: &[u8]) -> (u32, u32) {
-        if node == NIL {
-            return (NIL, NIL);
-        }
-        let n = &self.nodes[node as usize];
-        if cmp_entry(n.score, &n.member, score, member) == Ordering::Less {
-            let (l, r) = self.split(n.right, score, member);
-            self.nodes[node as usize].right = l;
-            self.update(node);
-            (node, r)
-        } else {
-            let (l, r) = self.split(n.left, score, member);
-            self.nodes[node as usize].left = r;
-            self.update(node);
-            (l, node)
+    fn set_link(&mut self, link: Link, node: u32) {
+        match link {
+            Link::Root => self.root = node,
+            Link::Left(parent) => self.nodes[parent as usize].left = node,
+            Link::Right(parent) => self.nodes[parent as usize].right = node,
         }
     }
 
-    /// Splits `node` into (its first `count` elements, the rest).
-    fn split_at(&mut self, node: u32, count: usize) -> (u32, u32) {
-        if node == NIL {
-            return (NIL, NIL);
+    /// The depth of the deepest node (0 when empty): tests check that no
+    /// order of inserts makes the tree deep.
+    #[doc(hidden)]
+    pub fn height(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self.root, 1)];
+        while let Some((node, depth)) = stack.pop() {
+            if node != NIL {
+                deepest = deepest.max(depth);
+                let n = &self.nodes[node as usize];
+                stack.push((n.left, depth + 1));
+                stack.push((n.right, depth + 1));
+            }
         }
-        let left = self.nodes[node as usize].left;
-        let left_size = self.size(left);
-        if count <= left_size {
-            let (l, r) = self.split_at(left, count);
-            self.nodes[node as usize].left = r;
-            self.update(node);
-            (l, node)
-        } else {
-            let right = self.nodes[node as usize].right;
-            let (l, r) = self.split_at(right, count - left_size - 1);
-            self.nodes[node as usize].right = l;
-            self.update(node);
-            (node, r)
+        deepest
+    }
+
+    /// Splits the subtree at `node` into (its first `count` elements, the
+    /// rest), top down. Knowing the count first gives each node its new
+    /// size on the way down: a node that goes left keeps `count` elements
+    /// of its subtree, one that goes right all but `count`.
+    fn split_at(&mut self, mut node: u32, mut count: usize) -> (u32, u32) {
+        let (mut left_root, mut right_root) = (NIL, NIL);
+        // The last node given to each side: the next one hangs below it.
+        let (mut left_last, mut right_last) = (NIL, NIL);
+        while node != NIL {
+            let left = self.nodes[node as usize].left;
+            let left_size = self.size(left);
+            if count <= left_size {
+                // `node` and its right subtree go right; its left is split on.
+                self.nodes[node as usize].size -= count as u32;
+                if right_last == NIL {
+                    right_root = node;
+                } else {
+                    self.nodes[right_last as usize].left = node;
+                }
+                right_last = node;
+                node = left;
+            } else {
+                // `node` and its left subtree go left; its right is split on.
+                self.nodes[node as usize].size = count as u32;
+                if left_last == NIL {
+                    left_root = node;
+                } else {
+                    self.nodes[left_last as usize].right = node;
+                }
+                left_last = node;
+                count -= left_size + 1;
+                node = self.nodes[node as usize].right;
+            }
+        }
+        if left_last != NIL {
+            self.nodes[left_last as usize].right = NIL;
+        }
+        if right_last != NIL {
+            self.nodes[right_last as usize].left = NIL;
+        }
+        (left_root, right_root)
+    }
+
+    /// Joins two trees where every element of `a` precedes those of `b`,
+    /// and hangs the result at `link`, top down: each node taken has the
+    /// rest of both trees below it.
+    fn merge_into(&mut self, mut link: Link, mut a: u32, mut b: u32) {
+        loop {
+            if a == NIL || b == NIL {
+                self.set_link(link, if a == NIL { b } else { a });
+                return;
+            }
+            let size = (self.size(a) + self.size(b)) as u32;
+            if self.nodes[a as usize].priority > self.nodes[b as usize].priority {
+                self.nodes[a as usize].size = size;
+                self.set_link(link, a);
+                link = Link::Right(a);
+                a = self.nodes[a as usize].right;
+            } else {
+                self.nodes[b as usize].size = size;
+                self.set_link(link, b);
+                link = Link::Left(b);
+                b = self.nodes[b as usize].left;
+            }
         }
     }
 
-    /// Joins two trees where every element of `a` precedes those of `b`.
-    fn merge(&mut self, a: u32, b: u32) -> u32 {
-        if a == NIL {
-            return b;
-        }
-        if b == NIL {
-            return a;
-        }
-        if self.nodes[a as usize].priority > self.nodes[b as usize].priority {
-            let right = self.nodes[a as usize].right;
-            let merged = self.merge(right, b);
-            self.nodes[a as usize].right = merged;
-            self.update(a);
-            a
-        } else {
-            let left = self.nodes[b as usize].left;
-            let merged = self.merge(a, left);
-            self.nodes[b as usize].left = merged;
-            self.update(b);
-            b
-        }
-    }
-
-    fn alloc(&mut self, score: f64, member: Bytes) -> u32 {
-        let priority = self.next_priority();
+    fn alloc(&mut self, score: f64, member: Bytes, priority: u64) -> u32 {
         let node = Node { score, member, priority, left: NIL, right: NIL, size: 1 };
         match self.free.pop() {
             Some(slot) => {
@@ -202,67 +235,60 @@ impl SortedSet {
         }
     }
 
-    /// Inserts a new element: descends to where its priority puts it, and
-    /// splits only the subtree below that point (expected O(1) nodes), so
-    /// an insert is one walk down the tree.
+    /// Inserts a new element: descends while the nodes passed outrank it
+    /// (each gains it in its subtree), then takes the place reached, with
+    /// the subtree that was there split around it (expected O(1) nodes).
     fn tree_insert(&mut self, node: u32) {
         let n = &mut self.nodes[node as usize];
-        (n.left, n.right, n.size) = (NIL, NIL, 1);
-        let score = n.score;
+        let (score, priority) = (n.score, n.priority);
         // Lent out for the walk (a clone of the handle would allocate).
         let member = std::mem::take(&mut n.member);
-        self.root = self.insert_below(self.root, node, score, &member);
-        self.nodes[node as usize].member = member;
-    }
-
-    fn insert_below(&mut self, at: u32, node: u32, score: f64, member: &[u8]) -> u32 {
-        if at == NIL {
-            return node;
+        let mut link = Link::Root;
+        let mut at = self.root;
+        while at != NIL && self.nodes[at as usize].priority >= priority {
+            let a = &mut self.nodes[at as usize];
+            a.size += 1;
+            if cmp_entry(score, &member, a.score, &a.member) == Ordering::Less {
+                link = Link::Left(at);
+                at = a.left;
+            } else {
+                link = Link::Right(at);
+                at = a.right;
+            }
         }
-        if self.nodes[node as usize].priority > self.nodes[at as usize].priority {
-            let (l, r) = self.split(at, score, member);
-            let n = &mut self.nodes[node as usize];
-            (n.left, n.right) = (l, r);
-            self.update(node);
-            return node;
-        }
-        let a = &self.nodes[at as usize];
-        if cmp_entry(score, member, a.score, &a.member) == Ordering::Less {
-            let left = self.insert_below(a.left, node, score, member);
-            self.nodes[at as usize].left = left;
-        } else {
-            let right = self.insert_below(a.right, node, score, member);
-            self.nodes[at as usize].right = right;
-        }
-        self.nodes[at as usize].size += 1;
-        at
+        let below = self.size(at);
+        let before = self.count_in(at, |s, m| cmp_entry(s, m, score, &member) == Ordering::Less);
+        let (left, right) = self.split_at(at, before);
+        let n = &mut self.nodes[node as usize];
+        (n.left, n.right, n.size, n.member) = (left, right, below as u32 + 1, member);
+        self.set_link(link, node);
     }
 
     /// Unlinks an element that is in the tree: one walk down to it, then
     /// its two subtrees merged in its place. Its node stays allocated.
     fn tree_remove(&mut self, score: f64, member: &[u8]) {
-        self.root = self.remove_below(self.root, score, member);
-    }
-
-    fn remove_below(&mut self, at: u32, score: f64, member: &[u8]) -> u32 {
-        assert!(at != NIL, "removing an element that is not in the tree");
-        let a = &self.nodes[at as usize];
-        match cmp_entry(a.score, &a.member, score, member) {
-            Ordering::Equal => self.merge(a.left, a.right),
-            Ordering::Less => {
-                let right = self.remove_below(a.right, score, member);
-                let n = &mut self.nodes[at as usize];
-                n.right = right;
-                n.size -= 1;
-                at
-            }
-            Ordering::Greater => {
-                let left = self.remove_below(a.left, score, member);
-                let n = &mut self.nodes[at as usize];
-                n.left = left;
-                n.size -= 1;
-                at
-            }
+        let mut link = Link::Root;
+        let mut at = self.root;
+        loop {
+            assert!(at != NIL, "removing an element that is not in the tree");
+            let a = &mut self.nodes[at as usize];
+            let next = match cmp_entry(a.score, &a.member, score, member) {
+                Ordering::Equal => {
+                    let (left, right) = (a.left, a.right);
+                    self.merge_into(link, left, right);
+                    return;
+                }
+                Ordering::Less => {
+                    link = Link::Right(at);
+                    a.right
+                }
+                Ordering::Greater => {
+                    link = Link::Left(at);
+                    a.left
+                }
+            };
+            a.size -= 1;
+            at = next;
         }
     }
 
@@ -314,8 +340,13 @@ impl SortedSet {
 
     /// Adds a member that is not in the set.
     fn add(&mut self, score: f64, member: Bytes) {
+        let priority = priority_of(&member);
+        self.add_with_priority(score, member, priority);
+    }
+
+    fn add_with_priority(&mut self, score: f64, member: Bytes, priority: u64) {
         let hash = self.hasher.hash_one(&member[..]);
-        let node = self.alloc(score, member);
+        let node = self.alloc(score, member, priority);
         let (nodes, hasher) = (&self.nodes, &self.hasher);
         self.index.insert_unique(hash, node, |&i| hasher.hash_one(&nodes[i as usize].member[..]));
         self.tree_insert(node);
@@ -345,7 +376,7 @@ impl SortedSet {
         }
         let (l, rest) = self.split_at(self.root, start);
         let (middle, r) = self.split_at(rest, end - start);
-        self.root = self.merge(l, r);
+        self.merge_into(Link::Root, l, r);
         // Free the detached subtree.
         let mut stack = vec![middle];
         while let Some(node) = stack.pop() {
@@ -373,9 +404,13 @@ impl SortedSet {
 
     /// How many elements satisfy `before`, which must hold for a prefix of
     /// the order (true, ..., true, false, ... false).
-    pub fn count_while(&self, mut before: impl FnMut(f64, &[u8]) -> bool) -> usize {
+    pub fn count_while(&self, before: impl FnMut(f64, &[u8]) -> bool) -> usize {
+        self.count_in(self.root, before)
+    }
+
+    /// `count_while` within the subtree at `node`.
+    fn count_in(&self, mut node: u32, mut before: impl FnMut(f64, &[u8]) -> bool) -> usize {
         let mut count = 0;
-        let mut node = self.root;
         while node != NIL {
             let n = &self.nodes[node as usize];
             if before(n.score, &n.member) {
@@ -554,13 +589,82 @@ mod tests {
         let mut b = SortedSet::default();
         for i in 0..100 {
             a.insert(i as f64, format!("{i}").as_bytes());
+            // Priorities in key order: `b` is a chain, `a` is not.
+            b.add_with_priority(i as f64, Bytes::from(format!("{i}")), i);
         }
-        for i in (0..100).rev() {
-            b.next_priority();
-            b.insert(i as f64, format!("{i}").as_bytes());
-        }
+        assert_eq!(b.height(), 100);
+        assert!(a.height() < 100);
         assert_eq!(a, b);
         b.insert(5.5, b"5");
         assert_ne!(a, b);
+    }
+
+    /// The priorities every new sorted set used to draw, in order: xorshift
+    /// from a fixed seed, so a client could compute them.
+    fn old_fixed_seed_priorities(n: usize) -> Vec<u64> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            })
+            .collect()
+    }
+
+    /// The attack: the i-th member added gets a score that ranks it where
+    /// the fixed-seed scheme's i-th priority ranks among all of them, so
+    /// key order is priority order and the treap is one chain.
+    fn adversarial_members(n: usize) -> Vec<(f64, Bytes, u64)> {
+        let priorities = old_fixed_seed_priorities(n);
+        let mut by_priority: Vec<usize> = (0..n).collect();
+        by_priority.sort_by_key(|&i| priorities[i]);
+        let mut score = vec![0.0; n];
+        for (rank, &i) in by_priority.iter().enumerate() {
+            score[i] = rank as f64;
+        }
+        (0..n).map(|i| (score[i], Bytes::from(format!("m{i}")), priorities[i])).collect()
+    }
+
+    #[test]
+    fn fixed_seed_priorities_let_a_client_build_a_chain() {
+        // What the old scheme did with the adversarial order: a chain.
+        let n = 3_000;
+        let members = adversarial_members(n);
+        let mut zset = SortedSet::default();
+        for (score, member, priority) in &members {
+            zset.add_with_priority(*score, member.clone(), *priority);
+        }
+        assert_eq!(zset.height(), n);
+        // Deep as it is, every walk is a loop: the chain still answers.
+        for (score, member, _) in members.iter().step_by(101) {
+            assert_eq!(zset.rank(member), Some(*score as usize));
+        }
+        zset.remove_ranks(10, n - 10);
+        assert_eq!(zset.len(), 20);
+    }
+
+    #[test]
+    fn adversarial_inserts_keep_the_tree_logarithmic() {
+        let n = 200_000;
+        let members = adversarial_members(n);
+        let mut zset = SortedSet::default();
+        for (score, member, _) in &members {
+            zset.insert(*score, member);
+        }
+        let bound = 4 * n.ilog2() as usize + 8;
+        assert!(zset.height() <= bound, "height {} for {n} members (bound {bound})", zset.height());
+        for (score, member, _) in members.iter().step_by(997) {
+            assert_eq!(zset.rank(member), Some(*score as usize));
+        }
+        // Rescoring every member in the same adversarial order, and loading
+        // from a checkpoint, keep it shallow too.
+        for (score, member, _) in &members {
+            zset.insert(-*score, member);
+        }
+        assert!(zset.height() <= bound, "height {} after rescoring", zset.height());
+        let loaded = SortedSet::from_owned(members.iter().map(|(s, m, _)| (*s, m.clone())).collect());
+        assert!(loaded.height() <= bound, "height {} after loading", loaded.height());
     }
 }
