@@ -162,6 +162,10 @@ impl Command {
         if self.first_key <= 0 || self.step <= 0 {
             return Some(SmallVec::new());
         }
+        if self.first_key == self.last_key {
+            // Most commands: one key, at a position the arity guarantees.
+            return Some(SmallVec::from_buf_and_len([argv[self.first_key as usize].as_ref(); 4], 1));
+        }
         let argc = argv.len() as i64;
         let last = if self.last_key < 0 { argc + self.last_key } else { self.last_key };
         Some(

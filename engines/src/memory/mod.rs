@@ -340,7 +340,8 @@ pub fn reshard(shards: Vec<MemShard>) -> Vec<MemShard> {
 /// The memory keys of every database within one lock shard.
 #[derive(Clone, Debug, Default)]
 pub struct MemShard {
-    dbs: HashMap<u32, MemDb>,
+    /// Looked up by every memory effect: hashed with foldhash, not SipHash.
+    dbs: HashMap<u32, MemDb, Hasher>,
 }
 
 impl MemShard {

@@ -27,6 +27,12 @@ enum Step {
     Entry(Option<MemEntry>),
     /// The key's TTL before the op.
     Expire(u64),
+    /// Items pushed onto an existing list: popped again (the commonest
+    /// effect, so without an op list to allocate).
+    Unpush {
+        front: bool,
+        count: usize,
+    },
     /// Ops that take a change to an existing list, set or sorted set back;
     /// the key is made again with `expire_ms` if the change emptied it.
     Value {
@@ -56,6 +62,9 @@ impl MemDb {
             // The op makes the key, or does nothing.
             (_, None) => Step::Entry(None),
             (MemOp::Expire { .. }, Some(entry)) => Step::Expire(entry.expire_ms),
+            (MemOp::List { op: ListOp::Push { front, items }, .. }, Some(_)) => {
+                Step::Unpush { front: *front, count: items.len() }
+            }
             (MemOp::Stream { op, .. }, Some(MemEntry { value: MemValue::Stream(value), .. })) => {
                 // A stream is never deleted for being empty: changed in place.
                 let undo = stream::apply_undoable(value, op);
@@ -82,6 +91,7 @@ impl MemDb {
                 }
             }
             Step::Expire(expire_ms) => self.apply(&MemOp::Expire { key, expire_ms }),
+            Step::Unpush { front, count } => self.apply(&MemOp::List { key, op: ListOp::Pop { front, count } }),
             Step::Value { expire_ms, ops } => {
                 if !self.keys.contains_key(&key) {
                     let value = match ops.first() {
