@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits};
+use crate::protocol::{ParseOutcome, Reply, ReplyEncoder, RequestLimits, RequestParser};
 use crate::server::{self, Server, StartError};
 
 const LOADING: &str = "LOADING Strata is loading the dataset in memory";
@@ -48,12 +48,17 @@ impl LoadingProgress {
 pub async fn start(config: Config) -> Result<(), StartError> {
     let listeners = server::bind_all(&config.bind(), config.port()).await?;
     let progress = Arc::new(LoadingProgress::default());
-    let query_limit = config.session().query_limit;
+    let session = config.session();
+    let query_limit = session.query_limit;
+    // Clients that must authenticate are held to small requests already.
+    let limits = RequestLimits { max_bulk_len: session.max_bulk_len, auth_required: session.password_set };
     progress.started_unix.store(strata_engines::now_ms() / 1000, Ordering::Relaxed);
     let (ready_tx, ready) = watch::channel::<Option<Arc<Server>>>(None);
     let acceptors: Vec<_> = listeners
         .into_iter()
-        .map(|listener| tokio::spawn(accept_while_loading(listener, ready.clone(), progress.clone(), query_limit)))
+        .map(|listener| {
+            tokio::spawn(accept_while_loading(listener, ready.clone(), progress.clone(), query_limit, limits))
+        })
         .collect();
     let loading = progress.clone();
     let opened =
@@ -71,6 +76,7 @@ async fn accept_while_loading(
     ready: watch::Receiver<Option<Arc<Server>>>,
     progress: Arc<LoadingProgress>,
     query_limit: usize,
+    limits: RequestLimits,
 ) -> TcpListener {
     let mut done = ready.clone();
     loop {
@@ -78,7 +84,7 @@ async fn accept_while_loading(
             accepted = listener.accept() => {
                 if let Ok((socket, addr)) = accepted {
                     let _ = socket.set_nodelay(true);
-                    tokio::spawn(loading_session(socket, addr, ready.clone(), progress.clone(), query_limit));
+                    tokio::spawn(loading_session(socket, addr, ready.clone(), progress.clone(), query_limit, limits));
                 }
             }
             _ = done.wait_for(Option::is_some) => return listener,
@@ -95,13 +101,14 @@ async fn loading_session(
     mut ready: watch::Receiver<Option<Arc<Server>>>,
     progress: Arc<LoadingProgress>,
     query_limit: usize,
+    limits: RequestLimits,
 ) {
     let mut input = BytesMut::with_capacity(4096);
-    let limits = RequestLimits { max_bulk_len: 512 << 20, authenticated: false };
+    let mut parser = RequestParser::default();
     loop {
         let mut output = BytesMut::new();
         loop {
-            match parse_request(&mut input, &limits) {
+            match parser.parse(&mut input, &limits) {
                 Ok(ParseOutcome::Request(argv)) if argv.is_empty() => continue,
                 Ok(ParseOutcome::Request(argv)) => {
                     let reply = if argv[0].eq_ignore_ascii_case(b"INFO") {
