@@ -35,7 +35,7 @@ pub struct OutputBuffer {
 
 enum Pending {
     Block(Bytes),
-    Picks(RandomPicks),
+    Picks(Box<RandomPicks>),
 }
 
 impl Pending {
@@ -52,7 +52,7 @@ impl ReplySink for OutputBuffer {
         &mut self.buf
     }
 
-    fn random_picks(&mut self, picks: RandomPicks) {
+    fn random_picks(&mut self, picks: Box<RandomPicks>) {
         self.buf_to_list();
         self.push_back(Pending::Picks(picks));
     }

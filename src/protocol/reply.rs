@@ -39,8 +39,8 @@ pub enum Reply {
     /// `bulk_array`).
     Encoded(Bytes),
     /// An array of items picked at random, produced as the client reads
-    /// it (see `RandomPicks`).
-    RandomPicks(RandomPicks),
+    /// it (see `RandomPicks`; boxed, as it is large and rare).
+    RandomPicks(Box<RandomPicks>),
     /// Nothing is written: SHUTDOWN closes the connection instead.
     NoReply,
 }
@@ -194,13 +194,13 @@ impl RandomPicksBuilder {
     /// must be at least one item to pick from.
     pub fn finish(self, len: u64, picks: u64) -> Reply {
         assert!(!self.ends.is_empty() || picks == 0, "picks need items to pick from");
-        Reply::RandomPicks(RandomPicks {
+        Reply::RandomPicks(Box::new(RandomPicks {
             items: self.items.freeze(),
             ends: self.ends.into(),
             header: Some(len),
             picks_left: picks,
             rng: StdRng::from_rng(&mut rand::rng()),
-        })
+        }))
     }
 }
 
@@ -245,7 +245,7 @@ pub trait ReplySink {
     /// The buffer encoded bytes go to.
     fn buffer(&mut self) -> &mut BytesMut;
     /// A reply to produce after what is in the buffer so far.
-    fn random_picks(&mut self, picks: RandomPicks);
+    fn random_picks(&mut self, picks: Box<RandomPicks>);
 }
 
 /// A plain buffer produces a `RandomPicks` reply whole.
@@ -254,7 +254,7 @@ impl ReplySink for BytesMut {
         self
     }
 
-    fn random_picks(&mut self, mut picks: RandomPicks) {
+    fn random_picks(&mut self, mut picks: Box<RandomPicks>) {
         while picks.produce(self, usize::MAX) {}
     }
 }
