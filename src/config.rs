@@ -213,6 +213,7 @@ pub struct OutputBufferLimit {
 pub struct OutputBufferLimits([OutputBufferLimit; 3]);
 
 impl OutputBufferLimits {
+    /// The limits of one class.
     pub fn of(&self, class: ClientClass) -> OutputBufferLimit {
         self.0[class as usize]
     }
