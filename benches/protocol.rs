@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use strata::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits};
+use strata::protocol::{ParseOutcome, Reply, ReplyEncoder, RequestLimits, RequestParser};
 
 fn set_frames(count: usize) -> Vec<u8> {
     let mut wire = Vec::new();
@@ -24,8 +24,9 @@ fn parse(c: &mut Criterion) {
     group.bench_function("set_64b_pipeline_1000", |b| {
         b.iter(|| {
             let mut buf = BytesMut::from(&wire[..]);
+            let mut parser = RequestParser::default();
             let mut parsed = 0;
-            while let Ok(ParseOutcome::Request(args)) = parse_request(&mut buf, &limits) {
+            while let Ok(ParseOutcome::Request(args)) = parser.parse(&mut buf, &limits) {
                 parsed += args.len();
                 if buf.is_empty() {
                     break;

@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from conftest import Pair, RawConn, start_redis, start_strata
+from conftest import Pair, RawConn, encode, start_redis, start_strata
 
 
 def test_ping_echo(pair):
@@ -139,6 +139,43 @@ def test_hello_auth(auth_pair):
     ours, theirs = pair.call("HELLO", "2", "AUTH", "default", "s3cret")
     assert ours[:6] == theirs[:6]
     pair.same("GET", "k")
+
+
+def test_unauthenticated_clients_may_send_small_requests_only(auth_pair):
+    """While a password is required, more than 10 arguments or an argument
+    over 16384 bytes is a protocol error and a close, as in Redis."""
+    strata, real = auth_pair
+    refused = [
+        b"*11\r\n",
+        b"*1000000\r\n",
+        b"*1\r\n$16385\r\n",
+        b"*2\r\n$4\r\nECHO\r\n$100000000\r\n",
+        # The limits are Redis's: a bad count is still just invalid.
+        b"*3000000000\r\n",
+        b"*1\r\n$-1\r\n",
+    ]
+    for case in refused:
+        replies = []
+        for server in (strata, real):
+            conn = RawConn(server.port)
+            conn.send_raw(case)
+            raw, _ = conn.read_reply()
+            with pytest.raises((ConnectionError, OSError)):
+                conn.read_reply()
+            replies.append(raw)
+            conn.close()
+        assert replies[0] == replies[1], f"{case!r}: {replies}"
+    # At the limits, the command is read and refused for want of AUTH.
+    pair = Pair(RawConn(strata.port), RawConn(real.port))
+    pair.same("DEL", *["k%d" % i for i in range(9)])
+    pair.same("ECHO", "x" * 16384)
+    # AUTH lifts the limits, from the next request of the same pipeline on.
+    replies = []
+    for conn in (pair.strata, pair.redis):
+        conn.send_raw(encode(["AUTH", "s3cret"]) + encode(["ECHO", "y" * 20000]) + encode(["DEL", *range(20)]))
+        replies.append([conn.read_reply()[0] for _ in range(3)])
+    assert replies[0] == replies[1]
+    assert replies[1][0] == b"+OK\r\n" and replies[1][2] == b":0\r\n"
 
 
 def test_query_buffer_limit_closes_a_client_mid_argument(strata_server, redis_server):

@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde_json::Value;
+
+use crate::config::ClientClass;
 
 /// What other connections may see of a client (CLIENT LIST) or do to it
 /// (CLIENT KILL).
@@ -34,6 +36,31 @@ pub struct ClientShared {
     /// A watched key changed since WATCH: EXEC will fail (Redis's
     /// CLIENT_DIRTY_CAS). Set by whichever client made the change.
     pub dirty_cas: AtomicBool,
+    /// The socket's file descriptor (CLIENT LIST `fd`), -1 without one.
+    pub fd: AtomicI32,
+    /// The connection's buffers as it last published them.
+    pub buffers: BufferSizes,
+}
+
+/// A connection's buffers, published for CLIENT LIST by the connection
+/// that owns them (Redis's meanings).
+#[derive(Default)]
+pub struct BufferSizes {
+    /// Bytes read and not yet run (`qbuf`).
+    pub query: AtomicUsize,
+    /// Room left in the read buffer (`qbuf-free`).
+    pub query_free: AtomicUsize,
+    /// Bytes of the running command's arguments, or of those read so far of
+    /// an incomplete request (`argv-mem`).
+    pub args: AtomicUsize,
+    /// Bytes in the reply buffer (`obl`).
+    pub reply_buffer: AtomicUsize,
+    /// Blocks and replies in the reply list (`oll`).
+    pub reply_list: AtomicUsize,
+    /// Memory of the reply list (`omem`).
+    pub reply_list_bytes: AtomicUsize,
+    /// Everything the connection holds (`tot-mem`).
+    pub total: AtomicUsize,
 }
 
 impl ClientShared {
@@ -74,17 +101,31 @@ impl ClientShared {
         if flags.is_empty() {
             flags.push('N');
         }
+        let buffers = &self.buffers;
+        let load = |size: &AtomicUsize| size.load(Ordering::Relaxed);
+        let (obl, oll) = (load(&buffers.reply_buffer), load(&buffers.reply_list));
+        // Redis watches for writability only while replies wait.
+        let events = if obl + oll > 0 { "rw" } else { "r" };
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=1024 rbp=0 obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.local_addr,
+            self.fd.load(Ordering::Relaxed),
             self.name.lock(),
             age,
             idle,
             flags,
             self.db.load(Ordering::Relaxed),
             multi,
+            load(&buffers.query),
+            load(&buffers.query_free),
+            load(&buffers.args),
+            obl,
+            oll,
+            load(&buffers.reply_list_bytes),
+            load(&buffers.total),
+            events,
             self.last_command(),
             self.resp.load(Ordering::Relaxed),
         )
@@ -117,6 +158,8 @@ impl ClientRegistry {
             kill_notify: tokio::sync::Notify::new(),
             multi: AtomicI64::new(-1),
             dirty_cas: AtomicBool::new(false),
+            fd: AtomicI32::new(-1),
+            buffers: BufferSizes::default(),
         });
         self.clients.lock().insert(id, shared.clone());
         shared
@@ -165,6 +208,9 @@ pub struct Client {
     /// EXEC is running this client's queued commands: blocking commands
     /// answer at once instead of blocking.
     pub in_exec: bool,
+    /// Which `client-output-buffer-limit` applies: Normal until pub/sub or
+    /// replication make a client something else.
+    pub class: ClientClass,
 }
 
 impl Client {
@@ -181,6 +227,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             in_exec: false,
+            class: ClientClass::Normal,
         }
     }
 

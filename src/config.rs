@@ -160,7 +160,106 @@ pub struct SessionSettings {
     pub query_limit: usize,
     /// `proto-max-bulk-len`.
     pub max_bulk_len: i64,
+    /// `requirepass` is set: clients must authenticate.
+    pub password_set: bool,
+    /// `client-output-buffer-limit`.
+    pub output_limits: OutputBufferLimits,
 }
+
+/// The classes of clients `client-output-buffer-limit` sets limits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientClass {
+    Normal,
+    Replica,
+    Pubsub,
+}
+
+impl ClientClass {
+    const ALL: [ClientClass; 3] = [ClientClass::Normal, ClientClass::Replica, ClientClass::Pubsub];
+
+    /// Redis's `getClientTypeByName`, without `master`, which has no limits
+    /// of its own.
+    fn by_name(name: &str) -> Option<ClientClass> {
+        match name.to_ascii_lowercase().as_str() {
+            "normal" => Some(ClientClass::Normal),
+            "slave" | "replica" => Some(ClientClass::Replica),
+            "pubsub" => Some(ClientClass::Pubsub),
+            _ => None,
+        }
+    }
+
+    /// The name CONFIG GET shows.
+    fn name(self) -> &'static str {
+        match self {
+            ClientClass::Normal => "normal",
+            ClientClass::Replica => "slave",
+            ClientClass::Pubsub => "pubsub",
+        }
+    }
+}
+
+/// One class's output buffer limits: over `hard` bytes, or over `soft`
+/// bytes for longer than `soft_seconds`, the client is closed. 0 turns a
+/// limit off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputBufferLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_seconds: u64,
+}
+
+/// `client-output-buffer-limit`: the limits of each client class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputBufferLimits([OutputBufferLimit; 3]);
+
+impl OutputBufferLimits {
+    /// The limits of one class.
+    pub fn of(&self, class: ClientClass) -> OutputBufferLimit {
+        self.0[class as usize]
+    }
+
+    /// Applies `class hard soft soft_seconds ...` (any of the classes, in
+    /// any order) as Redis's `setConfigClientOutputBufferLimitOption` does:
+    /// all of it or, with Redis's message, none of it.
+    fn apply(&mut self, text: &str) -> Result<(), &'static str> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.");
+        }
+        let mut updated = *self;
+        for group in words.chunks(4) {
+            let class = ClientClass::by_name(group[0])
+                .ok_or("Invalid client class specified in buffer limit configuration.")?;
+            let bad = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+            updated.0[class as usize] = OutputBufferLimit {
+                hard: parse_memory(group[1]).ok_or(bad)?,
+                soft: parse_memory(group[2]).ok_or(bad)?,
+                soft_seconds: group[3].parse().map_err(|_| bad)?,
+            };
+        }
+        *self = updated;
+        Ok(())
+    }
+
+    /// The form CONFIG GET shows: every class, in bytes.
+    fn text(&self) -> String {
+        let classes = ClientClass::ALL.map(|class| {
+            let limit = self.of(class);
+            format!("{} {} {} {}", class.name(), limit.hard, limit.soft, limit.soft_seconds)
+        });
+        classes.join(" ")
+    }
+
+    fn from_config(values: &BTreeMap<String, String>) -> OutputBufferLimits {
+        let mut limits = OutputBufferLimits([OutputBufferLimit::default(); 3]);
+        let text = values.get(OUTPUT_BUFFER_LIMIT).map_or("", String::as_str);
+        limits.apply(text).expect("stored in the form `apply` reads");
+        limits
+    }
+}
+
+/// The parameter whose value `OutputBufferLimits` parses.
+const OUTPUT_BUFFER_LIMIT: &str = "client-output-buffer-limit";
 
 impl Default for Config {
     fn default() -> Self {
@@ -188,6 +287,8 @@ impl SessionSettings {
             timeout_secs: number("timeout").max(0) as u64,
             query_limit: usize::try_from(number("client-query-buffer-limit")).unwrap_or(0),
             max_bulk_len: number("proto-max-bulk-len"),
+            password_set: values.get("requirepass").is_some_and(|p| !p.is_empty()),
+            output_limits: OutputBufferLimits::from_config(values),
         }
     }
 }
@@ -293,6 +394,11 @@ impl Config {
                     return Err(invalid(&format!("argument(s) must be one of the following: {}", words.join(", "))));
                 }
                 chosen.join(" ")
+            }
+            None if name == OUTPUT_BUFFER_LIMIT => {
+                let mut limits = self.session.output_limits;
+                limits.apply(value).map_err(invalid)?;
+                limits.text()
             }
             None => Config::normalize(&name, default, value)?,
         };
@@ -548,6 +654,36 @@ mod tests {
         assert_eq!(again.get("maxmemory"), Some("1048576"));
         assert_eq!(again.port(), 7002);
         assert!(Config::default().rewrite().is_err());
+    }
+
+    #[test]
+    fn output_buffer_limits_read_and_show_as_in_redis() {
+        let mut config = Config::default();
+        let shown = |config: &Config| config.get("client-output-buffer-limit").unwrap().to_string();
+        assert_eq!(shown(&config), "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
+        config.set("client-output-buffer-limit", "normal 1mb 2MB 3").unwrap();
+        config.set("client-output-buffer-limit", "REPLICA 1 1 1").unwrap();
+        assert_eq!(shown(&config), "normal 1048576 2097152 3 slave 1 1 1 pubsub 33554432 8388608 60");
+        let normal = config.session().output_limits.of(ClientClass::Normal);
+        assert_eq!(normal, OutputBufferLimit { hard: 1 << 20, soft: 2 << 20, soft_seconds: 3 });
+        let error = |value: &str| Config::default().set("client-output-buffer-limit", value).unwrap_err().to_string();
+        let prefix = "CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - ";
+        assert_eq!(error("normal 1mb"), format!("{prefix}Wrong number of arguments in buffer limit configuration."));
+        for class in ["master", "foo"] {
+            assert_eq!(
+                error(&format!("{class} 1 1 1")),
+                format!("{prefix}Invalid client class specified in buffer limit configuration.")
+            );
+        }
+        for limits in ["normal x 1 1", "normal -1 1 1", "normal 1 1 -1", "normal 1 1 1s"] {
+            assert_eq!(
+                error(limits),
+                format!("{prefix}Error in hard, soft or soft_seconds setting in buffer limit configuration.")
+            );
+        }
+        // A bad class anywhere leaves every class as it was.
+        assert!(config.set("client-output-buffer-limit", "pubsub 5 5 5 master 1 1 1").is_err());
+        assert_eq!(config.session().output_limits.of(ClientClass::Pubsub).hard, 33554432);
     }
 
     #[test]

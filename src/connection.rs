@@ -1,32 +1,45 @@
-//! One client connection: read requests, run them in order, write all the
-//! replies of a pipeline with one write. Protocol only; commands run in
+//! One client connection: read requests, run them in order, send their
+//! replies as the socket takes them. Protocol only; commands run in
 //! `commands::dispatch`.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::futures::Notified;
 
 use crate::blocking::{BlockedCall, Wake};
-use crate::client::Client;
+use crate::client::{Client, ClientShared};
 use crate::commands::dispatch;
 use crate::config::SessionSettings;
-use crate::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits};
+use crate::protocol::{OutputBuffer, ParseOutcome, Reply, ReplyEncoder, RequestLimits, RequestParser};
 use crate::server::Server;
 
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Replies waiting for a client above which its requests are neither read
+/// nor run until the socket takes them. Redis puts no limit on a normal
+/// client's output by default: one that pipelines `GET big` and never
+/// reads would make the server hold any amount.
+const BACKPRESSURE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How often a connection looks at `timeout` (which CONFIG SET may change)
+/// and at how long its client has been idle, as Redis's clientsCron visits
+/// each client about once a second.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// Serves one client; `input` holds bytes already read from it (requests
 /// that arrived while the server was loading).
 pub async fn serve(server: Arc<Server>, socket: TcpStream, addr: SocketAddr, input: BytesMut) {
     let local = socket.local_addr().unwrap_or(addr);
     let shared = server.clients.add(addr, local);
+    shared.fd.store(socket.as_raw_fd(), Ordering::Relaxed);
     let authenticated = server.config.read().requirepass().is_none();
     let mut client = Client::new(shared.clone(), authenticated);
     if let Err(e) = session(&server, socket, &mut client, input).await {
@@ -36,138 +49,276 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream, addr: SocketAddr, inp
     server.clients.remove(shared.id);
 }
 
-async fn session(
-    server: &Server,
-    mut socket: TcpStream,
-    client: &mut Client,
-    mut input: BytesMut,
-) -> std::io::Result<()> {
-    let mut output = BytesMut::with_capacity(READ_CHUNK);
+/// A client's socket and buffers.
+struct Connection {
+    socket: TcpStream,
+    input: BytesMut,
+    parser: RequestParser,
+    output: OutputBuffer,
+    /// Requests ran since their writes were last made durable: their
+    /// replies must wait for that.
+    unsynced: bool,
+    /// Since when the output has stayed over its class's soft limit
+    /// (Redis's `obuf_soft_limit_reached_time`).
+    over_soft_limit_since: Option<Instant>,
+    /// The last read or write, from which `timeout` counts.
+    last_io: Instant,
+}
+
+/// What a connection does after running the requests it has read.
+enum Next {
+    /// Reads and runs more.
+    Serve,
+    /// Sends the replies it has, then closes (QUIT, a protocol error).
+    Quit,
+    /// Closes at once (CLIENT KILL, shutdown, an output buffer limit).
+    Close,
+}
+
+async fn session(server: &Server, socket: TcpStream, client: &mut Client, input: BytesMut) -> std::io::Result<()> {
+    let mut conn = Connection {
+        socket,
+        input,
+        parser: RequestParser::default(),
+        output: OutputBuffer::default(),
+        unsynced: false,
+        over_soft_limit_since: None,
+        last_io: Instant::now(),
+    };
     let mut shutdown = server.shutdown_signal();
-    // The parser says how many bytes a partial request needs; no point
-    // parsing again before they are here.
-    let mut need = 0usize;
     // Registered once, and the only waiter (`wait_blocked` polls it too):
     // CLIENT KILL's one notification always reaches it.
     let shared = client.shared.clone();
     let killed = shared.kill_notify.notified();
     tokio::pin!(killed);
+    let idle_check = tokio::time::sleep(IDLE_CHECK);
+    tokio::pin!(idle_check);
+    let mut quitting = false;
     loop {
         // The settings a batch of requests uses, under one config lock.
-        let SessionSettings { timeout_secs: timeout, query_limit, max_bulk_len } = server.config.read().session();
-        let idle = async {
-            if timeout == 0 {
-                std::future::pending::<()>().await
-            } else {
-                tokio::time::sleep(Duration::from_secs(timeout)).await
+        let settings = server.config.read().session();
+        if !quitting {
+            match run_requests(server, client, &mut conn, &settings, killed.as_mut()).await? {
+                Next::Serve => {}
+                Next::Quit => quitting = true,
+                Next::Close => {
+                    // What the socket takes at once still goes (CLIENT
+                    // KILL's own reply to a client that killed itself).
+                    conn.send(server, client).await?;
+                    return Ok(());
+                }
             }
-        };
-        input.reserve(READ_CHUNK);
-        // The read first, and the rest only when it waits: they were
-        // polled on every read (kill and shutdown are also checked
-        // between requests, below).
-        let read = tokio::select! {
-            biased;
-            read = socket.read_buf(&mut input) => read?,
-            _ = shutdown.changed() => return Ok(()),
-            _ = &mut killed => return Ok(()),
-            _ = idle => return Ok(()),
-        };
-        if read == 0 {
+        }
+        conn.send(server, client).await?;
+        conn.publish(client);
+        if quitting && conn.output.is_empty() {
+            let _ = conn.socket.shutdown().await;
             return Ok(());
         }
+        let reading = !quitting && conn.output.bytes() < BACKPRESSURE_BYTES;
+        if reading {
+            conn.input.reserve(READ_CHUNK);
+        }
+        // The socket first, and the rest only when it waits: they were
+        // polled on every read (kill and shutdown are also checked
+        // between requests).
+        tokio::select! {
+            biased;
+            ready = conn.socket.readable(), if reading => {
+                ready?;
+                if !conn.read(server, client, &settings)? {
+                    return Ok(());
+                }
+            }
+            ready = conn.socket.writable(), if !conn.output.is_empty() => ready?,
+            _ = shutdown.changed() => return Ok(()),
+            _ = &mut killed => return Ok(()),
+            _ = &mut idle_check => {
+                let timeout = Duration::from_secs(server.config.read().session().timeout_secs);
+                let idle = conn.last_io.elapsed();
+                if !timeout.is_zero() && idle >= timeout {
+                    return Ok(());
+                }
+                let next = if timeout.is_zero() { IDLE_CHECK } else { (timeout - idle).min(IDLE_CHECK) };
+                idle_check.as_mut().reset((Instant::now() + next).into());
+            }
+        }
+    }
+}
+
+/// Runs the requests read so far, in order, until one is incomplete, the
+/// replies waiting reach `BACKPRESSURE_BYTES`, or the connection must close.
+async fn run_requests(
+    server: &Server,
+    client: &mut Client,
+    conn: &mut Connection,
+    settings: &SessionSettings,
+    mut killed: Pin<&mut Notified<'_>>,
+) -> std::io::Result<Next> {
+    let encoder_for = |client: &Client| ReplyEncoder { resp3: client.resp3 };
+    loop {
+        if client.shared.killed.load(Ordering::Relaxed) || server.is_shutting_down() {
+            return Ok(Next::Close);
+        }
+        if conn.output.bytes() >= BACKPRESSURE_BYTES {
+            return Ok(Next::Serve);
+        }
+        // Per request: an AUTH lifts the limits for the next one.
+        let limits = RequestLimits {
+            max_bulk_len: settings.max_bulk_len,
+            auth_required: settings.password_set && !client.authenticated,
+        };
+        let argv = match conn.parser.parse(&mut conn.input, &limits) {
+            Ok(ParseOutcome::Request(argv)) => argv,
+            Ok(ParseOutcome::Incomplete { .. }) => return Ok(Next::Serve),
+            Err(e) => {
+                // Redis answers the protocol error, then closes.
+                tracing::debug!(client = client.shared.id, error = %e, "protocol error");
+                server.stats.record_error_text("ERR");
+                conn.output.push_reply(encoder_for(client), &Reply::Error(format!("ERR {e}")));
+                return Ok(Next::Quit);
+            }
+        };
+        if argv.is_empty() {
+            continue;
+        }
+        conn.unsynced = true;
+        let args_bytes = argv.iter().map(|arg| arg.len()).sum();
+        client.shared.buffers.args.store(args_bytes, Ordering::Relaxed);
+        let mut reply = dispatch(server, client, &argv);
+        if let Some(call) = client.blocked.take() {
+            match wait_blocked(server, client, conn, killed.as_mut(), call, settings).await? {
+                Some(outcome) => reply = outcome,
+                None => return Ok(Next::Close),
+            }
+            // Served by another client's write, which this reply must not
+            // overtake to the log.
+            conn.unsynced = true;
+        }
+        conn.output.push_reply(encoder_for(client), &reply);
+        if conn.over_output_limit(client, settings) {
+            return Ok(Next::Close);
+        }
+        if client.close_after_reply {
+            return Ok(Next::Quit);
+        }
+    }
+}
+
+impl Connection {
+    /// Reads what the client sent. False when the connection must close:
+    /// the client closed it, or its query buffer is over the limit.
+    fn read(&mut self, server: &Server, client: &Client, settings: &SessionSettings) -> std::io::Result<bool> {
+        let read = match self.socket.try_read_buf(&mut self.input) {
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        if read == 0 {
+            return Ok(false);
+        }
+        self.last_io = Instant::now();
         server.stats.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
         // As Redis's `lastinteraction`: set per read, not per command, from
         // the clock cached once per cron tick.
         client.shared.last_active_ms.store(server.ticked_uptime_ms(), Ordering::Relaxed);
         // Checked on every read, as Redis does, also while a big argument
         // is still arriving.
-        if input.len() > query_limit {
+        if self.input.len() > settings.query_limit {
             tracing::warn!(client = client.shared.id, "closing client that reached max query buffer length");
-            return Ok(());
+            return Ok(false);
         }
-        if input.len() < need {
-            continue;
-        }
-        need = 0;
-        let mut close = false;
-        let limits = RequestLimits { max_bulk_len, authenticated: client.authenticated };
-        let encoder_for = |client: &Client| ReplyEncoder { resp3: client.resp3 };
-        loop {
-            if client.shared.killed.load(Ordering::Relaxed) || server.is_shutting_down() {
-                close = true;
-                break;
-            }
-            match parse_request(&mut input, &limits) {
-                Ok(ParseOutcome::Request(argv)) => {
-                    if argv.is_empty() {
-                        continue;
-                    }
-                    let mut reply = dispatch(server, client, &argv);
-                    if let Some(call) = client.blocked.take() {
-                        // Replies of the pipeline so far go out before waiting.
-                        flush(server, &mut socket, &mut output).await?;
-                        match wait_blocked(server, &mut socket, &mut input, killed.as_mut(), call).await {
-                            Some(outcome) => reply = outcome,
-                            None => return Ok(()),
-                        }
-                    }
-                    encoder_for(client).encode(&reply, &mut output);
-                    if client.close_after_reply {
-                        close = true;
-                        break;
-                    }
-                }
-                Ok(ParseOutcome::Incomplete { need: n }) => {
-                    need = n;
-                    break;
-                }
-                Err(e) => {
-                    // Redis answers the protocol error, then closes.
-                    tracing::debug!(client = client.shared.id, error = %e, "protocol error");
-                    server.stats.record_error_text("ERR");
-                    encoder_for(client).encode(&Reply::Error(format!("ERR {e}")), &mut output);
-                    close = true;
-                    break;
-                }
-            }
-        }
-        flush(server, &mut socket, &mut output).await?;
-        if close {
-            let _ = socket.shutdown().await;
-            return Ok(());
-        }
+        self.publish(client);
+        Ok(true)
     }
-}
 
-/// Makes the batch's writes durable (group commit), then sends its replies.
-async fn flush(server: &Server, socket: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
-    // Every batch waits, not only writers: a reply must not show data
-    // that a crash could still take back.
-    if let Err(e) = server.keyspace.make_durable().await {
-        // The writes may not be durable: do not acknowledge them.
-        tracing::error!(error = %e, "writing the log failed");
-        return Err(std::io::Error::other(e.to_string()));
+    /// Makes the writes of the requests run so far durable (group commit),
+    /// then writes as much of the replies as the socket takes now.
+    async fn send(&mut self, server: &Server, client: &Client) -> std::io::Result<()> {
+        if self.unsynced {
+            // Every batch waits, not only writers: a reply must not show
+            // data that a crash could still take back.
+            if let Err(e) = server.keyspace.make_durable().await {
+                // The writes may not be durable: do not acknowledge them.
+                tracing::error!(error = %e, "writing the log failed");
+                return Err(std::io::Error::other(e.to_string()));
+            }
+            self.unsynced = false;
+        }
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let written = self.output.write_to(&self.socket)?;
+        if written > 0 {
+            self.last_io = Instant::now();
+            server.stats.net_output_bytes.fetch_add(written as u64, Ordering::Relaxed);
+            client.shared.last_active_ms.store(server.ticked_uptime_ms(), Ordering::Relaxed);
+        }
+        Ok(())
     }
-    if !output.is_empty() {
-        server.stats.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
-        socket.write_all(output).await?;
-        output.clear();
+
+    /// Redis's `checkClientOutputBufferLimits`: the replies waiting are
+    /// over the client class's hard limit, or over its soft limit for
+    /// longer than its seconds. Such a client is closed without the rest
+    /// of its replies.
+    fn over_output_limit(&mut self, client: &Client, settings: &SessionSettings) -> bool {
+        let limit = settings.output_limits.of(client.class);
+        let used = self.output.list_bytes() as u64;
+        let hard = limit.hard > 0 && used >= limit.hard;
+        let soft = limit.soft > 0 && used >= limit.soft;
+        let soft_expired = match (soft, self.over_soft_limit_since) {
+            (false, _) => {
+                self.over_soft_limit_since = None;
+                false
+            }
+            (true, None) => {
+                self.over_soft_limit_since = Some(Instant::now());
+                false
+            }
+            (true, Some(since)) => since.elapsed() > Duration::from_secs(limit.soft_seconds),
+        };
+        if !(hard || soft_expired) {
+            return false;
+        }
+        tracing::warn!(
+            client = client.shared.id,
+            addr = %client.shared.addr,
+            "client closed for overcoming of output buffer limits"
+        );
+        self.output = OutputBuffer::default();
+        true
     }
-    Ok(())
+
+    /// Shows the buffers' sizes to CLIENT LIST.
+    fn publish(&self, client: &Client) {
+        let sizes = &client.shared.buffers;
+        let store = |size: &std::sync::atomic::AtomicUsize, value: usize| size.store(value, Ordering::Relaxed);
+        let args = self.parser.partial_args_bytes();
+        store(&sizes.query, self.input.len());
+        store(&sizes.query_free, self.input.capacity() - self.input.len());
+        store(&sizes.args, args);
+        store(&sizes.reply_buffer, self.output.buffer_len());
+        store(&sizes.reply_list, self.output.list_len());
+        store(&sizes.reply_list_bytes, self.output.list_bytes());
+        let fixed = std::mem::size_of::<Client>() + std::mem::size_of::<ClientShared>();
+        let total = fixed + self.input.capacity() + args + self.output.buffer_capacity() + self.output.list_bytes();
+        store(&sizes.total, total);
+    }
 }
 
 /// Waits for a blocked command's outcome: served by another client's
-/// write, timed out, or unblocked. Input that arrives meanwhile is kept for
-/// after (Redis does not run a blocked client's next commands either).
-/// None when the connection must close (disconnect, CLIENT KILL, shutdown).
+/// write, timed out, or unblocked. Replies before it go out meanwhile;
+/// input that arrives is kept for after (Redis does not run a blocked
+/// client's next commands either). None when the connection must close
+/// (disconnect, CLIENT KILL, shutdown, query buffer limit).
 async fn wait_blocked(
     server: &Server,
-    socket: &mut TcpStream,
-    input: &mut BytesMut,
+    client: &Client,
+    conn: &mut Connection,
     mut killed: Pin<&mut Notified<'_>>,
     call: BlockedCall,
-) -> Option<Reply> {
+    settings: &SessionSettings,
+) -> std::io::Result<Option<Reply>> {
     let BlockedCall { waiter, mut wake, deadline, timeout_reply } = call;
     let blocking = &server.keyspace.blocking;
     let timer = async {
@@ -180,35 +331,47 @@ async fn wait_blocked(
     let mut timed_out = false;
     let mut shutdown = server.shutdown_signal();
     loop {
-        input.reserve(READ_CHUNK);
+        // The replies of the pipeline so far go out while it waits.
+        if let Err(e) = conn.send(server, client).await {
+            blocking.remove(&waiter);
+            return Err(e);
+        }
+        conn.publish(client);
+        conn.input.reserve(READ_CHUNK);
         tokio::select! {
             outcome = &mut wake => {
-                return Some(match outcome {
+                return Ok(Some(match outcome {
                     Ok(Wake::Served(reply)) => reply,
                     Ok(Wake::Unblocked(Some(error))) => error,
                     Ok(Wake::Unblocked(None)) | Err(_) => timeout_reply,
-                });
+                }));
             }
             _ = &mut timer, if !timed_out => {
                 timed_out = true;
                 if blocking.remove(&waiter) {
-                    return Some(timeout_reply);
+                    return Ok(Some(timeout_reply));
                 }
                 // Being served right now: the reply is on its way.
             }
-            read = socket.read_buf(input) => {
-                if matches!(read, Ok(0) | Err(_)) {
+            ready = conn.socket.readable() => {
+                if ready.is_err() || !matches!(conn.read(server, client, settings), Ok(true)) {
                     blocking.remove(&waiter);
-                    return None;
+                    return Ok(None);
+                }
+            }
+            ready = conn.socket.writable(), if !conn.output.is_empty() => {
+                if ready.is_err() {
+                    blocking.remove(&waiter);
+                    return Ok(None);
                 }
             }
             _ = &mut killed => {
                 blocking.remove(&waiter);
-                return None;
+                return Ok(None);
             }
             _ = shutdown.changed() => {
                 blocking.remove(&waiter);
-                return None;
+                return Ok(None);
             }
         }
     }

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits};
+use crate::protocol::{ParseOutcome, Reply, ReplyEncoder, RequestLimits, RequestParser};
 use crate::server::{self, Admission, Server, StartError};
 
 const LOADING: &str = "LOADING Strata is loading the dataset in memory";
@@ -55,9 +55,12 @@ pub async fn start(config: Config) -> Result<(), StartError> {
     progress.started_unix.store(strata_engines::now_ms() / 1000, Ordering::Relaxed);
     // The configuration cannot change while loading (CONFIG SET is answered
     // LOADING): what the sessions need is read once.
+    let session = config.session();
     let rules = Arc::new(LoadingRules {
         admission: Admission::new(&config),
-        query_limit: config.session().query_limit,
+        query_limit: session.query_limit,
+        // Clients that must authenticate are held to small requests already.
+        limits: RequestLimits { max_bulk_len: session.max_bulk_len, auth_required: session.password_set },
         password_set: config.requirepass().is_some(),
         sessions: AtomicUsize::new(0),
     });
@@ -81,6 +84,7 @@ pub async fn start(config: Config) -> Result<(), StartError> {
 struct LoadingRules {
     admission: Admission,
     query_limit: usize,
+    limits: RequestLimits,
     /// `requirepass` is set: INFO needs AUTH, which waits for the end of
     /// loading.
     password_set: bool,
@@ -147,11 +151,11 @@ async fn loading_session(
 ) {
     let rules = &session.0;
     let mut input = BytesMut::with_capacity(4096);
-    let limits = RequestLimits { max_bulk_len: 512 << 20, authenticated: false };
+    let mut parser = RequestParser::default();
     loop {
         let mut output = BytesMut::new();
         loop {
-            match parse_request(&mut input, &limits) {
+            match parser.parse(&mut input, &rules.limits) {
                 Ok(ParseOutcome::Request(argv)) if argv.is_empty() => continue,
                 Ok(ParseOutcome::Request(argv)) => {
                     let reply = if !argv[0].eq_ignore_ascii_case(b"INFO") {

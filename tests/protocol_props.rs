@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use redis_protocol::resp2::decode::decode as decode2;
 use redis_protocol::resp2::encode::encode as encode2;
 use redis_protocol::resp2::types::OwnedFrame as Frame2;
-use strata::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits};
+use strata::protocol::{parse_request, ParseOutcome, Reply, ReplyEncoder, RequestLimits, RequestParser};
 
 fn encode_frame(frame: &Frame2) -> Vec<u8> {
     let mut buf = vec![0u8; 1 << 20];
@@ -41,6 +41,42 @@ proptest! {
         prop_assert_eq!(parse_request(&mut buf, &RequestLimits::default()).unwrap(), ParseOutcome::Request(expected));
         // The next pipelined request is untouched.
         prop_assert_eq!(&buf[..], b"*1\r\n$4\r\nPING\r\n");
+    }
+
+    #[test]
+    fn one_parser_fed_in_pieces_reads_what_arrives_whole(
+        requests in prop::collection::vec(args_strategy(), 1..6),
+        inline_after in 0usize..6,
+        pieces in prop::collection::vec(1usize..40, 1..20),
+    ) {
+        let mut wire = Vec::new();
+        let mut expected: Vec<Vec<Bytes>> = Vec::new();
+        for (i, args) in requests.iter().enumerate() {
+            if i == inline_after {
+                wire.extend_from_slice(b"PING 'a b' c\r\n");
+                expected.push(vec![Bytes::from_static(b"PING"), Bytes::from_static(b"a b"), Bytes::from_static(b"c")]);
+            }
+            wire.extend(encode_frame(&Frame2::Array(args.iter().cloned().map(Frame2::BulkString).collect())));
+            expected.push(args.iter().map(|a| Bytes::from(a.clone())).collect());
+        }
+        // The parser keeps its progress between pieces, as between reads.
+        let mut parser = RequestParser::default();
+        let mut buf = BytesMut::new();
+        let mut parsed = Vec::new();
+        let mut rest = &wire[..];
+        for piece in pieces.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (now, later) = rest.split_at((*piece).min(rest.len()));
+            buf.extend_from_slice(now);
+            rest = later;
+            while let ParseOutcome::Request(args) = parser.parse(&mut buf, &RequestLimits::default()).unwrap() {
+                parsed.push(args);
+            }
+        }
+        prop_assert_eq!(parsed, expected);
+        prop_assert!(buf.is_empty());
     }
 
     #[test]

@@ -452,6 +452,7 @@ fn entries_at(tx: &Tx, hash: &Hash, positions: &BTreeSet<u64>) -> Result<HashMap
 
 /// `HRANDFIELD key [count [WITHVALUES]]`
 fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    use crate::protocol::RandomPicks;
     let args = RandFieldArgs::parse(argv)?;
     let resp3 = ctx.client.resp3;
     let key = &argv[1];
@@ -471,6 +472,19 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         };
         let len = hash.len();
         let wanted = count.unsigned_abs();
+        if count < 0 && RandomPicks::worth_streaming(wanted, len) {
+            // Picked as the client reads: the reply is never held whole.
+            let mut picks = RandomPicks::builder(resp3);
+            for (field, value) in hash.entries(tx)? {
+                match (args.with_values, resp3) {
+                    (false, _) => picks.push(&[Reply::bulk(field)]),
+                    (true, true) => picks.push(&[Reply::bulks([field, value])]),
+                    (true, false) => picks.push(&[Reply::bulk(field), Reply::bulk(value)]),
+                }
+            }
+            let reply_len = if args.with_values && !resp3 { wanted * 2 } else { wanted };
+            return Ok(picks.finish(reply_len, wanted));
+        }
         let entries: Vec<Entry> = if wanted == 0 {
             Vec::new()
         } else if count < 0 || wanted == 1 {

@@ -183,6 +183,7 @@ fn spop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `SRANDMEMBER key [count]`: a negative count allows repeats.
 fn srandmember(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    use crate::protocol::RandomPicks;
     let count = match &argv[2..] {
         [] => None,
         [count] => {
@@ -198,6 +199,7 @@ fn srandmember(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
+    let resp3 = ctx.client.resp3;
     read_set(ctx, &argv[1], |set| {
         let Some(count) = count else {
             let member = set.and_then(|s| s.get_index(rand::rng().random_range(0..s.len())));
@@ -206,6 +208,15 @@ fn srandmember(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some(set) = set else {
             return Ok(Reply::Array(Vec::new()));
         };
+        let wanted = count.unsigned_abs();
+        if count < 0 && RandomPicks::worth_streaming(wanted, set.len() as u64) {
+            // Picked as the client reads: the reply is never held whole.
+            let mut picks = RandomPicks::builder(resp3);
+            for member in set {
+                picks.push(&[Reply::Bulk(member.clone())]);
+            }
+            return Ok(picks.finish(wanted, wanted));
+        }
         let members = if count >= 0 {
             distinct_sample(set, usize::try_from(count).unwrap_or(usize::MAX))
         } else {

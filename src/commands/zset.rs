@@ -733,14 +733,8 @@ fn bzmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `ZRANDMEMBER key [count [WITHSCORES]]`
 fn zrandmember(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    if argv.len() > 4 {
-        return Err(CmdError::Syntax);
-    }
-    let withscores = match argv.get(3) {
-        Some(arg) if arg.eq_ignore_ascii_case(b"WITHSCORES") => true,
-        Some(_) => return Err(CmdError::Syntax),
-        None => false,
-    };
+    use crate::protocol::RandomPicks;
+    // Redis's order: the count, the syntax, then the count's range.
     let count = match argv.get(2) {
         Some(arg) => {
             let count = parse_int(arg)?;
@@ -751,15 +745,23 @@ fn zrandmember(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                     i64::MAX
                 )));
             }
-            // Redis bounds the count so that doubling it for WITHSCORES
-            // cannot overflow.
-            if withscores && count < -(i64::MAX / 2) {
-                return Err(CmdError::err("value is out of range"));
-            }
             Some(count)
         }
         None => None,
     };
+    if argv.len() > 4 {
+        return Err(CmdError::Syntax);
+    }
+    let withscores = match argv.get(3) {
+        Some(arg) if arg.eq_ignore_ascii_case(b"WITHSCORES") => true,
+        Some(_) => return Err(CmdError::Syntax),
+        None => false,
+    };
+    // Redis bounds the count so that doubling it for WITHSCORES cannot
+    // overflow.
+    if withscores && count.is_some_and(|count| !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count)) {
+        return Err(CmdError::err("value is out of range"));
+    }
     let resp3 = ctx.client.resp3;
     read_zset(ctx, &argv[1], |z| {
         let mut rng = rand::rng();
@@ -773,6 +775,20 @@ fn zrandmember(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             });
         };
         let Some(z) = z else { return Ok(Reply::Array(Vec::new())) };
+        let wanted = count.unsigned_abs();
+        if count < 0 && RandomPicks::worth_streaming(wanted, z.len() as u64) {
+            // Picked as the client reads: the reply is never held whole.
+            let mut picks = RandomPicks::builder(resp3);
+            for (score, member) in z.iter() {
+                match (withscores, resp3) {
+                    (false, _) => picks.push(&[Reply::Bulk(member)]),
+                    (true, true) => picks.push(&[Reply::Array(vec![Reply::Bulk(member), Reply::Double(score)])]),
+                    (true, false) => picks.push(&[Reply::Bulk(member), Reply::Double(score)]),
+                }
+            }
+            let len = if withscores && !resp3 { wanted * 2 } else { wanted };
+            return Ok(picks.finish(len, wanted));
+        }
         let items: Vec<(f64, Bytes)> = if count < 0 {
             // Negative: that many picks, repeats allowed.
             (0..count.unsigned_abs())

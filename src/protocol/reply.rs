@@ -1,7 +1,11 @@
 //! Replies are values; only the connection turns them into bytes, in RESP2
 //! or RESP3 depending on what the client asked for with HELLO.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// One reply to a client.
 #[derive(Debug, Clone)]
@@ -34,6 +38,9 @@ pub enum Reply {
     /// A reply already encoded, the same in RESP2 and RESP3 (see
     /// `bulk_array`).
     Encoded(Bytes),
+    /// An array of items picked at random, produced as the client reads
+    /// it (see `RandomPicks`; boxed, as it is large and rare).
+    RandomPicks(Box<RandomPicks>),
     /// Nothing is written: SHUTDOWN closes the connection instead.
     NoReply,
 }
@@ -143,13 +150,124 @@ fn trim_fraction(text: &str) -> &str {
     }
 }
 
+/// An array reply of `picks` items, each chosen at random (repeats
+/// allowed) from a fixed list of encoded items: SRANDMEMBER, ZRANDMEMBER
+/// and HRANDFIELD with a negative count. A connection produces it as the
+/// socket takes it, so `SRANDMEMBER s -100000000000` holds the key's items
+/// and one chunk, never the whole reply. The items are encoded when the
+/// command runs, in the client's protocol then.
+#[derive(Clone)]
+pub struct RandomPicks {
+    /// The items, one after another; item `i` ends at `ends[i]`.
+    items: Bytes,
+    ends: Arc<[usize]>,
+    /// The array's header (`*N\r\n`), until it is produced.
+    header: Option<u64>,
+    picks_left: u64,
+    rng: StdRng,
+}
+
+impl std::fmt::Debug for RandomPicks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RandomPicks").field("items", &self.ends.len()).field("picks_left", &self.picks_left).finish()
+    }
+}
+
+/// Collects the items a `RandomPicks` reply picks from.
+pub struct RandomPicksBuilder {
+    encoder: ReplyEncoder,
+    items: BytesMut,
+    ends: Vec<usize>,
+}
+
+impl RandomPicksBuilder {
+    /// Adds one item, made of `parts` one after another (a member and its
+    /// score in RESP2 are one item of two array elements).
+    pub fn push(&mut self, parts: &[Reply]) {
+        for part in parts {
+            self.encoder.encode(part, &mut self.items);
+        }
+        self.ends.push(self.items.len());
+    }
+
+    /// The reply: an array of `len` elements made of `picks` items. There
+    /// must be at least one item to pick from.
+    pub fn finish(self, len: u64, picks: u64) -> Reply {
+        assert!(!self.ends.is_empty() || picks == 0, "picks need items to pick from");
+        Reply::RandomPicks(Box::new(RandomPicks {
+            items: self.items.freeze(),
+            ends: self.ends.into(),
+            header: Some(len),
+            picks_left: picks,
+            rng: StdRng::from_rng(&mut rand::rng()),
+        }))
+    }
+}
+
+impl RandomPicks {
+    /// Collects items encoded for a client speaking RESP3 or RESP2.
+    pub fn builder(resp3: bool) -> RandomPicksBuilder {
+        RandomPicksBuilder { encoder: ReplyEncoder { resp3 }, items: BytesMut::new(), ends: Vec::new() }
+    }
+
+    /// Whether `picks` picks from `items` items are better produced as the
+    /// client reads them than built whole: more picks than items (the
+    /// items are copied once and the picks are never all held), and more
+    /// than a short reply's worth.
+    pub fn worth_streaming(picks: u64, items: u64) -> bool {
+        picks > 1024 && picks > items
+    }
+
+    /// The memory it holds: its items (bounded by the key they came from).
+    pub fn memory(&self) -> usize {
+        self.items.len() + self.ends.len() * std::mem::size_of::<usize>()
+    }
+
+    /// Appends what is left of the reply to `out` until `out` holds at
+    /// least `upto` bytes; false once the whole reply is produced.
+    pub fn produce(&mut self, out: &mut BytesMut, upto: usize) -> bool {
+        if let Some(len) = self.header.take() {
+            integer(out, b'*', len as i64);
+        }
+        while self.picks_left > 0 && out.len() < upto {
+            let pick = self.rng.random_range(0..self.ends.len());
+            let start = if pick == 0 { 0 } else { self.ends[pick - 1] };
+            out.put_slice(&self.items[start..self.ends[pick]]);
+            self.picks_left -= 1;
+        }
+        self.picks_left > 0
+    }
+}
+
+/// Where replies are encoded: a plain buffer, or a connection's output,
+/// which keeps a `RandomPicks` to produce as the socket drains.
+pub trait ReplySink {
+    /// The buffer encoded bytes go to.
+    fn buffer(&mut self) -> &mut BytesMut;
+    /// A reply to produce after what is in the buffer so far.
+    fn random_picks(&mut self, picks: Box<RandomPicks>);
+}
+
+/// A plain buffer produces a `RandomPicks` reply whole.
+impl ReplySink for BytesMut {
+    fn buffer(&mut self) -> &mut BytesMut {
+        self
+    }
+
+    fn random_picks(&mut self, mut picks: Box<RandomPicks>) {
+        while picks.produce(self, usize::MAX) {}
+    }
+}
+
 /// Writes replies into an output buffer in the client's protocol version.
+#[derive(Clone, Copy)]
 pub struct ReplyEncoder {
     pub resp3: bool,
 }
 
 impl ReplyEncoder {
-    pub fn encode(&self, reply: &Reply, out: &mut BytesMut) {
+    pub fn encode(&self, reply: &Reply, sink: &mut impl ReplySink) {
+        let out = sink.buffer();
         match reply {
             Reply::Status(text) => line(out, b'+', text.as_bytes()),
             Reply::StatusOwned(text) => line(out, b'+', text.as_bytes()),
@@ -160,9 +278,9 @@ impl ReplyEncoder {
             Reply::Nil => out.put_slice(b"$-1\r\n"),
             Reply::NilArray if self.resp3 => out.put_slice(b"_\r\n"),
             Reply::NilArray => out.put_slice(b"*-1\r\n"),
-            Reply::Array(items) => self.aggregate(out, b'*', items),
-            Reply::Set(items) => self.aggregate(out, if self.resp3 { b'~' } else { b'*' }, items),
-            Reply::Push(items) => self.aggregate(out, if self.resp3 { b'>' } else { b'*' }, items),
+            Reply::Array(items) => self.aggregate(sink, b'*', items),
+            Reply::Set(items) => self.aggregate(sink, if self.resp3 { b'~' } else { b'*' }, items),
+            Reply::Push(items) => self.aggregate(sink, if self.resp3 { b'>' } else { b'*' }, items),
             Reply::Map(pairs) => {
                 if self.resp3 {
                     integer(out, b'%', pairs.len() as i64);
@@ -170,8 +288,8 @@ impl ReplyEncoder {
                     integer(out, b'*', 2 * pairs.len() as i64);
                 }
                 for (key, value) in pairs {
-                    self.encode(key, out);
-                    self.encode(value, out);
+                    self.encode(key, sink);
+                    self.encode(value, sink);
                 }
             }
             Reply::Double(value) => {
@@ -193,14 +311,15 @@ impl ReplyEncoder {
             }
             Reply::Verbatim(_, text) => bulk(out, text),
             Reply::Encoded(bytes) => out.put_slice(bytes),
+            Reply::RandomPicks(picks) => sink.random_picks(picks.clone()),
             Reply::NoReply => {}
         }
     }
 
-    fn aggregate(&self, out: &mut BytesMut, marker: u8, items: &[Reply]) {
-        integer(out, marker, items.len() as i64);
+    fn aggregate(&self, sink: &mut impl ReplySink, marker: u8, items: &[Reply]) {
+        integer(sink.buffer(), marker, items.len() as i64);
         for item in items {
-            self.encode(item, out);
+            self.encode(item, sink);
         }
     }
 }

@@ -10,18 +10,26 @@ use bytes::{Buf, Bytes, BytesMut};
 /// Longest inline request or header line Redis accepts (PROTO_INLINE_MAX_SIZE).
 pub const INLINE_MAX: usize = 64 * 1024;
 
+/// Most arguments a client that must still authenticate may send in one
+/// request, as in Redis.
+const UNAUTHENTICATED_MAX_ARGS: i64 = 10;
+
+/// Longest argument a client that must still authenticate may send.
+const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
+
 /// Configurable limits on one request.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestLimits {
     /// `proto-max-bulk-len`: the largest bulk string a client may send.
     pub max_bulk_len: i64,
-    /// Unauthenticated clients may only send small requests, as in Redis.
-    pub authenticated: bool,
+    /// A password is set and the client has not authenticated yet (Redis's
+    /// `authRequired`): it may only send small requests.
+    pub auth_required: bool,
 }
 
 impl Default for RequestLimits {
     fn default() -> Self {
-        RequestLimits { max_bulk_len: 512 * 1024 * 1024, authenticated: true }
+        RequestLimits { max_bulk_len: 512 * 1024 * 1024, auth_required: false }
     }
 }
 
@@ -37,26 +45,193 @@ pub enum ParseOutcome {
     /// A whole request; its bytes were consumed. An empty argument list is a
     /// blank inline line or `*0`, which Redis silently skips.
     Request(Vec<Bytes>),
-    /// The request is not complete: wait until the buffer holds at least this
-    /// many bytes before trying again (so a large value is not rescanned).
+    /// The request is not complete: nothing new can be parsed before the
+    /// buffer holds at least this many bytes.
     Incomplete { need: usize },
 }
 
-/// Parse one request from the front of `buf`.
+/// Parses requests from the front of a connection's read buffer, keeping
+/// its progress through a request that is not complete yet (Redis's
+/// `multibulklen` and `bulklen`): a request arriving in pieces is read once,
+/// not again from its first byte on every read. The buffer is consumed only
+/// when a request is whole, so its arguments are slices of one frame.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    /// Arguments of the multibulk request in progress still to be read; 0
+    /// when no multibulk request is in progress.
+    remaining: usize,
+    /// Where in the buffer the next header line or argument starts.
+    pos: usize,
+    /// The length of the argument at `pos` once its `$` line is read.
+    bulk_len: Option<usize>,
+    /// The arguments read so far, as ranges of the buffer.
+    spans: Vec<(usize, usize)>,
+    /// Their bytes.
+    spans_bytes: usize,
+    /// The buffer holds no newline from the current line's start up to
+    /// here: a long line arriving in pieces is searched once.
+    searched: usize,
+    /// The buffer length below which nothing new can be parsed.
+    need: usize,
+    /// Bytes looked at, to test that parsing is linear.
+    #[cfg(test)]
+    examined: usize,
+}
+
+/// Parse one request from the front of `buf` with a fresh parser (for a
+/// buffer that is not read into again).
 pub fn parse_request(buf: &mut BytesMut, limits: &RequestLimits) -> Result<ParseOutcome, ProtocolError> {
-    if buf.first() == Some(&b'*') {
-        parse_multibulk(buf, limits)
-    } else {
-        parse_inline(buf)
+    RequestParser::default().parse(buf, limits)
+}
+
+impl RequestParser {
+    /// Parses the next request from the front of `buf`, going on from where
+    /// the last call stopped: between calls, bytes may only be appended to
+    /// `buf`. After an error the parser must not be used again.
+    pub fn parse(&mut self, buf: &mut BytesMut, limits: &RequestLimits) -> Result<ParseOutcome, ProtocolError> {
+        if buf.len() < self.need {
+            return Ok(ParseOutcome::Incomplete { need: self.need });
+        }
+        let outcome = if self.remaining > 0 || buf.first() == Some(&b'*') {
+            self.parse_multibulk(buf, limits)
+        } else {
+            self.parse_inline(buf)
+        };
+        match outcome {
+            Ok(ParseOutcome::Incomplete { need }) => self.need = need,
+            _ => self.need = 0,
+        }
+        outcome
+    }
+
+    /// The bytes of the arguments read so far of an incomplete request
+    /// (CLIENT LIST's `argv-mem`).
+    pub fn partial_args_bytes(&self) -> usize {
+        self.spans_bytes
+    }
+
+    /// Reads a header line (`*3`, `$5`) whose number starts at `start`.
+    /// Returns the number and the index after the line; None when the line
+    /// is not complete yet.
+    fn header_line(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        too_big: &str,
+    ) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
+        let line = match digits_line(buf, start) {
+            Some((value, next)) => {
+                #[cfg(test)]
+                {
+                    self.examined += next - start;
+                }
+                Some((Some(value), next))
+            }
+            None => {
+                let from = self.searched.max(start);
+                #[cfg(test)]
+                {
+                    self.examined += (buf.len() - start).min(DIGITS_LINE_MAX + 2) + buf.len() - from;
+                }
+                header_line_general(buf, start, from, too_big)?
+            }
+        };
+        self.searched = if line.is_some() { 0 } else { buf.len() };
+        Ok(line)
+    }
+
+    fn parse_multibulk(&mut self, buf: &mut BytesMut, limits: &RequestLimits) -> Result<ParseOutcome, ProtocolError> {
+        if self.remaining == 0 {
+            let Some((count, pos)) = self.header_line(buf, 1, "too big mbulk count string")? else {
+                return Ok(ParseOutcome::Incomplete { need: buf.len() + 1 });
+            };
+            let count = match count {
+                Some(n) if n <= i32::MAX as i64 => n,
+                _ => return Err(ProtocolError("invalid multibulk length".into())),
+            };
+            if count > UNAUTHENTICATED_MAX_ARGS && limits.auth_required {
+                return Err(ProtocolError("unauthenticated multibulk length".into()));
+            }
+            if count <= 0 {
+                buf.advance(pos);
+                return Ok(ParseOutcome::Request(Vec::new()));
+            }
+            self.remaining = count as usize;
+            self.pos = pos;
+            self.spans.clear();
+            self.spans.reserve(self.remaining.min(1024));
+        }
+        while self.remaining > 0 {
+            let len = match self.bulk_len {
+                Some(len) => len,
+                None => {
+                    let pos = self.pos;
+                    match buf.get(pos) {
+                        None => return Ok(ParseOutcome::Incomplete { need: pos + 1 }),
+                        Some(b'$') => {}
+                        Some(&other) => return Err(ProtocolError(format!("expected '$', got '{}'", other as char))),
+                    }
+                    let Some((len, data)) = self.header_line(buf, pos + 1, "too big bulk count string")? else {
+                        return Ok(ParseOutcome::Incomplete { need: buf.len() + 1 });
+                    };
+                    let len = match len {
+                        Some(n) if n >= 0 && n <= limits.max_bulk_len => n as usize,
+                        _ => return Err(ProtocolError("invalid bulk length".into())),
+                    };
+                    if len > UNAUTHENTICATED_MAX_BULK && limits.auth_required {
+                        return Err(ProtocolError("unauthenticated bulk length".into()));
+                    }
+                    self.pos = data;
+                    self.bulk_len = Some(len);
+                    len
+                }
+            };
+            // Like Redis, the two bytes after the data are skipped unchecked.
+            let end = self.pos + len + 2;
+            if end > buf.len() {
+                return Ok(ParseOutcome::Incomplete { need: end });
+            }
+            self.spans.push((self.pos, self.pos + len));
+            self.spans_bytes += len;
+            self.pos = end;
+            self.bulk_len = None;
+            self.remaining -= 1;
+        }
+        let frame = buf.split_to(self.pos).freeze();
+        self.pos = 0;
+        self.spans_bytes = 0;
+        Ok(ParseOutcome::Request(self.spans.drain(..).map(|(s, e)| frame.slice(s..e)).collect()))
+    }
+
+    fn parse_inline(&mut self, buf: &mut BytesMut) -> Result<ParseOutcome, ProtocolError> {
+        #[cfg(test)]
+        {
+            self.examined += buf.len() - self.searched;
+        }
+        let Some(newline) = memchr(b'\n', &buf[self.searched..]).map(|at| at + self.searched) else {
+            if buf.len() > INLINE_MAX {
+                return Err(ProtocolError("too big inline request".into()));
+            }
+            self.searched = buf.len();
+            return Ok(ParseOutcome::Incomplete { need: buf.len() + 1 });
+        };
+        self.searched = 0;
+        let line_end = if newline > 0 && buf[newline - 1] == b'\r' { newline - 1 } else { newline };
+        let args =
+            split_inline_args(&buf[..line_end]).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
+        buf.advance(newline + 1);
+        Ok(ParseOutcome::Request(args.into_iter().map(Bytes::from).collect()))
     }
 }
 
-/// Finds `\r\n` from `from`; returns the index of `\r`.
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+/// Finds the line's `\n` at or after `from` (the bytes from `start` to
+/// `from` hold none); returns the index of the `\r` before it, or of the
+/// `\n` when the line ends in a bare one.
+fn find_crlf(buf: &[u8], start: usize, from: usize) -> Option<usize> {
     let newline = memchr(b'\n', &buf[from..])? + from;
     // Redis looks for '\r' and requires the '\n' after it; a line ending in
     // a bare '\n' is handled by looking one byte back.
-    if newline > from && buf[newline - 1] == b'\r' {
+    if newline > start && buf[newline - 1] == b'\r' {
         Some(newline - 1)
     } else {
         Some(newline)
@@ -67,26 +242,32 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
 }
 
-/// Parses a header line such as `*3` or `$5` starting at `start` (the byte
-/// after the type marker). Returns the number and the index after `\r\n`,
-/// `Ok(None)` when the line is not complete yet.
-fn header_line(buf: &[u8], start: usize, too_big: &str) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
-    // What clients send, `\d+\r\n` without a leading zero, read in one
-    // pass: three of these per short command went through the search for
-    // the line's end and a second pass over its digits.
-    let digits = buf[start..].iter().take(18).take_while(|b| b.is_ascii_digit()).count();
+/// The most digits `digits_line` reads: any such number fits in an i64.
+const DIGITS_LINE_MAX: usize = 18;
+
+/// What clients send, `\d+\r\n` without a leading zero, read in one pass
+/// from `start`: the number and the index after the line. None for any
+/// other line, or one not complete yet.
+fn digits_line(buf: &[u8], start: usize) -> Option<(i64, usize)> {
+    let digits = buf[start..].iter().take(DIGITS_LINE_MAX).take_while(|b| b.is_ascii_digit()).count();
     let end = start + digits;
     if digits > 0 && (buf[start] != b'0' || digits == 1) && buf.get(end..end + 2) == Some(b"\r\n") {
         let value = buf[start..end].iter().fold(0i64, |value, &b| value * 10 + i64::from(b - b'0'));
-        return Ok(Some((Some(value), end + 2)));
+        return Some((value, end + 2));
     }
-    header_line_general(buf, start, too_big)
+    None
 }
 
-/// `header_line` for any line: found by its end, then parsed as Redis's
-/// `string2ll` does.
-fn header_line_general(buf: &[u8], start: usize, too_big: &str) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
-    let Some(cr) = find_crlf(buf, start) else {
+/// A header line of any form, found by its end (searched for from `from`),
+/// then parsed as Redis's `string2ll` does. `Ok(None)` when the line is not
+/// complete yet.
+fn header_line_general(
+    buf: &[u8],
+    start: usize,
+    from: usize,
+    too_big: &str,
+) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
+    let Some(cr) = find_crlf(buf, start, from) else {
         if buf.len() - start > INLINE_MAX {
             return Err(ProtocolError(too_big.to_string()));
         }
@@ -129,65 +310,6 @@ pub fn parse_i64(digits: &[u8]) -> Option<i64> {
     } else {
         i64::try_from(value).ok()
     }
-}
-
-fn parse_multibulk(buf: &mut BytesMut, limits: &RequestLimits) -> Result<ParseOutcome, ProtocolError> {
-    let Some((count, mut pos)) = header_line(buf, 1, "too big mbulk count string")? else {
-        return Ok(ParseOutcome::Incomplete { need: buf.len() + 1 });
-    };
-    let count = match count {
-        Some(n) if n <= i32::MAX as i64 => n,
-        _ => return Err(ProtocolError("invalid multibulk length".into())),
-    };
-    if count > 1024 * 1024 && !limits.authenticated {
-        return Err(ProtocolError("unauthenticated multibulk length".into()));
-    }
-    if count <= 0 {
-        buf.advance(pos);
-        return Ok(ParseOutcome::Request(Vec::new()));
-    }
-    // Positions first; the buffer is split only when the request is whole.
-    let mut spans = Vec::with_capacity(count.min(1024) as usize);
-    for _ in 0..count {
-        match buf.get(pos) {
-            None => return Ok(ParseOutcome::Incomplete { need: pos + 1 }),
-            Some(b'$') => {}
-            Some(&other) => return Err(ProtocolError(format!("expected '$', got '{}'", other as char))),
-        }
-        let Some((len, data)) = header_line(buf, pos + 1, "too big bulk count string")? else {
-            return Ok(ParseOutcome::Incomplete { need: buf.len() + 1 });
-        };
-        let len = match len {
-            Some(n) if n >= 0 && n <= limits.max_bulk_len => n as usize,
-            _ => return Err(ProtocolError("invalid bulk length".into())),
-        };
-        if len > 16384 && !limits.authenticated {
-            return Err(ProtocolError("unauthenticated bulk length".into()));
-        }
-        // Like Redis, the two bytes after the data are skipped unchecked.
-        let end = data + len + 2;
-        if end > buf.len() {
-            return Ok(ParseOutcome::Incomplete { need: end });
-        }
-        spans.push((data, data + len));
-        pos = end;
-    }
-    let frame = buf.split_to(pos).freeze();
-    Ok(ParseOutcome::Request(spans.into_iter().map(|(s, e)| frame.slice(s..e)).collect()))
-}
-
-fn parse_inline(buf: &mut BytesMut) -> Result<ParseOutcome, ProtocolError> {
-    let Some(newline) = memchr(b'\n', buf) else {
-        if buf.len() > INLINE_MAX {
-            return Err(ProtocolError("too big inline request".into()));
-        }
-        return Ok(ParseOutcome::Incomplete { need: buf.len() + 1 });
-    };
-    let line_end = if newline > 0 && buf[newline - 1] == b'\r' { newline - 1 } else { newline };
-    let args =
-        split_inline_args(&buf[..line_end]).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
-    buf.advance(newline + 1);
-    Ok(ParseOutcome::Request(args.into_iter().map(Bytes::from).collect()))
 }
 
 /// Redis's `sdssplitargs`: whitespace-separated words, "double quotes" with
@@ -347,13 +469,89 @@ mod tests {
             for cut in 1..=line.len() {
                 let buf = &line[..cut];
                 assert_eq!(
-                    header_line(buf, 1, "too big").map_err(|e| e.0),
-                    header_line_general(buf, 1, "too big").map_err(|e| e.0),
+                    RequestParser::default().header_line(buf, 1, "too big").map_err(|e| e.0),
+                    header_line_general(buf, 1, 1, "too big").map_err(|e| e.0),
                     "{:?}",
                     String::from_utf8_lossy(buf)
                 );
             }
         }
+    }
+
+    /// Feeds `wire` to one parser `piece` bytes at a time, as reads would
+    /// bring it; returns the requests and the bytes the parser looked at.
+    fn parse_in_pieces(wire: &[u8], piece: usize, limits: &RequestLimits) -> (Vec<Vec<Bytes>>, usize) {
+        let mut parser = RequestParser::default();
+        let mut buf = BytesMut::new();
+        let mut requests = Vec::new();
+        for chunk in wire.chunks(piece) {
+            buf.extend_from_slice(chunk);
+            while let ParseOutcome::Request(args) = parser.parse(&mut buf, limits).unwrap() {
+                requests.push(args);
+            }
+        }
+        assert!(buf.is_empty());
+        (requests, parser.examined)
+    }
+
+    #[test]
+    fn a_request_arriving_one_argument_at_a_time_is_read_once() {
+        const ARGS: usize = 1_000_000;
+        let mut wire = format!("*{ARGS}\r\n").into_bytes();
+        for i in 0..ARGS {
+            let arg = (i % 1000).to_string();
+            wire.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        let one_argument = wire.len() / ARGS;
+        let (requests, examined) = parse_in_pieces(&wire, one_argument, &RequestLimits::default());
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].len(), ARGS);
+        assert_eq!(&requests[0][123_456][..], b"456");
+        // Each header line is looked at about once, whatever the pieces:
+        // never the whole request again on every read.
+        assert!(examined <= 5 * wire.len(), "{examined} bytes examined for a request of {}", wire.len());
+    }
+
+    #[test]
+    fn long_lines_arriving_byte_by_byte_are_searched_once() {
+        let mut inline = vec![b'x'; 60_000];
+        inline.extend_from_slice(b" y\r\n");
+        let (requests, examined) = parse_in_pieces(&inline, 1, &RequestLimits::default());
+        assert_eq!(requests, vec![vec![Bytes::from(vec![b'x'; 60_000]), Bytes::from_static(b"y")]]);
+        assert!(examined <= 2 * inline.len(), "{examined} bytes examined for {}", inline.len());
+
+        // A header line that does not end: refused once it is too long.
+        let mut header = b"*1\r\n$".to_vec();
+        header.extend(std::iter::repeat_n(b'1', INLINE_MAX + 1));
+        let mut parser = RequestParser::default();
+        let mut buf = BytesMut::new();
+        let mut outcome = Ok(ParseOutcome::Incomplete { need: 0 });
+        for &byte in &header {
+            buf.extend_from_slice(&[byte]);
+            outcome = parser.parse(&mut buf, &RequestLimits::default());
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert_eq!(outcome.unwrap_err().to_string(), "Protocol error: too big bulk count string");
+        assert!(parser.examined <= 30 * header.len(), "{} bytes examined for {}", parser.examined, header.len());
+    }
+
+    #[test]
+    fn unauthenticated_clients_send_small_requests_only() {
+        let limits = RequestLimits { auth_required: true, ..RequestLimits::default() };
+        let parse = |input: &[u8]| RequestParser::default().parse(&mut BytesMut::from(input), &limits);
+        let err = |input: &[u8]| parse(input).unwrap_err().to_string();
+        assert_eq!(err(b"*11\r\n"), "Protocol error: unauthenticated multibulk length");
+        assert!(parse(b"*10\r\n").is_ok());
+        assert_eq!(err(b"*1\r\n$16385\r\n"), "Protocol error: unauthenticated bulk length");
+        assert!(parse(b"*1\r\n$16384\r\n").is_ok());
+        // Redis checks the count first: a bad one is still invalid.
+        assert_eq!(err(b"*3000000000\r\n"), "Protocol error: invalid multibulk length");
+        assert_eq!(err(b"*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
+        let authenticated = RequestLimits::default();
+        let mut big = BytesMut::from(&b"*11\r\n$16385\r\n"[..]);
+        assert!(RequestParser::default().parse(&mut big, &authenticated).is_ok());
     }
 
     #[test]
