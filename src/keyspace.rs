@@ -565,19 +565,19 @@ impl Keyspace {
         (keys, expires)
     }
 
-    /// Visits the live memory keys of `slot` in database `physical` after
-    /// `after` (exclusive), in byte order, until `visit` returns false.
+    /// Visits the live memory keys of `slot` in database `physical` from
+    /// `from` on (inclusive), in byte order, until `visit` returns false.
     pub fn visit_memory_slot(
         &self,
         physical: u32,
         slot: u16,
-        after: Option<&[u8]>,
+        from: &[u8],
         now_ms: u64,
         visit: &mut dyn FnMut(&Bytes, &MemEntry) -> bool,
     ) -> bool {
         self.read_shard(shard_of_slot(slot), |shard| {
             let Some(db) = shard.db_ref(physical) else { return true };
-            for key in db.keys_in_slot(slot, after) {
+            for key in db.keys_in_slot(slot, from) {
                 let entry = db.get(key).expect("indexed keys exist");
                 if entry.expire_ms != 0 && entry.expire_ms <= now_ms {
                     continue;
