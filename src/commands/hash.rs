@@ -540,22 +540,30 @@ struct Fields<'a, 't> {
 }
 
 impl Fields<'_, '_> {
-    /// Visits the fields at or after `from` in byte order (or, `reverse`,
-    /// all of them backwards) until `visit` returns false.
-    fn visit(&self, from: &[u8], reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), CmdError> {
+    /// Visits the fields in `[from, to)` (`to` None: to the last) in byte
+    /// order, or backwards, until `visit` returns false.
+    fn visit(
+        &self,
+        from: &[u8],
+        to: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), CmdError> {
         let prefix = self.prefix;
-        let mut start = prefix.to_vec();
-        start.extend_from_slice(from);
-        // A sub prefix is never all 0xff (the slot is below 0x4000).
-        let end = prefix_end(prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 1]);
+        let start = [prefix, from].concat();
+        let end = match to {
+            Some(to) => [prefix, to].concat(),
+            // A sub prefix is never all 0xff (the slot is below 0x4000).
+            None => prefix_end(prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 1]),
+        };
         self.tx.txn.ws.scan(Cf::Sub, &start, &end, reverse, &mut |raw, value| visit(&raw[prefix.len()..], value))?;
         Ok(())
     }
 
     /// The first `n` bytes of the first field visited.
-    fn first(&self, from: &[u8], reverse: bool, n: usize) -> Result<Option<Vec<u8>>, CmdError> {
+    fn first(&self, from: &[u8], to: Option<&[u8]>, reverse: bool, n: usize) -> Result<Option<Vec<u8>>, CmdError> {
         let mut first = None;
-        self.visit(from, reverse, &mut |field, _| {
+        self.visit(from, to, reverse, &mut |field, _| {
             first = Some(field[..field.len().min(n)].to_vec());
             false
         })?;
@@ -565,15 +573,15 @@ impl Fields<'_, '_> {
 
 impl Ordered for Fields<'_, '_> {
     fn first_from(&self, from: &[u8], n: usize) -> Result<Option<Vec<u8>>, CmdError> {
-        self.first(from, false, n)
+        self.first(from, None, false, n)
     }
 
-    fn last(&self, n: usize) -> Result<Option<Vec<u8>>, CmdError> {
-        self.first(b"", true, n)
+    fn last_before(&self, end: Option<&[u8]>, n: usize) -> Result<Option<Vec<u8>>, CmdError> {
+        self.first(b"", end, true, n)
     }
 
     fn visit_from(&self, from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), CmdError> {
-        self.visit(from, false, visit)
+        self.visit(from, None, false, visit)
     }
 }
 
