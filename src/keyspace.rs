@@ -697,18 +697,13 @@ impl<'s> Tx<'s> {
         count_keys(self.store, self.store.physical(db), |index, read| self.read_shard(index, read))
     }
 
-    /// Visits the live memory keys of `slot` in this database after `after`
-    /// (exclusive), in byte order, until `visit` returns false.
-    pub fn visit_memory_slot(
-        &self,
-        slot: u16,
-        after: Option<&[u8]>,
-        visit: &mut dyn FnMut(&Bytes, &MemEntry) -> bool,
-    ) -> bool {
+    /// Visits the live memory keys of `slot` in this database from `from`
+    /// on (inclusive), in byte order, until `visit` returns false.
+    pub fn visit_memory_slot(&self, slot: u16, from: &[u8], visit: &mut dyn FnMut(&Bytes, &MemEntry) -> bool) -> bool {
         let (physical, now_ms) = (self.physical, self.txn.now_ms);
         self.read_shard(shard_of_slot(slot), |shard| {
             let Some(db) = shard.db_ref(physical) else { return true };
-            for key in db.keys_in_slot(slot, after) {
+            for key in db.keys_in_slot(slot, from) {
                 let entry = db.get(key).expect("indexed keys exist");
                 if entry.expire_ms != 0 && entry.expire_ms <= now_ms {
                     continue;

@@ -14,7 +14,6 @@ use crate::client::ClientRegistry;
 use crate::commands::CommandTable;
 use crate::config::Config;
 use crate::connection;
-use crate::cursor::Cursors;
 use crate::keyspace::{DurabilityConfig, Keyspace};
 use crate::loading::LoadingProgress;
 use crate::stats::Stats;
@@ -28,8 +27,6 @@ pub struct Server {
     pub commands: CommandTable,
     pub stats: Stats,
     pub clients: ClientRegistry,
-    /// SCAN-family cursor positions.
-    pub cursors: Cursors,
     pub started: Instant,
     pub started_unix_ms: u64,
     /// `uptime_ms` as of the cron's last tick, as Redis caches its clock
@@ -123,7 +120,6 @@ impl Server {
             commands: CommandTable::new(),
             stats: Stats::default(),
             clients: ClientRegistry::default(),
-            cursors: Cursors::default(),
             started: Instant::now(),
             ticked_ms: AtomicU64::new(0),
             started_unix_ms: strata_engines::now_ms(),

@@ -18,7 +18,7 @@ use strata_engines::{Cf, KeyType};
 
 use super::args::{pairs, parse_int};
 use super::{CommandTable, Ctx};
-use crate::cursor::{parse_cursor, ScanOptions};
+use crate::cursor::{parse_cursor, scan_runs, Ordered, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
@@ -522,45 +522,81 @@ fn entries_reply(entries: Vec<Entry>, with_values: bool, resp3: bool) -> Reply {
     Reply::bulks(entries.into_iter().flat_map(|(f, v)| [f, v]))
 }
 
-/// `HSCAN key cursor [MATCH pattern] [COUNT count]`: visits up to COUNT
-/// fields after the cursor's saved position (the last field visited), in
-/// byte order.
+/// `HSCAN key cursor [MATCH pattern] [COUNT count]`: about COUNT fields
+/// per call, in byte order by runs of fields that share a prefix (see
+/// `cursor::scan_runs`), from the place the cursor holds.
 fn hscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&argv[2])?;
     // Redis checks the key before the options: a missing key answers an
     // empty scan whatever the options are.
     let options = ScanOptions::parse(&argv[3..], false);
-    let resume = if cursor == 0 { None } else { ctx.server.cursors.load(cursor) };
     let key = &argv[1];
-    let scanned = read_hash(ctx, key, |tx, hash| {
+    let (found, next) = read_hash(ctx, key, |tx, hash| {
         let Some(hash) = hash else {
-            return Ok((Vec::new(), None));
+            return Ok((Vec::new(), 0));
         };
         let options = options.as_ref().map_err(Clone::clone)?;
-        let mut found = Vec::new();
-        let mut visited = 0usize;
-        let mut last: Option<Vec<u8>> = None;
-        let mut more = false;
-        hash.scan(tx, resume.as_deref(), &mut |field, value| {
-            if visited == options.count {
-                more = true;
-                return false;
-            }
-            visited += 1;
-            if options.pattern.is_none_or(|p| glob_match(p, field, false)) {
-                found.push((field.to_vec(), value.to_vec()));
-            }
-            last = Some(field.to_vec());
-            true
-        })?;
-        Ok((found, if more { last } else { None }))
+        let (mut examined, next) = scan_runs(&Fields { tx, prefix: &hash.prefix }, cursor, options.count)?;
+        examined.retain(|(field, _)| options.pattern.is_none_or(|p| glob_match(p, field, false)));
+        Ok((examined, next))
     })?;
-    let (found, resume_at) = scanned;
-    let next = resume_at.map_or(0, |field| ctx.server.cursors.save(field));
     Ok(Reply::Array(vec![
         Reply::bulk_str(&next.to_string()),
         Reply::bulks(found.into_iter().flat_map(|(f, v)| [f, v])),
     ]))
+}
+
+/// The fields of one hash version, as HSCAN walks them.
+struct Fields<'a, 't> {
+    tx: &'a Tx<'t>,
+    /// `sub_prefix(version)`.
+    prefix: &'a [u8],
+}
+
+impl Fields<'_, '_> {
+    /// Visits the fields in `[from, to)` (`to` None: to the last) in byte
+    /// order, or backwards, until `visit` returns false.
+    fn visit(
+        &self,
+        from: &[u8],
+        to: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), CmdError> {
+        let prefix = self.prefix;
+        let start = [prefix, from].concat();
+        let end = match to {
+            Some(to) => [prefix, to].concat(),
+            // A sub prefix is never all 0xff (the slot is below 0x4000).
+            None => prefix_end(prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 1]),
+        };
+        self.tx.txn.ws.scan(Cf::Sub, &start, &end, reverse, &mut |raw, value| visit(&raw[prefix.len()..], value))?;
+        Ok(())
+    }
+
+    /// The first `n` bytes of the first field visited.
+    fn first(&self, from: &[u8], to: Option<&[u8]>, reverse: bool, n: usize) -> Result<Option<Vec<u8>>, CmdError> {
+        let mut first = None;
+        self.visit(from, to, reverse, &mut |field, _| {
+            first = Some(field[..field.len().min(n)].to_vec());
+            false
+        })?;
+        Ok(first)
+    }
+}
+
+impl Ordered for Fields<'_, '_> {
+    fn first_from(&self, from: &[u8], n: usize) -> Result<Option<Vec<u8>>, CmdError> {
+        self.first(from, None, false, n)
+    }
+
+    fn last_before(&self, end: Option<&[u8]>, n: usize) -> Result<Option<Vec<u8>>, CmdError> {
+        self.first(b"", end, true, n)
+    }
+
+    fn visit_from(&self, from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), CmdError> {
+        self.visit(from, None, false, visit)
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use strata_engines::{Cf, KeyType};
 
 use super::args::{parse_int, Args};
 use super::{CommandTable, Ctx};
-use crate::cursor::{parse_cursor, ScanOptions};
+use crate::cursor::{key_cursor, key_position, next_by_position, parse_cursor, split_key_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::{is_memory_type, Tx};
@@ -397,26 +397,26 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(removed as i64))
 }
 
-/// Called with a key's position (`[slot][key]`, what SCAN cursors stand
-/// for), the key, and its type (None when it expired but is still stored).
+/// Called with a key's position (`[slot][key]`), the key, and its type
+/// (None when it expired but is still stored).
 type KeyVisitor<'a> = dyn FnMut(&[u8], &[u8], Option<KeyType>) -> bool + 'a;
 
 /// Visits the keys of the current database in every engine, in (slot, key)
-/// order, after `after` (a position; None = from the start), until `visit`
-/// returns false. RocksDB is read with one iterator; the memory keys of
-/// each slot are merged in as the iteration reaches that slot.
-fn visit_keys(tx: &Tx, after: Option<&[u8]>, visit: &mut KeyVisitor) -> Result<(), CmdError> {
+/// order, from `from` (a position, inclusive; None = from the start), until
+/// `visit` returns false. RocksDB is read with one iterator; the memory keys
+/// of each slot are merged in as the iteration reaches that slot.
+fn visit_keys(tx: &Tx, from: Option<&[u8]>, visit: &mut KeyVisitor) -> Result<(), CmdError> {
     let now = tx.now_ms();
     let physical = tx.physical;
     let mut start = db_start(physical);
     let mut next_slot = 0u16;
-    let mut resume_key: Option<&[u8]> = None;
-    if let Some(position) = after.filter(|p| p.len() >= 2) {
+    let mut from_key: &[u8] = b"";
+    if let Some(position) = from.filter(|p| p.len() >= 2) {
         start.extend_from_slice(position);
-        start.push(0);
         next_slot = u16::from_be_bytes([position[0], position[1]]);
-        resume_key = Some(&position[2..]);
+        from_key = &position[2..];
     }
+    let first_slot = next_slot;
     // Memory keys of `slot` that come before `before` (all when None).
     let mut memory = VecDeque::<(Bytes, KeyType)>::new();
     let mut memory_slot = None::<u16>;
@@ -428,8 +428,8 @@ fn visit_keys(tx: &Tx, after: Option<&[u8]>, visit: &mut KeyVisitor) -> Result<(
                 if next_slot as usize >= SLOT_COUNT || next_slot > slot {
                     return true;
                 }
-                let after = if Some(next_slot) == after_slot(after) { resume_key } else { None };
-                tx.visit_memory_slot(next_slot, after, &mut |k, e| {
+                let from = if next_slot == first_slot { from_key } else { b"" };
+                tx.visit_memory_slot(next_slot, from, &mut |k, e| {
                     memory.push_back((k.clone(), e.value.key_type()));
                     true
                 });
@@ -475,10 +475,6 @@ fn visit_keys(tx: &Tx, after: Option<&[u8]>, visit: &mut KeyVisitor) -> Result<(
     Ok(())
 }
 
-fn after_slot(position: Option<&[u8]>) -> Option<u16> {
-    position.filter(|p| p.len() >= 2).map(|p| u16::from_be_bytes([p[0], p[1]]))
-}
-
 /// `KEYS pattern`
 fn keys(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let pattern = &argv[1];
@@ -496,43 +492,74 @@ fn keys(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::bulks(found))
 }
 
-/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: examines up to
-/// COUNT keys in storage order; the cursor stands for the last key examined
-/// (without its database prefix, so SWAPDB or SELECT between calls resume
-/// at the same key name).
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: examines about
+/// COUNT keys, slot by slot, and within a slot in the order of their keyed
+/// hash (`cursor::key_position`). A call reads the slot it resumes in and
+/// takes at least 1/64 of it, so a full iteration reads each key at most
+/// 64 times however small COUNT is. The cursor holds the slot and the
+/// position, not the database: SWAPDB or SELECT between calls resume at
+/// the same place.
 fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&argv[1])?;
     let scan = ScanOptions::parse(&argv[2..], true)?;
-    // 0, or a cursor forgotten or never issued, starts from the beginning.
-    let resume = ctx.server.cursors.load(cursor);
-    let (found, last) = ctx.run(|tx| {
+    let (first_slot, first_at) = split_key_cursor(cursor);
+    let (found, next) = ctx.run(|tx| {
         let mut found = Vec::new();
         let mut examined = 0;
-        let mut last = None;
-        let mut more = false;
-        visit_keys(tx, resume.as_deref(), &mut |position, key, key_type| {
-            if examined == scan.count {
-                // One key past the budget: there is more, resume at `last`.
-                more = true;
-                return false;
+        let mut slot = first_slot;
+        let mut slot_keys = Vec::new();
+        let mut next = 0;
+        visit_keys(tx, Some(&first_slot.to_be_bytes()), &mut |position, key, key_type| {
+            let key_slot = u16::from_be_bytes([position[0], position[1]]);
+            if key_slot != slot {
+                let at = if slot == first_slot { first_at } else { 0 };
+                let keys = std::mem::take(&mut slot_keys);
+                if let Some(cursor) = scan_slot(&scan, slot, keys, at, &mut examined, &mut found) {
+                    next = cursor;
+                    return false;
+                }
+                if examined >= scan.count {
+                    // The next slot with keys, from its start.
+                    next = key_cursor(key_slot, 0);
+                    return false;
+                }
+                slot = key_slot;
             }
-            examined += 1;
-            last = Some(position.to_vec());
-            let Some(key_type) = key_type else { return true };
-            let type_ok = scan.type_name.is_none_or(|t| t.eq_ignore_ascii_case(key_type.name().as_bytes()));
-            let match_ok = scan.pattern.is_none_or(|p| glob_match(p, key, false));
-            if type_ok && match_ok {
-                found.push(Bytes::copy_from_slice(key));
-            }
+            slot_keys.push((Bytes::copy_from_slice(key), key_type));
             true
         })?;
-        Ok((found, if more { last } else { None }))
+        if next == 0 && !slot_keys.is_empty() {
+            let at = if slot == first_slot { first_at } else { 0 };
+            next = scan_slot(&scan, slot, slot_keys, at, &mut examined, &mut found).unwrap_or(0);
+        }
+        Ok((found, next))
     })?;
-    let next = match last {
-        Some(position) => ctx.server.cursors.save(position),
-        None => 0,
-    };
     Ok(Reply::Array(vec![Reply::bulk(next.to_string()), Reply::bulks(found)]))
+}
+
+/// Takes the keys of `slot` from position `at` on, within what is left of
+/// SCAN's budget but at least 1/64 of the slot, into `found` if they pass
+/// the filters; the cursor when the call ends inside the slot.
+fn scan_slot(
+    scan: &ScanOptions,
+    slot: u16,
+    keys: Vec<(Bytes, Option<KeyType>)>,
+    at: u64,
+    examined: &mut usize,
+    found: &mut Vec<Bytes>,
+) -> Option<u64> {
+    let batch = scan.count.saturating_sub(*examined).max(1).max(keys.len() / 64);
+    let (taken, next) = next_by_position(keys.into_iter(), |(key, _)| key_position(key), at, batch);
+    *examined += taken.len();
+    for (key, key_type) in taken {
+        // A key that expired but is still stored counts as examined.
+        let Some(key_type) = key_type else { continue };
+        let type_ok = scan.type_name.is_none_or(|t| t.eq_ignore_ascii_case(key_type.name().as_bytes()));
+        if type_ok && scan.pattern.is_none_or(|p| glob_match(p, &key, false)) {
+            found.push(key);
+        }
+    }
+    (next != 0).then(|| key_cursor(slot, next))
 }
 
 /// `RANDOMKEY`: the first live key at or after a random point of the

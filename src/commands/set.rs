@@ -7,9 +7,10 @@
 //! *STORE commands replace the destination with one `MemOp::Put`.
 //!
 //! Redis returns members in its hash table's order; Strata returns them in
-//! its own insertion order. SSCAN walks members in byte order (the cursor
-//! remembers the last member returned), which keeps SCAN's guarantee: every
-//! member present for the whole iteration is returned.
+//! its own insertion order. SSCAN walks members in the order of a keyed
+//! hash, and its cursor is a position in that order (see `crate::cursor`),
+//! which keeps SCAN's guarantee: every member present for the whole
+//! iteration is returned.
 
 use bytes::Bytes;
 use rand::Rng;
@@ -18,7 +19,7 @@ use strata_engines::KeyType;
 
 use super::args::parse_int;
 use super::{CommandTable, Ctx};
-use crate::cursor::{parse_cursor, ScanOptions};
+use crate::cursor::{member_position, next_by_position, parse_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
@@ -389,38 +390,29 @@ fn sintercard(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(len as i64))
 }
 
-/// `SSCAN key cursor [MATCH pattern] [COUNT count]`: up to COUNT members
-/// after the cursor's saved position (the last member returned), in byte
-/// order. Each call is O(set size): it selects the next members without
-/// keeping a sorted copy of the set.
+/// `SSCAN key cursor [MATCH pattern] [COUNT count]`: members in the order
+/// of their keyed hash (`member_position`), from the position the cursor
+/// holds. Each call is O(set size): it selects the next members without
+/// keeping a sorted copy of the set, or anything else between calls.
 fn sscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&argv[2])?;
     // Redis checks the key before the options: a missing key answers an
     // empty scan whatever the options are.
     let options = ScanOptions::parse(&argv[3..], false);
-    let resume = if cursor == 0 { None } else { ctx.server.cursors.load(cursor) };
-    let (found, resume_at) = read_set(ctx, &argv[1], |set| {
+    let (found, next) = read_set(ctx, &argv[1], |set| {
         let Some(set) = set else {
-            return Ok((Vec::new(), None));
+            return Ok((Vec::new(), 0));
         };
         let options = options.as_ref().map_err(Clone::clone)?;
         // COUNT is a hint (Redis returns more for small sets too). Each call
         // costs O(set size), so a call takes at least 1/64 of the set: a
         // full iteration stays O(64 * size) however small COUNT is.
         let batch = options.count.max(set.len() / 64);
-        let mut next: Vec<&Bytes> = set.iter().filter(|m| resume.as_deref().is_none_or(|r| m.as_ref() > r)).collect();
-        let more = next.len() > batch;
-        if more {
-            next.select_nth_unstable(batch - 1);
-            next.truncate(batch);
-        }
-        next.sort_unstable();
-        let last = if more { next.last().map(|m| m.to_vec()) } else { None };
+        let (taken, next) = next_by_position(set.iter(), |m| member_position(m), cursor, batch);
         let found: Vec<Bytes> =
-            next.into_iter().filter(|m| options.pattern.is_none_or(|p| glob_match(p, m, false))).cloned().collect();
-        Ok((found, last))
+            taken.into_iter().filter(|m| options.pattern.is_none_or(|p| glob_match(p, m, false))).cloned().collect();
+        Ok((found, next))
     })?;
-    let next = resume_at.map_or(0, |member| ctx.server.cursors.save(member));
     Ok(Reply::Array(vec![Reply::bulk_str(&next.to_string()), Reply::bulks(found)]))
 }
 

@@ -13,7 +13,7 @@ use strata_engines::KeyType;
 use super::args::{parse_float, parse_float_opt, parse_int, MultiPop};
 use super::{block_client, pop_first_or_block, CommandTable, Ctx};
 use crate::blocking::parse_timeout;
-use crate::cursor::{parse_cursor, ScanOptions};
+use crate::cursor::{member_position, next_by_position, parse_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
@@ -1079,15 +1079,14 @@ const SMALL_SET: usize = 128;
 
 /// `ZSCAN key cursor [MATCH pattern] [COUNT count]`
 ///
-/// Walks members in byte order from the member the cursor stands for, so
-/// a member present for the whole scan is returned even if its score
-/// changes meanwhile.
+/// Walks members in the order of their keyed hash (`member_position`), from
+/// the position the cursor holds, so a member present for the whole scan
+/// is returned even if its score changes meanwhile. O(set size) per call.
 fn zscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&argv[2])?;
     let options = ScanOptions::parse(&argv[3..], false);
-    let resume = if cursor == 0 { None } else { ctx.server.cursors.load(cursor) };
-    let scanned = read_zset(ctx, &argv[1], |z| {
-        let Some(z) = z else { return Ok((Vec::new(), None)) };
+    let (found, next) = read_zset(ctx, &argv[1], |z| {
+        let Some(z) = z else { return Ok((Vec::new(), 0)) };
         let options = options.as_ref().map_err(Clone::clone)?;
         if cursor == 0 && z.len() <= SMALL_SET {
             // Redis answers a small (listpack) set in one reply, in order.
@@ -1096,26 +1095,19 @@ fn zscan(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 .filter(|(_, m)| options.pattern.is_none_or(|p| glob_match(p, m, false)))
                 .map(|(s, m)| (m, s))
                 .collect();
-            return Ok((found, None));
+            return Ok((found, 0));
         }
-        let mut after: Vec<(&Bytes, f64)> =
-            z.members().filter(|(m, _)| resume.as_deref().is_none_or(|r| m.as_ref() > r)).collect();
-        let more = after.len() > options.count;
-        if more {
-            after.select_nth_unstable_by(options.count - 1, |a, b| a.0.cmp(b.0));
-            after.truncate(options.count);
-        }
-        after.sort_by(|a, b| a.0.cmp(b.0));
-        let last = more.then(|| after.last().map(|(m, _)| m.to_vec())).flatten();
-        let found: Vec<(Bytes, f64)> = after
+        // As SSCAN: at least 1/64 of the set per call, so a full iteration
+        // costs O(64 * size) however small COUNT is.
+        let batch = options.count.max(z.len() / 64);
+        let (taken, next) = next_by_position(z.members(), |(m, _)| member_position(m), cursor, batch);
+        let found: Vec<(Bytes, f64)> = taken
             .into_iter()
             .filter(|(m, _)| options.pattern.is_none_or(|p| glob_match(p, m, false)))
             .map(|(m, s)| (m.clone(), s))
             .collect();
-        Ok((found, last))
+        Ok((found, next))
     })?;
-    let (found, resume_at) = scanned;
-    let next = resume_at.map_or(0, |member| ctx.server.cursors.save(member));
     Ok(Reply::Array(vec![
         Reply::bulk_str(&next.to_string()),
         Reply::Array(

@@ -159,15 +159,11 @@ impl MemDb {
         self.expires.len()
     }
 
-    /// Keys of `slot` after `after` (exclusive; None = from the start), in
+    /// Keys of `slot` from `from` on (inclusive; empty = from the start), in
     /// byte order.
-    pub fn keys_in_slot<'a>(&'a self, slot: u16, after: Option<&[u8]>) -> impl Iterator<Item = &'a Bytes> + 'a {
-        use std::ops::Bound;
-        let start = match after {
-            Some(key) => Bound::Excluded((slot, Bytes::copy_from_slice(key))),
-            None => Bound::Included((slot, Bytes::new())),
-        };
-        self.by_slot.range((start, Bound::Unbounded)).take_while(move |(s, _)| *s == slot).map(|(_, k)| k)
+    pub fn keys_in_slot<'a>(&'a self, slot: u16, from: &[u8]) -> impl Iterator<Item = &'a Bytes> + 'a {
+        let start = (slot, Bytes::copy_from_slice(from));
+        self.by_slot.range(start..).take_while(move |(s, _)| *s == slot).map(|(_, k)| k)
     }
 
     /// Keys whose TTL is at or before `now_ms`, soonest first.
@@ -469,10 +465,10 @@ mod tests {
         db.apply(&MemOp::Set { key: key("s"), op: SetOp::Add(vec![key("a")]) });
         db.apply(&MemOp::Expire { key: key("s"), expire_ms: 50 });
         assert_eq!(db.due(60, 10), vec![key("s")]);
-        assert_eq!(db.keys_in_slot(key_slot(b"s"), None).count(), 1);
+        assert_eq!(db.keys_in_slot(key_slot(b"s"), b"").count(), 1);
         db.apply(&MemOp::Set { key: key("s"), op: SetOp::Remove(vec![key("a")]) });
         assert!(db.is_empty(), "an emptied set is deleted");
         assert_eq!(db.due(60, 10), Vec::<Bytes>::new());
-        assert_eq!(db.keys_in_slot(key_slot(b"s"), None).count(), 0);
+        assert_eq!(db.keys_in_slot(key_slot(b"s"), b"").count(), 0);
     }
 }
