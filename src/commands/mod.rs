@@ -87,6 +87,8 @@ fn access_of(name: &str, keys: bool) -> Access {
         "flushdb" | "flushall" | "swapdb" => Access::All,
         "scan" | "keys" | "randomkey" | "dbsize" | "info" => Access::Walk,
         "exec" => Access::Queued,
+        // Two transactions of its own (see `multi::watch`).
+        "watch" => Access::None,
         _ if keys => Access::Keys,
         _ => Access::None,
     }

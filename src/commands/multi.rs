@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use super::{Access, CommandTable, Ctx};
 use crate::client::{Client, ClientShared};
 use crate::error::{CmdError, CmdResult};
+use crate::keyspace::Locking;
 use crate::protocol::Reply;
 use crate::server::Server;
 
@@ -220,25 +221,30 @@ fn exec(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(replies))
 }
 
-/// `WATCH key [key ...]`
+/// `WATCH key [key ...]`: two transactions of its own (its row has no
+/// `Access`), so that deleting what has expired commits before the watches
+/// exist and does not mark them.
 fn watch(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let (server, client, tx) = ctx.parts();
+    let (server, client) = (ctx.server, &mut *ctx.client);
     if client.multi.is_some() {
         return Err(CmdError::err("WATCH inside MULTI is not allowed"));
     }
     let db = client.db;
+    let keys: Vec<&[u8]> = argv[1..].iter().map(|key| key.as_ref()).collect();
+    let locking = Locking::Keys { keys: &keys, shared: false };
     // Delete what has expired first, so that a watched key that expires
     // later was alive when watched (Redis fails EXEC for those only).
-    for key in &argv[1..] {
-        tx.meta(key)?;
-    }
+    server.keyspace.transact(db, locking, |tx| keys.iter().try_for_each(|key| tx.meta(key).map(drop)))?;
     // Registered under the keys' locks: a change after this touches them.
-    for key in &argv[1..] {
-        if !client.watched.iter().any(|(d, k)| *d == db && k == key) {
-            server.keyspace.watches.watch(&client.shared, db, key.clone());
-            client.watched.push((db, key.clone()));
+    server.keyspace.transact(db, locking, |_| {
+        for key in &argv[1..] {
+            if !client.watched.iter().any(|(d, k)| *d == db && k == key) {
+                server.keyspace.watches.watch(&client.shared, db, key.clone());
+                client.watched.push((db, key.clone()));
+            }
         }
-    }
+        Ok(())
+    })?;
     Ok(Reply::ok())
 }
 
