@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod encoding;
+pub mod faults;
 pub mod keyspace;
 pub mod log;
 pub mod memory;
@@ -41,4 +42,8 @@ pub enum EngineError {
     /// The files on disk cannot be put back together into one state.
     #[error("{0}")]
     Unrecoverable(String),
+    /// RocksDB's memtables have no room until the next switch (see
+    /// `rocks::MemtableRoom`), and none came in time.
+    #[error("RocksDB's memtables are full until they are switched behind the log")]
+    MemtableFull,
 }

@@ -15,6 +15,9 @@
 //! waiting connections makes for all of them (`claim_lead`) and then wakes
 //! exactly the ones it covered (`wait_turn`); for `everysec` a syncer
 //! thread fsyncs once a second.
+//!
+//! A write or fsync that fails stops the log until a retry writes again
+//! what the disk may have lost and fsyncs it (see `Log`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -39,9 +42,19 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// length u32 + CRC u32.
 const FRAME_HEAD: usize = 8;
-/// A frame longer than this is garbage, not a record (RocksDB batches are
-/// bounded by proto-max-bulk-len values, far below).
+/// The longest payload a frame holds: its length is a u32. A longer
+/// record would corrupt the log, so commits check `record_fits` before
+/// anything applies; a frame claiming more is garbage.
 const MAX_PAYLOAD: usize = u32::MAX as usize - 1;
+
+/// Whether a record of a RocksDB batch of `rocks` bytes and memory
+/// records encoded in `mem` bytes fits in one frame (4 GiB: an EXEC of
+/// big values, or a copy of a huge key, can reach it).
+pub fn record_fits(rocks: usize, mem: usize) -> bool {
+    // The sequence, then the batch behind its length (a varint).
+    let payload = 8 + 10 + rocks + mem;
+    payload <= crate::faults::injected_number("log-max-record").unwrap_or(MAX_PAYLOAD)
+}
 
 /// What can go wrong reading or writing the log.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +64,10 @@ pub enum LogError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("log corrupt in {path} at offset {offset} (after sequence {after_seq}): {what}")]
     Corrupt { path: PathBuf, offset: u64, after_seq: u64, what: String },
+    /// A write or fsync failed earlier and no retry has succeeded since
+    /// (see `Log::failure`).
+    #[error("writes to the log are stopped after an error: {0}")]
+    Stopped(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
@@ -101,12 +118,29 @@ pub struct LogRecord {
 
 /// Appends one framed record to `out`.
 pub fn encode_frame(seq: u64, rocks: &[u8], mem: &[MemRecord], out: &mut Vec<u8>) {
+    frame(seq, rocks, out, |out| encode_records(mem, out));
+}
+
+/// Appends one framed record to `out`, its memory records already
+/// encoded (`encode_records`).
+pub fn encode_frame_encoded(seq: u64, rocks: &[u8], mem: &[u8], out: &mut Vec<u8>) {
+    frame(seq, rocks, out, |out| out.extend_from_slice(mem));
+}
+
+/// Appends the frame of record `seq`; `mem` appends its memory records.
+fn frame(seq: u64, rocks: &[u8], out: &mut Vec<u8>, mem: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEAD]);
     out.extend_from_slice(&seq.to_le_bytes());
     Encoder(out).bytes(rocks);
-    encode_records(mem, out);
+    mem(out);
     let payload_len = out.len() - start - FRAME_HEAD;
+    if payload_len > MAX_PAYLOAD {
+        // Commits check `record_fits` first: a frame that lied about its
+        // length would corrupt every record after it.
+        out.truncate(start);
+        panic!("a log record of {payload_len} bytes does not fit in a frame");
+    }
     let crc = crc32c::crc32c(&out[start + FRAME_HEAD..]);
     out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -352,21 +386,54 @@ pub fn cut_torn_tail(path: &Path, offset: u64) -> Result<(), LogError> {
     file.sync_all().map_err(io_err(path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
-}
-
 /// What the log keeps for INFO beyond the shared metrics.
 #[derive(Default)]
 pub struct LogStats {
     pub last_fsync_micros: AtomicU64,
-    /// The last write or fsync failed (cleared by the next success).
-    write_failed: std::sync::atomic::AtomicBool,
+    /// The last write of records failed (cleared by the next that works).
+    write_failed: AtomicBool,
+    /// The last fsync failed (cleared by the next that works). Told apart
+    /// from writes: after a failed fsync, records the OS took may still
+    /// not be on disk.
+    fsync_failed: AtomicBool,
+}
+
+/// Which operation on the log failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LogOp {
+    Write,
+    Fsync,
+}
+
+impl LogOp {
+    fn name(self) -> &'static str {
+        match self {
+            LogOp::Write => "write",
+            LogOp::Fsync => "fsync",
+        }
+    }
 }
 
 struct Appender {
     next_seq: u64,
+    /// Framed records. The first `written` bytes are in the open segment
+    /// already (its last ones) but not yet fsynced: after a failed fsync
+    /// Linux may drop those pages from its cache, and a later fsync
+    /// succeeds without them, so `Log::retry` writes them again. An fsync
+    /// that works lets them go (`synced_to`).
     buf: Vec<u8>,
+    written: usize,
+}
+
+impl Appender {
+    /// An fsync made the open segment, `len` bytes long now, durable up
+    /// to `synced_len`.
+    fn synced_to(&mut self, len: u64, synced_len: u64) {
+        let first = len - self.written as u64;
+        let covered = (synced_len.saturating_sub(first) as usize).min(self.written);
+        self.buf.drain(..covered);
+        self.written -= covered;
+    }
 }
 
 struct OpenSegment {
@@ -390,6 +457,27 @@ const ZERO_AHEAD: u64 = 1 << 20;
 /// The zeros written ahead, allocated once (zero-initialized static data).
 static ZEROS: [u8; ZERO_AHEAD as usize] = [0; ZERO_AHEAD as usize];
 
+/// Written bytes past which the syncer fsyncs whatever the policy (`no`
+/// included), so that what a failed fsync leaves to write again
+/// (`Appender::written`) stays this small.
+const UNSYNCED_LIMIT: u64 = 32 << 20;
+
+/// `write_all_at`, or the error the `log-write` failpoint injects.
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    match crate::faults::injected_error("log-write") {
+        Some(error) => Err(error),
+        None => file.write_all_at(bytes, offset),
+    }
+}
+
+/// `sync_data`, or the error the `log-fsync` failpoint injects.
+fn fsync(file: &File) -> std::io::Result<()> {
+    match crate::faults::injected_error("log-fsync") {
+        Some(error) => Err(error),
+        None => file.sync_data(),
+    }
+}
+
 /// A claim on the next group fsync (`Log::claim_lead`). Letting go of it,
 /// fsynced or not (its connection may be dropped before), wakes the
 /// waiters it covered and the first it did not, who leads next.
@@ -412,6 +500,11 @@ impl Drop for Lead<'_> {
 }
 
 /// The log's writing side.
+///
+/// A write or fsync that fails stops the log (`failure`): appended
+/// records wait in memory, nothing more is written or fsynced, write
+/// commands are refused, and `retry` (from the cron) writes again what
+/// the disk may have lost and fsyncs; once that works the log goes on.
 pub struct Log {
     dir: PathBuf,
     appender: Mutex<Appender>,
@@ -430,7 +523,18 @@ pub struct Log {
     waiters: Mutex<Vec<(u64, Waker)>>,
     /// Wakes the syncer thread early (policy change, close).
     syncer_wake: (Mutex<()>, Condvar),
-    stopping: std::sync::atomic::AtomicBool,
+    stopping: AtomicBool,
+    /// Held across each fsync and the bookkeeping of its outcome (taken
+    /// after the segment lock when both are): a write-back error is
+    /// reported once, to whichever fsync of the file asks first, so an
+    /// fsync that overlapped a failed one could not vouch for anything.
+    fsync_lock: Mutex<()>,
+    /// Set when a write or fsync fails, cleared when `retry` succeeds.
+    stopped: AtomicBool,
+    /// The error that stopped the log, as strerror words it.
+    stop_reason: Mutex<String>,
+    /// Bytes written to the open segment since its last fsync.
+    unsynced_bytes: AtomicU64,
     pub stats: LogStats,
     pub metrics: Arc<DurabilityMetrics>,
 }
@@ -452,6 +556,18 @@ impl AppendGuard<'_> {
     pub fn push(&mut self, rocks: &[u8], mem: &[MemRecord]) -> u64 {
         let seq = self.appender.next_seq;
         encode_frame(seq, rocks, mem, &mut self.appender.buf);
+        self.advance(seq)
+    }
+
+    /// Appends a record whose memory records are encoded already
+    /// (`encode_records`, outside the lock); returns its sequence.
+    pub fn push_encoded(&mut self, rocks: &[u8], mem: &[u8]) -> u64 {
+        let seq = self.appender.next_seq;
+        encode_frame_encoded(seq, rocks, mem, &mut self.appender.buf);
+        self.advance(seq)
+    }
+
+    fn advance(&mut self, seq: u64) -> u64 {
         self.appender.next_seq += 1;
         self.assigned.store(seq, Ordering::Release);
         seq
@@ -469,10 +585,10 @@ impl Log {
         metrics: Arc<DurabilityMetrics>,
     ) -> Result<Arc<Log>, LogError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let segment = create_segment(dir, next_seq)?;
+        let segment = create_segment(dir, next_seq).map_err(io_err(&segment_path(dir, next_seq)))?;
         let log = Arc::new(Log {
             dir: dir.to_path_buf(),
-            appender: Mutex::new(Appender { next_seq, buf: Vec::with_capacity(1 << 16) }),
+            appender: Mutex::new(Appender { next_seq, buf: Vec::with_capacity(1 << 16), written: 0 }),
             segment: Mutex::new(segment),
             assigned: AtomicU64::new(next_seq - 1),
             written: AtomicU64::new(next_seq - 1),
@@ -482,7 +598,11 @@ impl Log {
             leading: AtomicBool::new(false),
             waiters: Mutex::new(Vec::new()),
             syncer_wake: (Mutex::new(()), Condvar::new()),
-            stopping: Default::default(),
+            stopping: AtomicBool::new(false),
+            fsync_lock: Mutex::new(()),
+            stopped: AtomicBool::new(false),
+            stop_reason: Mutex::new(String::new()),
+            unsynced_bytes: AtomicU64::new(0),
             stats: LogStats::default(),
             metrics,
         });
@@ -511,9 +631,57 @@ impl Log {
         self.synced.load(Ordering::Acquire)
     }
 
-    /// Whether the last write or fsync of the log failed.
+    /// Why the log stopped taking writes, if it has: the error of the
+    /// write or fsync that failed, as strerror words it (Redis's MISCONF
+    /// reply quotes it).
+    pub fn failure(&self) -> Option<String> {
+        if !self.stopped.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.stop_reason.lock().clone())
+    }
+
+    /// Whether the log is stopped (`failure` says why).
+    #[inline]
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Whether the last write of records to the log failed.
     pub fn write_failed(&self) -> bool {
         self.stats.write_failed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last fsync of the log failed.
+    pub fn fsync_failed(&self) -> bool {
+        self.stats.fsync_failed.load(Ordering::Relaxed)
+    }
+
+    fn check_running(&self) -> Result<(), LogError> {
+        match self.failure() {
+            None => Ok(()),
+            Some(reason) => Err(LogError::Stopped(reason)),
+        }
+    }
+
+    /// Stops the log after `op` on `path` failed (see `Log`), and tells
+    /// the connections waiting for an fsync.
+    fn stop(&self, op: LogOp, path: &Path, source: std::io::Error) -> LogError {
+        let reason = crate::faults::strerror(&source);
+        match op {
+            LogOp::Write => self.stats.write_failed.store(true, Ordering::Relaxed),
+            LogOp::Fsync => self.stats.fsync_failed.store(true, Ordering::Relaxed),
+        }
+        *self.stop_reason.lock() = reason.clone();
+        if !self.stopped.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                file = %path.display(),
+                "{} of the log failed: {reason}; write commands are refused until it can be written again",
+                op.name()
+            );
+        }
+        self.wake_all_waiters();
+        LogError::Io { path: path.to_path_buf(), source }
     }
 
     pub fn policy(&self) -> FsyncPolicy {
@@ -537,36 +705,52 @@ impl Log {
             return Ok(());
         }
         let mut appender = self.appender.lock();
-        let result = self.write_out(&mut segment, &mut appender);
-        self.stats.write_failed.store(result.is_err(), Ordering::Relaxed);
-        result
+        self.write_out(&mut segment, &mut appender)
     }
 
-    /// Writes the buffer out; both locks held (segment first).
+    /// Writes the buffer out, unless the log is stopped; both locks held
+    /// (segment first).
     fn write_out(&self, segment: &mut OpenSegment, appender: &mut Appender) -> Result<(), LogError> {
-        if appender.buf.is_empty() {
+        self.check_running()?;
+        if segment.len >= self.segment_bytes && segment.first_seq <= self.written_seq() {
+            // The next segment failed to start: it starts before more
+            // records go in.
+            self.start_segment(segment, appender, self.written_seq())?;
+        }
+        self.write_records(segment, appender)?;
+        if segment.len >= self.segment_bytes {
+            self.start_segment(segment, appender, self.written_seq())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered records after the segment's last; both locks
+    /// held.
+    fn write_records(&self, segment: &mut OpenSegment, appender: &mut Appender) -> Result<(), LogError> {
+        let pending = &appender.buf[appender.written..];
+        if pending.is_empty() {
             return Ok(());
         }
         let last = appender.next_seq - 1;
         let records = last - self.written_seq();
-        let end = segment.len + appender.buf.len() as u64;
+        let written = pending.len() as u64;
+        let end = segment.len + written;
         if self.policy() == FsyncPolicy::Always && end > segment.zeroed {
             // Beyond the records only: they are written over what was
             // zeroed already, or extend the file (a big record).
-            segment.file.write_all_at(&ZEROS, end).map_err(io_err(&segment.path))?;
+            write_at(&segment.file, &ZEROS, end).map_err(|e| self.stop(LogOp::Write, &segment.path, e))?;
             segment.zeroed = end + ZERO_AHEAD;
         }
         // A failed write is retried at the same offset, whole frames only.
-        segment.file.write_all_at(&appender.buf, segment.len).map_err(io_err(&segment.path))?;
-        segment.len += appender.buf.len() as u64;
-        self.metrics.log_bytes_written.inc_by(appender.buf.len() as u64);
+        write_at(&segment.file, pending, segment.len).map_err(|e| self.stop(LogOp::Write, &segment.path, e))?;
+        self.stats.write_failed.store(false, Ordering::Relaxed);
+        segment.len = end;
+        appender.written = appender.buf.len();
+        self.unsynced_bytes.store(appender.written as u64, Ordering::Relaxed);
+        self.metrics.log_bytes_written.inc_by(written);
         self.metrics.group_commit_records.observe(records as f64);
         self.metrics.log_sequence.set(last as f64);
-        appender.buf.clear();
         self.written.store(last, Ordering::Release);
-        if segment.len >= self.segment_bytes {
-            self.start_segment(segment, last)?;
-        }
         Ok(())
     }
 
@@ -586,8 +770,7 @@ impl Log {
         self.write_out(&mut segment, &mut appender)?;
         let last = appender.next_seq - 1;
         if self.synced_seq() < last {
-            segment.file.sync_data().map_err(io_err(&segment.path))?;
-            self.mark_synced(last);
+            self.fsync_segment(&mut segment, &mut appender, false)?;
         }
         Ok((last, then(last)))
     }
@@ -603,16 +786,86 @@ impl Log {
         if segment.first_seq > last {
             return Ok(()); // Already empty.
         }
-        self.start_segment(&mut segment, last)
+        self.start_segment(&mut segment, &mut appender, last)
     }
 
     /// Closes `segment`, whose last record is `last`, and opens the next.
     /// Records of a closed segment are durable before the next one starts,
     /// so fsyncs only ever need the open segment.
-    fn start_segment(&self, segment: &mut OpenSegment, last: u64) -> Result<(), LogError> {
-        segment.close()?;
-        self.mark_synced(last);
-        *segment = create_segment(&self.dir, last + 1)?;
+    fn start_segment(&self, segment: &mut OpenSegment, appender: &mut Appender, last: u64) -> Result<(), LogError> {
+        self.close_segment(segment, appender)?;
+        let next = create_segment(&self.dir, last + 1)
+            .map_err(|e| self.stop(LogOp::Write, &segment_path(&self.dir, last + 1), e))?;
+        *segment = next;
+        self.unsynced_bytes.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Drops the zeros written ahead and fsyncs: a closed segment ends at
+    /// its last record.
+    fn close_segment(&self, segment: &mut OpenSegment, appender: &mut Appender) -> Result<(), LogError> {
+        if segment.zeroed > segment.len {
+            segment.file.set_len(segment.len).map_err(|e| self.stop(LogOp::Write, &segment.path, e))?;
+            segment.zeroed = segment.len;
+        }
+        self.fsync_segment(segment, appender, false)
+    }
+
+    /// Fsyncs the open segment, whose lock (and the appender's) the
+    /// caller holds: everything written is durable after it. Refused while
+    /// the log is stopped, unless `retry` is the caller (it has written
+    /// everything again).
+    fn fsync_segment(
+        &self,
+        segment: &mut OpenSegment,
+        appender: &mut Appender,
+        retrying: bool,
+    ) -> Result<(), LogError> {
+        let _fsync = self.fsync_lock.lock();
+        if !retrying {
+            self.check_running()?;
+        }
+        let started = Instant::now();
+        fsync(&segment.file).map_err(|e| self.stop(LogOp::Fsync, &segment.path, e))?;
+        self.fsynced(started);
+        appender.synced_to(segment.len, segment.len);
+        self.unsynced_bytes.store(0, Ordering::Relaxed);
+        self.mark_synced(self.written_seq());
+        Ok(())
+    }
+
+    /// Notes an fsync that worked.
+    fn fsynced(&self, started: Instant) {
+        self.stats.fsync_failed.store(false, Ordering::Relaxed);
+        self.metrics.log_fsync_seconds.observe(started.elapsed().as_secs_f64());
+        self.stats.last_fsync_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// After a failure (see `Log`): writes again what the open segment was
+    /// given since its last fsync that worked (the zeros ahead too), then
+    /// the records appended meanwhile, and fsyncs. The log takes writes
+    /// again once that works. Nothing to do when it is not stopped.
+    pub fn retry(&self) -> Result<(), LogError> {
+        if !self.stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut segment = self.segment.lock();
+        let mut appender = self.appender.lock();
+        let segment = &mut *segment;
+        segment.zeroed = segment.zeroed.min(segment.len);
+        let unsynced = &appender.buf[..appender.written];
+        if !unsynced.is_empty() {
+            write_at(&segment.file, unsynced, segment.len - unsynced.len() as u64)
+                .map_err(|e| self.stop(LogOp::Write, &segment.path, e))?;
+        }
+        self.write_records(segment, &mut appender)?;
+        self.fsync_segment(segment, &mut appender, true)?;
+        self.stats.write_failed.store(false, Ordering::Relaxed);
+        self.stopped.store(false, Ordering::Release);
+        tracing::warn!("the log can be written again: write commands are accepted");
+        if segment.len >= self.segment_bytes {
+            self.start_segment(segment, &mut appender, self.written_seq())?;
+        }
         Ok(())
     }
 
@@ -630,17 +883,19 @@ impl Log {
     }
 
     /// For a connection whose records up to `seq` must be fsynced: Ready
-    /// when they are, or when nobody is leading an fsync (the caller then
-    /// leads one); otherwise Pending until the leader's fsync is done, and
-    /// the caller is woken if it covered `seq`, or if the caller is the
-    /// first left uncovered (it leads the next round). Waking every waiter
-    /// after every fsync cost the uncovered ones a wasted poll each.
+    /// when they are, when nobody is leading an fsync (the caller then
+    /// leads one), or when the log is stopped; otherwise Pending until the
+    /// leader's fsync is done, and the caller is woken if it covered `seq`,
+    /// or if the caller is the first left uncovered (it leads the next
+    /// round). Waking every waiter after every fsync cost the uncovered
+    /// ones a wasted poll each.
     pub fn wait_turn(&self, seq: u64, cx: &mut Context<'_>) -> Poll<()> {
         // Under the waiters' lock, which the leader takes after letting go
         // of leadership: either the leader sees this waiter, or this sees
         // the leader gone (or a newer leader, who will see the waiter).
         let mut waiters = self.waiters.lock();
-        if self.synced_seq() >= seq || !self.leading.load(Ordering::Acquire) {
+        let stopped = self.stopped.load(Ordering::Acquire);
+        if self.synced_seq() >= seq || !self.leading.load(Ordering::Acquire) || stopped {
             return Poll::Ready(());
         }
         waiters.push((seq, cx.waker().clone()));
@@ -648,8 +903,12 @@ impl Log {
     }
 
     /// After an fsync: wakes the waiters it covered, and the one with the
-    /// lowest sequence of those it did not, to lead the next.
+    /// lowest sequence of those it did not, to lead the next. After a
+    /// failure, every waiter: none will be covered until a retry.
     fn wake_waiters(&self) {
+        if self.stopped.load(Ordering::Acquire) {
+            return self.wake_all_waiters();
+        }
         let synced = self.synced_seq();
         let mut woken = Vec::new();
         {
@@ -668,51 +927,82 @@ impl Log {
         woken.into_iter().for_each(Waker::wake);
     }
 
+    fn wake_all_waiters(&self) {
+        let woken: Vec<Waker> = self.waiters.lock().drain(..).map(|(_, waker)| waker).collect();
+        woken.into_iter().for_each(Waker::wake);
+    }
+
     fn mark_synced(&self, seq: u64) {
         self.synced.fetch_max(seq, Ordering::AcqRel);
     }
 
-    /// `everysec`: fsyncs what connections wrote out, once a second.
+    /// `everysec`: fsyncs what connections wrote out, once a second; under
+    /// any policy, once `UNSYNCED_LIMIT` bytes wait for an fsync.
     fn sync_loop(&self) {
         let mut last_sync = Instant::now();
+        let mut seen_seq = self.last_seq();
         let mut wake = self.syncer_wake.0.lock();
         while !self.stopping.load(Ordering::Acquire) {
-            if self.policy() == FsyncPolicy::EverySec && last_sync.elapsed() >= Duration::from_secs(1) {
+            let second = self.policy() == FsyncPolicy::EverySec && last_sync.elapsed() >= Duration::from_secs(1);
+            let piled_up = self.unsynced_bytes.load(Ordering::Relaxed) >= UNSYNCED_LIMIT;
+            if (second || piled_up) && !self.stopped.load(Ordering::Acquire) {
                 last_sync = Instant::now();
-                if let Err(e) = MutexGuard::unlocked(&mut wake, || self.sync_now()) {
-                    tracing::error!("fsync of the log failed: {e}");
+                // A failure stops the log and says so (`stop`); the cron
+                // retries.
+                let _ = MutexGuard::unlocked(&mut wake, || self.sync_now());
+                // No record for a second: the buffer, grown to hold a
+                // second of records under `everysec`, goes back.
+                let mut appender = self.appender.lock();
+                let last = self.last_seq();
+                let idle = std::mem::replace(&mut seen_seq, last) == last;
+                if idle && appender.buf.is_empty() && appender.buf.capacity() > 1 << 20 {
+                    appender.buf = Vec::with_capacity(1 << 16);
                 }
             }
             self.syncer_wake.1.wait_for(&mut wake, Duration::from_millis(100));
         }
     }
 
-    /// Fsyncs what has been written out so far.
+    /// Fsyncs what has been written out so far. The fsync runs outside the
+    /// segment lock: writers go on meanwhile.
     pub fn sync_now(&self) -> Result<(), LogError> {
-        let (file, path, target) = {
+        let (file, path, first_seq, target, len) = {
             let segment = self.segment.lock();
-            (segment.file.clone(), segment.path.clone(), self.written_seq())
+            (segment.file.clone(), segment.path.clone(), segment.first_seq, self.written_seq(), segment.len)
         };
         if target <= self.synced_seq() {
             return Ok(());
         }
-        let started = Instant::now();
-        let result = file.sync_data();
-        self.stats.write_failed.store(result.is_err(), Ordering::Relaxed);
-        result.map_err(io_err(&path))?;
-        self.metrics.log_fsync_seconds.observe(started.elapsed().as_secs_f64());
-        self.stats.last_fsync_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        self.mark_synced(target);
+        {
+            let _fsync = self.fsync_lock.lock();
+            // A failure since (reported to another fsync) leaves nothing
+            // this one could vouch for.
+            self.check_running()?;
+            let started = Instant::now();
+            fsync(&file).map_err(|e| self.stop(LogOp::Fsync, &path, e))?;
+            self.fsynced(started);
+            self.mark_synced(target);
+        }
+        let segment = self.segment.lock();
+        // A segment closed meanwhile was fsynced whole.
+        if segment.first_seq == first_seq {
+            let mut appender = self.appender.lock();
+            appender.synced_to(segment.len, len);
+            self.unsynced_bytes.store(appender.written as u64, Ordering::Relaxed);
+        }
         Ok(())
     }
 
-    /// Writes out and fsyncs everything, and stops the syncer.
+    /// Writes out and fsyncs everything (retrying a stopped log first),
+    /// and stops the syncer.
     pub fn close(&self) -> Result<(), LogError> {
-        self.barrier(|_| ())?;
-        self.segment.lock().close()?;
+        let closed = self.retry().and_then(|()| self.barrier(|_| ())).and_then(|_| {
+            let mut segment = self.segment.lock();
+            self.close_segment(&mut segment, &mut self.appender.lock())
+        });
         self.stopping.store(true, Ordering::Release);
         self.syncer_wake.1.notify_one();
-        Ok(())
+        closed
     }
 
     /// Deletes segments whose records are all at or below `seq` (both
@@ -753,33 +1043,22 @@ impl Log {
     }
 }
 
-fn create_segment(dir: &Path, first_seq: u64) -> Result<OpenSegment, LogError> {
+/// Creates segment `first_seq`, its header durable.
+fn create_segment(dir: &Path, first_seq: u64) -> std::io::Result<OpenSegment> {
     let path = segment_path(dir, first_seq);
     // A file of this name can only be an empty (or torn-empty) segment left
-    // by the last run: nothing in it is needed.
+    // by the last run, or by a start that failed: nothing in it is needed.
     if let Err(e) = std::fs::remove_file(&path) {
         if e.kind() != std::io::ErrorKind::NotFound {
-            return Err(io_err(&path)(e));
+            return Err(e);
         }
     }
-    let mut file = OpenOptions::new().create_new(true).write(true).open(&path).map_err(io_err(&path))?;
-    file.write_all(&encode_header(first_seq)).map_err(io_err(&path))?;
-    file.sync_all().map_err(io_err(&path))?;
-    sync_dir(dir)?;
+    let mut file = OpenOptions::new().create_new(true).write(true).open(&path)?;
+    file.write_all(&encode_header(first_seq))?;
+    file.sync_all()?;
+    File::open(dir)?.sync_all()?;
     let len = HEADER_LEN as u64;
     Ok(OpenSegment { file: Arc::new(file), path, first_seq, len, zeroed: len })
-}
-
-impl OpenSegment {
-    /// Drops the zeros written ahead and fsyncs: a closed segment ends at
-    /// its last record.
-    fn close(&mut self) -> Result<(), LogError> {
-        if self.zeroed > self.len {
-            self.file.set_len(self.len).map_err(io_err(&self.path))?;
-            self.zeroed = self.len;
-        }
-        self.file.sync_data().map_err(io_err(&self.path))
-    }
 }
 
 #[cfg(test)]
@@ -816,6 +1095,14 @@ mod tests {
             Ok(())
         })?;
         Ok((seqs, end))
+    }
+
+    #[test]
+    fn a_record_of_4_gib_or_more_does_not_fit_in_a_frame() {
+        assert!(record_fits(1 << 20, 1 << 20));
+        assert!(record_fits(MAX_PAYLOAD - 18 - 100, 100));
+        assert!(!record_fits(MAX_PAYLOAD - 18 - 100, 101));
+        assert!(!record_fits(0, 4 << 30));
     }
 
     #[test]
