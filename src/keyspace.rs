@@ -292,11 +292,10 @@ impl Keyspace {
             self.durability.rocks_bytes_unswitched.fetch_add(data.len() as u64, Ordering::Relaxed);
             drop(log);
             // RocksDB's memtable insert is most of a write's cost: outside
-            // the append lock, two threads make theirs at once. Should
-            // RocksDB refuse it, the client gets the error and the logged
-            // record applies at the next start.
+            // the append lock, two threads make theirs at once. The record
+            // is in the log: whatever RocksDB does, the write happened.
             if let Some(sealed) = sealed {
-                sealed.write()?;
+                sealed.write();
             }
             #[cfg(test)]
             if let Some(tap) = self.record_tap.lock().as_mut() {
@@ -370,7 +369,8 @@ impl Keyspace {
         if switched > d.rocks_flushed_seq.load(Ordering::Relaxed) && !engine.flush_pending() {
             d.rocks_flushed_seq.fetch_max(switched, Ordering::Relaxed);
         }
-        if d.rocks_bytes_unswitched.load(Ordering::Relaxed) >= self.memtable_bytes && !engine.flush_pending() {
+        let full = d.rocks_bytes_unswitched.load(Ordering::Relaxed) >= self.memtable_bytes && !engine.flush_pending();
+        if full || engine.switch_wanted() {
             self.switch_memtables()?;
         }
         self.truncate_log()
@@ -380,8 +380,9 @@ impl Keyspace {
     /// through them first); returns the sequence they hold.
     fn switch_memtables(&self) -> Result<u64, EngineError> {
         // The backlog goes to RocksDB first, with writers going on: under
-        // the barrier only what came meanwhile does.
-        self.store.engine.drain()?;
+        // the barrier only what came meanwhile does (unless the memtables
+        // have no room for it before the switch).
+        self.store.engine.drain_if_idle()?;
         let (seq, switch) = self.log.barrier(|seq| {
             // Appends are held: exactly what the switched memtables hold.
             self.durability.rocks_bytes_unswitched.store(0, Ordering::Relaxed);

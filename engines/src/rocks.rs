@@ -301,6 +301,130 @@ const BACKLOG_DUE: usize = 4 << 20;
 const BACKLOG_FULL: usize = 16 << 20;
 /// How long a backlog short of due waits for the drainer.
 const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
+/// The drainer's pauses between tries while RocksDB refuses writes:
+/// the first, doubled each time up to the last.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_LAST: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Bytes a memtable entry takes beyond its key and value, counted
+/// generously (skiplist links, sequence number, lengths, alignment).
+const ENTRY_OVERHEAD: u64 = 64;
+/// How long a drain that readers need waits for room in the memtables.
+const ROOM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Keeps RocksDB from flushing memtables on its own. Writes reach RocksDB
+/// before their log records are durable (the drainer is behind the log,
+/// not behind its fsyncs), so a flush RocksDB starts by itself could make
+/// RocksDB durable ahead of the log: after a power loss RocksDB would hold
+/// writes the log and the memory engines lost, half a MULTI. Strata
+/// switches memtables behind a log barrier (`switch_memtables`), and
+/// RocksDB's own trigger (`write_buffer_size`) is twice what this lets in
+/// between two switches, counting `ENTRY_OVERHEAD` per record. A drain
+/// that finds no room asks for a switch and, when readers need it, waits
+/// for it (without holding up other drains); one that was only to shorten
+/// the backlog gives up. Writes made during a switch are let in: the
+/// barrier made every record durable.
+struct MemtableRoom {
+    /// What the memtables may take between two switches.
+    limit: u64,
+    state: Mutex<RoomState>,
+    freed: Condvar,
+    /// A write found no room: the keyspace's cron switches at once.
+    wanted: AtomicBool,
+}
+
+#[derive(Default)]
+struct RoomState {
+    /// Taken since the last switch (`memtable_size` of each batch).
+    used: u64,
+    /// What the last write refused asked for.
+    refused: u64,
+    switching: bool,
+    /// The engine is closing: nobody waits any more.
+    closed: bool,
+}
+
+impl MemtableRoom {
+    /// Whether there is room for `size`; when there is none, asks for a
+    /// switch.
+    fn check(&self, size: u64) -> Result<(), EngineError> {
+        let mut state = self.state.lock();
+        if !state.switching && state.used + size > self.limit {
+            state.refused = size;
+            self.wanted.store(true, Ordering::Relaxed);
+            return Err(EngineError::MemtableFull);
+        }
+        Ok(())
+    }
+
+    /// Counts `size` written.
+    fn take(&self, size: u64) {
+        self.state.lock().used += size;
+    }
+
+    /// Waits until the write refused last would find room (a switch
+    /// freed it, or one is under way), up to `deadline`: false if it did
+    /// not come.
+    fn wait_for_room(&self, deadline: std::time::Instant) -> bool {
+        let mut state = self.state.lock();
+        while !state.switching && state.used + state.refused > self.limit {
+            if state.closed || self.freed.wait_until(&mut state, deadline).timed_out() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Room taken for a write that failed.
+    fn give_back(&self, size: u64) {
+        let mut state = self.state.lock();
+        state.used = state.used.saturating_sub(size);
+    }
+
+    /// A switch begins: every write is let in until `end_switch`.
+    fn begin_switch(&self) {
+        self.state.lock().switching = true;
+        self.freed.notify_all();
+    }
+
+    /// A switch ends; the memtables are empty again if it `switched`.
+    fn end_switch(&self, switched: bool) {
+        let mut state = self.state.lock();
+        state.switching = false;
+        if switched {
+            state.used = 0;
+            self.wanted.store(false, Ordering::Relaxed);
+        }
+        drop(state);
+        self.freed.notify_all();
+    }
+
+    fn close(&self) {
+        self.state.lock().closed = true;
+        self.freed.notify_all();
+    }
+}
+
+/// What a batch costs the memtables: its bytes and `ENTRY_OVERHEAD` per
+/// record (the count is in the batch's header).
+fn memtable_size(data: &[u8]) -> u64 {
+    let records = data.get(8..12).map_or(0, |raw| u32::from_le_bytes(raw.try_into().expect("4 bytes")));
+    data.len() as u64 + ENTRY_OVERHEAD * records as u64
+}
+
+/// How a drain deals with a busy moment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Patience {
+    /// Waits for a drain under way and for room in the memtables (up to
+    /// `ROOM_WAIT`): readers that need RocksDB to hold every write, and
+    /// the drainer thread.
+    Wait,
+    /// Waits for a drain under way (writers past `BACKLOG_FULL` slow down
+    /// with it), not for room: the backlog can wait for the next switch.
+    NoRoomWait,
+    /// Skips when a drain is under way or there is no room.
+    Skip,
+}
 
 /// Handles the compaction filters need: the database itself (to look up the
 /// metadata a hash field belongs to) and the active-expiry watermark.
@@ -327,6 +451,17 @@ struct Writeback {
     /// Held while the backlog is written to RocksDB (writes in log
     /// order), with the buffers a drain reuses.
     draining: Mutex<DrainBuffers>,
+    /// The generation through which RocksDB holds the backlog, and the
+    /// last batch whose writes the row cache does not hold (a range
+    /// delete, or any batch with the cache off): reads drain the backlog
+    /// first while RocksDB is behind that one.
+    applied: AtomicU64,
+    uncovered: AtomicU64,
+    room: MemtableRoom,
+    /// Why the last write to RocksDB failed, while no write has worked
+    /// since (`RocksEngine::write_failure`).
+    failure: Mutex<Option<String>>,
+    failed: AtomicBool,
 }
 
 /// What a drain reuses: the spare backlog buffer swapped in for the one
@@ -400,15 +535,16 @@ impl RocksEngine {
             block.set_pin_l0_filter_and_index_blocks_in_cache(true);
             let mut options = Options::default();
             options.set_block_based_table_factory(&block);
-            // Strata switches memtables itself at `write_buffer_bytes`; RocksDB's
-            // own trigger is a backstop above it. (The memtable bloom filter
-            // is sized from it and zeroed up front, at every open.)
-            options.set_write_buffer_size(config.write_buffer_bytes * 2);
+            // Strata switches memtables itself at `write_buffer_bytes`, and
+            // never lets them reach RocksDB's own trigger (`MemtableRoom`).
+            options.set_write_buffer_size(config.write_buffer_bytes * 8);
             options.set_max_write_buffer_number(4);
             // Most point lookups (the read before every write) miss the
             // memtable; a bloom filter answers that without a skiplist walk.
+            // It is sized from `write_buffer_size` and zeroed up front, at
+            // every open: a fifth of `write_buffer_bytes`.
             options.set_memtable_whole_key_filtering(true);
-            options.set_memtable_prefix_bloom_ratio(0.1);
+            options.set_memtable_prefix_bloom_ratio(0.025);
             // Flushes write L0 uncompressed: compaction reads those files
             // soon, and LZ4 at flush was a quarter of its CPU (MSET), on
             // the cores the connections need. Levels below compress.
@@ -429,6 +565,9 @@ impl RocksEngine {
             ColumnFamilyDescriptor::new(cf.name(), options)
         };
         let descriptors: Vec<_> = Cf::ALL.iter().map(|&cf| cf_options(cf)).collect();
+        // Nor a flush at close: what RocksDB has not flushed, the log holds
+        // (and it may hold writes whose records did not reach the disk).
+        let db_options = db_options.get_options_from_string("avoid_flush_during_shutdown=true")?;
         let db = DB::open_cf_descriptors(&db_options, dir, descriptors)?;
         let db = Arc::new(db);
         let _ = shared.db.set(Arc::downgrade(&db));
@@ -443,6 +582,16 @@ impl RocksEngine {
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
             draining: Mutex::new(DrainBuffers::default()),
+            applied: AtomicU64::new(0),
+            uncovered: AtomicU64::new(0),
+            room: MemtableRoom {
+                limit: config.write_buffer_bytes as u64 * 4,
+                state: Mutex::new(RoomState::default()),
+                freed: Condvar::new(),
+                wanted: AtomicBool::new(false),
+            },
+            failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
         });
         let drained = writeback.clone();
         let drainer = std::thread::Builder::new()
@@ -503,8 +652,12 @@ impl RocksEngine {
     fn read(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         // Keys the cache holds are read from RocksDB only when the cache
         // misses them, and it never drops a write RocksDB lacks; the other
-        // families wait for the backlog.
-        if !rowcache::cached(cf) {
+        // families wait for the backlog, and so does every read while a
+        // batch the cache does not cover waits in it.
+        let writeback = &*self.writeback;
+        if !rowcache::cached(cf)
+            || writeback.applied.load(Ordering::Acquire) < writeback.uncovered.load(Ordering::Acquire)
+        {
             self.drain()?;
         }
         Ok(self.db.get_pinned_cf_opt(self.cf(cf), key, &self.point_read)?.map(|v| v.to_vec()))
@@ -559,55 +712,90 @@ impl RocksEngine {
     /// RocksDB has them); scans and reads of other families drain the
     /// backlog first. Writers of a key hold its shard lock, so the cache
     /// and the backlog follow the log's order for every key.
-    pub fn write(&self, batch: Batch) -> Result<(), EngineError> {
+    ///
+    /// It cannot fail: the batch's log record is appended already, so the
+    /// write has happened whatever RocksDB says. Should RocksDB refuse the
+    /// backlog, the backlog keeps it and the drainer tries again, while
+    /// `write_failure` refuses new write commands.
+    pub fn write(&self, batch: Batch) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         let Batch { data, cached, range_deleted } = batch;
         let writeback = &*self.writeback;
-        if range_deleted || !writeback.cache.enabled() {
-            self.drain()?;
-            writeback.write_rocks(WriteBatch::from_data(&data))?;
-            if range_deleted {
-                writeback.cache.clear();
-            }
-            let applied = writeback.backlog.lock().generation;
-            for (cf, key, value) in cached {
-                writeback.cache.update(cf, &key, value.as_deref(), applied);
-            }
-            return Ok(());
-        }
         let (generation, size) = {
             let mut backlog = writeback.backlog.lock();
             backlog.joined.append(&data);
             backlog.generation += 1;
+            if range_deleted || !writeback.cache.enabled() {
+                writeback.uncovered.store(backlog.generation, Ordering::Release);
+            }
             if backlog.joined.len() >= BACKLOG_DUE && !writeback.due.swap(true, Ordering::Relaxed) {
                 writeback.wake.notify_one();
             }
             (backlog.generation, backlog.joined.len())
         };
+        if range_deleted {
+            // Every shard is locked (FLUSHDB, FLUSHALL): no reader looks
+            // until reads drain the backlog (`uncovered`).
+            writeback.cache.clear();
+        }
         for (cf, key, value) in cached {
             writeback.cache.update(cf, &key, value.as_deref(), generation);
         }
         if size >= BACKLOG_FULL {
-            self.drain()?;
+            // The drainer fell behind: this writer helps. A failure is the
+            // drainer's to retry.
+            let _ = writeback.drain(Patience::NoRoomWait);
         }
-        Ok(())
     }
 
-    /// Writes the backlog to RocksDB (waiting for a drain in progress).
+    /// Writes the backlog to RocksDB, waiting for a drain in progress and,
+    /// if need be, for room in the memtables (`MemtableRoom`).
     pub fn drain(&self) -> Result<(), EngineError> {
-        self.writeback.drain()
+        self.writeback.drain(Patience::Wait)
+    }
+
+    /// Writes the backlog to RocksDB if that can be done at once (no other
+    /// drain under way, room in the memtables); Ok either way.
+    pub fn drain_if_idle(&self) -> Result<(), EngineError> {
+        match self.writeback.drain(Patience::Skip) {
+            Err(EngineError::MemtableFull) => Ok(()),
+            other => other,
+        }
     }
 
     /// Applies a batch given as its data (`Batch::data`), as the log
     /// stores it: replay at startup, before anything reads through the
-    /// cache (a cache something was read into is cleared).
+    /// cache (a cache something was read into is cleared). Let in whatever
+    /// room the memtables have: the records it applies are on disk.
     pub fn write_data(&self, data: &[u8]) -> Result<(), EngineError> {
         self.drain()?;
-        self.writeback.write_rocks(WriteBatch::from_data(data))?;
-        if self.writeback.cache.is_populated() {
-            self.writeback.cache.clear();
+        let writeback = &*self.writeback;
+        writeback.write_rocks(data)?;
+        if writeback.cache.is_populated() {
+            writeback.cache.clear();
         }
         Ok(())
+    }
+
+    /// Whether writes to RocksDB fail (`write_failure` says why).
+    #[inline]
+    pub fn write_failed(&self) -> bool {
+        self.writeback.failed.load(Ordering::Acquire)
+    }
+
+    /// Why writes to RocksDB fail, while they do (none has worked since
+    /// the last that failed): write commands are refused meanwhile.
+    pub fn write_failure(&self) -> Option<String> {
+        if !self.writeback.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.writeback.failure.lock().clone()
+    }
+
+    /// Whether a write is waiting for the memtables to be switched
+    /// (`MemtableRoom`): the keyspace switches them at once.
+    pub fn switch_wanted(&self) -> bool {
+        self.writeback.room.wanted.load(Ordering::Relaxed)
     }
 
     /// How many batches `write` has applied.
@@ -637,17 +825,26 @@ impl RocksEngine {
     /// starts flushing them (all column families as one cut). The caller
     /// holds the log's append lock, and the log is durable through `seq`.
     pub fn switch_memtables(&self, mut batch: Batch, seq: u64) -> Result<(), EngineError> {
-        // Writers in flight hold no lock this thread holds: they finish.
+        let writeback = &*self.writeback;
+        // Every record is durable: writes waiting for room go in, and
+        // finish (writers in flight may be among them).
+        writeback.room.begin_switch();
         while self.in_flight.load(Ordering::Acquire) > 0 {
             std::thread::yield_now();
         }
         self.put(&mut batch, Cf::Default, APPLIED_SEQ_KEY.to_vec(), seq.to_le_bytes().to_vec());
-        self.write(batch)?;
-        self.drain()?;
-        let mut options = FlushOptions::default();
-        options.set_wait(false);
-        let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| self.cf(cf)).collect();
-        Ok(self.db.flush_cfs_opt(&cfs, &options)?)
+        self.write(batch);
+        // Held until the room is counted again from zero: no drain slips
+        // into the new memtables uncounted.
+        let mut buffers = writeback.draining.lock();
+        let switched = writeback.drain_locked(&mut buffers, false).and_then(|()| {
+            let mut options = FlushOptions::default();
+            options.set_wait(false);
+            let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| self.cf(cf)).collect();
+            Ok(self.db.flush_cfs_opt(&cfs, &options)?)
+        });
+        writeback.room.end_switch(switched.is_ok());
+        switched
     }
 
     /// Whether switched memtables are still being flushed.
@@ -658,9 +855,15 @@ impl RocksEngine {
     /// Flushes every memtable and waits, outside any log barrier: for tests
     /// of the engine alone (the server switches memtables behind the log).
     pub fn flush(&self) -> Result<(), EngineError> {
-        self.drain()?;
-        let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| self.cf(cf)).collect();
-        Ok(self.db.flush_cfs_opt(&cfs, &FlushOptions::default())?)
+        let writeback = &*self.writeback;
+        writeback.room.begin_switch();
+        let mut buffers = writeback.draining.lock();
+        let flushed = writeback.drain_locked(&mut buffers, false).and_then(|()| {
+            let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| self.cf(cf)).collect();
+            Ok(self.db.flush_cfs_opt(&cfs, &FlushOptions::default())?)
+        });
+        writeback.room.end_switch(flushed.is_ok());
+        flushed
     }
 
     /// Compacts everything (tests use it to run the compaction filters).
@@ -806,6 +1009,7 @@ impl Writeback {
     /// what is left of it once a second (the cache keeps every entry
     /// RocksDB lacks, and scans would find it to apply).
     fn drain_loop(&self) {
+        let mut retry = RETRY_FIRST;
         loop {
             let due = {
                 let mut backlog = self.backlog.lock();
@@ -817,10 +1021,18 @@ impl Writeback {
             if self.stopping.load(Ordering::Acquire) {
                 return;
             }
-            if let Err(e) = self.drain() {
-                // The backlog keeps the batch; the next drain tries again.
-                tracing::error!("writing the backlog to RocksDB: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(100));
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("rocks-drainer");
+            match self.drain(Patience::Wait) {
+                Ok(()) => retry = RETRY_FIRST,
+                // The switch it asked for comes with the next cron tick.
+                Err(EngineError::MemtableFull) => {}
+                Err(_) => {
+                    // The backlog keeps the batch (`write_rocks` said why,
+                    // once); the next drain tries again, less often.
+                    std::thread::sleep(retry);
+                    retry = (retry * 2).min(RETRY_LAST);
+                }
             }
             if !due {
                 // Writes slowed down: the buffers kept for the next drain
@@ -835,22 +1047,54 @@ impl Writeback {
         }
     }
 
-    fn drain(&self) -> Result<(), EngineError> {
-        let mut buffers = self.draining.lock();
-        let DrainBuffers { spare, sort } = &mut *buffers;
+    fn drain(&self, patience: Patience) -> Result<(), EngineError> {
+        let deadline = std::time::Instant::now() + ROOM_WAIT;
+        loop {
+            let mut buffers = match patience {
+                Patience::Wait | Patience::NoRoomWait => self.draining.lock(),
+                Patience::Skip => match self.draining.try_lock() {
+                    Some(buffers) => buffers,
+                    None => return Ok(()),
+                },
+            };
+            match self.drain_locked(&mut buffers, true) {
+                // Waits for the switch it asked for without holding up
+                // other drains (writers past `BACKLOG_FULL` give up at once).
+                Err(EngineError::MemtableFull) if patience == Patience::Wait => {
+                    drop(buffers);
+                    if !self.room.wait_for_room(deadline) {
+                        return Err(EngineError::MemtableFull);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes the backlog to RocksDB, if the memtables have room for it
+    /// (unless `guarded` is false: a switch is under way, everything is
+    /// durable); the caller holds `draining`.
+    fn drain_locked(&self, buffers: &mut DrainBuffers, guarded: bool) -> Result<(), EngineError> {
+        let DrainBuffers { spare, sort } = buffers;
         let generation = {
             let mut backlog = self.backlog.lock();
-            self.due.store(false, Ordering::Relaxed);
             if backlog.joined.is_empty() {
+                self.due.store(false, Ordering::Relaxed);
                 return Ok(());
             }
+            // Checked before any work: writers past `BACKLOG_FULL` ask
+            // on every write while the memtables are full.
+            if guarded {
+                self.room.check(memtable_size(backlog.joined.data()))?;
+            }
+            self.due.store(false, Ordering::Relaxed);
             // The backlog goes on in the spare buffer, already grown.
             std::mem::swap(&mut backlog.joined, spare);
             backlog.generation
         };
         let joined = spare;
-        let batch = WriteBatch::from_data(sort_batch(joined.data(), sort).unwrap_or(joined.data()));
-        if let Err(e) = self.write_rocks(batch) {
+        let written = self.write_rocks(sort_batch(joined.data(), sort).unwrap_or(joined.data()));
+        if let Err(e) = written {
             // Should RocksDB refuse the write, the backlog keeps it, in
             // front of what came since (the next drain tries again), and
             // the cache keeps its values: readers still see every write.
@@ -863,26 +1107,52 @@ impl Writeback {
         }
         joined.clear();
         self.cache.set_applied(generation);
+        self.applied.store(generation, Ordering::Release);
         Ok(())
     }
 
-    fn write_rocks(&self, batch: WriteBatch) -> Result<(), EngineError> {
-        Ok(self.db.write_opt(batch, &self.write_options)?)
+    /// Writes a batch to RocksDB's memtables, counting the room it takes
+    /// (`MemtableRoom`). A failure is remembered until a write works again.
+    fn write_rocks(&self, data: &[u8]) -> Result<(), EngineError> {
+        let size = memtable_size(data);
+        self.room.take(size);
+        let written = match crate::faults::injected_error("rocks-write") {
+            Some(error) => Err(EngineError::Io("writing to RocksDB".into(), error)),
+            None => self.db.write_opt(WriteBatch::from_data(data), &self.write_options).map_err(EngineError::from),
+        };
+        match &written {
+            Ok(()) => {
+                if self.failed.swap(false, Ordering::AcqRel) {
+                    tracing::warn!("RocksDB takes writes again: write commands are accepted");
+                }
+            }
+            Err(e) => {
+                self.room.give_back(size);
+                let reason = match e {
+                    EngineError::Io(_, error) => crate::faults::strerror(error),
+                    EngineError::Rocks(error) => error.clone().into_string(),
+                    other => other.to_string(),
+                };
+                *self.failure.lock() = Some(reason);
+                if !self.failed.swap(true, Ordering::AcqRel) {
+                    tracing::error!("writing to RocksDB failed: {e}; write commands are refused until a retry works");
+                }
+            }
+        }
+        written
     }
 }
 
 impl Drop for RocksEngine {
     fn drop(&mut self) {
         self.writeback.stopping.store(true, Ordering::Release);
+        self.writeback.room.close();
         self.writeback.wake.notify_one();
         if let Some(drainer) = self.drainer.take() {
             let _ = drainer.join();
         }
-        // What RocksDB closes with is what it holds, as with its memtables
-        // (RocksDB flushes them at close).
-        if let Err(e) = self.drain() {
-            tracing::error!("writing the backlog to RocksDB at close: {e}");
-        }
+        // RocksDB closes without flushing (`avoid_flush_during_shutdown`),
+        // and the backlog is dropped: the log holds both.
         // Compaction filters hold the database while they run; wait for them
         // so the last reference is never dropped on a compaction thread.
         self.db.cancel_all_background_work(true);
@@ -1018,7 +1288,7 @@ mod tests {
             let mut batch = Batch::default();
             engine.put(&mut batch, Cf::Meta, format!("key{i:08}").into_bytes(), value.clone());
             written += batch.data().len();
-            engine.write(batch).unwrap();
+            engine.write(batch);
             // Past due (batches join without their headers), short of
             // coming due twice.
             if written > BACKLOG_DUE * 3 / 2 {
@@ -1045,7 +1315,7 @@ mod tests {
         for i in 0..21_000u32 {
             let mut batch = Batch::default();
             engine.put(&mut batch, Cf::Meta, key(i), i.to_le_bytes().to_vec());
-            engine.write(batch).unwrap();
+            engine.write(batch);
             if i % 7000 == 0 {
                 engine.drain().unwrap();
             }
@@ -1064,10 +1334,89 @@ mod tests {
             })
             .unwrap();
         assert_eq!(scanned, 3000, "a scan drains the backlog first");
+        // Without a log, what RocksDB holds after a close is what it flushed.
+        engine.flush().unwrap();
         drop(engine);
         let engine = RocksEngine::open(dir.path(), &config).unwrap();
         for k in (0..3000).step_by(97) {
             assert_eq!(engine.get(Cf::Meta, &key(k)).unwrap(), Some(last(k)), "key {k} after reopening");
         }
+    }
+
+    fn put_keys(engine: &RocksEngine, keys: std::ops::Range<u32>, value: &[u8]) {
+        for i in keys {
+            let mut batch = Batch::default();
+            engine.put(&mut batch, Cf::Meta, format!("key{i:08}").into_bytes(), value.to_vec());
+            engine.write(batch);
+        }
+    }
+
+    /// RocksDB flushes nothing on its own, however much is written between
+    /// two switches: the memtables take what they have room for, the rest
+    /// waits in the backlog (readers find it in the cache) and a switch is
+    /// asked for; a scan, which needs RocksDB whole, waits for it.
+    #[test]
+    fn rocksdb_never_flushes_memtables_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RocksConfig { write_buffer_bytes: 256 << 10, ..RocksConfig::default() };
+        let engine = RocksEngine::open(dir.path(), &config).unwrap();
+        let value = vec![b'v'; 1000];
+        // Twenty times RocksDB's own trigger (`write_buffer_size`).
+        let keys = 0..(20 * 8 * (256 << 10) / 1000);
+        put_keys(&engine, keys.clone(), &value);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !engine.switch_wanted() && std::time::Instant::now() < deadline {
+            engine.drain_if_idle().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(engine.switch_wanted(), "the memtables filled up and asked for a switch");
+        // Anything RocksDB flushed by itself would be in SST files by now.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(engine.disk_bytes(), 0, "RocksDB flushed memtables on its own");
+        assert!(!engine.writeback.backlog.lock().joined.is_empty(), "the rest waits in the backlog");
+        let last = format!("key{:08}", keys.end - 1).into_bytes();
+        assert_eq!(engine.get(Cf::Meta, &last).unwrap(), Some(value.clone()), "read from the cache");
+        std::thread::scope(|s| {
+            let scan = s.spawn(|| {
+                let mut count = 0;
+                engine
+                    .scan(Cf::Meta, b"key", b"kez", false, &mut |_, _| {
+                        count += 1;
+                        true
+                    })
+                    .unwrap();
+                count
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            engine.switch_memtables(Batch::default(), 1).unwrap();
+            assert_eq!(scan.join().unwrap(), keys.len(), "the scan waited for the switch and saw every key");
+        });
+        assert!(!engine.switch_wanted());
+        while engine.flush_pending() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(engine.disk_bytes() > 0, "the switch flushed");
+        assert_eq!(engine.applied_seq().unwrap(), 1);
+    }
+
+    /// A close flushes nothing either: what RocksDB had not flushed, the
+    /// log holds (and replays), and it may hold writes whose log records
+    /// never reached the disk.
+    #[test]
+    fn a_close_keeps_only_what_was_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RocksEngine::open(dir.path(), &RocksConfig::default()).unwrap();
+        put_keys(&engine, 0..10, b"flushed");
+        engine.switch_memtables(Batch::default(), 10).unwrap();
+        while engine.flush_pending() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        put_keys(&engine, 10..20, b"later");
+        engine.drain().unwrap();
+        drop(engine);
+        let engine = RocksEngine::open(dir.path(), &RocksConfig::default()).unwrap();
+        assert_eq!(engine.applied_seq().unwrap(), 10);
+        assert_eq!(engine.get(Cf::Meta, b"key00000009").unwrap(), Some(b"flushed".to_vec()));
+        assert_eq!(engine.get(Cf::Meta, b"key00000010").unwrap(), None, "left to the log");
     }
 }

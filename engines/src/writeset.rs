@@ -21,7 +21,14 @@ pub struct WriteSet<'e> {
     /// Once a savepoint is taken (EXEC, where one failed command's writes
     /// go but the others' stay): how each change found what it replaced.
     journal: Option<Vec<Change>>,
+    /// At least the bytes `into_batch` makes of the writes (never less:
+    /// it only grows, also when a write replaces or a rollback drops one).
+    bytes_bound: usize,
 }
+
+/// Bytes a batch record takes beside its key and value, at most: its tag,
+/// family and lengths.
+const RECORD_OVERHEAD: usize = 16;
 
 /// One change to the pending writes, as the journal keeps it.
 enum Change {
@@ -37,7 +44,7 @@ pub struct Savepoint(usize);
 
 impl<'e> WriteSet<'e> {
     pub fn new(engine: &'e RocksEngine) -> WriteSet<'e> {
-        WriteSet { engine, pending: BTreeMap::new(), deleted_ranges: Vec::new(), journal: None }
+        WriteSet { engine, pending: BTreeMap::new(), deleted_ranges: Vec::new(), journal: None, bytes_bound: 12 }
     }
 
     pub fn engine(&self) -> &'e RocksEngine {
@@ -75,6 +82,7 @@ impl<'e> WriteSet<'e> {
     }
 
     fn set(&mut self, cf: Cf, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.bytes_bound += RECORD_OVERHEAD + key.len() + value.as_ref().map_or(0, Vec::len);
         match &mut self.journal {
             None => {
                 self.pending.insert((cf, key), value);
@@ -125,6 +133,7 @@ impl<'e> WriteSet<'e> {
                 journal.push(Change::Pending(key.0, key.1, before));
             }
         }
+        self.bytes_bound += RECORD_OVERHEAD + from.len() + to.len();
         self.deleted_ranges.push((cf, from, to));
         if let Some(journal) = &mut self.journal {
             journal.push(Change::Range);
@@ -214,9 +223,51 @@ impl<'e> WriteSet<'e> {
     pub fn commit(self) -> Result<(), EngineError> {
         let engine = self.engine;
         let batch = self.into_batch();
-        if batch.is_empty() {
-            return Ok(());
+        if !batch.is_empty() {
+            engine.write(batch);
         }
-        engine.write(batch)
+        Ok(())
+    }
+
+    /// At most how many bytes `into_batch` makes of these writes.
+    pub fn encoded_len_bound(&self) -> usize {
+        self.bytes_bound
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound commits check against the log's frame limit is never
+    /// below what the batch takes, through replaced writes, deletes,
+    /// ranges and rollbacks.
+    #[test]
+    fn the_encoded_length_bound_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RocksEngine::open(dir.path(), &crate::RocksConfig::default()).unwrap();
+        let mut ws = WriteSet::new(&engine);
+        let check = |ws: &WriteSet| {
+            let bound = ws.encoded_len_bound();
+            let mut copy = WriteSet::new(&engine);
+            copy.pending = ws.pending.clone();
+            copy.deleted_ranges = ws.deleted_ranges.clone();
+            assert!(copy.into_batch().data().len() <= bound);
+        };
+        check(&ws);
+        for i in 0..300u32 {
+            let key = format!("key{}", i % 37).into_bytes();
+            match i % 5 {
+                0 => ws.delete(Cf::Sub, key),
+                1 => ws.delete_range(Cf::Meta, key, b"kez".to_vec()),
+                _ => ws.put(Cf::ALL[i as usize % 4], key, vec![b'v'; (i * 7 % 300) as usize]),
+            }
+            if i == 100 {
+                let savepoint = ws.savepoint();
+                ws.put(Cf::Meta, b"dropped".to_vec(), vec![0; 1000]);
+                ws.rollback_to(savepoint);
+            }
+            check(&ws);
+        }
     }
 }

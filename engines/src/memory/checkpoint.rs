@@ -7,7 +7,8 @@
 //! key, entry)...]`
 //! (entries in `codec`'s encoding), then the CRC32C of everything before
 //! it. Written to a temp file, fsynced, renamed, directory fsynced: a
-//! checkpoint is either whole or absent.
+//! checkpoint is either whole or absent, and the temp file of one that
+//! failed is removed (it would hold disk space a full disk needs back).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -64,7 +65,8 @@ pub fn list_checkpoints(dir: &Path) -> Vec<(u64, PathBuf)> {
 
 /// Streams a checkpoint to a temp file; `finish` makes it visible.
 pub struct CheckpointWriter {
-    out: BufWriter<File>,
+    /// None once `finish` has taken it.
+    out: Option<BufWriter<File>>,
     tmp: PathBuf,
     dir: PathBuf,
     crc: u32,
@@ -80,7 +82,7 @@ impl CheckpointWriter {
         let tmp = dir.join("checkpoint.tmp");
         let file = File::create(&tmp).map_err(io)?;
         let mut writer = CheckpointWriter {
-            out: BufWriter::with_capacity(1 << 20, file),
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
             tmp,
             dir: dir.to_path_buf(),
             crc: 0,
@@ -98,7 +100,8 @@ impl CheckpointWriter {
     fn write(&mut self, bytes: &[u8]) -> Result<(), CheckpointError> {
         self.crc = crc32c::crc32c_append(self.crc, bytes);
         self.bytes += bytes.len() as u64;
-        self.out.write_all(bytes).map_err(|source| CheckpointError::Io { path: self.tmp.clone(), source })
+        let out = self.out.as_mut().expect("written before finish");
+        out.write_all(bytes).map_err(|source| CheckpointError::Io { path: self.tmp.clone(), source })
     }
 
     /// Appends one shard, cut at `seq`. Shards must come in index order.
@@ -129,12 +132,27 @@ impl CheckpointWriter {
         self.write(&crc)?;
         let tmp = self.tmp.clone();
         let io = |source| CheckpointError::Io { path: tmp.clone(), source };
-        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        let out = self.out.take().expect("finished once");
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        if let Some(error) = crate::faults::injected_error("checkpoint-write") {
+            return Err(io(error));
+        }
         file.sync_all().map_err(io)?;
         let path = checkpoint_path(&self.dir, self.min_seq);
         std::fs::rename(&tmp, &path).map_err(io)?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
         Ok((path, self.bytes))
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        // Renamed into place, or failed: a temp file left is a failure's.
+        if let Err(e) = std::fs::remove_file(&self.tmp) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("removing {}: {e}", self.tmp.display());
+            }
+        }
     }
 }
 
@@ -266,6 +284,20 @@ mod tests {
             assert_eq!(a, b);
         }
         assert!(matches!(images[3].shard.db_ref(1).unwrap().get(b"k3-1").unwrap().value, MemValue::List(_)));
+    }
+
+    #[test]
+    fn a_checkpoint_given_up_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = CheckpointWriter::create(dir.path(), 2).unwrap();
+        writer.shard(1, &sample(2)[1]).unwrap();
+        assert!(dir.path().join("checkpoint.tmp").exists());
+        // As when a write fails: the writer is dropped unfinished.
+        drop(writer);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "its space is given back");
+        let path = write(dir.path(), &sample(3));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.path()).collect();
+        assert_eq!(left, vec![path], "a finished one leaves only itself");
     }
 
     #[test]
