@@ -22,7 +22,11 @@ const STRATA_DEFAULTS: &[(&str, &str)] = &[("dir", "./strata-data"), ("bind", "1
 /// `metrics-port`: the Prometheus endpoint's port on the `bind` addresses
 /// (0 = off). `key-load-delay`: Redis's hidden test setting, microseconds
 /// of delay per log record replayed at startup (tests watch LOADING).
-const STRATA_PARAMS: &[(&str, &str)] = &[("metrics-port", "0"), ("key-load-delay", "0")];
+/// `log-max-size`: bytes of log on disk past which write commands are
+/// refused with MISCONF (0: no limit); the log grows that big only while
+/// checkpoints or RocksDB flushes fail, which its truncation waits for.
+const STRATA_PARAMS: &[(&str, &str)] =
+    &[("metrics-port", "0"), ("key-load-delay", "0"), ("log-max-size", "17179869184")];
 
 /// Parameters that take a size with an optional unit (`1gb`, `512mb`).
 const MEMORY_PARAMS: &[&str] = &[
@@ -32,6 +36,7 @@ const MEMORY_PARAMS: &[&str] = &[
     "maxmemory-clients",
     "active-defrag-ignore-bytes",
     "auto-aof-rewrite-min-size",
+    "log-max-size",
 ];
 
 /// Parameters Redis refuses to change at run time ("can't set immutable

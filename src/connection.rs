@@ -18,7 +18,8 @@ use crate::blocking::{BlockedCall, Wake};
 use crate::client::{Client, ClientShared};
 use crate::commands::dispatch;
 use crate::config::SessionSettings;
-use crate::protocol::{OutputBuffer, ParseOutcome, Reply, ReplyEncoder, RequestLimits, RequestParser};
+use crate::keyspace::last_commit_on_thread;
+use crate::protocol::{OutputBuffer, OutputMark, ParseOutcome, Reply, ReplyEncoder, RequestLimits, RequestParser};
 use crate::server::Server;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -58,6 +59,8 @@ struct Connection {
     /// Requests ran since their writes were last made durable: their
     /// replies must wait for that.
     unsynced: bool,
+    /// Which of those replies acknowledge writes.
+    acks: Acks,
     /// Since when the output has stayed over its class's soft limit
     /// (Redis's `obuf_soft_limit_reached_time`).
     over_soft_limit_since: Option<Instant>,
@@ -82,6 +85,7 @@ async fn session(server: &Server, socket: TcpStream, client: &mut Client, input:
         parser: RequestParser::default(),
         output: OutputBuffer::default(),
         unsynced: false,
+        acks: Acks::default(),
         over_soft_limit_since: None,
         last_io: Instant::now(),
     };
@@ -175,7 +179,9 @@ async fn run_requests(
                 // Redis answers the protocol error, then closes.
                 tracing::debug!(client = client.shared.id, error = %e, "protocol error");
                 server.stats.record_error_text("ERR");
+                let mark = conn.output.mark();
                 conn.output.push_reply(encoder_for(client), &Reply::Error(format!("ERR {e}")));
+                conn.acks.note(mark, conn.output.mark(), None);
                 return Ok(Next::Quit);
             }
         };
@@ -185,7 +191,9 @@ async fn run_requests(
         conn.unsynced = true;
         let args_bytes = argv.iter().map(|arg| arg.len()).sum();
         client.shared.buffers.args.store(args_bytes, Ordering::Relaxed);
+        let committed = last_commit_on_thread();
         let mut reply = dispatch(server, client, &argv);
+        let mut wrote = Some(last_commit_on_thread()).filter(|&seq| seq != committed);
         if let Some(call) = client.blocked.take() {
             match wait_blocked(server, client, conn, killed.as_mut(), call, settings).await? {
                 Some(outcome) => reply = outcome,
@@ -194,8 +202,11 @@ async fn run_requests(
             // Served by another client's write, which this reply must not
             // overtake to the log.
             conn.unsynced = true;
+            wrote = Some(server.keyspace.log.last_seq());
         }
+        let mark = conn.output.mark();
         conn.output.push_reply(encoder_for(client), &reply);
+        conn.acks.note(mark, conn.output.mark(), wrote);
         if conn.over_output_limit(client, settings) {
             return Ok(Next::Close);
         }
@@ -238,12 +249,11 @@ impl Connection {
         if self.unsynced {
             // Every batch waits, not only writers: a reply must not show
             // data that a crash could still take back.
-            if let Err(e) = server.keyspace.make_durable().await {
-                // The writes may not be durable: do not acknowledge them.
-                tracing::error!(error = %e, "writing the log failed");
-                return Err(std::io::Error::other(e.to_string()));
+            if server.keyspace.make_durable().await.is_err() {
+                self.refuse_unlogged_writes(server);
             }
             self.unsynced = false;
+            self.acks = Acks::default();
         }
         if self.output.is_empty() {
             return Ok(());
@@ -255,6 +265,28 @@ impl Connection {
             client.shared.last_active_ms.store(server.ticked_uptime_ms(), Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// The log stopped (a failed write or fsync: `Log`) before it made the
+    /// writes of the requests run so far durable: every reply from the
+    /// first that acknowledges one becomes Redis's MISCONF error, and the
+    /// connection stays open. The writes stay applied and their records
+    /// wait in the log's memory: they become durable when the log's retry
+    /// works, and are lost if the server dies first, so a client told
+    /// MISCONF may find its write done or not, never half done. Replies
+    /// before it (reads) go out as they are.
+    fn refuse_unlogged_writes(&mut self, server: &Server) {
+        let acks = std::mem::take(&mut self.acks);
+        let Some(first) = acks.first_write.filter(|_| acks.last_seq > server.keyspace.durable_seq()) else {
+            return;
+        };
+        let refusal =
+            server.keyspace.write_refusal().unwrap_or_else(|| "MISCONF Errors writing to the AOF file".into());
+        self.output.truncate(first);
+        for _ in 0..acks.refused {
+            server.stats.record_error_text(&refusal);
+            self.output.push_reply(ReplyEncoder { resp3: false }, &Reply::Error(refusal.clone()));
+        }
     }
 
     /// Redis's `checkClientOutputBufferLimits`: the replies waiting are
@@ -303,6 +335,36 @@ impl Connection {
         let fixed = std::mem::size_of::<Client>() + std::mem::size_of::<ClientShared>();
         let total = fixed + self.input.capacity() + args + self.output.buffer_capacity() + self.output.list_bytes();
         store(&sizes.total, total);
+    }
+}
+
+/// The replies waiting for the log, and which acknowledge writes: should
+/// the log fail to take their records, those are refused
+/// (`Connection::refuse_unlogged_writes`).
+#[derive(Default)]
+struct Acks {
+    /// Where the first reply that acknowledges a write starts.
+    first_write: Option<OutputMark>,
+    /// Replies from that one on.
+    refused: usize,
+    /// The last log sequence those replies depend on.
+    last_seq: u64,
+}
+
+impl Acks {
+    /// A reply was pushed from `mark` to `end` (nothing for SHUTDOWN's);
+    /// `wrote`: its command's last log record.
+    fn note(&mut self, mark: OutputMark, end: OutputMark, wrote: Option<u64>) {
+        if end == mark {
+            return;
+        }
+        if let Some(seq) = wrote {
+            self.first_write.get_or_insert(mark);
+            self.last_seq = self.last_seq.max(seq);
+        }
+        if self.first_write.is_some() {
+            self.refused += 1;
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! batch. Memory engines (lists, sets, sorted sets, streams) join here: a key
 //! has one type in the whole server, and `Tx::meta` is where that is decided.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use smallvec::{smallvec, SmallVec};
 use strata_cluster::key_slot;
 use strata_engines::encoding::{decode_meta_key, decode_sub_key};
 use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Sealed, Store, Txn};
-use strata_engines::log::{FsyncPolicy, Log};
+use strata_engines::log::{FsyncPolicy, Log, LogError};
 use strata_engines::memory::{
     shard_of, shard_of_slot, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, Undo, ZSetOp,
     SHARDS,
@@ -33,6 +34,52 @@ use crate::error::CmdError;
 use crate::loading::LoadingProgress;
 use crate::recovery::{self, RecoveryReport};
 
+/// The wait before trying a failed checkpoint again, doubled at each
+/// failure in a row up to the last.
+const CHECKPOINT_RETRY_FIRST_MS: u64 = 1000;
+const CHECKPOINT_RETRY_LAST_MS: u64 = 60_000;
+
+thread_local! {
+    /// A thread's buffer for memory records encoded outside the append
+    /// lock (`Keyspace::commit_encoded`).
+    static ENCODING: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// The sequence of the last record committed on this thread.
+    static LAST_COMMIT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Memory records, encoded for the log (`encode_records`): the thread's
+/// buffer, taken only when there are records (string and hash commands
+/// have none).
+fn encode_records(records: &[MemRecord]) -> Vec<u8> {
+    if records.is_empty() {
+        return Vec::new();
+    }
+    let mut buf = ENCODING.take();
+    strata_engines::memory::codec::encode_records(records, &mut buf);
+    buf
+}
+
+/// What `encode_records` made of no records.
+const NO_RECORDS: &[u8] = &[0];
+
+fn put_back_encoding_buffer(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 {
+        return;
+    }
+    buf.clear();
+    // A huge transaction's buffer is not kept for the small ones after.
+    if buf.capacity() <= 1 << 20 {
+        ENCODING.set(buf);
+    }
+}
+
+/// The sequence of the last record committed on this thread: a
+/// connection reads it before and after a command to learn whether the
+/// command wrote, and what its reply must wait for (`connection::flush`).
+pub fn last_commit_on_thread() -> u64 {
+    LAST_COMMIT.get()
+}
+
 /// When the background work of `Keyspace::maintain` kicks in.
 #[derive(Clone, Debug)]
 pub struct DurabilityConfig {
@@ -44,6 +91,10 @@ pub struct DurabilityConfig {
     pub checkpoint_log_bytes: u64,
     /// Sleep per record replayed at startup (`key-load-delay`, tests only).
     pub replay_delay: std::time::Duration,
+    /// `log-max-size`: past this many bytes of log on disk (it cannot be
+    /// truncated while checkpoints or RocksDB flushes fail), write
+    /// commands are refused; 0 for no limit.
+    pub log_max_bytes: u64,
 }
 
 impl Default for DurabilityConfig {
@@ -53,6 +104,7 @@ impl Default for DurabilityConfig {
             segment_bytes: 64 << 20,
             checkpoint_log_bytes: 256 << 20,
             replay_delay: std::time::Duration::ZERO,
+            log_max_bytes: 0,
         }
     }
 }
@@ -99,6 +151,19 @@ pub struct Durability {
     pub checkpoint_failed: AtomicBool,
     /// Log bytes written when the last checkpoint started.
     log_bytes_at_checkpoint: AtomicU64,
+    /// Checkpoints failed in a row, and when the next try is due (each
+    /// failure doubles the wait, up to `CHECKPOINT_RETRY_LAST`).
+    checkpoint_failures_in_row: AtomicU64,
+    checkpoint_retry_at_ms: AtomicU64,
+    /// When the cron last retried a stopped log (once a second, as Redis
+    /// retries a failed AOF write).
+    log_retried_ms: AtomicU64,
+    /// `log-max-size` (CONFIG SET changes it), and whether the log has
+    /// reached it: write commands are refused until it is truncated.
+    pub log_max_bytes: AtomicU64,
+    log_full: AtomicBool,
+    /// When the cron last warned that the log is half way to the limit.
+    log_warned_ms: AtomicU64,
     /// RocksDB batch bytes applied since the last memtable switch: what the
     /// active memtables hold. (RocksDB's own size property counts arena
     /// blocks and memtable bloom filters allocated up front, megabytes
@@ -142,6 +207,7 @@ impl Keyspace {
         let durability = Durability::default();
         durability.rocks_flushed_seq.store(report.rocks_seq, Ordering::Relaxed);
         durability.checkpoint_seq.store(report.checkpoint_seq, Ordering::Relaxed);
+        durability.log_max_bytes.store(config.log_max_bytes, Ordering::Relaxed);
         tracing::info!(
             records = report.records_replayed,
             last_seq = report.last_seq,
@@ -265,9 +331,19 @@ impl Keyspace {
             // RocksDB writes are never applied; its memory effects go back.
             tx.undo_memory();
         }
+        let mut mem = Vec::new();
+        let result = result.and_then(|value| match self.encode_for_log(&tx, &mut mem) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                tx.undo_memory();
+                Err(e)
+            }
+        });
         let Tx { txn, records, shards, .. } = tx;
         let expired = txn.expired;
-        self.commit(txn, result.is_ok(), records)?;
+        let committed = self.commit_encoded(txn, result.is_ok(), records, &mem);
+        put_back_encoding_buffer(mem);
+        committed?;
         drop(shards);
         if expired > 0 && result.is_ok() {
             self.expired_keys.fetch_add(expired, Ordering::Relaxed);
@@ -275,22 +351,56 @@ impl Keyspace {
         result
     }
 
+    /// Encodes a transaction's memory records into `mem` (outside the
+    /// append lock) and checks that its record fits in a log frame: one of
+    /// 4 GiB or more would corrupt the log, so the transaction is refused
+    /// before anything is logged (the caller takes its memory effects back).
+    fn encode_for_log(&self, tx: &Tx, mem: &mut Vec<u8>) -> Result<(), CmdError> {
+        *mem = encode_records(&tx.records);
+        let rocks = tx.txn.encoded_len_bound();
+        if strata_engines::log::record_fits(rocks, mem.len()) {
+            return Ok(());
+        }
+        mem.clear();
+        Err(CmdError::err(format!(
+            "the transaction's log record would take {} bytes, more than a log record holds (4 GiB); nothing was \
+             applied",
+            rocks + mem.len()
+        )))
+    }
+
+    /// `commit_encoded`, encoding the records here (background work:
+    /// expiry).
+    fn commit(&self, txn: Txn, apply_rocks: bool, records: Vec<MemRecord>) -> Result<(), EngineError> {
+        let mem = encode_records(&records);
+        let committed = self.commit_encoded(txn, apply_rocks, records, &mem);
+        put_back_encoding_buffer(mem);
+        committed
+    }
+
     /// The one place writes become real: under the log's append lock the
     /// RocksDB batch (`txn`'s writes, when `apply_rocks`) is applied and
-    /// the record appended, so sequence order is RocksDB's order; then the
-    /// watchers of the changed keys are marked. The caller still holds the
-    /// shards the writes touched. Durability comes later, per batch of
-    /// requests (`make_durable`).
-    fn commit(&self, txn: Txn, apply_rocks: bool, records: Vec<MemRecord>) -> Result<(), EngineError> {
+    /// the record appended (`mem`: `records` encoded, empty for none), so sequence order
+    /// is RocksDB's order; then the watchers of the changed keys are
+    /// marked. The caller still holds the shards the writes touched.
+    /// Durability comes later, per batch of requests (`make_durable`).
+    fn commit_encoded(
+        &self,
+        txn: Txn,
+        apply_rocks: bool,
+        records: Vec<MemRecord>,
+        mem: &[u8],
+    ) -> Result<(), EngineError> {
         let changed = self.changed_keys(&txn.ws, &records);
         let rocks = Some(txn.finish()).filter(|c| apply_rocks && !c.is_empty());
         if rocks.is_some() || !records.is_empty() {
             let mut log = self.log.lock();
             let sealed = rocks.map(Commit::seal);
             let data = sealed.as_ref().map_or(&[][..], Sealed::data);
-            log.push(data, &records);
+            let seq = log.push_encoded(data, if mem.is_empty() { NO_RECORDS } else { mem });
             self.durability.rocks_bytes_unswitched.fetch_add(data.len() as u64, Ordering::Relaxed);
             drop(log);
+            LAST_COMMIT.set(seq);
             // RocksDB's memtable insert is most of a write's cost: outside
             // the append lock, two threads make theirs at once. The record
             // is in the log: whatever RocksDB does, the write happened.
@@ -310,7 +420,9 @@ impl Keyspace {
     /// before a connection sends its replies: handed to the OS at once
     /// (one write for everyone's records: group commit), and under
     /// `always` written and fsynced by one of the waiting connections, one
-    /// write and one fsync serving every waiting client.
+    /// write and one fsync serving every waiting client. Fails at once
+    /// while the log is stopped (see `Log`): the connection then refuses
+    /// the replies that acknowledge writes (`connection::flush`).
     pub async fn make_durable(&self) -> Result<(), EngineError> {
         let target = self.log.last_seq();
         if self.log.policy() != FsyncPolicy::Always {
@@ -333,6 +445,9 @@ impl Keyspace {
         // the next requests are read, as Redis writes its replies after
         // the fsync. The first left uncovered leads the next round.
         while self.log.synced_seq() < target {
+            if let Some(reason) = self.log.failure() {
+                return Err(LogError::Stopped(reason).into());
+            }
             match self.log.claim_lead() {
                 Some(lead) => {
                     tokio::task::yield_now().await;
@@ -351,29 +466,115 @@ impl Keyspace {
         Ok(())
     }
 
-    /// Background durability work, run by the cron: switches RocksDB's
-    /// memtables once they hold `write_buffer_bytes` (behind a log barrier,
-    /// so RocksDB is never durable ahead of the log), notes finished
-    /// flushes, and deletes log segments both engines hold.
+    /// The last sequence a reply may acknowledge under `appendfsync`:
+    /// fsynced under `always`, handed to the OS otherwise.
+    pub fn durable_seq(&self) -> u64 {
+        match self.log.policy() {
+            FsyncPolicy::Always => self.log.synced_seq(),
+            _ => self.log.written_seq(),
+        }
+    }
+
+    /// Why write commands are refused now, if they are: Redis's MISCONF
+    /// reply. The log stopped after a failed write or fsync (Redis's own
+    /// text, quoting the error), RocksDB refuses writes, or the log
+    /// reached `log-max-size`. Reads, and PING, are served meanwhile.
+    #[inline]
+    pub fn write_refusal(&self) -> Option<String> {
+        // Asked before every command: three loads when all is well.
+        let failing = self.log.is_stopped() || self.store.engine.write_failed();
+        if !failing && !self.durability.log_full.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.refusal_text()
+    }
+
+    #[cold]
+    fn refusal_text(&self) -> Option<String> {
+        if let Some(reason) = self.log.failure() {
+            return Some(format!("MISCONF Errors writing to the AOF file: {reason}"));
+        }
+        if let Some(reason) = self.store.engine.write_failure() {
+            // Not "the AOF file": an operator looks at RocksDB's
+            // directory and its LOG, where the cause is.
+            return Some(format!("MISCONF Errors writing to RocksDB: {reason}"));
+        }
+        if self.durability.log_full.load(Ordering::Relaxed) {
+            return Some(
+                "MISCONF The log has reached log-max-size: it is truncated only after a checkpoint and a RocksDB \
+                 flush succeed. Commands that may modify the data set are disabled. Please check the Strata logs \
+                 for details about the error."
+                    .into(),
+            );
+        }
+        None
+    }
+
+    /// Background durability work, run by the cron: retries a stopped
+    /// log once a second, switches RocksDB's memtables once they hold
+    /// `write_buffer_bytes` or a write waits for room (behind a log
+    /// barrier, so RocksDB is never durable ahead of the log), notes
+    /// finished flushes, deletes log segments both engines hold, and
+    /// watches the log's size.
     pub fn maintain(&self) -> Result<(), EngineError> {
         let engine = &self.store.engine;
         let d = &self.durability;
         if !d.compactions_enabled.swap(true, Ordering::Relaxed) {
             engine.enable_compactions()?;
         }
+        let now = strata_engines::now_ms();
+        if self.log.failure().is_some() && now >= d.log_retried_ms.load(Ordering::Relaxed) + 1000 {
+            d.log_retried_ms.store(now, Ordering::Relaxed);
+            // A failure was logged when it stopped the log.
+            let _ = self.log.retry();
+        }
         let last = self.log.last_seq();
         if d.seen_seq.swap(last, Ordering::Relaxed) != last {
-            d.seen_changed_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
+            d.seen_changed_ms.store(now, Ordering::Relaxed);
         }
         let switched = d.rocks_switch_seq.load(Ordering::Relaxed);
         if switched > d.rocks_flushed_seq.load(Ordering::Relaxed) && !engine.flush_pending() {
             d.rocks_flushed_seq.fetch_max(switched, Ordering::Relaxed);
         }
         let full = d.rocks_bytes_unswitched.load(Ordering::Relaxed) >= self.memtable_bytes && !engine.flush_pending();
-        if full || engine.switch_wanted() {
+        // Neither engine can switch while the log or RocksDB fails; each
+        // is retried on its own.
+        let healthy = self.log.failure().is_none() && engine.write_failure().is_none();
+        if healthy && (full || engine.switch_wanted()) {
             self.switch_memtables()?;
         }
-        self.truncate_log()
+        self.truncate_log()?;
+        self.watch_log_size(now);
+        Ok(())
+    }
+
+    /// Refuses writes once the log reaches `log-max-size` (the cron calls
+    /// it), and warns from half way: the log is truncated only below what
+    /// a checkpoint and RocksDB's flushed files hold, so failing ones make
+    /// it grow until the disk is full.
+    fn watch_log_size(&self, now: u64) {
+        let d = &self.durability;
+        let limit = d.log_max_bytes.load(Ordering::Relaxed);
+        let bytes = self.log.disk_bytes();
+        let full = limit > 0 && bytes >= limit;
+        if full != d.log_full.swap(full, Ordering::Relaxed) {
+            match full {
+                true => tracing::error!(bytes, limit, "the log has reached log-max-size: write commands are refused"),
+                false => {
+                    tracing::warn!(bytes, limit, "the log is below log-max-size again: write commands are accepted")
+                }
+            }
+        }
+        if limit > 0 && bytes >= limit / 2 && now >= d.log_warned_ms.load(Ordering::Relaxed) + 60_000 {
+            d.log_warned_ms.store(now, Ordering::Relaxed);
+            tracing::warn!(
+                bytes,
+                limit,
+                checkpoint_failures = d.checkpoint_failures_in_row.load(Ordering::Relaxed),
+                "the log is growing towards log-max-size: it is truncated only after a checkpoint and a RocksDB \
+                 flush succeed"
+            );
+        }
     }
 
     /// Switches RocksDB's memtables behind a log barrier (the log durable
@@ -406,9 +607,14 @@ impl Keyspace {
     }
 
     /// Whether the log has grown enough since the last checkpoint that a
-    /// new one should be written (the cron starts it on its own thread).
+    /// new one should be written (the cron starts it on its own thread),
+    /// or a failed one is due for another try.
     pub fn checkpoint_due(&self) -> bool {
         let d = &self.durability;
+        if d.checkpoint_failures_in_row.load(Ordering::Relaxed) > 0 {
+            let due = strata_engines::now_ms() >= d.checkpoint_retry_at_ms.load(Ordering::Relaxed);
+            return due && !d.checkpoint_in_progress.load(Ordering::Relaxed);
+        }
         let grown = self.log.metrics.log_bytes_written.get() - d.log_bytes_at_checkpoint.load(Ordering::Relaxed);
         // Writing a checkpoint costs CPU in proportion to the data: once
         // the log since the last one is four times the checkpoint, writers
@@ -422,7 +628,9 @@ impl Keyspace {
 
     /// Writes a memory checkpoint: shard by shard, each copied under its
     /// lock (writers to that shard wait for the copy only) and cut at the
-    /// last sequence it holds. Keeps the newest two checkpoints.
+    /// last sequence it holds. Keeps the newest two checkpoints. A failed
+    /// one is tried again after a second, then after twice as long each
+    /// time (`checkpoint_due`), up to `CHECKPOINT_RETRY_LAST`.
     pub fn checkpoint(&self) -> Result<(), EngineError> {
         let d = &self.durability;
         if d.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
@@ -435,6 +643,11 @@ impl Keyspace {
         let metrics = &self.log.metrics;
         if result.is_err() {
             metrics.checkpoint_failures.inc();
+            let failures = d.checkpoint_failures_in_row.fetch_add(1, Ordering::Relaxed) + 1;
+            let wait = (CHECKPOINT_RETRY_FIRST_MS << (failures - 1).min(16)).min(CHECKPOINT_RETRY_LAST_MS);
+            d.checkpoint_retry_at_ms.store(strata_engines::now_ms() + wait, Ordering::Relaxed);
+        } else {
+            d.checkpoint_failures_in_row.store(0, Ordering::Relaxed);
         }
         let (seq, bytes) = result?;
         d.checkpoint_seq.fetch_max(seq, Ordering::Relaxed);
@@ -515,10 +728,15 @@ impl Keyspace {
     }
 
     /// Clean shutdown: a SAVE at the last sequence, so the next start
-    /// replays nothing, then the log closed.
+    /// replays nothing, then the log closed, whether the SAVE worked or
+    /// not (the next start then replays the log).
     pub fn shutdown(&self) -> Result<(), EngineError> {
-        self.save()?;
-        Ok(self.log.close()?)
+        let saved = self.save();
+        if let Err(e) = &saved {
+            tracing::error!(error = %e, "saving at shutdown failed: the log is closed all the same and replayed at the next start");
+        }
+        self.log.close()?;
+        saved
     }
 
     /// Every memory key of every database (tests compare it with a replay

@@ -101,6 +101,15 @@ pub fn recover(
     progress.loaded_bytes.fetch_add(checkpoint.as_deref().map_or(0, file_size), Ordering::Relaxed);
     let checkpoint_seq = shard_seqs.iter().copied().min().unwrap_or(0);
     let from = rocks_seq.min(checkpoint_seq);
+    // The last segment is made durable before its records are replayed
+    // into RocksDB, which may flush them: RocksDB must never hold what a
+    // power loss could take from the log. (It also stays the last segment
+    // no longer: new records go to a new one.)
+    if let Some(last) = list_segments(&log_dir(dir))?.last() {
+        std::fs::File::open(&last.path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| EngineError::Io(last.path.display().to_string(), e))?;
+    }
     let mut replayed = 0u64;
     // Consecutive records' RocksDB writes go in as one batch: replay order
     // is kept, and a write per record would dominate the replay.
@@ -156,14 +165,6 @@ pub fn recover(
             tracing::warn!(file = %path.display(), offset, "cutting a torn record off the end of the log");
         }
         cut_torn_tail(path, *offset)?;
-    }
-    // The last segment stays as it is (new records go to a new one): make
-    // it durable now, so that a later power loss cannot tear a segment
-    // that is no longer the last.
-    if let Some(last) = list_segments(&log_dir(dir))?.last() {
-        std::fs::File::open(&last.path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| EngineError::Io(last.path.display().to_string(), e))?;
     }
     tracing::info!(
         rocksdb_open_ms = opened_ms,

@@ -98,6 +98,7 @@ impl Server {
         let log_config = DurabilityConfig {
             fsync: FsyncPolicy::parse(config.get("appendfsync").unwrap_or("everysec")).unwrap_or(FsyncPolicy::EverySec),
             replay_delay: Duration::from_micros(config.get("key-load-delay").and_then(|v| v.parse().ok()).unwrap_or(0)),
+            log_max_bytes: config.get("log-max-size").and_then(|v| v.parse().ok()).unwrap_or(0),
             ..DurabilityConfig::default()
         };
         let keyspace = Keyspace::open(

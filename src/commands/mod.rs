@@ -555,7 +555,7 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
     } else if row.denyoom && over_maxmemory(server) {
         Some(CmdError::Custom("OOM command not allowed when used memory > 'maxmemory'.".into()))
     } else {
-        None
+        disk_refusal(server, client, row)
     };
     if let Some(error) = refusal {
         row.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
@@ -654,6 +654,23 @@ fn run_queued(server: &Server, client: &mut Client, handler: Handler, argv: &[By
             std::panic::resume_unwind(panic)
         }
     }
+}
+
+/// Redis's MISCONF: while the log or RocksDB cannot be written, or the log
+/// is full, commands that write are refused, and EXEC when it holds one
+/// (inside MULTI the refusal fails the transaction, as in Redis). Unlike
+/// Redis, PING and reads are still served. What EXEC runs, and a blocked
+/// client served by another's write, passed this check already.
+fn disk_refusal(server: &Server, client: &Client, row: &Command) -> Option<CmdError> {
+    let refusal = server.keyspace.write_refusal()?;
+    if client.in_exec || client.retrying_blocked {
+        return None;
+    }
+    let queued_write = || {
+        let queued = client.multi.as_ref().map_or(&[][..], |m| &m.commands[..]);
+        queued.iter().any(|argv| server.commands.lookup(argv).is_ok_and(Command::is_write))
+    };
+    (row.is_write() || (row.name == "exec" && queued_write())).then_some(CmdError::Custom(refusal))
 }
 
 /// Runs commands in-process against a real server on a temp dir, for

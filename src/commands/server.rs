@@ -280,7 +280,8 @@ fn persistence_fields(server: &Server) -> Fields {
         field("aof_current_rewrite_time_sec", -1),
         field("aof_last_bgrewrite_status", "ok"),
         field("aof_rewrites", 0),
-        field("aof_last_write_status", status(log.write_failed())),
+        // Redis 7 says err for a failed write or fsync alike, until one works.
+        field("aof_last_write_status", status(log.write_failed() || log.fsync_failed())),
         field("aof_current_size", log.disk_bytes()),
         field("aof_pending_bio_fsync", (log.synced_seq() < log.written_seq()) as u8),
         field("strata_appendfsync", server.config.read().get("appendfsync").unwrap_or("everysec")),
@@ -289,6 +290,12 @@ fn persistence_fields(server: &Server) -> Fields {
         field("strata_log_synced_seq", log.synced_seq()),
         field("strata_log_fsyncs", log.metrics.log_fsync_seconds.count()),
         field("strata_log_last_fsync_usec", load(&log.stats.last_fsync_micros)),
+        field("strata_log_write_status", status(log.write_failed())),
+        field("strata_log_fsync_status", status(log.fsync_failed())),
+        field("strata_log_max_size", load(&d.log_max_bytes)),
+        field("strata_rocksdb_write_status", status(keyspace.store.engine.write_failure().is_some())),
+        field("strata_writes_refused", keyspace.write_refusal().is_some() as u8),
+        field("strata_checkpoint_failures", log.metrics.checkpoint_failures.get()),
         field("strata_rocksdb_flushed_seq", load(&d.rocks_flushed_seq)),
         field("strata_checkpoint_seq", load(&d.checkpoint_seq)),
         field("strata_checkpoint_bytes", log.metrics.checkpoint_bytes.get() as u64),
@@ -454,6 +461,9 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     }
     if let Some(policy) = updated.get("appendfsync").and_then(strata_engines::log::FsyncPolicy::parse) {
         ctx.server.keyspace.log.set_policy(policy);
+    }
+    if let Some(limit) = updated.get("log-max-size").and_then(|v| v.parse().ok()) {
+        ctx.server.keyspace.durability.log_max_bytes.store(limit, Ordering::Relaxed);
     }
     let maxmemory = updated.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
     ctx.server.maxmemory.store(maxmemory, Ordering::Relaxed);

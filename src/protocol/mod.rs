@@ -5,7 +5,7 @@ mod output;
 mod reply;
 mod request;
 
-pub use output::OutputBuffer;
+pub use output::{OutputBuffer, OutputMark};
 pub use reply::{encode_double, RandomPicks, RandomPicksBuilder, Reply, ReplyEncoder, ReplySink};
 pub use request::{
     parse_i64, parse_request, split_inline_args, ParseOutcome, ProtocolError, RequestLimits, RequestParser,

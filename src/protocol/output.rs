@@ -38,6 +38,13 @@ enum Pending {
     Picks(Box<RandomPicks>),
 }
 
+/// Where the next reply starts in an `OutputBuffer` (`OutputBuffer::truncate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputMark {
+    list: usize,
+    buf: usize,
+}
+
 impl Pending {
     fn memory(&self) -> usize {
         match self {
@@ -65,6 +72,33 @@ impl OutputBuffer {
         if self.buf.len() >= BLOCK_BYTES {
             self.buf_to_list();
         }
+    }
+
+    /// Where the next reply starts.
+    pub fn mark(&self) -> OutputMark {
+        OutputMark { list: self.list.len(), buf: self.buf.len() }
+    }
+
+    /// Drops the replies pushed since `mark`, none of them written yet
+    /// (the connection writes nothing of them before the log has their
+    /// records: it refuses them when it has not).
+    pub fn truncate(&mut self, mark: OutputMark) {
+        if self.list.len() == mark.list {
+            self.buf.truncate(mark.buf);
+            return;
+        }
+        // The buffer as it was at the mark went to the list first, as
+        // block `mark.list`: its bytes come back to the buffer.
+        let kept = match self.list.get(mark.list) {
+            Some(Pending::Block(block)) => block.slice(..mark.buf),
+            _ => Bytes::new(),
+        };
+        while self.list.len() > mark.list {
+            let dropped = self.list.pop_back().expect("longer than the mark");
+            self.list_bytes -= dropped.memory();
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&kept);
     }
 
     /// Nothing is waiting.
@@ -271,5 +305,27 @@ mod tests {
         };
         output.consume(front.len());
         front
+    }
+
+    #[test]
+    fn truncating_to_a_mark_drops_exactly_the_replies_after_it() {
+        let bulk = |n: usize| Reply::Bulk(Bytes::from(vec![b'x'; n]));
+        for (before, after) in [(10, 10), (10, 40_000), (20_000, 10), (20_000, 40_000), (0, 40_000)] {
+            let mut output = OutputBuffer::default();
+            let mut expected = OutputBuffer::default();
+            for reply in [bulk(before), Reply::Integer(7)] {
+                output.push_reply(encoder(), &reply);
+                expected.push_reply(encoder(), &reply);
+            }
+            let mark = output.mark();
+            for _ in 0..3 {
+                output.push_reply(encoder(), &bulk(after));
+            }
+            output.truncate(mark);
+            assert_eq!(output.mark(), mark, "{before} then {after}");
+            output.push_reply(encoder(), &Reply::Error("ERR refused".into()));
+            expected.push_reply(encoder(), &Reply::Error("ERR refused".into()));
+            assert_eq!(drain(&mut output, 1000), drain(&mut expected, 1000), "{before} then {after}");
+        }
     }
 }
