@@ -81,8 +81,8 @@ impl Default for RocksConfig {
 #[derive(Default)]
 pub struct Batch {
     /// RocksDB's `WriteBatch` data, encoded here: building a RocksDB
-    /// `WriteBatch` per command (an FFI call and a C++ allocation per
-    /// record, a name lookup per column family) was 8 % of INCR's CPU.
+    /// `WriteBatch` per command would take an FFI call and a C++
+    /// allocation per record and a name lookup per column family.
     data: Vec<u8>,
     /// Puts (Some) and deletes (None) of cached column families.
     cached: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)>,

@@ -11,8 +11,7 @@ const SPIN: Duration = Duration::from_micros(20);
 /// (which sleeps). The shard locks and the log's append lock are held for
 /// a microsecond or a few; a worker that sleeps on one (a futex wait, then
 /// a wake by the holder) costs more than the holder's whole command when
-/// clients hammer one key (redis-benchmark: +15-20 % ops/s on LPUSH, SADD,
-/// XADD).
+/// clients hammer one key.
 fn acquire<G>(try_take: impl Fn() -> Option<G>, take: impl FnOnce() -> G) -> G {
     if let Some(guard) = try_take() {
         return guard;

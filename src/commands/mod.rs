@@ -233,8 +233,8 @@ fn row_from_info(info: &'static Value, docs: &'static Value) -> Command {
 
 /// Every command Strata serves.
 pub struct CommandTable {
-    /// Looked up once per request: hashed with foldhash (SipHash, the
-    /// default, was 2 % of a SET's instructions).
+    /// Looked up once per request: hashed with foldhash, which costs a
+    /// fraction of the default SipHash on short names.
     commands: HashMap<String, Command, foldhash::fast::RandomState>,
 }
 
