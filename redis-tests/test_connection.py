@@ -56,6 +56,20 @@ def test_hello_switches_protocol(pair):
     pair.same("GET", "missing")
 
 
+def assert_same_error_then_close(request, *servers):
+    """Each server answers `request` with the same reply, then closes."""
+    replies = []
+    for server in servers:
+        conn = RawConn(server.port)
+        conn.send_raw(request)
+        raw, _ = conn.read_reply()
+        with pytest.raises((ConnectionError, OSError)):
+            conn.read_reply()
+        replies.append(raw)
+        conn.close()
+    assert replies[0] == replies[1], f"{request!r}: {replies}"
+
+
 def test_protocol_errors_close_the_connection(strata_server, redis_server):
     cases = [
         b"*1\r\n+PING\r\n",
@@ -68,16 +82,7 @@ def test_protocol_errors_close_the_connection(strata_server, redis_server):
         b"SET 'a'b\r\n",
     ]
     for case in cases:
-        replies = []
-        for server in (strata_server, redis_server):
-            conn = RawConn(server.port)
-            conn.send_raw(case)
-            raw, _ = conn.read_reply()
-            with pytest.raises((ConnectionError, OSError)):
-                conn.read_reply()
-            replies.append(raw)
-            conn.close()
-        assert replies[0] == replies[1], f"{case!r}: {replies}"
+        assert_same_error_then_close(case, strata_server, redis_server)
 
 
 def test_inline_commands(strata_server, redis_server):
@@ -155,16 +160,7 @@ def test_unauthenticated_clients_may_send_small_requests_only(auth_pair):
         b"*1\r\n$-1\r\n",
     ]
     for case in refused:
-        replies = []
-        for server in (strata, real):
-            conn = RawConn(server.port)
-            conn.send_raw(case)
-            raw, _ = conn.read_reply()
-            with pytest.raises((ConnectionError, OSError)):
-                conn.read_reply()
-            replies.append(raw)
-            conn.close()
-        assert replies[0] == replies[1], f"{case!r}: {replies}"
+        assert_same_error_then_close(case, strata, real)
     # At the limits, the command is read and refused for want of AUTH.
     pair = Pair(RawConn(strata.port), RawConn(real.port))
     pair.same("DEL", *["k%d" % i for i in range(9)])

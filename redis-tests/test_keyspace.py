@@ -650,3 +650,12 @@ def test_generic_commands_on_large_values(pair):
     pair.same("HLEN", "bigh3")
     pair.same("HGET", "bigh3", "field:1999")
     pair.same("OBJECT", "ENCODING", "bigh3")
+
+
+def test_arguments_in_error_texts_end_at_a_nul(pair):
+    """Redis prints arguments into errors with %s: a C string ends at NUL."""
+    pair.same("SET", "k", "v")
+    pair.same("OBJECT", "\x00abc", "k")
+    pair.same("EXPIRE", "k", "10", "\x00NX")
+    pair.same("XGROUP", "CREATECONSUMER", "k\x00k", "g", "c")
+    pair.same("XREADGROUP", "GROUP", "g\x00", "c", "STREAMS", "k\x00x", ">")

@@ -735,3 +735,47 @@ def test_xinfo_stream_full(pair):
     ours, theirs = pair.call("XINFO", "STREAM", "s", "FULL", "COUNT", "5")
     assert without_times(ours) == without_times(theirs)
     pair.same("XINFO", "STREAM", "s")
+
+
+def test_consumer_group_bookkeeping_does_not_fail_watch(pair):
+    """Redis 7.0 signals a stream key modified only for XADD, XDEL, XTRIM and
+    the stream XGROUP CREATE MKSTREAM makes."""
+    fill(pair, "s", 3)
+    pair.same("XGROUP", "CREATE", "s", "g", "0")
+    bookkeeping = [
+        ("XREADGROUP", "GROUP", "g", "c", "COUNT", "2", "STREAMS", "s", ">"),
+        ("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "0"),
+        ("XACK", "s", "g", "1-1"),
+        ("XCLAIM", "s", "g", "d", "0", "2-1"),
+        ("XAUTOCLAIM", "s", "g", "c", "0", "0"),
+        ("XGROUP", "CREATECONSUMER", "s", "g", "e"),
+        ("XGROUP", "DELCONSUMER", "s", "g", "e"),
+        ("XGROUP", "SETID", "s", "g", "0"),
+        ("XGROUP", "CREATE", "s", "g2", "$"),
+        ("XGROUP", "DESTROY", "s", "g2"),
+        ("XSETID", "s", "9-9"),
+    ]
+    for command in bookkeeping:
+        pair.same("WATCH", "s")
+        pair.same(*command)
+        pair.same("MULTI")
+        pair.same("PING")
+        pair.same("EXEC")
+    for command in [("XADD", "s", "10-1", "f", "v"), ("XDEL", "s", "3-1"), ("XTRIM", "s", "MAXLEN", "1")]:
+        pair.same("WATCH", "s")
+        pair.same(*command)
+        pair.same("MULTI")
+        pair.same("PING")
+        pair.same("EXEC")
+    pair.same("WATCH", "new")
+    pair.same("XGROUP", "CREATE", "new", "g", "$", "MKSTREAM")
+    pair.same("MULTI")
+    pair.same("PING")
+    pair.same("EXEC")
+
+
+def test_xtrim_checks_its_options_before_the_key(pair):
+    for args in [("MAXLEN", "=", "5-2"), ("MINID", "=", "abc"), ("MINID", "~", "-"), ("MAXLEN", "-1")]:
+        pair.same("XTRIM", "missing", *args)
+        pair.same("SET", "str", "x")
+        pair.same("XTRIM", "str", *args)

@@ -622,3 +622,23 @@ def test_rename_and_copy_over_zsets(pair):
     pair.same("RENAME", "b", "s")
     pair.same("TYPE", "s")
     pair.same("ZSCORE", "s", "x")
+
+
+def test_scores_read_as_strtod_reads_them(pair):
+    """Hexadecimal and subnormal scores are numbers; out-of-range ones are
+    not (ZADD, ZINCRBY, WEIGHTS); a range bound is strtod on a C string."""
+    for score in ["0x10", "-0X1.8p1", "5e-324", "1e400", "-1e400", "1e-400", "0e-400", "0x", "+-1", "Infinity"]:
+        pair.same("ZADD", "z", score, "m")
+        pair.same("ZINCRBY", "z", score, "n")
+        pair.same("ZUNIONSTORE", "out", "1", "z", "WEIGHTS", score)
+    pair.same("ZRANGE", "z", "0", "-1", "WITHSCORES")
+    for bound in ["", "\x00", "1\x00junk", " 1", " ", "1 ", "1e400", "(1e-400", "(", "0x10", "nan", "abc"]:
+        pair.same("ZRANGEBYSCORE", "z", bound, "+inf", "WITHSCORES")
+        pair.same("ZCOUNT", "z", "-inf", bound)
+
+
+def test_zincrby_answers_the_negative_zero_it_computed(pair):
+    pair.same("ZINCRBY", "z", "-0", "new")
+    pair.same("ZADD", "z", "INCR", "-0", "other")
+    pair.same("ZINCRBY", "z", "-0", "new")
+    pair.same("ZRANGE", "z", "0", "-1", "WITHSCORES")

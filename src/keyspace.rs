@@ -1209,7 +1209,9 @@ impl Keyspace {
         }
         for record in records {
             if let MemRecord::Op { db, op } = record {
-                add(*db, op.key());
+                if op.touches_watchers() {
+                    add(*db, op.key());
+                }
             }
         }
         changed

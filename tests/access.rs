@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Conn, TestServer, Value};
+use common::{free_port, Conn, RedisServer, TestServer, Value};
 
 /// Redis 7.0's refusal, as redis-server 7.0 sends it.
 const DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
@@ -132,24 +132,11 @@ fn protected_mode_refuses_clients_from_other_hosts_while_no_password_is_set() {
 #[test]
 fn protected_mode_refusal_is_redis_servers() {
     let Some(interface) = test_interface() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Ok(mut redis) = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-    else {
+    let Some(redis) = RedisServer::start() else {
         eprintln!("SKIPPED: redis-server is not installed");
         return;
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Conn::try_connect(port).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let refusal = read_until_closed(&mut interface.connect(port));
-    let _ = redis.kill();
-    let _ = redis.wait();
+    let refusal = read_until_closed(&mut interface.connect(redis.port));
     assert_eq!(refusal, DENIED);
 }
 

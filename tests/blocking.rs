@@ -134,23 +134,34 @@ fn client_unblock_racing_a_push_on_another_thread_loses_nothing() {
         pusher = pushing.join().expect("pusher panicked");
         let reply = waiter.read().expect("the waiter's reply");
         let left = unblocker.call(&["LLEN", "key"]);
-        match reply {
-            Value::Array(pair) => {
-                assert_eq!(bulk_text(&pair[1]), item);
-                assert_eq!(left, Value::Int(0), "round {round}: served, yet the element is still there");
-                served += 1;
-            }
-            Value::Nil => {
-                assert_eq!(unblock, Value::Int(1), "round {round}: unblocked without CLIENT UNBLOCK saying so");
-                assert_eq!(left, Value::Int(1), "round {round}: unblocked, and the pushed element is gone");
-                unblocker.call(&["DEL", "key"]);
-                unblocked += 1;
-            }
-            other => panic!("round {round}: BRPOP answered {other:?}"),
+        if was_served(round, reply, &item, left) {
+            served += 1;
+        } else {
+            assert_eq!(unblock, Value::Int(1), "round {round}: unblocked without CLIENT UNBLOCK saying so");
+            unblocker.call(&["DEL", "key"]);
+            unblocked += 1;
         }
     }
     // Both outcomes happen, or the race was never run.
     assert!(served > 0 && unblocked > 0, "served {served}, unblocked {unblocked}");
+}
+
+/// A BRPOP raced against the push of `item`: whether it was served (then
+/// with `item`, and nothing `left` in the list) or ended without it (then
+/// the item is still there: nothing lost either way).
+fn was_served(round: usize, reply: Value, item: &str, left: Value) -> bool {
+    match reply {
+        Value::Array(pair) => {
+            assert_eq!(bulk_text(&pair[1]), item);
+            assert_eq!(left, Value::Int(0), "round {round}: served, yet the element is still there");
+            true
+        }
+        Value::Nil => {
+            assert_eq!(left, Value::Int(1), "round {round}: ended empty-handed, and the pushed element is gone");
+            false
+        }
+        other => panic!("round {round}: BRPOP answered {other:?}"),
+    }
 }
 
 #[test]
@@ -175,18 +186,11 @@ fn a_timeout_racing_a_push_on_another_thread_loses_nothing() {
         assert_eq!(pusher.call(&["LPUSH", "key", &item]), Value::Int(1));
         let reply = waiter.read().expect("the waiter's reply");
         let left = pusher.call(&["LLEN", "key"]);
-        match reply {
-            Value::Array(pair) => {
-                assert_eq!(bulk_text(&pair[1]), item);
-                assert_eq!(left, Value::Int(0), "round {round}: served, yet the element is still there");
-                served += 1;
-            }
-            Value::Nil => {
-                assert_eq!(left, Value::Int(1), "round {round}: timed out, and the pushed element is gone");
-                pusher.call(&["DEL", "key"]);
-                timed_out += 1;
-            }
-            other => panic!("round {round}: BRPOP answered {other:?}"),
+        if was_served(round, reply, &item, left) {
+            served += 1;
+        } else {
+            pusher.call(&["DEL", "key"]);
+            timed_out += 1;
         }
     }
     assert!(served > 0 && timed_out > 0, "served {served}, timed out {timed_out}");

@@ -96,13 +96,23 @@ pub fn pairs(argv: &[Bytes], first: usize) -> Result<Vec<(&Bytes, &Bytes)>, CmdE
     Ok(rest.chunks_exact(2).map(|pair| (&pair[0], &pair[1])).collect())
 }
 
+/// An argument as Redis's `%s` prints it into a reply: a C string, so it
+/// ends at its first NUL.
+pub fn c_text(arg: &[u8]) -> std::borrow::Cow<'_, str> {
+    let end = arg.iter().position(|&b| b == 0).unwrap_or(arg.len());
+    String::from_utf8_lossy(&arg[..end])
+}
+
 /// Redis's integer argument rule (`string2ll`).
 pub fn parse_int(arg: &[u8]) -> Result<i64, CmdError> {
     parse_i64(arg).ok_or(CmdError::NotInteger)
 }
 
-/// Redis's float argument rule (`string2ld`/`strtold` on the whole string):
-/// no spaces, no NaN; `inf`, `+inf`, `-inf` accepted.
+/// Redis's float argument rule (`strtod` on the whole string, as
+/// `getDoubleFromObject` checks it): no spaces, no NaN; `inf`/`infinity`
+/// with a sign, hexadecimal floats (`0x1.8p3`) and subnormals accepted;
+/// values out of range (`1e400`, or `1e-400`, which would read as 0)
+/// refused.
 pub fn parse_float_opt(arg: &[u8]) -> Option<f64> {
     // Most scores are whole numbers: read as integers, which up to 15
     // digits are exact as doubles ("-0" and leading zeros are not taken
@@ -116,31 +126,108 @@ pub fn parse_float_opt(arg: &[u8]) -> Option<f64> {
 }
 
 fn parse_float_general(arg: &[u8]) -> Option<f64> {
+    match strtod(arg)? {
+        (value, false) if !value.is_nan() => Some(value),
+        _ => None,
+    }
+}
+
+/// A score range bound as Redis's `zslParseRange` reads it: strtod on a C
+/// string (up to the first NUL), so the empty string is 0, leading
+/// whitespace is skipped and out-of-range values are kept (as infinity or
+/// 0); only NaN and trailing garbage are refused.
+pub fn parse_score_bound(arg: &[u8]) -> Option<f64> {
+    let arg = &arg[..arg.iter().position(|&b| b == 0).unwrap_or(arg.len())];
+    if arg.is_empty() {
+        return Some(0.0);
+    }
+    let start = arg.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    match strtod(&arg[start..])? {
+        (value, _) if !value.is_nan() => Some(value),
+        _ => None,
+    }
+}
+
+/// What C's strtod makes of all of `arg` (no leading whitespace): the
+/// value and whether it was out of range (ERANGE: too big, or too small to
+/// be anything but 0); None when `arg` is not one number. Decimal and
+/// hexadecimal (`0x1.8p3`) forms, `inf`/`infinity`, with a sign.
+fn strtod(arg: &[u8]) -> Option<(f64, bool)> {
     if arg.is_empty() || arg.len() > 5000 {
         return None;
     }
     let text = std::str::from_utf8(arg).ok()?;
-    if text.starts_with(|c: char| c.is_whitespace()) || text.ends_with(|c: char| c.is_whitespace()) {
-        return None;
-    }
-    let spelled = |words: &[&str]| words.iter().any(|word| text.eq_ignore_ascii_case(word));
-    let value = if spelled(&["inf", "+inf", "infinity", "+infinity"]) {
-        f64::INFINITY
-    } else if spelled(&["-inf", "-infinity"]) {
-        f64::NEG_INFINITY
+    let (negative, unsigned) = match text.as_bytes()[0] {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (magnitude, out_of_range) = if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity")
+    {
+        (f64::INFINITY, false)
+    } else if unsigned.eq_ignore_ascii_case("nan") {
+        (f64::NAN, false)
+    } else if let Some(hex) = unsigned.strip_prefix("0x").or_else(|| unsigned.strip_prefix("0X")) {
+        parse_hex_float(hex)?
     } else {
-        // Rust accepts "nan", "inf" spellings and a few things strtod
-        // does not; allow only what strtod would take as a number.
-        if !text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
+        // Rust also reads "inf" spellings and a few things strtod does
+        // not; allow only what strtod takes as a decimal number.
+        if unsigned.starts_with(['+', '-'])
+            || !unsigned.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+        {
             return None;
         }
-        text.parse::<f64>().ok()?
+        let value = unsigned.parse::<f64>().ok()?;
+        let mantissa = unsigned.split(['e', 'E']).next().unwrap_or_default();
+        let underflow = value == 0.0 && mantissa.bytes().any(|b| matches!(b, b'1'..=b'9'));
+        (value, value.is_infinite() || underflow)
     };
-    if value.is_nan() {
-        None
-    } else {
-        Some(value)
+    Some((if negative { -magnitude } else { magnitude }, out_of_range))
+}
+
+/// The digits of a hexadecimal float after `0x` (`1.8p3`, `ff`, `.8`),
+/// as strtod reads them, and whether the value is out of range.
+fn parse_hex_float(text: &str) -> Option<(f64, bool)> {
+    let (digits, exponent) = match text.find(['p', 'P']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
     }
+    // Up to 32 significant digits are kept exactly; any further nonzero
+    // digit only marks the value as a little above them, for rounding.
+    let mut mantissa = 0u128;
+    let mut scale = exponent as i64;
+    let mut significant = 0;
+    for (i, c) in whole.chars().chain(fraction.chars()).enumerate() {
+        let digit = c.to_digit(16)? as u128;
+        let in_fraction = i >= whole.len();
+        if mantissa == 0 && digit == 0 {
+            scale -= if in_fraction { 4 } else { 0 };
+            continue;
+        }
+        if significant < 32 {
+            mantissa = mantissa << 4 | digit;
+            significant += 1;
+            scale -= if in_fraction { 4 } else { 0 };
+        } else {
+            mantissa |= (digit != 0) as u128;
+            scale += if in_fraction { 0 } else { 4 };
+        }
+    }
+    // Scaled in steps that stay exact until the last (a mantissa below
+    // 2^128 is 0 or infinite well within these bounds).
+    let mut value = mantissa as f64;
+    let mut scale = scale.clamp(-2400, 2400) as i32;
+    while scale.abs() > 1000 {
+        let step = 1000 * scale.signum();
+        value *= 2f64.powi(step);
+        scale -= step;
+    }
+    let value = value * 2f64.powi(scale);
+    Some((value, value.is_infinite() || (value == 0.0 && mantissa != 0)))
 }
 
 pub fn parse_float(arg: &[u8]) -> Result<f64, CmdError> {
@@ -234,6 +321,67 @@ mod tests {
         for arg in &args {
             let (fast, general) = (parse_float_opt(arg.as_bytes()), parse_float_general(arg.as_bytes()));
             assert_eq!(fast.map(f64::to_bits), general.map(f64::to_bits), "{arg:?}");
+        }
+    }
+
+    /// What glibc's strtod makes of each, as Redis's getDoubleFromObject
+    /// checks it (None: "value is not a valid float").
+    #[test]
+    fn floats_read_as_strtod_reads_them() {
+        let cases: &[(&str, Option<f64>)] = &[
+            ("0x10", Some(16.0)),
+            ("-0X1.8p1", Some(-3.0)),
+            ("0x.8", Some(0.5)),
+            ("0x1p-1074", Some(f64::from_bits(1))),
+            ("0x1p-1080", None),
+            ("0x1p1024", None),
+            ("0xffffffffffffffffffffffffffffffffff", Some(2f64.powi(136))),
+            ("0x", None),
+            ("0x1p", None),
+            ("0xg", None),
+            ("5e-324", Some(f64::from_bits(1))),
+            ("1e-400", None),
+            ("0e-400", Some(0.0)),
+            ("1e400", None),
+            ("-1e400", None),
+            ("1.7976931348623157e308", Some(f64::MAX)),
+            ("+Infinity", Some(f64::INFINITY)),
+            ("-INF", Some(f64::NEG_INFINITY)),
+            ("nan", None),
+            ("+-1", None),
+            ("--1", None),
+            ("1e", None),
+            (".5", Some(0.5)),
+            ("5.", Some(5.0)),
+            (" 1", None),
+            ("1 ", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_float_opt(text.as_bytes()), *expected, "{text:?}");
+        }
+    }
+
+    /// What `ZRANGEBYSCORE key <bound> +inf` takes as its minimum in
+    /// Redis 7.0 (None: "min or max is not a float").
+    #[test]
+    fn score_bounds_read_as_zslparserange_reads_them() {
+        let cases: &[(&[u8], Option<f64>)] = &[
+            (b"", Some(0.0)),
+            (b"\0", Some(0.0)),
+            (b"1\0garbage", Some(1.0)),
+            (b" \t1", Some(1.0)),
+            (b" ", None),
+            (b"1 ", None),
+            (b"1e400", Some(f64::INFINITY)),
+            (b"-1e400", Some(f64::NEG_INFINITY)),
+            (b"1e-400", Some(0.0)),
+            (b"0x10", Some(16.0)),
+            (b"nan", None),
+            (b"abc", None),
+            (b"-inf", Some(f64::NEG_INFINITY)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_score_bound(text), *expected, "{:?}", String::from_utf8_lossy(text));
         }
     }
 }

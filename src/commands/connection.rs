@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::args::Args;
+use super::args::{c_text, Args};
 use super::{CommandTable, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::Reply;
@@ -120,7 +120,7 @@ fn hello(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         } else if option.eq_ignore_ascii_case(b"SETNAME") && remaining >= 1 {
             name = Some(args.next_bytes()?.clone());
         } else {
-            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(option))));
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", c_text(option))));
         }
     }
     if let Some((user, password)) = &credentials {

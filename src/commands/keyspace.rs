@@ -13,7 +13,7 @@ use strata_engines::keyspace::{KeyMeta, KeyRef};
 use strata_engines::memory::{MemOp, MemValue};
 use strata_engines::{Cf, KeyType};
 
-use super::args::{parse_int, Args};
+use super::args::{c_text, parse_int, Args};
 use super::{CommandTable, Ctx};
 use crate::cursor::{key_cursor, key_position, next_by_position, parse_cursor, split_key_cursor, ScanOptions};
 use crate::error::{CmdError, CmdResult};
@@ -260,7 +260,7 @@ impl ExpireFlags {
                 b"XX" => flags.xx = true,
                 b"GT" => flags.gt = true,
                 b"LT" => flags.lt = true,
-                _ => return Err(CmdError::err(format!("Unsupported option {}", String::from_utf8_lossy(option)))),
+                _ => return Err(CmdError::err(format!("Unsupported option {}", c_text(option)))),
             }
         }
         if flags.nx && (flags.xx || flags.gt || flags.lt) {

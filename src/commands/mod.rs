@@ -31,6 +31,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::keyspace::{Locking, Tx};
 use crate::protocol::Reply;
 use crate::server::Server;
+use args::c_text;
 use smallvec::SmallVec;
 
 /// A command handler: parses its arguments into typed values, then executes.
@@ -357,7 +358,7 @@ impl CommandTable {
                 None => {
                     return Err(CmdError::err(sanitize(&format!(
                         "unknown subcommand '{}'. Try {} HELP.",
-                        truncate(&String::from_utf8_lossy(&argv[1]), 128),
+                        truncate(&c_text(&argv[1]), 128),
                         row.name.to_ascii_uppercase()
                     ))))
                 }
@@ -378,6 +379,7 @@ impl Default for CommandTable {
     }
 }
 
+/// At most `max` bytes of `text` (Redis's `%.<max>s`).
 fn truncate(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
@@ -400,11 +402,11 @@ fn unknown_command(argv: &[Bytes]) -> CmdError {
             break;
         }
         let room = 128 - args.len();
-        args.push_str(&format!("'{}' ", truncate(&String::from_utf8_lossy(arg), room)));
+        args.push_str(&format!("'{}' ", truncate(&c_text(arg), room)));
     }
     CmdError::err(sanitize(&format!(
         "unknown command '{}', with args beginning with: {}",
-        truncate(&String::from_utf8_lossy(&argv[0]), 128),
+        truncate(&c_text(&argv[0]), 128),
         args
     )))
 }

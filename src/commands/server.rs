@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::args::{parse_int, Args};
+use super::args::{c_text, parse_int, Args};
 use super::connection::REDIS_COMPAT_VERSION;
 use super::{Command, CommandTable, Ctx};
 use crate::client::ClientShared;
@@ -558,7 +558,7 @@ fn parse_client_type(arg: &[u8]) -> Result<ClientType, CmdError> {
         b"master" => Ok(ClientType::Master),
         b"replica" | b"slave" => Ok(ClientType::Replica),
         b"pubsub" => Ok(ClientType::PubSub),
-        _ => Err(CmdError::err(format!("Unknown client type '{}'", String::from_utf8_lossy(arg)))),
+        _ => Err(CmdError::err(format!("Unknown client type '{}'", c_text(arg)))),
     }
 }
 
@@ -641,7 +641,7 @@ impl KillFilter {
                 b"LADDR" => filter.laddr = Some(String::from_utf8_lossy(value).into_owned()),
                 // Only the `default` user exists until ACLs do.
                 b"USER" if &value[..] == b"default" => {}
-                b"USER" => return Err(CmdError::err(format!("No such user '{}'", String::from_utf8_lossy(value)))),
+                b"USER" => return Err(CmdError::err(format!("No such user '{}'", c_text(value)))),
                 b"SKIPME" if value.eq_ignore_ascii_case(b"yes") => filter.skip_me = true,
                 b"SKIPME" if value.eq_ignore_ascii_case(b"no") => filter.skip_me = false,
                 _ => return Err(CmdError::Syntax),

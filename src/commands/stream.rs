@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_engines::memory::stream::{ClaimIds, ConsumerGroup, Fields};
-use strata_engines::memory::{MemOp, MemValue, StreamId, StreamOp, StreamValue};
+use strata_engines::memory::{MemEntry, MemOp, MemValue, StreamId, StreamOp, StreamValue};
 use strata_engines::KeyType;
 
-use super::args::parse_int;
+use super::args::{c_text, parse_int};
 use super::{block_reader, CommandTable, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Tx;
@@ -336,12 +336,12 @@ fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`
 fn xtrim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
+    // Redis checks the options before it looks at the key.
+    let (args, _) = parse_add_or_trim(argv, false)?;
     ctx.run(|tx| {
-        // Redis answers 0 for a missing key before looking at the options.
         let Some(stream) = get_stream(tx, key)? else {
             return Ok(Reply::Integer(0));
         };
-        let (args, _) = parse_add_or_trim(argv, false)?;
         let Some((through, removed)) = args.trim.plan(stream) else {
             return Ok(Reply::Integer(0));
         };
@@ -598,8 +598,8 @@ fn read_command(ctx: &mut Ctx, argv: &[Bytes], group_read: bool) -> CmdResult {
                     }
                     return Err(CmdError::Custom(format!(
                         "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-                        String::from_utf8_lossy(key),
-                        String::from_utf8_lossy(group)
+                        c_text(key),
+                        c_text(group)
                     )));
                 }
             }
@@ -728,7 +728,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let syntax = || {
         CmdError::err(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
-            String::from_utf8_lossy(&argv[1])
+            c_text(&argv[1])
         ))
     };
     // ENTRIESREAD: a count, or -1 for "unknown".
@@ -782,8 +782,8 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         if g.is_none() && matches!(sub.as_str(), "setid" | "createconsumer" | "delconsumer") {
             return Err(CmdError::Custom(format!(
                 "NOGROUP No such consumer group '{}' for key name '{}'",
-                String::from_utf8_lossy(group),
-                String::from_utf8_lossy(key)
+                c_text(group),
+                c_text(key)
             )));
         }
         let id_arg = |stream: Option<&StreamValue>| -> Result<StreamId, CmdError> {
@@ -798,6 +798,11 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 let last_id = id_arg(stream)?;
                 if g.is_some() {
                     return Err(CmdError::Custom("BUSYGROUP Consumer Group name already exists".into()));
+                }
+                if stream.is_none() {
+                    // MKSTREAM: the new key is a change WATCH sees.
+                    let entry = MemEntry { expire_ms: 0, value: MemValue::Stream(Default::default()) };
+                    tx.mem_apply(MemOp::Put { key: key.clone(), entry });
                 }
                 (StreamOp::CreateGroup { group: group.clone(), last_id, entries_read }, Reply::ok())
             }
@@ -892,8 +897,8 @@ fn xpending(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some(g) = get_stream(tx, key)?.and_then(|s| s.groups.get(group)) else {
             return Err(CmdError::Custom(format!(
                 "NOGROUP No such key '{}' or consumer group '{}'",
-                String::from_utf8_lossy(key),
-                String::from_utf8_lossy(group)
+                c_text(key),
+                c_text(group)
             )));
         };
         let Some((min_idle, start, end, count, consumer)) = extended else {
@@ -975,8 +980,8 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some((stream, g)) = stream.and_then(|s| s.groups.get(group).map(|g| (s, g))) else {
             return Err(CmdError::Custom(format!(
                 "NOGROUP No such key '{}' or consumer group '{}'",
-                String::from_utf8_lossy(key),
-                String::from_utf8_lossy(group)
+                c_text(key),
+                c_text(group)
             )));
         };
         // Redis looks at no more than ten pending entries per claimed one.
@@ -1024,8 +1029,8 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some((stream, g)) = get_stream(tx, key)?.and_then(|s| s.groups.get(group).map(|g| (s, g))) else {
             return Err(CmdError::Custom(format!(
                 "NOGROUP No such key '{}' or consumer group '{}'",
-                String::from_utf8_lossy(key),
-                String::from_utf8_lossy(group)
+                c_text(key),
+                c_text(group)
             )));
         };
         let min_idle =
@@ -1066,7 +1071,7 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 j += 1;
                 last_id = Some(parse_strict_id(&argv[j])?);
             } else {
-                return Err(CmdError::err(format!("Unrecognized XCLAIM option '{}'", String::from_utf8_lossy(opt))));
+                return Err(CmdError::err(format!("Unrecognized XCLAIM option '{}'", c_text(opt))));
             }
             j += 1;
         }
@@ -1161,7 +1166,7 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let syntax = || {
             CmdError::err(format!(
                 "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
-                String::from_utf8_lossy(&argv[1])
+                c_text(&argv[1])
             ))
         };
         let full = match &argv[3..] {
@@ -1328,8 +1333,8 @@ fn xinfo_consumers(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some(g) = stream.groups.get(group) else {
             return Err(CmdError::Custom(format!(
                 "NOGROUP No such consumer group '{}' for key name '{}'",
-                String::from_utf8_lossy(group),
-                String::from_utf8_lossy(key)
+                c_text(group),
+                c_text(key)
             )));
         };
         let rows = g

@@ -10,7 +10,7 @@ use rand::Rng;
 use strata_engines::memory::{MemEntry, MemOp, MemValue, SortedSet, ZSetOp};
 use strata_engines::KeyType;
 
-use super::args::{parse_float, parse_float_opt, parse_int, MultiPop};
+use super::args::{parse_float, parse_float_opt, parse_int, parse_score_bound, MultiPop};
 use super::{block_client, pop_first_or_block, CommandTable, Ctx};
 use crate::blocking::parse_timeout;
 use crate::cursor::{member_position, next_by_position, parse_cursor, ScanOptions};
@@ -106,11 +106,8 @@ impl ScoreRange {
     fn parse(min: &[u8], max: &[u8]) -> Result<ScoreRange, CmdError> {
         let bound = |arg: &[u8]| -> Option<(f64, bool)> {
             match arg.strip_prefix(b"(") {
-                // strtod takes the empty string as 0.
-                Some(b"") => Some((0.0, true)),
-                Some(rest) => Some((parse_float_opt(rest)?, true)),
-                None if arg.is_empty() => Some((0.0, false)),
-                None => Some((parse_float_opt(arg)?, false)),
+                Some(rest) => Some((parse_score_bound(rest)?, true)),
+                None => Some((parse_score_bound(arg)?, false)),
             }
         };
         let error = || CmdError::err("min or max is not a float");
@@ -217,9 +214,10 @@ fn zadd_generic(ctx: &mut Ctx, key: &Bytes, flags: AddFlags, pairs: Vec<(f64, By
             HashMap::with_capacity_and_hasher(pairs.len(), Default::default());
         let mut order: Vec<Bytes> = Vec::with_capacity(pairs.len());
         if zset.is_some() || !flags.xx {
-            for (score, member) in pairs {
-                // Small sets in Redis (listpack) store -0 as the integer 0.
-                let score = score + 0.0;
+            for (given, member) in pairs {
+                // Small sets in Redis (listpack) store -0 as the integer 0
+                // (ZINCRBY still answers the -0 it computed).
+                let score = given + 0.0;
                 let current = changes.get(&member).copied().or_else(|| zset.and_then(|z| z.score(&member)));
                 let new_score = match current {
                     Some(current) => {
@@ -245,7 +243,7 @@ fn zadd_generic(ctx: &mut Ctx, key: &Bytes, flags: AddFlags, pairs: Vec<(f64, By
                     None => {
                         added += 1;
                         processed += 1;
-                        last_score = score;
+                        last_score = given;
                         score
                     }
                 };

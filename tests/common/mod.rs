@@ -215,6 +215,47 @@ impl Drop for TestServer {
     }
 }
 
+/// A real redis-server on a free port without persistence, to compare
+/// with; killed when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// None when redis-server is not installed (`bash .ci/test` installs it).
+    pub fn start() -> Option<RedisServer> {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = RedisServer { port, child, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Conn::try_connect(port).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+
+    pub fn conn(&self) -> Conn {
+        Conn::try_connect(self.port).expect("connect to redis-server")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A parsed RESP reply.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -110,6 +110,18 @@ pub enum MemOp {
 }
 
 impl MemOp {
+    /// Whether the effect changes its key for WATCH (Redis 7.0's
+    /// `signalModifiedKey`): consumer-group bookkeeping (XREADGROUP, XACK,
+    /// XCLAIM, XGROUP, XSETID) does not.
+    pub fn touches_watchers(&self) -> bool {
+        match self {
+            MemOp::Stream { op, .. } => {
+                matches!(op, StreamOp::Add { .. } | StreamOp::Delete { .. } | StreamOp::Trim { .. })
+            }
+            _ => true,
+        }
+    }
+
     /// The key the effect changes.
     pub fn key(&self) -> &Bytes {
         match self {
