@@ -206,16 +206,23 @@ fn a_write_rocksdb_refuses_is_answered_as_the_log_holds_it() {
     let mut c = server.conn();
     assert_eq!(c.call(&["SCAN", "0"]), Value::Array(vec![Value::bulk("0"), Value::Array(vec![])]));
     let value = "v".repeat(64 << 10);
-    let mut pipeline = Vec::new();
-    for i in 0..320 {
-        pipeline.extend(encode(&[b"SET", format!("key{i}").as_bytes(), value.as_bytes()]));
+    // Writers drain only into memtable room, which a memtable switch (the
+    // cron's, when it comes) makes: write until RocksDB has been asked.
+    let mut replies: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while replies.iter().all(|reply| *reply == ok()) {
+        assert!(Instant::now() < deadline, "no writer drained: {} acknowledged", replies.len());
+        let mut pipeline = Vec::new();
+        for i in replies.len()..replies.len() + 64 {
+            pipeline.extend(encode(&[b"SET", format!("key{i}").as_bytes(), value.as_bytes()]));
+        }
+        c.send_raw(&pipeline);
+        replies.extend((0..64).map(|_| c.read().expect("a reply")));
     }
-    c.send_raw(&pipeline);
-    let replies: Vec<Value> = (0..320).map(|_| c.read().expect("a reply")).collect();
     // The write whose drain failed is in the log: it is acknowledged, and
     // the writes after it are refused before they apply.
     let acknowledged = replies.iter().take_while(|reply| **reply == ok()).count();
-    assert!((1..320).contains(&acknowledged), "{acknowledged} acknowledged");
+    assert!(acknowledged >= 1, "{acknowledged} acknowledged");
     for reply in &replies[acknowledged..] {
         assert_eq!(*reply, rocksdb_refusal("No space left on device"));
     }

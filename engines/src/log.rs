@@ -56,6 +56,10 @@ pub fn record_fits(rocks: usize, mem: usize) -> bool {
     payload <= crate::faults::injected_number("log-max-record").unwrap_or(MAX_PAYLOAD)
 }
 
+pub mod cursor;
+
+pub use cursor::{LogCursor, LogReader, RetentionPin};
+
 /// What can go wrong reading or writing the log.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,6 +68,9 @@ pub enum LogError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("log corrupt in {path} at offset {offset} (after sequence {after_seq}): {what}")]
     Corrupt { path: PathBuf, offset: u64, after_seq: u64, what: String },
+    /// The records a reader asked for were truncated away.
+    #[error("the log starts at sequence {first}; sequence {wanted} onwards is needed")]
+    NotRetained { first: u64, wanted: u64 },
     /// A write or fsync failed earlier and no retry has succeeded since
     /// (see `Log::failure`).
     #[error("writes to the log are stopped after an error: {0}")]
@@ -278,87 +285,11 @@ pub fn read_log<E: From<LogError>>(
     after: u64,
     mut visit: impl FnMut(LogRecord) -> Result<(), E>,
 ) -> Result<LogEnd, E> {
-    let segments = list_segments(dir).map_err(E::from)?;
-    let mut expected: Option<u64> = None;
-    let mut last_seq = after;
-    let mut torn = None;
-    let mut unused_tail = false;
-    for (index, segment) in segments.iter().enumerate() {
-        let is_last = index + 1 == segments.len();
-        // A segment wholly at or below `after` is not needed: skip reading it.
-        if segments.get(index + 1).is_some_and(|next| next.first_seq <= after + 1) {
-            continue;
-        }
-        let buf = Bytes::from(std::fs::read(&segment.path).map_err(|e| E::from(io_err(&segment.path)(e)))?);
-        let corrupt = |offset: usize, after_seq: u64, what: &str| LogError::Corrupt {
-            path: segment.path.clone(),
-            offset: offset as u64,
-            after_seq,
-            what: what.to_string(),
-        };
-        let first_seq = match decode_header(&buf) {
-            Ok(first) => first,
-            // A crash while a new segment's header was being written.
-            Err(_) if is_last && buf.len() <= HEADER_LEN => {
-                torn = Some((segment.path.clone(), 0));
-                break;
-            }
-            Err(what) => return Err(E::from(corrupt(0, last_seq, what))),
-        };
-        if first_seq != segment.first_seq {
-            return Err(E::from(corrupt(0, last_seq, "header sequence differs from the file name")));
-        }
-        match expected {
-            Some(next) if next != first_seq => {
-                return Err(E::from(corrupt(0, next - 1, &format!("gap in the log: expected sequence {next}"))));
-            }
-            None if first_seq > after + 1 => {
-                return Err(E::from(corrupt(
-                    0,
-                    after,
-                    &format!("the log starts at sequence {first_seq}; sequence {} onwards is needed", after + 1),
-                )));
-            }
-            _ => {}
-        }
-        let mut next = first_seq;
-        let mut pos = HEADER_LEN;
-        while pos < buf.len() {
-            match frame_at(&buf, pos, after) {
-                Frame::Passed { seq, end } => {
-                    if seq != next {
-                        return Err(E::from(corrupt(pos, next.saturating_sub(1), "record out of sequence")));
-                    }
-                    next += 1;
-                    pos = end;
-                }
-                Frame::Record { record, end } => {
-                    if record.seq != next {
-                        return Err(E::from(corrupt(pos, next.saturating_sub(1), "record out of sequence")));
-                    }
-                    next += 1;
-                    pos = end;
-                    last_seq = record.seq;
-                    visit(record)?;
-                }
-                damage => {
-                    let what = match damage {
-                        Frame::Bad(what) => what,
-                        _ => "incomplete record",
-                    };
-                    if !is_last || has_valid_frame_after(&buf, pos + 1, next) {
-                        return Err(E::from(corrupt(pos, next.saturating_sub(1), what)));
-                    }
-                    torn = Some((segment.path.clone(), pos as u64));
-                    unused_tail = buf[pos..].iter().all(|&b| b == 0);
-                    break;
-                }
-            }
-        }
-        expected = Some(next);
-        last_seq = last_seq.max(next - 1);
+    let mut cursor = LogCursor::open(dir, after)?;
+    while let Some(record) = cursor.next_record(u64::MAX)? {
+        visit(record)?;
     }
-    Ok(LogEnd { last_seq, torn, unused_tail })
+    Ok(cursor.end()?)
 }
 
 /// Whether any complete record with sequence `seq` or later starts after
@@ -535,6 +466,10 @@ pub struct Log {
     stop_reason: Mutex<String>,
     /// Bytes written to the open segment since its last fsync.
     unsynced_bytes: AtomicU64,
+    /// What readers of the running log still need (`reader`).
+    pins: Arc<cursor::Pins>,
+    /// Wakes readers waiting for records to be written (`wait_written`).
+    written_wake: (Mutex<()>, Condvar),
     pub stats: LogStats,
     pub metrics: Arc<DurabilityMetrics>,
 }
@@ -603,6 +538,8 @@ impl Log {
             stopped: AtomicBool::new(false),
             stop_reason: Mutex::new(String::new()),
             unsynced_bytes: AtomicU64::new(0),
+            pins: Arc::default(),
+            written_wake: (Mutex::new(()), Condvar::new()),
             stats: LogStats::default(),
             metrics,
         });
@@ -751,7 +688,32 @@ impl Log {
         self.metrics.group_commit_records.observe(records as f64);
         self.metrics.log_sequence.set(last as f64);
         self.written.store(last, Ordering::Release);
+        let _wake = self.written_wake.0.lock();
+        self.written_wake.1.notify_all();
         Ok(())
+    }
+
+    /// Waits until a record after `seq` is written, or `timeout` passes;
+    /// whether one is.
+    pub fn wait_written(&self, seq: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut wake = self.written_wake.0.lock();
+        while self.written_seq() <= seq {
+            if self.written_wake.1.wait_until(&mut wake, deadline).timed_out() {
+                return self.written_seq() > seq;
+            }
+        }
+        true
+    }
+
+    /// A reader of the records after `after`, as they are written; the
+    /// log keeps them until it has read them (truncation waits for it).
+    pub fn reader(self: &Arc<Log>, after: u64) -> Result<LogReader, LogError> {
+        // Pinned first: a truncation between the two could otherwise
+        // remove the segment the cursor is about to open.
+        let pin = RetentionPin::new(&self.pins, after);
+        let cursor = LogCursor::open(&self.dir, after)?;
+        Ok(LogReader::new(self.clone(), cursor, pin))
     }
 
     /// Writes out and fsyncs everything appended so far, with appends held
@@ -1006,8 +968,10 @@ impl Log {
     }
 
     /// Deletes segments whose records are all at or below `seq` (both
-    /// engines hold them durably elsewhere). The open segment stays.
+    /// engines hold them durably elsewhere) and that no reader still needs
+    /// (`reader`). The open segment stays.
     pub fn truncate_through(&self, seq: u64) -> Result<usize, LogError> {
+        let seq = self.pins.lowest().map_or(seq, |pinned| pinned.min(seq));
         let open_first = self.segment.lock().first_seq;
         let segments = list_segments(&self.dir)?;
         let mut removed = 0;
@@ -1213,7 +1177,7 @@ mod tests {
         assert!(first <= 31 && first > 1, "first segment now starts at {first}");
         let (seqs, _) = read_all(dir.path(), 30).unwrap();
         assert_eq!(seqs, (31..=50).collect::<Vec<_>>());
-        assert!(matches!(read_all(dir.path(), 0), Err(LogError::Corrupt { .. })), "records 1.. are gone");
+        assert!(matches!(read_all(dir.path(), 0), Err(LogError::NotRetained { wanted: 1, .. })), "1.. are gone");
     }
 
     #[test]
