@@ -2,9 +2,9 @@
 //! checkpoint, then replay the log after each engine's own sequence.
 //!
 //! RocksDB knows the last sequence its flushed files hold (`applied_seq`);
-//! each checkpoint shard knows its own. A record is applied to RocksDB only
-//! above RocksDB's sequence and to a memory shard only above that shard's,
-//! so nothing is applied twice. A torn last record is cut off; any other
+//! each checkpoint shard knows its own. `Replay` applies a record to
+//! RocksDB only above RocksDB's sequence and to a memory shard only above
+//! that shard's, so nothing is applied twice. A torn last record is cut off; any other
 //! damage stops startup with the file, offset and sequence.
 
 use std::path::{Path, PathBuf};
@@ -15,8 +15,8 @@ use crate::loading::LoadingProgress;
 
 use strata_engines::log::{cut_torn_tail, list_segments, read_log};
 use strata_engines::memory::checkpoint::{list_checkpoints, read_checkpoint};
-use strata_engines::memory::{reshard, shard_in, MemRecord, MemShard, SHARDS};
-use strata_engines::rocks::BatchData;
+use strata_engines::memory::{reshard, MemShard, SHARDS};
+use strata_engines::replay::Replay;
 use strata_engines::{EngineError, RocksConfig, RocksEngine};
 
 /// Where the pieces live inside the data directory.
@@ -111,33 +111,9 @@ pub fn recover(
             .map_err(|e| EngineError::Io(last.path.display().to_string(), e))?;
     }
     let mut replayed = 0u64;
-    // Consecutive records' RocksDB writes go in as one batch: replay order
-    // is kept, and a write per record would dominate the replay.
-    let mut rocks_batch = BatchData::default();
+    let mut replay = Replay::new(&engine, rocks_seq, &mut shards, &shard_seqs);
     let end = read_log(&log_dir(dir), from, |record| {
-        if record.seq > rocks_seq && !record.rocks.is_empty() {
-            rocks_batch.append(&record.rocks);
-            if rocks_batch.len() >= 4 << 20 {
-                write_joined(&mut rocks_batch, &engine)?;
-            }
-        }
-        for mem in &record.mem {
-            match mem {
-                MemRecord::Op { db, op } => {
-                    let shard = shard_in(op.key(), shards.len());
-                    if record.seq > shard_seqs[shard] {
-                        shards[shard].db(*db).apply(op);
-                    }
-                }
-                MemRecord::Flush { db } => {
-                    for (shard, &seq) in shards.iter_mut().zip(&shard_seqs) {
-                        if record.seq > seq {
-                            shard.flush(*db);
-                        }
-                    }
-                }
-            }
-        }
+        replay.apply(&record)?;
         replayed += 1;
         progress.loaded_bytes.fetch_add(record.size as u64, Ordering::Relaxed);
         if !delay_per_record.is_zero() {
@@ -145,7 +121,7 @@ pub fn recover(
         }
         Ok::<(), EngineError>(())
     })?;
-    write_joined(&mut rocks_batch, &engine)?;
+    replay.finish()?;
     // Replay ran in the checkpoint's shards, each from its own sequence.
     if shards.len() != SHARDS {
         shards = reshard(shards);
@@ -182,15 +158,6 @@ pub fn recover(
         elapsed: started.elapsed(),
     };
     Ok(Recovered { engine, shards, report })
-}
-
-/// Writes the batches replay joined, then empties the join.
-fn write_joined(joined: &mut BatchData, engine: &RocksEngine) -> Result<(), EngineError> {
-    if !joined.is_empty() {
-        engine.write_data(joined.data())?;
-        joined.clear();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

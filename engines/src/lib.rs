@@ -2,7 +2,8 @@
 //!
 //! `rocks` holds strings and hashes in RocksDB with the key layout of
 //! `encoding`; `rowcache` answers repeated point lookups from memory;
-//! `writeset` is a command's pending writes with read-your-own-writes;
+//! `log` is the write-ahead log and its readers, `replay` applies its
+//! records to the engines; `writeset` is a command's pending writes with read-your-own-writes;
 //! `keyspace` is the type-level bookkeeping shared by every command
 //! (metadata, expiry index, per-database counters); `metrics` the counters
 //! the durability machinery reports through.
@@ -14,6 +15,7 @@ pub mod keyspace;
 pub mod log;
 pub mod memory;
 pub mod metrics;
+pub mod replay;
 pub mod rocks;
 pub mod rowcache;
 pub mod spin;
