@@ -25,8 +25,18 @@ const STRATA_DEFAULTS: &[(&str, &str)] = &[("dir", "./strata-data"), ("bind", "1
 /// `log-max-size`: bytes of log on disk past which write commands are
 /// refused with MISCONF (0: no limit); the log grows that big only while
 /// checkpoints or RocksDB flushes fail, which its truncation waits for.
-const STRATA_PARAMS: &[(&str, &str)] =
-    &[("metrics-port", "0"), ("key-load-delay", "0"), ("log-max-size", "17179869184")];
+/// `checkpoint-mtbf-hours`, `checkpoint-min-interval`,
+/// `checkpoint-max-interval` (seconds): the memory checkpoints' interval is
+/// the one that minimizes their cost plus the replay expected after a
+/// crash, one crash per MTBF, within the bounds (`checkpoint_interval`).
+const STRATA_PARAMS: &[(&str, &str)] = &[
+    ("metrics-port", "0"),
+    ("key-load-delay", "0"),
+    ("log-max-size", "17179869184"),
+    ("checkpoint-mtbf-hours", "24"),
+    ("checkpoint-min-interval", "60"),
+    ("checkpoint-max-interval", "3600"),
+];
 
 /// Parameters that take a size with an optional unit (`1gb`, `512mb`).
 const MEMORY_PARAMS: &[&str] = &[
@@ -414,6 +424,11 @@ impl Config {
             "port" | "metrics-port" if !(0..=65535).contains(&normalized.parse().unwrap_or(-1)) => {
                 return Err(invalid("argument must be between 0 and 65535 inclusive"))
             }
+            "checkpoint-mtbf-hours" | "checkpoint-min-interval" | "checkpoint-max-interval"
+                if !(1..=i32::MAX as i64).contains(&normalized.parse().unwrap_or(0)) =>
+            {
+                return Err(invalid("argument must be between 1 and 2147483647 inclusive"))
+            }
             "maxclients" if normalized.parse::<i64>().unwrap_or(0) < 1 => {
                 return Err(invalid("argument must be between 1 and 4294967295 inclusive"))
             }
@@ -510,7 +525,7 @@ impl Config {
             .collect()
     }
 
-    fn number(&self, name: &str) -> i64 {
+    pub fn number(&self, name: &str) -> i64 {
         number_in(&self.values, name)
     }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
@@ -29,6 +30,7 @@ use strata_engines::writeset::WriteSet;
 use strata_engines::{Cf, DurabilityMetrics, EngineError, KeyType, RocksConfig};
 
 use crate::blocking::Blocking;
+use crate::checkpoint_interval::{interval, Costs, Reason, ASSUMED_REPLAY_BYTES_PER_SEC};
 use crate::commands::multi::Watches;
 use crate::error::CmdError;
 use crate::loading::LoadingProgress;
@@ -91,6 +93,11 @@ pub struct DurabilityConfig {
     pub checkpoint_log_bytes: u64,
     /// Sleep per record replayed at startup (`key-load-delay`, tests only).
     pub replay_delay: std::time::Duration,
+    /// `checkpoint-mtbf-hours`, `checkpoint-min-interval` and
+    /// `checkpoint-max-interval` (seconds): see `checkpoint_interval`.
+    pub checkpoint_mtbf_secs: u64,
+    pub checkpoint_min_secs: u64,
+    pub checkpoint_max_secs: u64,
     /// `log-max-size`: past this many bytes of log on disk (it cannot be
     /// truncated while checkpoints or RocksDB flushes fail), write
     /// commands are refused; 0 for no limit.
@@ -103,6 +110,9 @@ impl Default for DurabilityConfig {
             fsync: FsyncPolicy::EverySec,
             segment_bytes: 64 << 20,
             checkpoint_log_bytes: 256 << 20,
+            checkpoint_mtbf_secs: 24 * 3600,
+            checkpoint_min_secs: 60,
+            checkpoint_max_secs: 3600,
             replay_delay: std::time::Duration::ZERO,
             log_max_bytes: 0,
         }
@@ -149,8 +159,23 @@ pub struct Durability {
     pub last_checkpoint_ms: AtomicU64,
     pub last_checkpoint_unix: AtomicU64,
     pub checkpoint_failed: AtomicBool,
-    /// Log bytes written when the last checkpoint started.
+    /// Log bytes written when the last checkpoint started, and when (unix
+    /// ms; the start of the server before the first).
     log_bytes_at_checkpoint: AtomicU64,
+    checkpoint_started_unix_ms: AtomicU64,
+    /// Log bytes written between the two checkpoints before, and the
+    /// milliseconds between them: the write rate is measured over both
+    /// windows, so it does not drop to nothing as a checkpoint starts.
+    previous_window_bytes: AtomicU64,
+    previous_window_ms: AtomicU64,
+    /// Log bytes a restart replayed per second (0: too little was replayed
+    /// to tell; `checkpoint_interval` assumes a speed).
+    replay_bytes_per_sec: AtomicU64,
+    /// What `checkpoint_interval` is computed from (CONFIG SET changes
+    /// them).
+    pub checkpoint_mtbf_secs: AtomicU64,
+    pub checkpoint_min_secs: AtomicU64,
+    pub checkpoint_max_secs: AtomicU64,
     /// Checkpoints failed in a row, and when the next try is due (each
     /// failure doubles the wait, up to `CHECKPOINT_RETRY_LAST`).
     checkpoint_failures_in_row: AtomicU64,
@@ -208,6 +233,15 @@ impl Keyspace {
         durability.rocks_flushed_seq.store(report.rocks_seq, Ordering::Relaxed);
         durability.checkpoint_seq.store(report.checkpoint_seq, Ordering::Relaxed);
         durability.log_max_bytes.store(config.log_max_bytes, Ordering::Relaxed);
+        durability.checkpoint_started_unix_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
+        durability.checkpoint_mtbf_secs.store(config.checkpoint_mtbf_secs, Ordering::Relaxed);
+        durability.checkpoint_min_secs.store(config.checkpoint_min_secs, Ordering::Relaxed);
+        durability.checkpoint_max_secs.store(config.checkpoint_max_secs, Ordering::Relaxed);
+        // A speed measured on a megabyte or more; less is mostly start-up.
+        if report.replayed_bytes >= 1 << 20 {
+            let speed = report.replayed_bytes as f64 / report.replay_elapsed.as_secs_f64().max(1e-3);
+            durability.replay_bytes_per_sec.store(speed as u64, Ordering::Relaxed);
+        }
         tracing::info!(
             records = report.records_replayed,
             last_seq = report.last_seq,
@@ -606,9 +640,41 @@ impl Keyspace {
         quiet_ms >= 1000 && grown >= worth && !d.save_in_progress.load(Ordering::Relaxed)
     }
 
-    /// Whether the log has grown enough since the last checkpoint that a
-    /// new one should be written (the cron starts it on its own thread),
-    /// or a failed one is due for another try.
+    /// The interval between memory checkpoints in force, why, and what it
+    /// was computed from (see `checkpoint_interval`): the last
+    /// checkpoint's time, the log written per second since it started,
+    /// the replay speed the last restart measured.
+    pub fn checkpoint_interval(&self) -> (Duration, Reason, Costs) {
+        let d = &self.durability;
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        let since_ms = strata_engines::now_ms().saturating_sub(load(&d.checkpoint_started_unix_ms));
+        let grown = self.log.metrics.log_bytes_written.get() - load(&d.log_bytes_at_checkpoint);
+        let window_ms = (since_ms + load(&d.previous_window_ms)).max(1000);
+        let costs = Costs {
+            checkpoint_secs: (self.log.metrics.checkpoints.get() > 0).then(|| load(&d.last_checkpoint_ms) as f64 / 1e3),
+            log_bytes_per_sec: (grown + load(&d.previous_window_bytes)) as f64 * 1e3 / window_ms as f64,
+            replay_bytes_per_sec: match load(&d.replay_bytes_per_sec) {
+                0 => ASSUMED_REPLAY_BYTES_PER_SEC,
+                measured => measured as f64,
+            },
+            mtbf_secs: load(&d.checkpoint_mtbf_secs) as f64,
+        };
+        let (min, max) = (load(&d.checkpoint_min_secs), load(&d.checkpoint_max_secs));
+        let (interval, reason) = interval(&costs, Duration::from_secs(min), Duration::from_secs(max));
+        (interval, reason, costs)
+    }
+
+    /// Whether the replay speed `checkpoint_interval` uses was measured by
+    /// a restart (or assumed).
+    pub fn replay_speed_measured(&self) -> bool {
+        self.durability.replay_bytes_per_sec.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether a new memory checkpoint should be written (the cron starts
+    /// it on its own thread): the interval in force has passed with
+    /// writes since the last one, or the log has grown enough that a
+    /// restart would replay too much; or a failed one is due for another
+    /// try.
     pub fn checkpoint_due(&self) -> bool {
         let d = &self.durability;
         if d.checkpoint_failures_in_row.load(Ordering::Relaxed) > 0 {
@@ -623,7 +689,10 @@ impl Keyspace {
         // checkpoints). At least every `checkpoint_log_bytes`, and a pause
         // in writes saves anyway (`quiet_save_due`).
         let worth = (4 * self.log.metrics.checkpoint_bytes.get() as u64).max(16 << 20);
-        grown >= worth.min(self.config.checkpoint_log_bytes) && !d.checkpoint_in_progress.load(Ordering::Relaxed)
+        let since_ms = strata_engines::now_ms().saturating_sub(d.checkpoint_started_unix_ms.load(Ordering::Relaxed));
+        let interval_passed = grown > 0 && u128::from(since_ms) >= self.checkpoint_interval().0.as_millis();
+        (interval_passed || grown >= worth.min(self.config.checkpoint_log_bytes))
+            && !d.checkpoint_in_progress.load(Ordering::Relaxed)
     }
 
     /// Writes a memory checkpoint: shard by shard, each copied under its
@@ -663,7 +732,12 @@ impl Keyspace {
     fn write_checkpoint(&self) -> Result<(u64, u64), EngineError> {
         use strata_engines::memory::checkpoint::{list_checkpoints, CheckpointWriter};
         let dir = recovery::checkpoint_dir(&self.dir);
-        self.durability.log_bytes_at_checkpoint.store(self.log.metrics.log_bytes_written.get(), Ordering::Relaxed);
+        let d = &self.durability;
+        let (written, now) = (self.log.metrics.log_bytes_written.get(), strata_engines::now_ms());
+        let previous_start = d.checkpoint_started_unix_ms.swap(now, Ordering::Relaxed);
+        d.previous_window_ms.store(now.saturating_sub(previous_start), Ordering::Relaxed);
+        d.previous_window_bytes
+            .store(written - d.log_bytes_at_checkpoint.swap(written, Ordering::Relaxed), Ordering::Relaxed);
         let mut writer = CheckpointWriter::create(&dir, SHARDS)?;
         let mut newest = 0;
         let mut oldest = u64::MAX;

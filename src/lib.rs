@@ -2,6 +2,7 @@
 //! and lists, sets, sorted sets and streams in memory. See DESIGN.md.
 
 pub mod blocking;
+pub mod checkpoint_interval;
 pub mod client;
 pub mod commands;
 pub mod config;

@@ -40,8 +40,11 @@ pub struct RecoveryReport {
     /// The checkpoint loaded (None: memory engines started empty).
     pub checkpoint: Option<PathBuf>,
     pub checkpoint_seq: u64,
-    /// Records read from the log and applied to at least one engine.
+    /// Records read from the log and applied to at least one engine, their
+    /// bytes, and the time their replay took.
     pub records_replayed: u64,
+    pub replayed_bytes: u64,
+    pub replay_elapsed: Duration,
     /// The last sequence in the log: the next record gets this plus one.
     pub last_seq: u64,
     /// Bytes cut off a torn last record.
@@ -111,10 +114,13 @@ pub fn recover(
             .map_err(|e| EngineError::Io(last.path.display().to_string(), e))?;
     }
     let mut replayed = 0u64;
+    let mut replayed_bytes = 0u64;
+    let replay_started = Instant::now();
     let mut replay = Replay::new(&engine, rocks_seq, &mut shards, &shard_seqs);
     let end = read_log(&log_dir(dir), from, |record| {
         replay.apply(&record)?;
         replayed += 1;
+        replayed_bytes += record.size as u64;
         progress.loaded_bytes.fetch_add(record.size as u64, Ordering::Relaxed);
         if !delay_per_record.is_zero() {
             std::thread::sleep(delay_per_record);
@@ -122,6 +128,7 @@ pub fn recover(
         Ok::<(), EngineError>(())
     })?;
     replay.finish()?;
+    let replay_elapsed = replay_started.elapsed();
     // Replay ran in the checkpoint's shards, each from its own sequence.
     if shards.len() != SHARDS {
         shards = reshard(shards);
@@ -153,6 +160,8 @@ pub fn recover(
         checkpoint,
         checkpoint_seq,
         records_replayed: replayed,
+        replayed_bytes,
+        replay_elapsed,
         last_seq: end.last_seq,
         torn_tail: end.torn.filter(|_| !end.unused_tail),
         elapsed: started.elapsed(),

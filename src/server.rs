@@ -99,6 +99,9 @@ impl Server {
             fsync: FsyncPolicy::parse(config.get("appendfsync").unwrap_or("everysec")).unwrap_or(FsyncPolicy::EverySec),
             replay_delay: Duration::from_micros(config.get("key-load-delay").and_then(|v| v.parse().ok()).unwrap_or(0)),
             log_max_bytes: config.get("log-max-size").and_then(|v| v.parse().ok()).unwrap_or(0),
+            checkpoint_mtbf_secs: config.number("checkpoint-mtbf-hours") as u64 * 3600,
+            checkpoint_min_secs: config.number("checkpoint-min-interval") as u64,
+            checkpoint_max_secs: config.number("checkpoint-max-interval") as u64,
             ..DurabilityConfig::default()
         };
         let keyspace = Keyspace::open(

@@ -169,6 +169,45 @@ fn a_pause_after_a_burst_of_writes_saves_so_a_crash_replays_nothing() {
     assert_eq!(server.conn().call(&["DBSIZE"]), Value::Int(1501));
 }
 
+/// A few writes (too little log for the size rule, or for a quiet save)
+/// are checkpointed once the interval in force passes; INFO tells the
+/// interval and why, and CONFIG SET changes its bounds.
+#[test]
+fn memory_checkpoints_follow_the_interval_in_force() {
+    let server = TestServer::start_with(&["--checkpoint-min-interval", "1", "--checkpoint-max-interval", "2"]);
+    let mut conn = server.conn();
+    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_reason"), "unmeasured");
+    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_sec"), "1");
+    assert_eq!(info_field(&mut conn, "strata_replay_speed"), "assumed");
+    let saves = |conn: &mut Conn| info_field(conn, "rdb_saves").parse::<u64>().unwrap();
+    let wait_for_a_checkpoint = |conn: &mut Conn, after: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while saves(conn) <= after {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint after the interval");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let before = saves(&mut conn);
+    assert_eq!(conn.call(&["RPUSH", "list", "a"]), Value::Int(1));
+    wait_for_a_checkpoint(&mut conn, before);
+    assert_eq!(info_field(&mut conn, "strata_checkpoint_seq"), info_field(&mut conn, "strata_log_seq"));
+    // Measured now: a few bytes of log a second make a long optimal
+    // interval, held to the maximum.
+    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_reason"), "max-bound");
+    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_sec"), "2");
+    assert!(info_field(&mut conn, "strata_checkpoint_cost_ms").parse::<i64>().unwrap() >= 0);
+    // Without writes, no checkpoint comes however long the wait.
+    let idle = saves(&mut conn);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(saves(&mut conn), idle);
+    for (name, value) in [("checkpoint-max-interval", "5"), ("checkpoint-mtbf-hours", "1000")] {
+        assert_eq!(conn.call(&["CONFIG", "SET", name, value]), Value::Status("OK".into()));
+    }
+    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_sec"), "5");
+    assert_eq!(info_field(&mut conn, "strata_checkpoint_mtbf_hours"), "1000");
+    assert!(matches!(conn.call(&["CONFIG", "SET", "checkpoint-mtbf-hours", "0"]), Value::Error(_)));
+}
+
 #[test]
 fn appendfsync_always_survives_kill_9_too() {
     let mut server = TestServer::start_with(&["--appendfsync", "always"]);

@@ -263,6 +263,7 @@ fn persistence_fields(server: &Server) -> Fields {
     };
     let recovery = &keyspace.recovery;
     let seq = log.last_seq();
+    let (interval, reason, costs) = keyspace.checkpoint_interval();
     vec![
         field("loading", 0),
         field("async_loading", 0),
@@ -296,6 +297,13 @@ fn persistence_fields(server: &Server) -> Fields {
         field("strata_rocksdb_write_status", status(keyspace.store.engine.write_failure().is_some())),
         field("strata_writes_refused", keyspace.write_refusal().is_some() as u8),
         field("strata_checkpoint_failures", log.metrics.checkpoint_failures.get()),
+        field("strata_checkpoint_interval_sec", interval.as_secs()),
+        field("strata_checkpoint_interval_reason", reason.name()),
+        field("strata_checkpoint_cost_ms", costs.checkpoint_secs.map_or(-1, |s| (s * 1e3) as i64)),
+        field("strata_log_bytes_per_sec", costs.log_bytes_per_sec as u64),
+        field("strata_replay_bytes_per_sec", costs.replay_bytes_per_sec as u64),
+        field("strata_replay_speed", if keyspace.replay_speed_measured() { "measured" } else { "assumed" }),
+        field("strata_checkpoint_mtbf_hours", load(&d.checkpoint_mtbf_secs) / 3600),
         field("strata_rocksdb_flushed_seq", load(&d.rocks_flushed_seq)),
         field("strata_checkpoint_seq", load(&d.checkpoint_seq)),
         field("strata_checkpoint_bytes", log.metrics.checkpoint_bytes.get() as u64),
@@ -462,9 +470,13 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if let Some(policy) = updated.get("appendfsync").and_then(strata_engines::log::FsyncPolicy::parse) {
         ctx.server.keyspace.log.set_policy(policy);
     }
+    let d = &ctx.server.keyspace.durability;
     if let Some(limit) = updated.get("log-max-size").and_then(|v| v.parse().ok()) {
-        ctx.server.keyspace.durability.log_max_bytes.store(limit, Ordering::Relaxed);
+        d.log_max_bytes.store(limit, Ordering::Relaxed);
     }
+    d.checkpoint_mtbf_secs.store(updated.number("checkpoint-mtbf-hours") as u64 * 3600, Ordering::Relaxed);
+    d.checkpoint_min_secs.store(updated.number("checkpoint-min-interval") as u64, Ordering::Relaxed);
+    d.checkpoint_max_secs.store(updated.number("checkpoint-max-interval") as u64, Ordering::Relaxed);
     let maxmemory = updated.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
     ctx.server.maxmemory.store(maxmemory, Ordering::Relaxed);
     *config = updated;
