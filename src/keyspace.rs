@@ -137,6 +137,9 @@ pub struct Keyspace {
     pub durability: Durability,
     dir: PathBuf,
     config: DurabilityConfig,
+    /// Held by each memtable switch, and by a snapshot while it cuts its
+    /// RocksDB part (`with_memtable_switches_held`).
+    switches: parking_lot::Mutex<()>,
     /// RocksDB's memtables are switched (flushed) once they hold this much.
     memtable_bytes: u64,
     /// What startup recovery found and did.
@@ -260,6 +263,7 @@ impl Keyspace {
             durability,
             dir: dir.to_path_buf(),
             config,
+            switches: parking_lot::Mutex::new(()),
             memtable_bytes: rocks.write_buffer_bytes as u64,
             recovery: report,
             watches: Watches::default(),
@@ -614,6 +618,7 @@ impl Keyspace {
     /// Switches RocksDB's memtables behind a log barrier (the log durable
     /// through them first); returns the sequence they hold.
     fn switch_memtables(&self) -> Result<u64, EngineError> {
+        let _switching = self.switches.lock();
         // The backlog goes to RocksDB first, with writers going on: under
         // the barrier only what came meanwhile does (unless the memtables
         // have no room for it before the switch).
@@ -626,6 +631,18 @@ impl Keyspace {
         switch?;
         self.durability.rocks_switch_seq.fetch_max(seq, Ordering::Relaxed);
         Ok(seq)
+    }
+
+    /// Runs `cut` with RocksDB's memtables kept from switching: its flushed
+    /// files meanwhile hold nothing after the log's last sequence.
+    pub fn with_memtable_switches_held<R>(&self, cut: impl FnOnce() -> R) -> R {
+        let _held = self.switches.lock();
+        cut()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Whether writes have paused for a second after enough of them that a

@@ -18,4 +18,5 @@ pub mod metrics;
 pub mod protocol;
 pub mod recovery;
 pub mod server;
+pub mod snapshot;
 pub mod stats;

@@ -260,6 +260,45 @@ pub fn list_segments(dir: &Path) -> Result<Vec<Segment>, LogError> {
     Ok(out)
 }
 
+/// Writes a segment of records outside the running log (a snapshot's log
+/// part): the header, then each record framed as the log frames it.
+pub struct SegmentWriter {
+    path: PathBuf,
+    out: std::io::BufWriter<File>,
+    next_seq: u64,
+    bytes: u64,
+}
+
+impl SegmentWriter {
+    /// A new segment in `dir` whose first record will be `first_seq`.
+    pub fn create(dir: &Path, first_seq: u64) -> Result<SegmentWriter, LogError> {
+        let path = segment_path(dir, first_seq);
+        let file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(io_err(&path))?;
+        let mut out = std::io::BufWriter::new(file);
+        let header = encode_header(first_seq);
+        out.write_all(&header).map_err(io_err(&path))?;
+        Ok(SegmentWriter { path, out, next_seq: first_seq, bytes: header.len() as u64 })
+    }
+
+    /// Appends `record`, which must be the next in sequence.
+    pub fn append(&mut self, record: &LogRecord) -> Result<(), LogError> {
+        assert_eq!(record.seq, self.next_seq, "records go in sequence");
+        let mut frame_bytes = Vec::with_capacity(record.size);
+        encode_frame(record.seq, &record.rocks, &record.mem, &mut frame_bytes);
+        self.out.write_all(&frame_bytes).map_err(io_err(&self.path))?;
+        self.next_seq += 1;
+        self.bytes += frame_bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the segment; its path and size.
+    pub fn finish(self) -> Result<(PathBuf, u64), LogError> {
+        let file = self.out.into_inner().map_err(|e| io_err(&self.path)(e.into_error()))?;
+        file.sync_all().map_err(io_err(&self.path))?;
+        Ok((self.path, self.bytes))
+    }
+}
+
 /// Where a complete read of the log ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEnd {
@@ -704,6 +743,17 @@ impl Log {
             }
         }
         true
+    }
+
+    /// Keeps the records after `after` from truncation while the pin is
+    /// held.
+    pub fn pin(&self, after: u64) -> RetentionPin {
+        RetentionPin::new(&self.pins, after)
+    }
+
+    /// The directory of the log's segments.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// A reader of the records after `after`, as they are written; the

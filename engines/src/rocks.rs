@@ -813,6 +813,18 @@ impl RocksEngine {
 
     /// The last log sequence whose RocksDB writes are durable in SST files
     /// (stored by `switch_memtables`; 0 for a new database).
+    /// A RocksDB checkpoint in `path` (a new directory; its files are hard
+    /// links where `path` is on the same filesystem) of what the flushed
+    /// files hold, without flushing: the memtables hold records the log may
+    /// not have made durable. Returns the log sequence it holds.
+    pub fn checkpoint_flushed(&self, path: &Path) -> Result<u64, EngineError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint_with_log_size(path, u64::MAX)?;
+        let names = Cf::ALL.map(Cf::name);
+        let copy = DB::open_cf_for_read_only(&Options::default(), path, names, false)?;
+        let raw = copy.get_cf(&copy.cf_handle(Cf::Default.name()).expect("default column family"), APPLIED_SEQ_KEY)?;
+        Ok(raw.and_then(|raw| raw.try_into().ok().map(u64::from_le_bytes)).unwrap_or(0))
+    }
+
     pub fn applied_seq(&self) -> Result<u64, EngineError> {
         Ok(self
             .get(Cf::Default, APPLIED_SEQ_KEY)?

@@ -1,0 +1,264 @@
+//! Snapshots of every engine at one point, without stopping writers: the
+//! parts are what the engines already keep durably — RocksDB's flushed
+//! files (a RocksDB checkpoint: hard links, no flush) and the newest memory
+//! checkpoint — each naming the sequence it holds; the log from the oldest
+//! part's sequence to the snapshot's rolls them all forward to it. A
+//! snapshot directory is a data directory `strata-server --dir` starts
+//! from, plus `manifest.json`.
+//!
+//! The level is `strict`: it ends exactly at the sequence the snapshot was
+//! taken at (parts plus the log up to it).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use strata_engines::log::{LogCursor, SegmentWriter};
+use strata_engines::memory::checkpoint::list_checkpoints;
+use strata_engines::EngineError;
+
+use crate::keyspace::Keyspace;
+use crate::recovery;
+
+/// What a snapshot holds (`manifest.json`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The sequence the snapshot restores to.
+    pub seq: u64,
+    /// The sequence RocksDB's part holds.
+    pub rocks_seq: u64,
+    /// The oldest sequence a memory shard of the memory part holds (0: no
+    /// checkpoint was written yet; the log holds everything).
+    pub memory_seq: u64,
+    /// The records in the log part (none when the parts hold `seq`).
+    pub log: Option<(u64, u64)>,
+    /// Each file, relative to the snapshot directory, with its size and
+    /// CRC32C.
+    pub files: Vec<(PathBuf, u64, u32)>,
+}
+
+impl Manifest {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "format": 1,
+            "level": "strict",
+            "seq": self.seq,
+            "parts": {
+                "rocksdb": {"dir": "rocksdb", "seq": self.rocks_seq},
+                "memory": {"dir": "checkpoints", "seq": self.memory_seq},
+                "log": self.log.map(|(first, last)| json!({"dir": "log", "first": first, "last": last})),
+            },
+            "files": self.files.iter().map(|(path, size, crc)| json!({
+                "path": path.to_string_lossy(),
+                "size": size,
+                "crc32c": format!("{crc:08x}"),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
+    move |e| EngineError::Io(path.display().to_string(), e)
+}
+
+/// A hard link of `from` at `to`, or a copy where links cannot be made
+/// (another filesystem).
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), EngineError> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).map_err(io(from))?;
+    }
+    Ok(())
+}
+
+/// Writes a snapshot of every engine into `out` (created; refused if it is
+/// not empty). Writers go on meanwhile; only memtable switches wait for
+/// the RocksDB checkpoint (hard links).
+pub fn take(keyspace: &Keyspace, out: &Path) -> Result<Manifest, EngineError> {
+    if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(EngineError::Io(
+            out.display().to_string(),
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the snapshot directory is not empty"),
+        ));
+    }
+    std::fs::create_dir_all(out.join("checkpoints")).map_err(io(out))?;
+    // Nothing the parts need is truncated while they are chosen and read.
+    let _pin = keyspace.log.pin(0);
+    // The newest memory checkpoint, linked first so that a newer one cannot
+    // delete it meanwhile. It was finished before `seq` is read below, so
+    // none of its shards holds anything after `seq`.
+    let memory_seq = match list_checkpoints(&recovery::checkpoint_dir(keyspace.data_dir())).first() {
+        Some((seq, path)) => {
+            link_or_copy(path, &out.join("checkpoints").join(path.file_name().expect("a file name")))?;
+            *seq
+        }
+        None => 0,
+    };
+    let (seq, rocks_seq) = keyspace.with_memtable_switches_held(|| {
+        let seq = keyspace.log.last_seq();
+        let rocks_seq = keyspace.store.engine.checkpoint_flushed(&out.join("rocksdb"))?;
+        Ok::<_, EngineError>((seq, rocks_seq))
+    })?;
+    let log_dir = out.join("log");
+    std::fs::create_dir_all(&log_dir).map_err(io(&log_dir))?;
+    let from = memory_seq.min(rocks_seq);
+    copy_log(keyspace, &log_dir, from, seq)?;
+    let log = (from < seq).then_some((from + 1, seq));
+    let files = checksummed_files(out)?;
+    let manifest = Manifest { seq, rocks_seq, memory_seq, log, files };
+    let text = serde_json::to_vec_pretty(&manifest.to_json()).expect("json");
+    let path = out.join("manifest.json");
+    std::fs::write(&path, text).map_err(io(&path))?;
+    Ok(manifest)
+}
+
+/// Copies the records `from + 1 ..= to` of the running log into one
+/// segment in `dir` (an empty one starting at `to + 1` when there are none:
+/// recovery starts the log after it).
+fn copy_log(keyspace: &Keyspace, dir: &Path, from: u64, to: u64) -> Result<(), EngineError> {
+    let log = &keyspace.log;
+    log.write_through(to)?;
+    let mut writer = SegmentWriter::create(dir, from + 1)?;
+    let mut cursor = LogCursor::open(log.dir(), from)?;
+    while let Some(record) = cursor.next_record(to)? {
+        writer.append(&record)?;
+    }
+    if cursor.position() != to {
+        return Err(EngineError::Corrupt(format!("the log ended at {} before sequence {to}", cursor.position())));
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// Every file under `dir`, with its size and CRC32C, in path order.
+fn checksummed_files(dir: &Path) -> Result<Vec<(PathBuf, u64, u32)>, EngineError> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).map_err(io(&at))? {
+            let path = entry.map_err(io(&at))?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let (size, crc) = checksum(&path)?;
+                files.push((path.strip_prefix(dir).expect("under dir").to_path_buf(), size, crc));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A file's size and CRC32C, read a megabyte at a time.
+fn checksum(path: &Path) -> Result<(u64, u32), EngineError> {
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let mut buf = vec![0; 1 << 20];
+    let (mut size, mut crc) = (0u64, 0u32);
+    loop {
+        match file.read(&mut buf).map_err(io(path))? {
+            0 => return Ok((size, crc)),
+            n => {
+                crc = crc32c::crc32c_append(crc, &buf[..n]);
+                size += n as u64;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::client::Client;
+    use crate::protocol::Reply;
+    use crate::server::Server;
+
+    fn run(server: &Server, client: &mut Client, args: &[String]) -> Reply {
+        let argv: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        crate::commands::dispatch(server, client, &argv)
+    }
+
+    fn int(reply: Reply) -> i64 {
+        match reply {
+            Reply::Integer(n) => n,
+            other => panic!("expected an integer, got {other:?}"),
+        }
+    }
+
+    /// One transaction per step across both engines and every memory type.
+    fn step(writer: usize, i: usize) -> Vec<Vec<String>> {
+        let s = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        vec![
+            s(&["MULTI"]),
+            s(&["SET", &format!("s:{writer}:{i}"), &i.to_string()]),
+            s(&["HSET", &format!("h:{writer}"), &format!("f{i}"), &i.to_string()]),
+            s(&["RPUSH", &format!("l:{writer}"), &i.to_string()]),
+            s(&["ZADD", &format!("z:{writer}"), &i.to_string(), &format!("m{i}")]),
+            s(&["XADD", &format!("x:{writer}"), &format!("{}-1", i + 1), "f", &i.to_string()]),
+            s(&["EXEC"]),
+        ]
+    }
+
+    /// A snapshot taken while two clients run transactions across both
+    /// engines (with a checkpoint and a memtable switch on the way, so the
+    /// parts and the log each hold some of them) restores, in a data
+    /// directory of its own, to one point: every transaction up to some
+    /// step is whole there, none after it is there at all, and the log
+    /// ends at the manifest's sequence.
+    #[test]
+    fn a_snapshot_under_concurrent_transactions_restores_to_one_point() {
+        let source = tempfile::tempdir().unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let (server, mut admin) = Server::open_in_process(source.path()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|writer| {
+                let (server, stop) = (server.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+                    let mut client = Client::new(server.clients.add(addr, addr), true);
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        for command in step(writer, i) {
+                            assert!(!matches!(run(&server, &mut client, &command), Reply::Error(_)));
+                        }
+                        i += 1;
+                    }
+                    i
+                })
+            })
+            .collect();
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(100));
+        pause();
+        server.keyspace.checkpoint().unwrap();
+        pause();
+        assert_eq!(run(&server, &mut admin, &["SAVE".to_string()]), Reply::ok());
+        pause();
+        let manifest = take(&server.keyspace, &target.path().join("snap")).unwrap();
+        pause();
+        stop.store(true, Ordering::Relaxed);
+        let steps: Vec<usize> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        assert!(manifest.seq > 0 && manifest.log.is_some(), "{manifest:?}");
+        assert!(manifest.files.iter().any(|(path, _, _)| path.starts_with("rocksdb")), "{manifest:?}");
+        drop((server, admin));
+
+        let snapshot = target.path().join("snap");
+        let (restored, mut client) = Server::open_in_process(&snapshot).unwrap();
+        assert_eq!(restored.keyspace.log.last_seq(), manifest.seq, "restored to the manifest's sequence");
+        for (writer, &written) in steps.iter().enumerate() {
+            let n = int(run(&restored, &mut client, &["LLEN".into(), format!("l:{writer}")])) as usize;
+            assert!(n > 0 && n < written, "writer {writer}: {n} of {written} steps in the snapshot");
+            for (command, expected) in [("HLEN", "h"), ("ZCARD", "z"), ("XLEN", "x")] {
+                let got = int(run(&restored, &mut client, &[command.into(), format!("{expected}:{writer}")]));
+                assert_eq!(got as usize, n, "{command} of writer {writer}");
+            }
+            let mut present =
+                |i: usize| int(run(&restored, &mut client, &["EXISTS".into(), format!("s:{writer}:{i}")]));
+            assert_eq!((present(n - 1), present(n)), (1, 0), "the strings end where the lists do");
+        }
+    }
+}
