@@ -112,6 +112,14 @@ impl Server {
             Arc::new(DurabilityMetrics::default()),
             progress,
         )?;
+        // Snapshots left from the last run: no client can still be reading
+        // them.
+        let leftover = crate::commands::snapshots_dir(&dir);
+        if leftover.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&leftover) {
+                tracing::warn!(dir = %leftover.display(), error = %e, "removing old snapshots failed");
+            }
+        }
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         let maxmemory = config.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);

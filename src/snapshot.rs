@@ -9,7 +9,6 @@
 //! The level is `strict`: it ends exactly at the sequence the snapshot was
 //! taken at (parts plus the log up to it).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -32,13 +31,12 @@ pub struct Manifest {
     pub memory_seq: u64,
     /// The records in the log part (none when the parts hold `seq`).
     pub log: Option<(u64, u64)>,
-    /// Each file, relative to the snapshot directory, with its size and
-    /// CRC32C.
-    pub files: Vec<(PathBuf, u64, u32)>,
+    /// Each file, relative to the snapshot directory, with its size.
+    pub files: Vec<(PathBuf, u64)>,
 }
 
 impl Manifest {
-    fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self) -> serde_json::Value {
         json!({
             "format": 1,
             "level": "strict",
@@ -48,10 +46,9 @@ impl Manifest {
                 "memory": {"dir": "checkpoints", "seq": self.memory_seq},
                 "log": self.log.map(|(first, last)| json!({"dir": "log", "first": first, "last": last})),
             },
-            "files": self.files.iter().map(|(path, size, crc)| json!({
+            "files": self.files.iter().map(|(path, size)| json!({
                 "path": path.to_string_lossy(),
                 "size": size,
-                "crc32c": format!("{crc:08x}"),
             })).collect::<Vec<_>>(),
         })
     }
@@ -103,7 +100,7 @@ pub fn take(keyspace: &Keyspace, out: &Path) -> Result<Manifest, EngineError> {
     let from = memory_seq.min(rocks_seq);
     copy_log(keyspace, &log_dir, from, seq)?;
     let log = (from < seq).then_some((from + 1, seq));
-    let files = checksummed_files(out)?;
+    let files = files_in(out)?;
     let manifest = Manifest { seq, rocks_seq, memory_seq, log, files };
     let text = serde_json::to_vec_pretty(&manifest.to_json()).expect("json");
     let path = out.join("manifest.json");
@@ -129,8 +126,8 @@ fn copy_log(keyspace: &Keyspace, dir: &Path, from: u64, to: u64) -> Result<(), E
     Ok(())
 }
 
-/// Every file under `dir`, with its size and CRC32C, in path order.
-fn checksummed_files(dir: &Path) -> Result<Vec<(PathBuf, u64, u32)>, EngineError> {
+/// Every file under `dir`, with its size, in path order.
+fn files_in(dir: &Path) -> Result<Vec<(PathBuf, u64)>, EngineError> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(at) = pending.pop() {
@@ -139,29 +136,13 @@ fn checksummed_files(dir: &Path) -> Result<Vec<(PathBuf, u64, u32)>, EngineError
             if path.is_dir() {
                 pending.push(path);
             } else {
-                let (size, crc) = checksum(&path)?;
-                files.push((path.strip_prefix(dir).expect("under dir").to_path_buf(), size, crc));
+                let size = std::fs::metadata(&path).map_err(io(&path))?.len();
+                files.push((path.strip_prefix(dir).expect("under dir").to_path_buf(), size));
             }
         }
     }
     files.sort();
     Ok(files)
-}
-
-/// A file's size and CRC32C, read a megabyte at a time.
-fn checksum(path: &Path) -> Result<(u64, u32), EngineError> {
-    let mut file = std::fs::File::open(path).map_err(io(path))?;
-    let mut buf = vec![0; 1 << 20];
-    let (mut size, mut crc) = (0u64, 0u32);
-    loop {
-        match file.read(&mut buf).map_err(io(path))? {
-            0 => return Ok((size, crc)),
-            n => {
-                crc = crc32c::crc32c_append(crc, &buf[..n]);
-                size += n as u64;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -243,7 +224,7 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         let steps: Vec<usize> = writers.into_iter().map(|w| w.join().unwrap()).collect();
         assert!(manifest.seq > 0 && manifest.log.is_some(), "{manifest:?}");
-        assert!(manifest.files.iter().any(|(path, _, _)| path.starts_with("rocksdb")), "{manifest:?}");
+        assert!(manifest.files.iter().any(|(path, _)| path.starts_with("rocksdb")), "{manifest:?}");
         drop((server, admin));
 
         let snapshot = target.path().join("snap");

@@ -15,6 +15,7 @@ pub(crate) mod multi;
 mod persistence;
 mod server;
 mod set;
+mod snapshot;
 mod stream;
 mod string;
 mod zset;
@@ -33,6 +34,7 @@ use crate::protocol::Reply;
 use crate::server::Server;
 use args::c_text;
 use smallvec::SmallVec;
+pub use snapshot::snapshots_dir;
 
 /// A command handler: parses its arguments into typed values, then executes.
 pub type Handler = fn(&mut Ctx, &[Bytes]) -> CmdResult;
@@ -256,6 +258,7 @@ impl CommandTable {
         zset::register(&mut table);
         stream::register(&mut table);
         persistence::register(&mut table);
+        snapshot::register(&mut table);
         multi::register(&mut table);
         table.check();
         table
