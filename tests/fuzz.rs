@@ -293,11 +293,7 @@ impl Gen {
                 let k2 = self.key();
                 cmd!["MSET", k, self.value(), k2, self.value()]
             }
-            11 => {
-                let mut c = cmd!["MGET"];
-                c.extend(self.keys(3));
-                c
-            }
+            11 => joined(cmd!["MGET"], self.keys(3)),
             12 => cmd!["SETNX", k, self.value()],
             13 => cmd!["GETDEL", k],
             14 => {
@@ -378,16 +374,8 @@ impl Gen {
                 c
             }
             2 => cmd!["HGET", k, self.member()],
-            3 => {
-                let mut c = cmd!["HMGET", k];
-                c.extend(self.members(3));
-                c
-            }
-            4 => {
-                let mut c = cmd!["HDEL", k];
-                c.extend(self.members(3));
-                c
-            }
+            3 => joined(cmd!["HMGET", k], self.members(3)),
+            4 => joined(cmd!["HDEL", k], self.members(3)),
             5 => cmd!["HINCRBY", k, self.member(), self.count()],
             6 => cmd!["HINCRBYFLOAT", k, self.member(), self.score()],
             7 => cmd!["HLEN", k],
@@ -403,11 +391,7 @@ impl Gen {
     fn list(&mut self) -> Command {
         let k = self.key();
         match self.rng.random_range(0..18) {
-            0..=2 => {
-                let mut c = cmd![self.pick(&["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), k];
-                c.extend(self.members(4));
-                c
-            }
+            0..=2 => joined(cmd![self.pick(&["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), k], self.members(4)),
             3 => {
                 let mut c = cmd![self.pick(&["LPOP", "RPOP"]), k];
                 if self.chance(60) {
@@ -457,34 +441,14 @@ impl Gen {
     fn set(&mut self) -> Command {
         let k = self.key();
         match self.rng.random_range(0..14) {
-            0..=2 => {
-                let mut c = cmd!["SADD", k];
-                c.extend(self.members(4));
-                c
-            }
-            3 => {
-                let mut c = cmd!["SREM", k];
-                c.extend(self.members(3));
-                c
-            }
+            0..=2 => joined(cmd!["SADD", k], self.members(4)),
+            3 => joined(cmd!["SREM", k], self.members(3)),
             4 => cmd!["SISMEMBER", k, self.member()],
-            5 => {
-                let mut c = cmd!["SMISMEMBER", k];
-                c.extend(self.members(3));
-                c
-            }
+            5 => joined(cmd!["SMISMEMBER", k], self.members(3)),
             6 => cmd!["SCARD", k],
             7 => cmd!["SMEMBERS", k],
-            8 => {
-                let mut c = cmd![self.pick(&["SINTER", "SUNION", "SDIFF"]), k];
-                c.extend(self.keys(2));
-                c
-            }
-            9 => {
-                let mut c = cmd![self.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), k];
-                c.extend(self.keys(3));
-                c
-            }
+            8 => joined(cmd![self.pick(&["SINTER", "SUNION", "SDIFF"]), k], self.keys(2)),
+            9 => joined(cmd![self.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), k], self.keys(3)),
             10 => cmd!["SMOVE", k, self.key(), self.member()],
             11 => {
                 let mut c = cmd!["SINTERCARD", self.pick(&["1", "2", "0", "-1"]), k, self.key()];
@@ -515,17 +479,9 @@ impl Gen {
                 c
             }
             4 => cmd!["ZINCRBY", k, self.score(), self.member()],
-            5 => {
-                let mut c = cmd!["ZREM", k];
-                c.extend(self.members(3));
-                c
-            }
+            5 => joined(cmd!["ZREM", k], self.members(3)),
             6 => cmd!["ZSCORE", k, self.member()],
-            7 => {
-                let mut c = cmd!["ZMSCORE", k];
-                c.extend(self.members(3));
-                c
-            }
+            7 => joined(cmd!["ZMSCORE", k], self.members(3)),
             8 => {
                 let mut c = cmd!["ZRANGE", k];
                 match self.rng.random_range(0..3) {
@@ -694,11 +650,7 @@ impl Gen {
     fn generic(&mut self) -> Command {
         let k = self.key();
         match self.rng.random_range(0..14) {
-            0 => {
-                let mut c = cmd![self.pick(&["DEL", "UNLINK", "EXISTS", "TOUCH"])];
-                c.extend(self.keys(3));
-                c
-            }
+            0 => joined(cmd![self.pick(&["DEL", "UNLINK", "EXISTS", "TOUCH"])], self.keys(3)),
             1 => cmd!["TYPE", k],
             2 => {
                 // GT and LT only with absolute times: two relative ones
@@ -735,6 +687,12 @@ impl Gen {
             _ => cmd!["DEL", k],
         }
     }
+}
+
+/// `command` with `rest` after its arguments.
+fn joined(mut command: Command, rest: impl IntoIterator<Item = Vec<u8>>) -> Command {
+    command.extend(rest);
+    command
 }
 
 fn name(command: &Command) -> String {

@@ -739,6 +739,11 @@ mod tests {
         let table = CommandTable::new();
         for row in table.iter() {
             let entry = &redis_meta()["commands"][row.name.as_str()]["info"];
+            if entry.is_null() {
+                // Strata's own rows (`register_own`) carry their own metadata.
+                assert!(row.name.starts_with("snapshot."), "{} is not a Redis command", row.name);
+                continue;
+            }
             assert_eq!(entry[1].as_i64(), Some(row.arity), "{}", row.name);
             assert_eq!(entry[3].as_i64(), Some(row.first_key), "{}", row.name);
             for sub in row.subcommands.values() {

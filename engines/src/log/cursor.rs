@@ -353,6 +353,14 @@ mod tests {
         }
     }
 
+    /// A log of records 1..=60 in small segments, all closed.
+    fn sixty_records_in_closed_segments(dir: &Path) -> Arc<Log> {
+        let log = Log::open(dir, 1, FsyncPolicy::No, 300, Default::default()).unwrap();
+        write(&log, 60);
+        log.rotate().unwrap();
+        log
+    }
+
     /// Everything the reader has now.
     fn drain(reader: &mut LogReader) -> Vec<u64> {
         let mut seqs = Vec::new();
@@ -423,9 +431,7 @@ mod tests {
     #[test]
     fn truncation_keeps_what_a_reader_has_not_read() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path(), 1, FsyncPolicy::No, 300, Default::default()).unwrap();
-        write(&log, 60);
-        log.rotate().unwrap();
+        let log = sixty_records_in_closed_segments(dir.path());
         let mut slow = log.reader(20).unwrap();
         let removed = log.truncate_through(60).unwrap();
         assert!(removed > 0, "segments before the reader's go");
@@ -442,9 +448,7 @@ mod tests {
     #[test]
     fn a_dropped_reader_holds_nothing_back() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path(), 1, FsyncPolicy::No, 300, Default::default()).unwrap();
-        write(&log, 60);
-        log.rotate().unwrap();
+        let log = sixty_records_in_closed_segments(dir.path());
         drop(log.reader(0).unwrap());
         log.truncate_through(60).unwrap();
         assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
