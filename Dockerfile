@@ -1,14 +1,15 @@
-# Multi-stage build of strata-server (and strata-check-log, its log checker).
+# Multi-stage build of strata-server (and its tools: strata-check-log, the log
+# checker, and strata-backup).
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libclang-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --bin strata-server --bin strata-check-log
+RUN cargo build --release --bin strata-server --bin strata-check-log --bin strata-backup
 
 FROM debian:bookworm-slim
 RUN useradd --system --home /data --shell /usr/sbin/nologin strata \
     && mkdir -p /data && chown strata:strata /data
-COPY --from=build /src/target/release/strata-server /src/target/release/strata-check-log /usr/local/bin/
+COPY --from=build /src/target/release/strata-server /src/target/release/strata-check-log /src/target/release/strata-backup /usr/local/bin/
 VOLUME /data
 EXPOSE 6379
 USER strata

@@ -1,0 +1,397 @@
+//! `strata-backup`: backups of a running Strata server into a repository
+//! directory, and restores from them.
+//!
+//! ```text
+//! strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD]
+//! strata-backup list    --repo DIR [--json]
+//! strata-backup verify  --repo DIR [--id ID]
+//! strata-backup restore --repo DIR --to DATADIR [--id ID]
+//! strata-backup prune   --repo DIR --keep-full N
+//! ```
+//!
+//! `create` asks the server for a strict snapshot (SNAPSHOT.CREATE), reads
+//! its files in chunks (SNAPSHOT.READ, each chunk's CRC32C checked) into
+//! `DIR/backups/<id>/`, and writes the backup's manifest last: a backup
+//! without one is unfinished and ignored. Exit status: 0 on success, 1
+//! when a backup is damaged or a restore is refused, 2 on usage, I/O or
+//! server errors.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+const USAGE: &str = "Usage:
+  strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD]
+  strata-backup list    --repo DIR [--json]
+  strata-backup verify  --repo DIR [--id ID]
+  strata-backup restore --repo DIR --to DATADIR [--id ID]
+  strata-backup prune   --repo DIR --keep-full N";
+
+/// Bytes per chunk read from the server and stored in the repository.
+const CHUNK: u64 = 4 << 20;
+
+/// Why a command failed: `Refused` (exit 1) for damage and refusals,
+/// `Failed` (exit 2) for usage, I/O and server errors.
+enum Error {
+    Refused(String),
+    Failed(String),
+}
+
+fn failed(e: impl std::fmt::Display) -> Error {
+    Error::Failed(e.to_string())
+}
+
+struct Options {
+    command: String,
+    repo: PathBuf,
+    host: String,
+    port: u16,
+    password: Option<String>,
+    json: bool,
+    id: Option<String>,
+    to: Option<PathBuf>,
+    keep_full: Option<usize>,
+}
+
+fn parse(args: &[String]) -> Result<Options, Error> {
+    let usage = || Error::Failed(USAGE.to_string());
+    let command = args.first().ok_or_else(usage)?.clone();
+    let mut options = Options {
+        command,
+        repo: PathBuf::new(),
+        host: "127.0.0.1".into(),
+        port: 6379,
+        password: None,
+        json: false,
+        id: None,
+        to: None,
+        keep_full: None,
+    };
+    let mut repo = None;
+    let mut rest = args[1..].iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || rest.next().cloned().ok_or_else(usage);
+        match flag.as_str() {
+            "--repo" => repo = Some(PathBuf::from(value()?)),
+            "-h" => options.host = value()?,
+            "-p" => options.port = value()?.parse().map_err(|_| usage())?,
+            "-a" => options.password = Some(value()?),
+            "--json" => options.json = true,
+            "--id" => options.id = Some(value()?),
+            "--to" => options.to = Some(PathBuf::from(value()?)),
+            "--keep-full" => options.keep_full = Some(value()?.parse().map_err(|_| usage())?),
+            _ => return Err(usage()),
+        }
+    }
+    options.repo = repo.ok_or_else(usage)?;
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let result = parse(&args).and_then(|options| match options.command.as_str() {
+        "create" => create(&options),
+        "list" => list(&options),
+        "verify" => verify(&options),
+        "restore" => restore(&options),
+        "prune" => prune(&options),
+        _ => Err(Error::Failed(USAGE.to_string())),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Refused(why)) => {
+            eprintln!("strata-backup: {why}");
+            ExitCode::from(1)
+        }
+        Err(Error::Failed(why)) => {
+            eprintln!("strata-backup: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A blocking RESP2 connection to the server.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+/// A reply; errors are returned as `Err`.
+enum Reply {
+    Bulk(Vec<u8>),
+    Array(Vec<Reply>),
+    Other,
+}
+
+impl Conn {
+    fn open(options: &Options) -> Result<Conn, Error> {
+        let stream = TcpStream::connect((options.host.as_str(), options.port))
+            .map_err(|e| failed(format!("cannot connect to {}:{}: {e}", options.host, options.port)))?;
+        let mut conn = Conn { reader: BufReader::new(stream.try_clone().map_err(failed)?), writer: stream };
+        if let Some(password) = &options.password {
+            conn.call(&["AUTH", password])?;
+        }
+        Ok(conn)
+    }
+
+    fn call(&mut self, args: &[&str]) -> Result<Reply, Error> {
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+        self.writer.write_all(&request).map_err(failed)?;
+        self.read()
+    }
+
+    fn read(&mut self) -> Result<Reply, Error> {
+        let mut line = Vec::new();
+        if self.reader.read_until(b'\n', &mut line).map_err(failed)? == 0 {
+            return Err(failed("the server closed the connection"));
+        }
+        let text = String::from_utf8_lossy(&line[1..line.len().saturating_sub(2)]).to_string();
+        let number = || text.parse::<i64>().map_err(|_| failed(format!("bad reply line {text:?}")));
+        match line[0] {
+            b'-' => Err(failed(format!("the server answered: {text}"))),
+            b'$' => match number()? {
+                len if len < 0 => Ok(Reply::Other),
+                len => {
+                    let mut data = vec![0; len as usize + 2];
+                    self.reader.read_exact(&mut data).map_err(failed)?;
+                    data.truncate(len as usize);
+                    Ok(Reply::Bulk(data))
+                }
+            },
+            b'*' => (0..number()?.max(0)).map(|_| self.read()).collect::<Result<_, _>>().map(Reply::Array),
+            _ => Ok(Reply::Other),
+        }
+    }
+}
+
+fn bulks(reply: Reply, count: usize) -> Result<Vec<Vec<u8>>, Error> {
+    match reply {
+        Reply::Array(items) if items.len() == count => items
+            .into_iter()
+            .map(|item| match item {
+                Reply::Bulk(bytes) => Ok(bytes),
+                _ => Err(failed("unexpected reply")),
+            })
+            .collect(),
+        _ => Err(failed("unexpected reply")),
+    }
+}
+
+/// A progress bar on a terminal, nothing otherwise (plain lines instead).
+fn progress(total: u64) -> ProgressBar {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}").expect("template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
+fn backups_dir(repo: &Path) -> PathBuf {
+    repo.join("backups")
+}
+
+/// Finished backups (those with a manifest), oldest first.
+fn finished(repo: &Path) -> Result<Vec<(String, Value)>, Error> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(backups_dir(repo)) else { return Ok(out) };
+    for entry in entries {
+        let path = entry.map_err(failed)?.path();
+        let Ok(text) = std::fs::read(path.join("manifest.json")) else { continue };
+        let manifest: Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::Refused(format!("{}: damaged manifest: {e}", path.display())))?;
+        out.push((path.file_name().expect("a name").to_string_lossy().into_owned(), manifest));
+    }
+    out.sort_by_key(|(_, manifest)| manifest["created_unix_ms"].as_u64().unwrap_or(0));
+    Ok(out)
+}
+
+/// The backup `id`, or the newest.
+fn chosen(options: &Options) -> Result<(String, Value), Error> {
+    let backups = finished(&options.repo)?;
+    let found = match &options.id {
+        Some(id) => backups.into_iter().find(|(name, _)| name == id),
+        None => backups.into_iter().last(),
+    };
+    found.ok_or_else(|| Error::Refused(format!("no such backup in {}", options.repo.display())))
+}
+
+fn create(options: &Options) -> Result<(), Error> {
+    let mut conn = Conn::open(options)?;
+    let [snapshot_id, manifest] =
+        <[Vec<u8>; 2]>::try_from(bulks(conn.call(&["SNAPSHOT.CREATE"])?, 2)?).expect("two items");
+    let snapshot_id = String::from_utf8_lossy(&snapshot_id).into_owned();
+    let snapshot: Value = serde_json::from_slice(&manifest).map_err(failed)?;
+    let created_unix_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let id = format!("{created_unix_ms}-{}", snapshot["seq"]);
+    let dir = backups_dir(&options.repo).join(&id);
+    std::fs::create_dir_all(dir.join("chunks")).map_err(failed)?;
+    let total: u64 = snapshot["files"].as_array().into_iter().flatten().filter_map(|f| f["size"].as_u64()).sum();
+    let bar = progress(total);
+    let mut files = Vec::new();
+    for (index, file) in snapshot["files"].as_array().into_iter().flatten().enumerate() {
+        let path = file["path"].as_str().ok_or_else(|| failed("bad snapshot manifest"))?;
+        let size = file["size"].as_u64().ok_or_else(|| failed("bad snapshot manifest"))?;
+        bar.set_message(path.to_string());
+        let mut chunks = Vec::new();
+        let mut offset = 0;
+        while offset < size {
+            let (start, count) = (offset.to_string(), CHUNK.min(size - offset).to_string());
+            let reply = conn.call(&["SNAPSHOT.READ", &snapshot_id, path, &start, &count])?;
+            let [data, crc] = <[Vec<u8>; 2]>::try_from(bulks(reply, 2)?).expect("two items");
+            let crc = String::from_utf8_lossy(&crc).into_owned();
+            if data.is_empty() || format!("{:08x}", crc32c::crc32c(&data)) != crc {
+                return Err(failed(format!("{path} at {offset}: the chunk read does not match its checksum")));
+            }
+            let name = format!("{index:06}-{:06}", chunks.len());
+            std::fs::write(dir.join("chunks").join(&name), &data).map_err(failed)?;
+            chunks.push(json!({"file": name, "size": data.len(), "crc32c": crc, "codec": "none"}));
+            offset += data.len() as u64;
+            bar.inc(data.len() as u64);
+        }
+        files.push(json!({"path": path, "size": size, "chunks": chunks}));
+    }
+    bar.finish_and_clear();
+    let _ = conn.call(&["SNAPSHOT.RELEASE", &snapshot_id]);
+    let manifest = json!({
+        "format": 1,
+        "id": id,
+        "kind": "full",
+        "level": snapshot["level"],
+        "seq": snapshot["seq"],
+        "created_unix_ms": created_unix_ms,
+        "server": format!("{}:{}", options.host, options.port),
+        "snapshot": snapshot,
+        "files": files,
+    });
+    // Written last, through a rename: a backup cut short has none.
+    let tmp = dir.join("manifest.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest).expect("json")).map_err(failed)?;
+    std::fs::rename(&tmp, dir.join("manifest.json")).map_err(failed)?;
+    println!("{id}: full backup of {total} bytes at sequence {} in {}", manifest["seq"], dir.display());
+    Ok(())
+}
+
+fn list(options: &Options) -> Result<(), Error> {
+    let backups = finished(&options.repo)?;
+    if options.json {
+        let rows: Vec<Value> = backups
+            .iter()
+            .map(|(id, m)| json!({"id": id, "kind": m["kind"], "seq": m["seq"], "created_unix_ms": m["created_unix_ms"], "bytes": bytes_of(m)}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+    } else {
+        for (id, m) in &backups {
+            println!("{id}  {}  seq {}  {} bytes", m["kind"].as_str().unwrap_or("?"), m["seq"], bytes_of(m));
+        }
+    }
+    Ok(())
+}
+
+fn bytes_of(manifest: &Value) -> u64 {
+    manifest["files"].as_array().into_iter().flatten().filter_map(|f| f["size"].as_u64()).sum()
+}
+
+/// Reads every chunk of backup `id` and checks it; with `to`, writes the
+/// files there.
+fn check_backup(repo: &Path, id: &str, manifest: &Value, to: Option<&Path>) -> Result<(), Error> {
+    let dir = backups_dir(repo).join(id);
+    for file in manifest["files"].as_array().into_iter().flatten() {
+        let path = file["path"].as_str().unwrap_or_default();
+        if !Path::new(path).components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+            return Err(Error::Refused(format!("{id}: the manifest names a file outside the backup: {path}")));
+        }
+        let mut out = match to {
+            Some(to) => {
+                let target = to.join(path);
+                std::fs::create_dir_all(target.parent().expect("a parent")).map_err(failed)?;
+                Some(std::fs::File::create(target).map_err(failed)?)
+            }
+            None => None,
+        };
+        let mut size = 0;
+        for chunk in file["chunks"].as_array().into_iter().flatten() {
+            let name = chunk["file"].as_str().unwrap_or_default();
+            let data = std::fs::read(dir.join("chunks").join(name))
+                .map_err(|e| Error::Refused(format!("{id}: chunk {name} of {path}: {e}")))?;
+            let crc = format!("{:08x}", crc32c::crc32c(&data));
+            if Some(data.len() as u64) != chunk["size"].as_u64() || chunk["crc32c"].as_str() != Some(crc.as_str()) {
+                return Err(Error::Refused(format!("{id}: chunk {name} of {path} is damaged")));
+            }
+            if let Some(out) = out.as_mut() {
+                out.write_all(&data).map_err(failed)?;
+            }
+            size += data.len() as u64;
+        }
+        if Some(size) != file["size"].as_u64() {
+            return Err(Error::Refused(format!("{id}: {path} is missing chunks")));
+        }
+        if let Some(out) = out {
+            out.sync_all().map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+fn verify(options: &Options) -> Result<(), Error> {
+    let backups = match &options.id {
+        Some(_) => vec![chosen(options)?],
+        None => finished(&options.repo)?,
+    };
+    for (id, manifest) in &backups {
+        check_backup(&options.repo, id, manifest, None)?;
+        println!("{id}: ok");
+    }
+    Ok(())
+}
+
+fn restore(options: &Options) -> Result<(), Error> {
+    let to = options.to.as_ref().ok_or_else(|| Error::Failed(USAGE.to_string()))?;
+    if std::fs::read_dir(to).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(Error::Refused(format!("{} is not empty: nothing was restored", to.display())));
+    }
+    let (id, manifest) = chosen(options)?;
+    // Restored beside the target first, and moved into place only once
+    // every chunk has checked.
+    let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staging = to.with_file_name(format!(".{name}.restoring"));
+    let _ = std::fs::remove_dir_all(&staging);
+    if let Err(e) = check_backup(&options.repo, &id, &manifest, Some(&staging)) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if to.exists() {
+        std::fs::remove_dir(to).map_err(failed)?;
+    }
+    std::fs::rename(&staging, to).map_err(failed)?;
+    println!("{id}: restored to {} at sequence {}", to.display(), manifest["seq"]);
+    Ok(())
+}
+
+fn prune(options: &Options) -> Result<(), Error> {
+    let keep = options.keep_full.ok_or_else(|| Error::Failed(USAGE.to_string()))?;
+    let backups = finished(&options.repo)?;
+    let remove = backups.len().saturating_sub(keep);
+    for (id, _) in &backups[..remove] {
+        std::fs::remove_dir_all(backups_dir(&options.repo).join(id)).map_err(failed)?;
+        println!("{id}: removed");
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `strata-backup` against the real server: backups made while it serves,
+//! listed, verified (damage found), restored into a data directory another
+//! server starts from with the same data, pruned.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Conn, TestServer, Value};
+
+fn backup(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata-backup")).args(args).output().expect("run strata-backup")
+}
+
+fn ok(output: Output) -> String {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn exit_code(output: &Output) -> i32 {
+    output.status.code().unwrap()
+}
+
+fn contents(conn: &mut Conn) -> Vec<Value> {
+    [&["GET", "s"][..], &["HGETALL", "h"], &["LRANGE", "l", "0", "-1"], &["ZRANGE", "z", "0", "-1"], &["DBSIZE"]]
+        .iter()
+        .map(|command| conn.call(command))
+        .collect()
+}
+
+fn list(repo: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_str(&ok(backup(&["list", "--repo", repo.to_str().unwrap(), "--json"]))).unwrap()
+}
+
+#[test]
+fn backups_are_made_listed_verified_restored_and_pruned() {
+    let server = TestServer::start_with(&["--requirepass", "s3cret"]);
+    let mut conn = server.conn();
+    assert_eq!(conn.call(&["AUTH", "s3cret"]), Value::Status("OK".into()));
+    for i in 0..300 {
+        let i = i.to_string();
+        conn.call(&["HSET", "h", &i, &"v".repeat(100)]);
+        conn.call(&["RPUSH", "l", &i]);
+        conn.call(&["ZADD", "z", &i, &i]);
+    }
+    conn.call(&["SET", "s", "first"]);
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().join("repo");
+    let repo_arg = repo_arg.to_str().unwrap();
+    let port = server.port.to_string();
+    let create = || backup(&["create", "--repo", repo_arg, "-p", &port, "-a", "s3cret"]);
+    let first = ok(create());
+    assert!(first.contains("full backup"), "{first}");
+    let expected_first = contents(&mut conn);
+    conn.call(&["SET", "s", "second"]);
+    conn.call(&["RPUSH", "l", "more"]);
+    ok(create());
+    let expected_second = contents(&mut conn);
+
+    let backups = list(repo.path().join("repo").as_path());
+    assert_eq!(backups.len(), 2);
+    assert!(backups[0]["seq"].as_u64() < backups[1]["seq"].as_u64());
+    let first_id = backups[0]["id"].as_str().unwrap().to_string();
+    assert!(ok(backup(&["verify", "--repo", repo_arg])).contains(&format!("{first_id}: ok")));
+
+    // The newest by default, or the one named.
+    for (id, expected) in [(None, &expected_second), (Some(first_id.as_str()), &expected_first)] {
+        let target = tempfile::tempdir().unwrap();
+        let data = target.path().join("data");
+        let mut args = vec!["restore", "--repo", repo_arg, "--to", data.to_str().unwrap()];
+        args.extend(id.iter().flat_map(|id| ["--id", id]));
+        ok(backup(&args));
+        let copy = TestServer::start_with(&["--dir", data.to_str().unwrap()]);
+        assert_eq!(&contents(&mut copy.conn()), expected);
+    }
+
+    // A restore never writes into a directory that holds something.
+    let occupied = tempfile::tempdir().unwrap();
+    std::fs::write(occupied.path().join("keep"), "mine").unwrap();
+    let refused = backup(&["restore", "--repo", repo_arg, "--to", occupied.path().to_str().unwrap()]);
+    assert_eq!(exit_code(&refused), 1);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
+    assert_eq!(std::fs::read_dir(occupied.path()).unwrap().count(), 1);
+
+    // A damaged chunk is found by verify and stops a restore, which leaves
+    // nothing behind.
+    let chunks = repo.path().join("repo/backups").join(&first_id).join("chunks");
+    let chunk = std::fs::read_dir(&chunks).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&chunk, bytes).unwrap();
+    let damaged = backup(&["verify", "--repo", repo_arg, "--id", &first_id]);
+    assert_eq!(exit_code(&damaged), 1);
+    assert!(String::from_utf8_lossy(&damaged.stderr).contains("damaged"));
+    let target = tempfile::tempdir().unwrap();
+    let data = target.path().join("data");
+    let refused = backup(&["restore", "--repo", repo_arg, "--to", data.to_str().unwrap(), "--id", &first_id]);
+    assert_eq!(exit_code(&refused), 1);
+    assert!(!data.exists() && std::fs::read_dir(target.path()).unwrap().count() == 0);
+
+    // An unfinished backup (no manifest) is not listed.
+    std::fs::create_dir_all(repo.path().join("repo/backups/cut-short/chunks")).unwrap();
+    assert_eq!(list(repo.path().join("repo").as_path()).len(), 2);
+    ok(backup(&["prune", "--repo", repo_arg, "--keep-full", "1"]));
+    let left = list(repo.path().join("repo").as_path());
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0]["id"].as_str().unwrap(), first_id);
+
+    // Usage and connection errors.
+    assert_eq!(exit_code(&backup(&["create"])), 2);
+    assert_eq!(exit_code(&backup(&["create", "--repo", repo_arg, "-p", "1"])), 2);
+    let no_auth = backup(&["create", "--repo", repo_arg, "-p", &port]);
+    assert_eq!(exit_code(&no_auth), 2);
+    assert!(String::from_utf8_lossy(&no_auth.stderr).contains("NOAUTH"));
+}
