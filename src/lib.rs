@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod checkpoint_interval;
 pub mod client;
+pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod connection;

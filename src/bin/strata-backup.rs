@@ -11,7 +11,8 @@
 //!
 //! `create` asks the server for a strict snapshot (SNAPSHOT.CREATE), reads
 //! its files in chunks (SNAPSHOT.READ, each chunk's CRC32C checked) into
-//! `DIR/backups/<id>/`, and writes the backup's manifest last: a backup
+//! `DIR/backups/<id>/` (each compressed with its part's codec, see
+//! `strata::codec`), and writes the backup's manifest last: a backup
 //! without one is unfinished and ignored. Exit status: 0 on success, 1
 //! when a backup is damaged or a restore is refused, 2 on usage, I/O or
 //! server errors.
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
+use strata::codec::{Codec, PartKind};
 
 const USAGE: &str = "Usage:
   strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD]
@@ -246,6 +248,7 @@ fn create(options: &Options) -> Result<(), Error> {
     let total: u64 = snapshot["files"].as_array().into_iter().flatten().filter_map(|f| f["size"].as_u64()).sum();
     let bar = progress(total);
     let mut files = Vec::new();
+    let mut stored_total = 0;
     for (index, file) in snapshot["files"].as_array().into_iter().flatten().enumerate() {
         let path = file["path"].as_str().ok_or_else(|| failed("bad snapshot manifest"))?;
         let size = file["size"].as_u64().ok_or_else(|| failed("bad snapshot manifest"))?;
@@ -261,8 +264,17 @@ fn create(options: &Options) -> Result<(), Error> {
                 return Err(failed(format!("{path} at {offset}: the chunk read does not match its checksum")));
             }
             let name = format!("{index:06}-{:06}", chunks.len());
-            std::fs::write(dir.join("chunks").join(&name), &data).map_err(failed)?;
-            chunks.push(json!({"file": name, "size": data.len(), "crc32c": crc, "codec": "none"}));
+            let codec = PartKind::of(path).codec();
+            let stored = codec.compress(&data);
+            std::fs::write(dir.join("chunks").join(&name), &stored).map_err(failed)?;
+            stored_total += stored.len();
+            chunks.push(json!({
+                "file": name,
+                "size": data.len(),
+                "stored": stored.len(),
+                "crc32c": crc,
+                "codec": codec.name(),
+            }));
             offset += data.len() as u64;
             bar.inc(data.len() as u64);
         }
@@ -285,7 +297,11 @@ fn create(options: &Options) -> Result<(), Error> {
     let tmp = dir.join("manifest.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest).expect("json")).map_err(failed)?;
     std::fs::rename(&tmp, dir.join("manifest.json")).map_err(failed)?;
-    println!("{id}: full backup of {total} bytes at sequence {} in {}", manifest["seq"], dir.display());
+    println!(
+        "{id}: full backup of {total} bytes ({stored_total} stored) at sequence {} in {}",
+        manifest["seq"],
+        dir.display()
+    );
     Ok(())
 }
 
@@ -329,11 +345,17 @@ fn check_backup(repo: &Path, id: &str, manifest: &Value, to: Option<&Path>) -> R
         let mut size = 0;
         for chunk in file["chunks"].as_array().into_iter().flatten() {
             let name = chunk["file"].as_str().unwrap_or_default();
-            let data = std::fs::read(dir.join("chunks").join(name))
+            let damaged = || Error::Refused(format!("{id}: chunk {name} of {path} is damaged"));
+            let stored = std::fs::read(dir.join("chunks").join(name))
                 .map_err(|e| Error::Refused(format!("{id}: chunk {name} of {path}: {e}")))?;
-            let crc = format!("{:08x}", crc32c::crc32c(&data));
-            if Some(data.len() as u64) != chunk["size"].as_u64() || chunk["crc32c"].as_str() != Some(crc.as_str()) {
-                return Err(Error::Refused(format!("{id}: chunk {name} of {path} is damaged")));
+            let codec = chunk["codec"].as_str().and_then(Codec::parse).ok_or_else(damaged)?;
+            let len = chunk["size"].as_u64().ok_or_else(damaged)? as usize;
+            if Some(stored.len() as u64) != chunk["stored"].as_u64() {
+                return Err(damaged());
+            }
+            let data = codec.decompress(&stored, len).ok_or_else(damaged)?;
+            if chunk["crc32c"].as_str() != Some(format!("{:08x}", crc32c::crc32c(&data)).as_str()) {
+                return Err(damaged());
             }
             if let Some(out) = out.as_mut() {
                 out.write_all(&data).map_err(failed)?;
