@@ -114,3 +114,56 @@ fn backups_are_made_listed_verified_restored_and_pruned() {
     assert_eq!(exit_code(&no_auth), 2);
     assert!(String::from_utf8_lossy(&no_auth.stderr).contains("NOAUTH"));
 }
+
+/// kill -9 of strata-backup, or of the server, in the middle of backups:
+/// the repository keeps only whole backups, each verifies, the server
+/// comes back without the snapshots it was serving, and a backup made
+/// afterwards restores to the data as it is.
+#[test]
+fn backups_cut_short_by_kill_9_leave_the_repository_valid() {
+    let mut server = TestServer::start();
+    let mut conn = server.conn();
+    let value = "v".repeat(1000);
+    for i in 0..3000 {
+        conn.call(&["HSET", "h", &i.to_string(), &value]);
+        conn.call(&["RPUSH", "l", &value]);
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().to_str().unwrap().to_string();
+    let spawn = |port: u16| {
+        Command::new(env!("CARGO_BIN_EXE_strata-backup"))
+            .args(["create", "--repo", &repo_arg, "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    ok(backup(&["create", "--repo", &repo_arg, "-p", &server.port.to_string()]));
+    for cycle in 0..8u64 {
+        conn.call(&["SET", "s", &cycle.to_string()]);
+        let mut child = spawn(server.port);
+        std::thread::sleep(std::time::Duration::from_millis(5 + cycle * 7));
+        if cycle % 2 == 0 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        } else {
+            server.kill();
+            child.wait().unwrap();
+            server.start_again();
+            conn = server.conn();
+            let leftover = server.data_dir().join("snapshots");
+            assert!(!leftover.exists(), "the snapshots of the last run are removed at start");
+        }
+        ok(backup(&["verify", "--repo", &repo_arg]));
+    }
+    let backups = std::fs::read_dir(repo.path().join("backups")).unwrap().map(|e| e.unwrap().path());
+    let cut_short = backups.filter(|dir| !dir.join("manifest.json").exists()).count();
+    assert!(cut_short > 0, "no kill landed during a backup");
+    ok(backup(&["create", "--repo", &repo_arg, "-p", &server.port.to_string()]));
+    let expected = contents(&mut conn);
+    let target = tempfile::tempdir().unwrap();
+    let data = target.path().join("data");
+    ok(backup(&["restore", "--repo", &repo_arg, "--to", data.to_str().unwrap()]));
+    let copy = TestServer::start_with(&["--dir", data.to_str().unwrap()]);
+    assert_eq!(contents(&mut copy.conn()), expected);
+}
