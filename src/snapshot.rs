@@ -24,6 +24,9 @@ use crate::recovery;
 pub struct Manifest {
     /// The sequence the snapshot restores to.
     pub seq: u64,
+    /// For an increment (`take_since`): the sequence of the snapshot it
+    /// continues, whose parts it rolls forward with its log part alone.
+    pub base: Option<u64>,
     /// The sequence RocksDB's part holds.
     pub rocks_seq: u64,
     /// The oldest sequence a memory shard of the memory part holds (0: no
@@ -40,6 +43,8 @@ impl Manifest {
         json!({
             "format": 1,
             "level": "strict",
+            "kind": if self.base.is_some() { "incremental" } else { "full" },
+            "base": self.base,
             "seq": self.seq,
             "parts": {
                 "rocksdb": {"dir": "rocksdb", "seq": self.rocks_seq},
@@ -71,12 +76,7 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), EngineError> {
 /// not empty). Writers go on meanwhile; only memtable switches wait for
 /// the RocksDB checkpoint (hard links).
 pub fn take(keyspace: &Keyspace, out: &Path) -> Result<Manifest, EngineError> {
-    if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(EngineError::Io(
-            out.display().to_string(),
-            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the snapshot directory is not empty"),
-        ));
-    }
+    create_empty(out)?;
     std::fs::create_dir_all(out.join("checkpoints")).map_err(io(out))?;
     // Nothing the parts need is truncated while they are chosen and read.
     let _pin = keyspace.log.pin(0);
@@ -100,8 +100,37 @@ pub fn take(keyspace: &Keyspace, out: &Path) -> Result<Manifest, EngineError> {
     let from = memory_seq.min(rocks_seq);
     copy_log(keyspace, &log_dir, from, seq)?;
     let log = (from < seq).then_some((from + 1, seq));
-    let files = files_in(out)?;
-    let manifest = Manifest { seq, rocks_seq, memory_seq, log, files };
+    finish(out, Manifest { seq, base: None, rocks_seq, memory_seq, log, files: Vec::new() })
+}
+
+/// An increment on the snapshot at sequence `base`: the log's records
+/// after it, up to now. O(changes): no part is copied. Fails with
+/// `NotRetained` when the log no longer holds them (a full snapshot is
+/// needed then).
+pub fn take_since(keyspace: &Keyspace, out: &Path, base: u64) -> Result<Manifest, EngineError> {
+    create_empty(out)?;
+    let _pin = keyspace.log.pin(base);
+    let seq = keyspace.log.last_seq();
+    let log_dir = out.join("log");
+    std::fs::create_dir_all(&log_dir).map_err(io(&log_dir))?;
+    copy_log(keyspace, &log_dir, base, seq)?;
+    let log = (base < seq).then_some((base + 1, seq));
+    finish(out, Manifest { seq, base: Some(base), rocks_seq: base, memory_seq: base, log, files: Vec::new() })
+}
+
+fn create_empty(out: &Path) -> Result<(), EngineError> {
+    if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(EngineError::Io(
+            out.display().to_string(),
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the snapshot directory is not empty"),
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(io(out))
+}
+
+/// Lists the files of the snapshot in `manifest` and writes it.
+fn finish(out: &Path, mut manifest: Manifest) -> Result<Manifest, EngineError> {
+    manifest.files = files_in(out)?;
     let text = serde_json::to_vec_pretty(&manifest.to_json()).expect("json");
     let path = out.join("manifest.json");
     std::fs::write(&path, text).map_err(io(&path))?;
@@ -109,10 +138,15 @@ pub fn take(keyspace: &Keyspace, out: &Path) -> Result<Manifest, EngineError> {
 }
 
 /// Copies the records `from + 1 ..= to` of the running log into one
-/// segment in `dir` (an empty one starting at `to + 1` when there are none:
-/// recovery starts the log after it).
+/// segment in `dir`, named by its first record (none when there are no
+/// records: an increment's segment then never meets its base's).
 fn copy_log(keyspace: &Keyspace, dir: &Path, from: u64, to: u64) -> Result<(), EngineError> {
     let log = &keyspace.log;
+    if from >= to {
+        // Still an error when the log no longer holds what follows `from`.
+        LogCursor::open(log.dir(), from)?;
+        return Ok(());
+    }
     log.write_through(to)?;
     let mut writer = SegmentWriter::create(dir, from + 1)?;
     let mut cursor = LogCursor::open(log.dir(), from)?;

@@ -167,3 +167,92 @@ fn backups_cut_short_by_kill_9_leave_the_repository_valid() {
     let copy = TestServer::start_with(&["--dir", data.to_str().unwrap()]);
     assert_eq!(contents(&mut copy.conn()), expected);
 }
+
+/// The first sequence the server's log still holds.
+fn oldest_log_record(server: &TestServer) -> u64 {
+    std::fs::read_dir(server.data_dir().join("log"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+        .min()
+        .unwrap()
+}
+
+/// Increments hold only the log since the newest backup, restore through
+/// their chain to their own point, need every link of it, and become full
+/// backups when the server's log no longer holds what they would continue.
+#[test]
+fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
+    let server = TestServer::start();
+    let mut conn = server.conn();
+    for i in 0..2000 {
+        conn.call(&["HSET", "h", &i.to_string(), &"v".repeat(200)]);
+        conn.call(&["RPUSH", "l", &i.to_string()]);
+    }
+    conn.call(&["SET", "s", "full"]);
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().to_str().unwrap().to_string();
+    let port = server.port.to_string();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["create", "--repo", &repo_arg, "-p", &port];
+        args.extend_from_slice(extra);
+        ok(backup(&args))
+    };
+    create(&[]);
+    // About 1 % of the data changes between backups.
+    let mut expected = Vec::new();
+    for round in 0..2 {
+        for i in 0..20 {
+            conn.call(&["HSET", "h", &i.to_string(), &format!("round {round}")]);
+        }
+        conn.call(&["SET", "s", &format!("increment {round}")]);
+        assert!(create(&["--incremental"]).contains("incremental backup"));
+        expected.push(contents(&mut conn));
+    }
+    let backups = list(repo.path());
+    assert_eq!(
+        backups.iter().map(|b| b["kind"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["full", "incremental", "incremental"]
+    );
+    assert_eq!(backups[1]["base"], backups[0]["id"]);
+    assert_eq!(backups[2]["base"], backups[1]["id"]);
+    let (full, increment) = (backups[0]["bytes"].as_u64().unwrap(), backups[1]["bytes"].as_u64().unwrap());
+    assert!(increment * 20 < full, "an increment of {increment} bytes against a full backup of {full}");
+
+    for (backup_id, expected) in [(&backups[1]["id"], &expected[0]), (&backups[2]["id"], &expected[1])] {
+        let target = tempfile::tempdir().unwrap();
+        let data = target.path().join("data");
+        ok(backup(&[
+            "restore",
+            "--repo",
+            &repo_arg,
+            "--to",
+            data.to_str().unwrap(),
+            "--id",
+            backup_id.as_str().unwrap(),
+        ]));
+        let copy = TestServer::start_with(&["--dir", data.to_str().unwrap()]);
+        assert_eq!(&contents(&mut copy.conn()), expected);
+    }
+
+    // Once the server has truncated what the newest backup would continue
+    // from, the next one is full.
+    let newest = backups[2]["seq"].as_u64().unwrap();
+    conn.call(&["SET", "s", "after"]);
+    assert_eq!(conn.call(&["SAVE"]), Value::Status("OK".into()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while oldest_log_record(&server) <= newest + 1 {
+        assert!(std::time::Instant::now() < deadline, "the log was never truncated");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(create(&["--incremental"]).contains("a full backup"));
+    assert_eq!(list(repo.path()).last().unwrap()["kind"], "full");
+
+    // An increment whose base is gone cannot be verified or restored.
+    std::fs::remove_dir_all(repo.path().join("backups").join(backups[1]["id"].as_str().unwrap())).unwrap();
+    let broken = backup(&["verify", "--repo", &repo_arg, "--id", backups[2]["id"].as_str().unwrap()]);
+    assert_eq!(exit_code(&broken), 1);
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("missing from the chain"));
+    // Pruning to one full backup removes the old chain.
+    ok(backup(&["prune", "--repo", &repo_arg, "--keep-full", "1"]));
+    assert_eq!(list(repo.path()).len(), 1);
+}

@@ -2,7 +2,7 @@
 //! directory, and restores from them.
 //!
 //! ```text
-//! strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD]
+//! strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD] [--incremental]
 //! strata-backup list    --repo DIR [--json]
 //! strata-backup verify  --repo DIR [--id ID]
 //! strata-backup restore --repo DIR --to DATADIR [--id ID]
@@ -13,7 +13,11 @@
 //! its files in chunks (SNAPSHOT.READ, each chunk's CRC32C checked) into
 //! `DIR/backups/<id>/` (each compressed with its part's codec, see
 //! `strata::codec`), and writes the backup's manifest last: a backup
-//! without one is unfinished and ignored. Exit status: 0 on success, 1
+//! without one is unfinished and ignored. `--incremental` stores only the
+//! log records since the repository's newest backup (SNAPSHOT.CREATE
+//! SINCE), or a full backup when the server's log no longer holds them; a
+//! restore of an increment writes its chain, full backup first. Exit
+//! status: 0 on success, 1
 //! when a backup is damaged or a restore is refused, 2 on usage, I/O or
 //! server errors.
 
@@ -27,7 +31,7 @@ use serde_json::{json, Value};
 use strata::codec::{Codec, PartKind};
 
 const USAGE: &str = "Usage:
-  strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD]
+  strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD] [--incremental]
   strata-backup list    --repo DIR [--json]
   strata-backup verify  --repo DIR [--id ID]
   strata-backup restore --repo DIR --to DATADIR [--id ID]
@@ -54,6 +58,7 @@ struct Options {
     port: u16,
     password: Option<String>,
     json: bool,
+    incremental: bool,
     id: Option<String>,
     to: Option<PathBuf>,
     keep_full: Option<usize>,
@@ -69,6 +74,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
         port: 6379,
         password: None,
         json: false,
+        incremental: false,
         id: None,
         to: None,
         keep_full: None,
@@ -83,6 +89,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
             "-p" => options.port = value()?.parse().map_err(|_| usage())?,
             "-a" => options.password = Some(value()?),
             "--json" => options.json = true,
+            "--incremental" => options.incremental = true,
             "--id" => options.id = Some(value()?),
             "--to" => options.to = Some(PathBuf::from(value()?)),
             "--keep-full" => options.keep_full = Some(value()?.parse().map_err(|_| usage())?),
@@ -236,8 +243,25 @@ fn chosen(options: &Options) -> Result<(String, Value), Error> {
 
 fn create(options: &Options) -> Result<(), Error> {
     let mut conn = Conn::open(options)?;
-    let [snapshot_id, manifest] =
-        <[Vec<u8>; 2]>::try_from(bulks(conn.call(&["SNAPSHOT.CREATE"])?, 2)?).expect("two items");
+    let base = match options.incremental {
+        true => finished(&options.repo)?.pop(),
+        false => None,
+    };
+    let (base, reply) = match &base {
+        Some((base_id, base_manifest)) => {
+            let since = base_manifest["seq"].as_u64().unwrap_or(0).to_string();
+            match conn.call(&["SNAPSHOT.CREATE", "SINCE", &since]) {
+                Ok(reply) => (Some(base_id.clone()), reply),
+                Err(Error::Failed(why)) if why.contains("onwards is needed") => {
+                    println!("the server's log no longer holds what followed backup {base_id}: a full backup");
+                    (None, conn.call(&["SNAPSHOT.CREATE"])?)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        None => (None, conn.call(&["SNAPSHOT.CREATE"])?),
+    };
+    let [snapshot_id, manifest] = <[Vec<u8>; 2]>::try_from(bulks(reply, 2)?).expect("two items");
     let snapshot_id = String::from_utf8_lossy(&snapshot_id).into_owned();
     let snapshot: Value = serde_json::from_slice(&manifest).map_err(failed)?;
     let created_unix_ms =
@@ -285,7 +309,8 @@ fn create(options: &Options) -> Result<(), Error> {
     let manifest = json!({
         "format": 1,
         "id": id,
-        "kind": "full",
+        "kind": if base.is_some() { "incremental" } else { "full" },
+        "base": base,
         "level": snapshot["level"],
         "seq": snapshot["seq"],
         "created_unix_ms": created_unix_ms,
@@ -298,7 +323,8 @@ fn create(options: &Options) -> Result<(), Error> {
     std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest).expect("json")).map_err(failed)?;
     std::fs::rename(&tmp, dir.join("manifest.json")).map_err(failed)?;
     println!(
-        "{id}: full backup of {total} bytes ({stored_total} stored) at sequence {} in {}",
+        "{id}: {} backup of {total} bytes ({stored_total} stored) at sequence {} in {}",
+        manifest["kind"].as_str().unwrap_or_default(),
         manifest["seq"],
         dir.display()
     );
@@ -310,7 +336,10 @@ fn list(options: &Options) -> Result<(), Error> {
     if options.json {
         let rows: Vec<Value> = backups
             .iter()
-            .map(|(id, m)| json!({"id": id, "kind": m["kind"], "seq": m["seq"], "created_unix_ms": m["created_unix_ms"], "bytes": bytes_of(m)}))
+            .map(|(id, m)| {
+                json!({"id": id, "kind": m["kind"], "base": m["base"], "seq": m["seq"],
+                       "created_unix_ms": m["created_unix_ms"], "bytes": bytes_of(m)})
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
     } else {
@@ -372,12 +401,33 @@ fn check_backup(repo: &Path, id: &str, manifest: &Value, to: Option<&Path>) -> R
     Ok(())
 }
 
+/// Backup `id` and the backups it continues, full backup first.
+fn chain(backups: &[(String, Value)], id: &str) -> Result<Vec<(String, Value)>, Error> {
+    let mut chain = Vec::new();
+    let mut at = Some(id.to_string());
+    while let Some(id) = at {
+        let (_, manifest) = backups
+            .iter()
+            .find(|(name, _)| *name == id)
+            .ok_or_else(|| Error::Refused(format!("backup {id} is missing from the chain")))?;
+        if chain.len() > backups.len() {
+            return Err(Error::Refused(format!("the chain of backup {id} loops")));
+        }
+        at = manifest["base"].as_str().map(str::to_string);
+        chain.push((id, manifest.clone()));
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
 fn verify(options: &Options) -> Result<(), Error> {
-    let backups = match &options.id {
+    let backups = finished(&options.repo)?;
+    let checked = match &options.id {
         Some(_) => vec![chosen(options)?],
-        None => finished(&options.repo)?,
+        None => backups.clone(),
     };
-    for (id, manifest) in &backups {
+    for (id, manifest) in &checked {
+        chain(&backups, id)?;
         check_backup(&options.repo, id, manifest, None)?;
         println!("{id}: ok");
     }
@@ -390,14 +440,17 @@ fn restore(options: &Options) -> Result<(), Error> {
         return Err(Error::Refused(format!("{} is not empty: nothing was restored", to.display())));
     }
     let (id, manifest) = chosen(options)?;
+    let backups = chain(&finished(&options.repo)?, &id)?;
     // Restored beside the target first, and moved into place only once
-    // every chunk has checked.
+    // every chunk has checked: the full backup, then each increment's log.
     let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let staging = to.with_file_name(format!(".{name}.restoring"));
     let _ = std::fs::remove_dir_all(&staging);
-    if let Err(e) = check_backup(&options.repo, &id, &manifest, Some(&staging)) {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
+    for (id, manifest) in &backups {
+        if let Err(e) = check_backup(&options.repo, id, manifest, Some(&staging)) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
     }
     if to.exists() {
         std::fs::remove_dir(to).map_err(failed)?;
@@ -407,13 +460,19 @@ fn restore(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// Keeps the newest `--keep-full` full backups and the increments on
+/// them; removes the rest, increments first.
 fn prune(options: &Options) -> Result<(), Error> {
     let keep = options.keep_full.ok_or_else(|| Error::Failed(USAGE.to_string()))?;
     let backups = finished(&options.repo)?;
-    let remove = backups.len().saturating_sub(keep);
-    for (id, _) in &backups[..remove] {
-        std::fs::remove_dir_all(backups_dir(&options.repo).join(id)).map_err(failed)?;
-        println!("{id}: removed");
+    let fulls: Vec<&String> = backups.iter().filter(|(_, m)| m["base"].is_null()).map(|(id, _)| id).collect();
+    let kept_fulls = &fulls[fulls.len().saturating_sub(keep)..];
+    for (id, _) in backups.iter().rev() {
+        let full = chain(&backups, id).ok().and_then(|chain| chain.first().map(|(full, _)| full.clone()));
+        if !full.is_some_and(|full| kept_fulls.contains(&&full)) {
+            std::fs::remove_dir_all(backups_dir(&options.repo).join(id)).map_err(failed)?;
+            println!("{id}: removed");
+        }
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! released or until the server restarts.
 //!
 //! ```text
-//! SNAPSHOT.CREATE                          -> [id, manifest JSON]
+//! SNAPSHOT.CREATE [SINCE seq]              -> [id, manifest JSON]
 //! SNAPSHOT.READ id path offset count       -> [bytes, crc32c as 8 hex digits]
 //! SNAPSHOT.RELEASE id                      -> 1 if it existed, else 0
 //! ```
@@ -36,7 +36,9 @@ pub fn register(table: &mut CommandTable) {
         (Box::leak(Box::new(info)), Box::leak(Box::new(docs)))
     };
     let arg = |name: &str, kind: &str| json!({"name": name, "type": kind});
-    let (info, docs) = own("snapshot.create", 1, "Takes a strict snapshot of every engine to be read", json!([]));
+    let since = json!([{"name": "since", "type": "block", "flags": ["optional"], "arguments": [
+        {"name": "since", "type": "pure-token", "token": "SINCE"}, arg("seq", "integer")]}]);
+    let (info, docs) = own("snapshot.create", -1, "Takes a strict snapshot of every engine, or an increment", since);
     table.register_own(info, docs, create);
     let arguments =
         json!([arg("id", "string"), arg("path", "string"), arg("offset", "integer"), arg("count", "integer")]);
@@ -62,12 +64,26 @@ fn snapshot_dir(ctx: &Ctx, id: &[u8]) -> Result<PathBuf, CmdError> {
     Ok(dir)
 }
 
-/// `SNAPSHOT.CREATE`
-fn create(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+/// `SNAPSHOT.CREATE [SINCE seq]`: with SINCE, an increment on the
+/// snapshot taken at `seq` (its log records since); the log must still
+/// hold them.
+fn create(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let base = match argv {
+        [_] => None,
+        [_, since, seq] if since.eq_ignore_ascii_case(b"SINCE") => match parse_int(seq)? {
+            seq if seq >= 0 => Some(seq as u64),
+            _ => return Err(CmdError::err("the sequence must not be negative")),
+        },
+        _ => return Err(CmdError::Syntax),
+    };
     let keyspace = &ctx.server.keyspace;
     let id = format!("{}-{}", keyspace.log.last_seq(), MADE.fetch_add(1, Ordering::Relaxed));
     let dir = snapshots_dir(keyspace.data_dir()).join(&id);
-    match snapshot::take(keyspace, &dir) {
+    let taken = match base {
+        Some(base) => snapshot::take_since(keyspace, &dir, base),
+        None => snapshot::take(keyspace, &dir),
+    };
+    match taken {
         Ok(manifest) => {
             let text = serde_json::to_string(&manifest.to_json()).expect("json");
             Ok(Reply::Array(vec![Reply::bulk(id), Reply::bulk(text)]))
