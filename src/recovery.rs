@@ -100,7 +100,6 @@ pub fn recover(
     });
     let engine = engine?;
     let rocks_seq = engine.applied_seq()?;
-    let loaded_ms = started.elapsed().as_millis() as u64;
     progress.loaded_bytes.fetch_add(checkpoint.as_deref().map_or(0, file_size), Ordering::Relaxed);
     let checkpoint_seq = shard_seqs.iter().copied().min().unwrap_or(0);
     let from = rocks_seq.min(checkpoint_seq);
@@ -152,7 +151,7 @@ pub fn recover(
     tracing::info!(
         rocksdb_open_ms = opened_ms,
         checkpoint_ms,
-        replay_ms = started.elapsed().as_millis() as u64 - loaded_ms,
+        replay_ms = replay_elapsed.as_millis() as u64,
         "recovery phases"
     );
     let report = RecoveryReport {

@@ -19,19 +19,25 @@ use strata_engines::EngineError;
 use crate::keyspace::Keyspace;
 use crate::recovery;
 
+/// A full snapshot's engine parts, or what an increment continues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Engine parts: RocksDB's, holding `rocks_seq`, and the memory
+    /// checkpoint, whose oldest shard holds `memory_seq` (0: none was
+    /// written yet; the log holds everything).
+    Full { rocks_seq: u64, memory_seq: u64 },
+    /// An increment (`take_since`) on the snapshot taken at `base`, rolled
+    /// forward by the log part alone.
+    Incremental { base: u64 },
+}
+
 /// What a snapshot holds (`manifest.json`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     /// The sequence the snapshot restores to.
     pub seq: u64,
-    /// For an increment (`take_since`): the sequence of the snapshot it
-    /// continues, whose parts it rolls forward with its log part alone.
-    pub base: Option<u64>,
-    /// The sequence RocksDB's part holds.
-    pub rocks_seq: u64,
-    /// The oldest sequence a memory shard of the memory part holds (0: no
-    /// checkpoint was written yet; the log holds everything).
-    pub memory_seq: u64,
+    /// What the log part rolls forward.
+    pub kind: Kind,
     /// The records in the log part (none when the parts hold `seq`).
     pub log: Option<(u64, u64)>,
     /// Each file, relative to the snapshot directory, with its size.
@@ -40,17 +46,25 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn to_json(&self) -> serde_json::Value {
+        let log = self.log.map(|(first, last)| json!({"dir": "log", "first": first, "last": last}));
+        let (kind, base, parts) = match self.kind {
+            Kind::Full { rocks_seq, memory_seq } => {
+                let parts = json!({
+                    "rocksdb": {"dir": "rocksdb", "seq": rocks_seq},
+                    "memory": {"dir": "checkpoints", "seq": memory_seq},
+                    "log": log,
+                });
+                ("full", None, parts)
+            }
+            Kind::Incremental { base } => ("incremental", Some(base), json!({"log": log})),
+        };
         json!({
             "format": 1,
             "level": "strict",
-            "kind": if self.base.is_some() { "incremental" } else { "full" },
-            "base": self.base,
+            "kind": kind,
+            "base": base,
             "seq": self.seq,
-            "parts": {
-                "rocksdb": {"dir": "rocksdb", "seq": self.rocks_seq},
-                "memory": {"dir": "checkpoints", "seq": self.memory_seq},
-                "log": self.log.map(|(first, last)| json!({"dir": "log", "first": first, "last": last})),
-            },
+            "parts": parts,
             "files": self.files.iter().map(|(path, size)| json!({
                 "path": path.to_string_lossy(),
                 "size": size,
@@ -100,7 +114,7 @@ pub fn take(keyspace: &Keyspace, out: &Path) -> Result<Manifest, EngineError> {
     let from = memory_seq.min(rocks_seq);
     copy_log(keyspace, &log_dir, from, seq)?;
     let log = (from < seq).then_some((from + 1, seq));
-    finish(out, Manifest { seq, base: None, rocks_seq, memory_seq, log, files: Vec::new() })
+    finish(out, Manifest { seq, kind: Kind::Full { rocks_seq, memory_seq }, log, files: Vec::new() })
 }
 
 /// An increment on the snapshot at sequence `base`: the log's records
@@ -115,7 +129,7 @@ pub fn take_since(keyspace: &Keyspace, out: &Path, base: u64) -> Result<Manifest
     std::fs::create_dir_all(&log_dir).map_err(io(&log_dir))?;
     copy_log(keyspace, &log_dir, base, seq)?;
     let log = (base < seq).then_some((base + 1, seq));
-    finish(out, Manifest { seq, base: Some(base), rocks_seq: base, memory_seq: base, log, files: Vec::new() })
+    finish(out, Manifest { seq, kind: Kind::Incremental { base }, log, files: Vec::new() })
 }
 
 fn create_empty(out: &Path) -> Result<(), EngineError> {

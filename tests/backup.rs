@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::{Conn, TestServer, Value};
 
@@ -142,7 +143,7 @@ fn backups_cut_short_by_kill_9_leave_the_repository_valid() {
     for cycle in 0..8u64 {
         conn.call(&["SET", "s", &cycle.to_string()]);
         let mut child = spawn(server.port);
-        std::thread::sleep(std::time::Duration::from_millis(5 + cycle * 7));
+        std::thread::sleep(Duration::from_millis(5 + cycle * 7));
         if cycle % 2 == 0 {
             child.kill().unwrap();
             child.wait().unwrap();
@@ -239,11 +240,7 @@ fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
     let newest = backups[2]["seq"].as_u64().unwrap();
     conn.call(&["SET", "s", "after"]);
     assert_eq!(conn.call(&["SAVE"]), Value::Status("OK".into()));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while oldest_log_record(&server) <= newest + 1 {
-        assert!(std::time::Instant::now() < deadline, "the log was never truncated");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::wait_until(Duration::from_secs(20), "the log to be truncated", || oldest_log_record(&server) > newest + 1);
     assert!(create(&["--incremental"]).contains("a full backup"));
     assert_eq!(list(repo.path()).last().unwrap()["kind"], "full");
 

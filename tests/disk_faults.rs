@@ -46,11 +46,7 @@ fn info(conn: &mut Conn, name: &str) -> String {
 
 /// Waits (the cron retries once a second) until an INFO field says `value`.
 fn wait_for(conn: &mut Conn, name: &str, value: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while info(conn, name) != value {
-        assert!(Instant::now() < deadline, "{name} still {} instead of {value}", info(conn, name));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until(Duration::from_secs(60), &format!("{name} to be {value}"), || info(conn, name) == value);
 }
 
 /// Restarts after a kill -9, without faults.

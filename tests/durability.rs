@@ -181,11 +181,8 @@ fn memory_checkpoints_follow_the_interval_in_force() {
     assert_eq!(info_field(&mut conn, "strata_replay_speed"), "assumed");
     let saves = |conn: &mut Conn| info_field(conn, "rdb_saves").parse::<u64>().unwrap();
     let wait_for_a_checkpoint = |conn: &mut Conn, after: u64| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while saves(conn) <= after {
-            assert!(std::time::Instant::now() < deadline, "no checkpoint after the interval");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let within = std::time::Duration::from_secs(20);
+        common::wait_until(within, "a checkpoint after the interval", || saves(conn) > after);
     };
     let before = saves(&mut conn);
     assert_eq!(conn.call(&["RPUSH", "list", "a"]), Value::Int(1));

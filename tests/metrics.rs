@@ -214,11 +214,9 @@ fn scrape_parses_and_follows_the_server() {
 
     // GET does not write back the expiry it sees; active expiry (10 times
     // a second) deletes and counts the key.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while scrape(port)["strata_expired_keys_total"] < 1.0 {
-        assert!(Instant::now() < deadline, "the expired key was never counted");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until(Duration::from_secs(10), "the expired key to be counted", || {
+        scrape(port)["strata_expired_keys_total"] >= 1.0
+    });
     let after = scrape(port);
     assert!(
         after["strata_commands_processed_total"] >= before["strata_commands_processed_total"] + 56.0,
@@ -238,11 +236,9 @@ fn scrape_parses_and_follows_the_server() {
     // A client blocked on a key shows, and goes when served.
     let mut blocked = server.conn();
     blocked.send_raw(&common::encode(&[b"BLPOP", b"nothing", b"0"]));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while scrape(port)["strata_blocked_clients"] != 1.0 {
-        assert!(Instant::now() < deadline, "blocked client never showed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until(Duration::from_secs(10), "the blocked client to show", || {
+        scrape(port)["strata_blocked_clients"] == 1.0
+    });
     conn.call(&["RPUSH", "nothing", "x"]);
     assert!(matches!(blocked.read(), Some(Value::Array(_))));
     assert_eq!(scrape(port)["strata_blocked_clients"], 0.0);

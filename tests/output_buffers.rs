@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Conn, TestServer, Value};
 
@@ -41,12 +41,8 @@ fn client_field(fields: &[(String, String)], name: &str) -> u64 {
 }
 
 /// Polls until `done` holds; panics with `what` after 30 s.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "gave up waiting: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    common::wait_until(Duration::from_secs(30), what, done);
 }
 
 /// A client that sends `GET big` `count` times and never reads the

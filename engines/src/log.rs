@@ -507,8 +507,10 @@ pub struct Log {
     unsynced_bytes: AtomicU64,
     /// What readers of the running log still need (`reader`).
     pins: Arc<cursor::Pins>,
-    /// Wakes readers waiting for records to be written (`wait_written`).
+    /// Wakes readers waiting for records to be written (`wait_written`);
+    /// how many wait, so that a group write with none takes no lock.
     written_wake: (Mutex<()>, Condvar),
+    written_waiters: AtomicU64,
     pub stats: LogStats,
     pub metrics: Arc<DurabilityMetrics>,
 }
@@ -579,6 +581,7 @@ impl Log {
             unsynced_bytes: AtomicU64::new(0),
             pins: Arc::default(),
             written_wake: (Mutex::new(()), Condvar::new()),
+            written_waiters: AtomicU64::new(0),
             stats: LogStats::default(),
             metrics,
         });
@@ -726,9 +729,11 @@ impl Log {
         self.metrics.log_bytes_written.inc_by(written);
         self.metrics.group_commit_records.observe(records as f64);
         self.metrics.log_sequence.set(last as f64);
-        self.written.store(last, Ordering::Release);
-        let _wake = self.written_wake.0.lock();
-        self.written_wake.1.notify_all();
+        self.written.store(last, Ordering::SeqCst);
+        if self.written_waiters.load(Ordering::SeqCst) > 0 {
+            let _wake = self.written_wake.0.lock();
+            self.written_wake.1.notify_all();
+        }
         Ok(())
     }
 
@@ -737,12 +742,15 @@ impl Log {
     pub fn wait_written(&self, seq: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut wake = self.written_wake.0.lock();
-        while self.written_seq() <= seq {
+        // Counted before the check: a write after it sees the waiter.
+        self.written_waiters.fetch_add(1, Ordering::SeqCst);
+        while self.written.load(Ordering::SeqCst) <= seq {
             if self.written_wake.1.wait_until(&mut wake, deadline).timed_out() {
-                return self.written_seq() > seq;
+                break;
             }
         }
-        true
+        self.written_waiters.fetch_sub(1, Ordering::SeqCst);
+        self.written_seq() > seq
     }
 
     /// Keeps the records after `after` from truncation while the pin is

@@ -231,12 +231,11 @@ fn finished(repo: &Path) -> Result<Vec<(String, Value)>, Error> {
     Ok(out)
 }
 
-/// The backup `id`, or the newest.
-fn chosen(options: &Options) -> Result<(String, Value), Error> {
-    let backups = finished(&options.repo)?;
+/// Of `backups`, the one `--id` names, or the newest.
+fn chosen<'b>(options: &Options, backups: &'b [(String, Value)]) -> Result<&'b (String, Value), Error> {
     let found = match &options.id {
-        Some(id) => backups.into_iter().find(|(name, _)| name == id),
-        None => backups.into_iter().last(),
+        Some(id) => backups.iter().find(|(name, _)| name == id),
+        None => backups.last(),
     };
     found.ok_or_else(|| Error::Refused(format!("no such backup in {}", options.repo.display())))
 }
@@ -423,10 +422,10 @@ fn chain(backups: &[(String, Value)], id: &str) -> Result<Vec<(String, Value)>, 
 fn verify(options: &Options) -> Result<(), Error> {
     let backups = finished(&options.repo)?;
     let checked = match &options.id {
-        Some(_) => vec![chosen(options)?],
-        None => backups.clone(),
+        Some(_) => std::slice::from_ref(chosen(options, &backups)?),
+        None => &backups[..],
     };
-    for (id, manifest) in &checked {
+    for (id, manifest) in checked {
         chain(&backups, id)?;
         check_backup(&options.repo, id, manifest, None)?;
         println!("{id}: ok");
@@ -439,14 +438,15 @@ fn restore(options: &Options) -> Result<(), Error> {
     if std::fs::read_dir(to).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(Error::Refused(format!("{} is not empty: nothing was restored", to.display())));
     }
-    let (id, manifest) = chosen(options)?;
-    let backups = chain(&finished(&options.repo)?, &id)?;
+    let backups = finished(&options.repo)?;
+    let (id, manifest) = chosen(options, &backups)?;
+    let links = chain(&backups, id)?;
     // Restored beside the target first, and moved into place only once
     // every chunk has checked: the full backup, then each increment's log.
     let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let staging = to.with_file_name(format!(".{name}.restoring"));
     let _ = std::fs::remove_dir_all(&staging);
-    for (id, manifest) in &backups {
+    for (id, manifest) in &links {
         if let Err(e) = check_backup(&options.repo, id, manifest, Some(&staging)) {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);

@@ -215,6 +215,15 @@ impl Drop for TestServer {
     }
 }
 
+/// Polls until `done` holds; panics with `what` once `within` has passed.
+pub fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A real redis-server on a free port without persistence, to compare
 /// with; killed when dropped.
 pub struct RedisServer {
