@@ -22,9 +22,10 @@ use strata_cluster::key_slot;
 use strata_engines::encoding::{decode_meta_key, decode_sub_key};
 use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Sealed, Store, Txn};
 use strata_engines::log::{FsyncPolicy, Log, LogError};
+use strata_engines::memory::cut::KeptBytes;
 use strata_engines::memory::{
-    shard_of, shard_of_slot, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, Undo, ZSetOp,
-    SHARDS,
+    shard_of, shard_of_slot, DbMut, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, Undo,
+    ZSetOp, SHARDS,
 };
 use strata_engines::writeset::WriteSet;
 use strata_engines::{Cf, DurabilityMetrics, EngineError, KeyType, RocksConfig};
@@ -165,7 +166,11 @@ pub struct Durability {
     /// Log bytes written when the last checkpoint started, and when (unix
     /// ms; the start of the server before the first).
     log_bytes_at_checkpoint: AtomicU64,
-    checkpoint_started_unix_ms: AtomicU64,
+    pub checkpoint_started_unix_ms: AtomicU64,
+    /// Bytes the checkpoint's cut in progress keeps beyond the live data
+    /// (what writers changed during it), and what the last one kept.
+    cut_kept_bytes: strata_engines::memory::cut::KeptBytes,
+    pub last_cut_kept_bytes: AtomicU64,
     /// Log bytes written between the two checkpoints before, and the
     /// milliseconds between them: the write rate is measured over both
     /// windows, so it does not drop to nothing as a checkpoint starts.
@@ -203,7 +208,7 @@ pub struct Durability {
     seen_changed_ms: AtomicU64,
     /// Log bytes written when the last SAVE (or quiet save) started.
     log_bytes_at_save: AtomicU64,
-    save_in_progress: AtomicBool,
+    pub save_in_progress: AtomicBool,
     /// RocksDB's compactions, off while recovering, are on again (the
     /// first cron turns them on: each column family's option change writes
     /// an options file, time better spent after the port answers).
@@ -657,6 +662,31 @@ impl Keyspace {
         quiet_ms >= 1000 && grown >= worth && !d.save_in_progress.load(Ordering::Relaxed)
     }
 
+    /// Whether a `save <seconds> <changes>` rule (`rules`: the config's
+    /// pairs) is met, as Redis's serverCron checks them: at least
+    /// `changes` changes since the last save (`rdb_changes_since_last_save`),
+    /// which ended at least `seconds` ago (or the server started, before
+    /// the first). After a failed save, not before its retry is due.
+    pub fn save_rule_due(&self, rules: &str, started_unix: u64) -> bool {
+        let d = &self.durability;
+        if d.save_in_progress.load(Ordering::Relaxed) || d.checkpoint_in_progress.load(Ordering::Relaxed) {
+            return false;
+        }
+        if d.checkpoint_failed.load(Ordering::Relaxed)
+            && strata_engines::now_ms() < d.checkpoint_retry_at_ms.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        let changes = self.log.last_seq().saturating_sub(d.checkpoint_seq.load(Ordering::Relaxed));
+        let last = match d.last_checkpoint_unix.load(Ordering::Relaxed) {
+            0 => started_unix,
+            at => at,
+        };
+        let elapsed = (strata_engines::now_ms() / 1000).saturating_sub(last);
+        let numbers: Vec<u64> = rules.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+        numbers.chunks_exact(2).any(|rule| changes >= rule[1] && elapsed >= rule[0])
+    }
+
     /// The interval between memory checkpoints in force, why, and what it
     /// was computed from (see `checkpoint_interval`): the last
     /// checkpoint's time, the log written per second since it started,
@@ -712,11 +742,12 @@ impl Keyspace {
             && !d.checkpoint_in_progress.load(Ordering::Relaxed)
     }
 
-    /// Writes a memory checkpoint: shard by shard, each copied under its
-    /// lock (writers to that shard wait for the copy only) and cut at the
-    /// last sequence it holds. Keeps the newest two checkpoints. A failed
-    /// one is tried again after a second, then after twice as long each
-    /// time (`checkpoint_due`), up to `CHECKPOINT_RETRY_LAST`.
+    /// Writes a memory checkpoint of every shard as of one sequence, while
+    /// writers go on: a versioned cut (`memory::cut`) begun on all shards
+    /// at once, then walked shard by shard a batch per lock. Keeps the
+    /// newest two checkpoints. A failed one is tried again after a second,
+    /// then after twice as long each time (`checkpoint_due`), up to
+    /// `CHECKPOINT_RETRY_LAST`.
     pub fn checkpoint(&self) -> Result<(), EngineError> {
         let d = &self.durability;
         if d.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
@@ -747,7 +778,8 @@ impl Keyspace {
     }
 
     fn write_checkpoint(&self) -> Result<(u64, u64), EngineError> {
-        use strata_engines::memory::checkpoint::{list_checkpoints, CheckpointWriter};
+        use strata_engines::memory::checkpoint::{list_checkpoints, CheckpointWriter, ShardBody};
+        use strata_engines::memory::cut::PIECE;
         let dir = recovery::checkpoint_dir(&self.dir);
         let d = &self.durability;
         let (written, now) = (self.log.metrics.log_bytes_written.get(), strata_engines::now_ms());
@@ -756,26 +788,39 @@ impl Keyspace {
         d.previous_window_bytes
             .store(written - d.log_bytes_at_checkpoint.swap(written, Ordering::Relaxed), Ordering::Relaxed);
         let mut writer = CheckpointWriter::create(&dir, SHARDS)?;
-        let mut newest = 0;
-        let mut oldest = u64::MAX;
+        d.cut_kept_bytes.store(0, Ordering::Relaxed);
+        let cut = Cut::begin(&self.shards, &self.log, &d.cut_kept_bytes);
+        let (mut body, mut batch) = (ShardBody::default(), ShardBody::default());
         for shard in &self.shards {
-            let (seq, copy) = {
-                let guard = shard.read();
-                (self.log.last_seq(), guard.clone())
-            };
-            writer.shard(seq, &copy)?;
-            newest = newest.max(seq);
-            oldest = oldest.min(seq);
+            body.clear();
+            loop {
+                // Each batch's lock is handed to a waiting command first
+                // (the walk taking it straight back would keep that command
+                // waiting for the whole shard), and the batch is encoded
+                // and added to the shard's body outside the lock (lists
+                // and streams are taken as copies that share their chunks;
+                // growing a big buffer copies it).
+                batch.clear();
+                let mut guard = shard.write();
+                let done = guard.walk_cut(PIECE, &mut batch);
+                RwLockWriteGuard::unlock_fair(guard);
+                body.append(&mut batch);
+                if done {
+                    break;
+                }
+            }
+            writer.shard(cut.seq, &body)?;
         }
         // Effects in the checkpoint must not outlive a crash that loses
         // their log records: make the log durable through them first.
-        self.log.write_through(newest)?;
+        self.log.write_through(cut.seq)?;
         self.log.sync_now()?;
         let (_, bytes) = writer.finish()?;
+        d.last_cut_kept_bytes.store(d.cut_kept_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
         for (_, old) in list_checkpoints(&dir).into_iter().skip(2) {
             std::fs::remove_file(&old).map_err(|e| EngineError::Io(old.display().to_string(), e))?;
         }
-        Ok((oldest, bytes))
+        Ok((cut.seq, bytes))
     }
 
     /// Deletes log segments below what RocksDB's flushed files and every
@@ -883,7 +928,7 @@ impl Keyspace {
             let mut shard = shard.write();
             let mut records = Vec::new();
             for physical in shard.databases() {
-                let mem = shard.db(physical);
+                let mut mem = shard.db(physical);
                 for key in mem.due(now, limit_per_db) {
                     let op = MemOp::Delete { key };
                     mem.apply(&op);
@@ -957,7 +1002,7 @@ impl<'s> Tx<'s> {
 
     /// The memory database holding `key` in physical database `physical`,
     /// to change.
-    fn mem_db_in(&mut self, physical: u32, key: &[u8]) -> &mut MemDb {
+    fn mem_db_in(&mut self, physical: u32, key: &[u8]) -> DbMut<'_> {
         self.shard_guard(key).exclusive().db(physical)
     }
 
@@ -1400,6 +1445,33 @@ impl std::ops::Deref for ShardGuard<'_> {
         match self {
             ShardGuard::Shared(guard) => guard,
             ShardGuard::Exclusive(guard) => guard,
+        }
+    }
+}
+
+/// A checkpoint's cut of every shard, begun at one sequence; dropping it
+/// gives up whatever part is not walked yet.
+struct Cut<'k> {
+    shards: &'k [CachePadded<RwLock<MemShard>>],
+    seq: u64,
+}
+
+impl<'k> Cut<'k> {
+    /// Every shard locked at once (in index order, as `lock_all`), so no
+    /// command is half applied, and the cut begun at the log's last
+    /// sequence.
+    fn begin(shards: &'k [CachePadded<RwLock<MemShard>>], log: &Log, kept: &KeptBytes) -> Cut<'k> {
+        let mut guards: Vec<_> = shards.iter().map(|s| s.write()).collect();
+        let seq = log.last_seq();
+        guards.iter_mut().for_each(|shard| shard.begin_cut(seq, kept));
+        Cut { shards, seq }
+    }
+}
+
+impl Drop for Cut<'_> {
+    fn drop(&mut self) {
+        for shard in self.shards {
+            shard.write().abandon_cut();
         }
     }
 }

@@ -347,11 +347,12 @@ async fn cron(server: Arc<Server>) {
         if let Ok(Err(e)) = result {
             tracing::error!(error = %e, "background durability work failed");
         }
-        if server.keyspace.quiet_save_due() {
+        let rules = server.config.read().get("save").unwrap_or_default().to_string();
+        if server.keyspace.quiet_save_due() || server.keyspace.save_rule_due(&rules, server.started_unix_ms / 1000) {
             let saving = server.clone();
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = saving.keyspace.save() {
-                    tracing::error!(error = %e, "background save after writes paused failed");
+                    tracing::error!(error = %e, "background save failed");
                 }
             });
         } else if server.keyspace.checkpoint_due() {

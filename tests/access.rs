@@ -99,12 +99,6 @@ fn ping(stream: &mut TcpStream) -> String {
     String::from_utf8(line).unwrap()
 }
 
-fn info_field(conn: &mut Conn, field: &str) -> String {
-    let Value::Bulk(info) = conn.call(&["INFO", "stats"]) else { panic!("INFO") };
-    let info = String::from_utf8(info).unwrap();
-    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).expect("field in INFO").to_string()
-}
-
 #[test]
 fn protected_mode_refuses_clients_from_other_hosts_while_no_password_is_set() {
     let Some(interface) = test_interface() else { return };
@@ -115,7 +109,7 @@ fn protected_mode_refuses_clients_from_other_hosts_while_no_password_is_set() {
         Value::Array(vec![Value::bulk("protected-mode"), Value::bulk("yes")])
     );
     assert_eq!(read_until_closed(&mut interface.connect(server.port)), DENIED);
-    assert_eq!(info_field(&mut conn, "rejected_connections"), "1");
+    assert_eq!(conn.info_field("rejected_connections"), "1");
     // Loopback clients are still served.
     assert_eq!(conn.call(&["PING"]), Value::Status("PONG".into()));
 
@@ -270,5 +264,5 @@ fn connections_made_while_loading_count_against_maxclients() {
     assert_eq!(call_after_loading(&mut second, &["PING"]), Value::Status("PONG".into()));
     let mut fourth = Conn::try_connect(server.port).unwrap();
     assert_eq!(fourth.read(), Some(Value::Error("ERR max number of clients reached".into())));
-    assert_eq!(info_field(&mut first, "rejected_connections"), "2");
+    assert_eq!(first.info_field("rejected_connections"), "2");
 }

@@ -29,6 +29,36 @@ fn config_file_then_flags() {
     assert_eq!(get(&mut conn, "databases"), Value::bulk("8"));
 }
 
+/// `save <seconds> <changes>`: the cron saves once a rule is met, as
+/// Redis's serverCron does, and not while none is.
+#[test]
+fn save_rules_start_a_background_save() {
+    let server = TestServer::start_with(&["--save", ""]);
+    let mut conn = server.conn();
+    let saves = |conn: &mut Conn| conn.info_field("rdb_saves").parse::<u64>().unwrap();
+    let before = saves(&mut conn);
+    for i in 0..3 {
+        conn.call(&["SET", &format!("k{i}"), "v"]);
+        conn.call(&["RPUSH", "l", "v"]);
+    }
+    assert_eq!(conn.info_field("rdb_changes_since_last_save"), "6");
+    // No rule: the cron (every 100 ms) leaves the changes unsaved.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(saves(&mut conn), before);
+    // Seven changes a second ago: not yet.
+    assert_eq!(conn.call(&["CONFIG", "SET", "save", "1 7"]), Value::Status("OK".into()));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(saves(&mut conn), before);
+    // Six: saved, once.
+    assert_eq!(conn.call(&["CONFIG", "SET", "save", "3600 1000 1 6"]), Value::Status("OK".into()));
+    common::wait_until(std::time::Duration::from_secs(30), "a save", || saves(&mut conn) > before);
+    assert_eq!(conn.info_field("rdb_changes_since_last_save"), "0");
+    assert_eq!(conn.info_field("rdb_last_bgsave_status"), "ok");
+    let saved = saves(&mut conn);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(saves(&mut conn), saved, "nothing changed since");
+}
+
 #[test]
 fn bad_config_refuses_to_start() {
     let conf_dir = tempfile::tempdir().unwrap();

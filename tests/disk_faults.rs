@@ -35,18 +35,9 @@ fn list(items: &[&str]) -> Value {
     Value::Array(items.iter().map(|item| Value::bulk(item)).collect())
 }
 
-/// A field of INFO persistence.
-fn info(conn: &mut Conn, name: &str) -> String {
-    let Value::Bulk(text) = conn.call(&["INFO", "persistence"]) else { panic!("INFO answers a bulk string") };
-    let text = String::from_utf8(text).unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}:")).map(str::to_string))
-        .unwrap_or_else(|| panic!("{name} not in INFO"))
-}
-
 /// Waits (the cron retries once a second) until an INFO field says `value`.
 fn wait_for(conn: &mut Conn, name: &str, value: &str) {
-    common::wait_until(Duration::from_secs(60), &format!("{name} to be {value}"), || info(conn, name) == value);
+    common::wait_until(Duration::from_secs(60), &format!("{name} to be {value}"), || conn.info_field(name) == value);
 }
 
 /// Restarts after a kill -9, without faults.
@@ -77,13 +68,13 @@ fn a_failed_log_write_refuses_writes_and_a_retry_makes_them_durable() {
     assert_eq!(c.call(&["SET", "queued", "1"]), log_refusal("No space left on device"));
     let discarded = Value::Error("EXECABORT Transaction discarded because of previous errors.".into());
     assert_eq!(c.call(&["EXEC"]), discarded);
-    assert_eq!(info(&mut c, "aof_last_write_status"), "err");
-    assert_eq!(info(&mut c, "strata_log_write_status"), "err");
-    assert_eq!(info(&mut c, "strata_log_fsync_status"), "ok");
-    assert_eq!(info(&mut c, "strata_writes_refused"), "1");
+    assert_eq!(c.info_field("aof_last_write_status"), "err");
+    assert_eq!(c.info_field("strata_log_write_status"), "err");
+    assert_eq!(c.info_field("strata_log_fsync_status"), "ok");
+    assert_eq!(c.info_field("strata_writes_refused"), "1");
 
     wait_for(&mut c, "aof_last_write_status", "ok");
-    assert_eq!(info(&mut c, "strata_writes_refused"), "0");
+    assert_eq!(c.info_field("strata_writes_refused"), "0");
     assert_eq!(c.call(&["RPUSH", "list", "c"]), Value::Int(2));
     crash_restart_healthy(&mut server);
     let mut c = server.conn();
@@ -121,9 +112,9 @@ fn a_failed_fsync_under_always_answers_every_waiting_client_and_recovers() {
         assert_eq!(client.call(&["GET", "before"]), Value::bulk("1"));
     }
     assert_eq!(c.call(&["PING"]), Value::Status("PONG".into()));
-    assert_eq!(info(&mut c, "aof_last_write_status"), "err");
-    assert_eq!(info(&mut c, "strata_log_fsync_status"), "err");
-    assert_eq!(info(&mut c, "strata_log_write_status"), "ok");
+    assert_eq!(c.info_field("aof_last_write_status"), "err");
+    assert_eq!(c.info_field("strata_log_fsync_status"), "err");
+    assert_eq!(c.info_field("strata_log_write_status"), "ok");
 
     wait_for(&mut c, "aof_last_write_status", "ok");
     assert_eq!(c.call(&["SET", "after", "1"]), ok());
@@ -150,16 +141,16 @@ fn a_failed_fsync_under_everysec_writes_the_records_again() {
     assert_eq!(c.call(&["RPUSH", "list", "a"]), Value::Int(1));
     wait_for(&mut c, "strata_log_fsync_status", "err");
     assert_eq!(c.call(&["RPUSH", "list", "b"]), log_refusal("Input/output error"));
-    assert_eq!(info(&mut c, "aof_last_write_status"), "err");
-    let synced: u64 = info(&mut c, "strata_log_synced_seq").parse().unwrap();
-    let written: u64 = info(&mut c, "strata_log_written_seq").parse().unwrap();
+    assert_eq!(c.info_field("aof_last_write_status"), "err");
+    let synced: u64 = c.info_field("strata_log_synced_seq").parse().unwrap();
+    let written: u64 = c.info_field("strata_log_written_seq").parse().unwrap();
     assert!(synced < written, "a failed fsync is not taken for all synced: {synced} of {written}");
     // As Linux may after a failed fsync: the pages it could not write are
     // dropped, and the file reads what the disk had (here zeros).
     lose_unsynced_pages(&newest_segment(server.data_dir()));
 
     wait_for(&mut c, "aof_last_write_status", "ok");
-    assert_eq!(info(&mut c, "strata_log_synced_seq"), info(&mut c, "strata_log_written_seq"));
+    assert_eq!(c.info_field("strata_log_synced_seq"), c.info_field("strata_log_written_seq"));
     assert_eq!(c.call(&["RPUSH", "list", "c"]), Value::Int(2));
     crash_restart_healthy(&mut server);
     assert_eq!(server.conn().call(&["LRANGE", "list", "0", "-1"]), list(&["a", "c"]));
@@ -181,8 +172,8 @@ fn rocksdb_write_failures_refuse_writes_until_rocksdb_takes_them_again() {
     // The backlog keeps what RocksDB refused; reads find it.
     assert_eq!(c.call(&["GET", "before"]), Value::bulk("1"));
     assert_eq!(c.call(&["PING"]), Value::Status("PONG".into()));
-    assert_eq!(info(&mut c, "strata_writes_refused"), "1");
-    assert_eq!(info(&mut c, "aof_last_write_status"), "ok", "the log is fine");
+    assert_eq!(c.info_field("strata_writes_refused"), "1");
+    assert_eq!(c.info_field("aof_last_write_status"), "ok", "the log is fine");
 
     wait_for(&mut c, "strata_rocksdb_write_status", "ok");
     assert_eq!(c.call(&["SET", "after", "1"]), ok());
@@ -239,14 +230,14 @@ fn a_failed_checkpoint_is_retried_and_reported() {
     assert_eq!(c.call(&["RPUSH", "list", "a"]), Value::Int(1));
     assert_eq!(c.call(&["BGSAVE"]), Value::Status("Background saving started".into()));
     wait_for(&mut c, "rdb_last_bgsave_status", "err");
-    assert_eq!(info(&mut c, "strata_checkpoint_failures"), "1");
+    assert_eq!(c.info_field("strata_checkpoint_failures"), "1");
     let checkpoints = server.data_dir().join("checkpoints");
     assert!(!checkpoints.join("checkpoint.tmp").exists(), "a failed checkpoint's temp file is removed");
     // Writes go on: the log holds them.
     assert_eq!(c.call(&["RPUSH", "list", "b"]), Value::Int(2));
     // Tried again without being asked: after a second (fails), then two.
     wait_for(&mut c, "rdb_last_bgsave_status", "ok");
-    assert_eq!(info(&mut c, "strata_checkpoint_failures"), "2");
+    assert_eq!(c.info_field("strata_checkpoint_failures"), "2");
     let written = std::fs::read_dir(&checkpoints).unwrap().flatten();
     assert!(written.into_iter().any(|entry| entry.file_name().to_string_lossy().ends_with(".ckpt")));
 }
@@ -396,7 +387,7 @@ fn a_full_disk_under_always_stops_writes_and_loses_nothing() {
     assert_eq!(refusal, log_refusal("No space left on device"));
     assert_eq!(c.call(&["PING"]), Value::Status("PONG".into()));
     assert_eq!(c.call(&["RPUSH", "list", "x"]), refusal, "refused while the disk is full");
-    assert_eq!(info(&mut c, "aof_last_write_status"), "err");
+    assert_eq!(c.info_field("aof_last_write_status"), "err");
     // The refused push applied in memory, whole; it waits in the log.
     assert_eq!(c.call(&["LLEN", "list"]), Value::Int(pushed + 1));
 

@@ -66,13 +66,6 @@ fn dump_all(server: &TestServer) -> Vec<String> {
     out
 }
 
-fn info_field(conn: &mut Conn, name: &str) -> String {
-    let info = text(&conn.call(&["INFO", "persistence"]));
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}:")).map(str::to_string))
-        .unwrap_or_else(|| panic!("{name} not in INFO"))
-}
-
 fn write_every_type(conn: &mut Conn, round: usize) {
     for i in 0..50 {
         let n = (round * 100 + i).to_string();
@@ -122,13 +115,13 @@ fn every_engine_survives_graceful_and_crash_restarts() {
     server.restart();
     assert_eq!(dump_all(&server), before);
     // A clean shutdown saved everything: nothing to replay.
-    assert_eq!(info_field(&mut server.conn(), "strata_recovery_records"), "0");
+    assert_eq!(server.conn().info_field("strata_recovery_records"), "0");
 
     write_every_type(&mut server.conn(), 1);
     let before = dump_all(&server);
     server.crash_restart();
     assert_eq!(dump_all(&server), before);
-    assert_ne!(info_field(&mut server.conn(), "strata_recovery_records"), "0");
+    assert_ne!(server.conn().info_field("strata_recovery_records"), "0");
 
     // SAVE in between: RocksDB flushed, checkpoint written, log truncated;
     // then more writes and a crash replay only the tail.
@@ -152,10 +145,8 @@ fn a_pause_after_a_burst_of_writes_saves_so_a_crash_replays_nothing() {
     // Both engines catch up with the log within a few seconds of quiet.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let seq = info_field(&mut conn, "strata_log_seq");
-        if info_field(&mut conn, "strata_rocksdb_flushed_seq") == seq
-            && info_field(&mut conn, "strata_checkpoint_seq") == seq
-        {
+        let seq = conn.info_field("strata_log_seq");
+        if conn.info_field("strata_rocksdb_flushed_seq") == seq && conn.info_field("strata_checkpoint_seq") == seq {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no save after the writes paused");
@@ -164,7 +155,7 @@ fn a_pause_after_a_burst_of_writes_saves_so_a_crash_replays_nothing() {
     drop(conn);
     server.crash_restart();
     assert_eq!(dump_all(&server), before);
-    assert_eq!(info_field(&mut server.conn(), "strata_recovery_records"), "0");
+    assert_eq!(server.conn().info_field("strata_recovery_records"), "0");
     // With nothing replayed, the key count is the one the save stored.
     assert_eq!(server.conn().call(&["DBSIZE"]), Value::Int(1501));
 }
@@ -176,10 +167,10 @@ fn a_pause_after_a_burst_of_writes_saves_so_a_crash_replays_nothing() {
 fn memory_checkpoints_follow_the_interval_in_force() {
     let server = TestServer::start_with(&["--checkpoint-min-interval", "1", "--checkpoint-max-interval", "2"]);
     let mut conn = server.conn();
-    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_reason"), "unmeasured");
-    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_sec"), "1");
-    assert_eq!(info_field(&mut conn, "strata_replay_speed"), "assumed");
-    let saves = |conn: &mut Conn| info_field(conn, "rdb_saves").parse::<u64>().unwrap();
+    assert_eq!(conn.info_field("strata_checkpoint_interval_reason"), "unmeasured");
+    assert_eq!(conn.info_field("strata_checkpoint_interval_sec"), "1");
+    assert_eq!(conn.info_field("strata_replay_speed"), "assumed");
+    let saves = |conn: &mut Conn| conn.info_field("rdb_saves").parse::<u64>().unwrap();
     let wait_for_a_checkpoint = |conn: &mut Conn, after: u64| {
         let within = std::time::Duration::from_secs(20);
         common::wait_until(within, "a checkpoint after the interval", || saves(conn) > after);
@@ -187,12 +178,12 @@ fn memory_checkpoints_follow_the_interval_in_force() {
     let before = saves(&mut conn);
     assert_eq!(conn.call(&["RPUSH", "list", "a"]), Value::Int(1));
     wait_for_a_checkpoint(&mut conn, before);
-    assert_eq!(info_field(&mut conn, "strata_checkpoint_seq"), info_field(&mut conn, "strata_log_seq"));
+    assert_eq!(conn.info_field("strata_checkpoint_seq"), conn.info_field("strata_log_seq"));
     // Measured now: a few bytes of log a second make a long optimal
     // interval, held to the maximum.
-    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_reason"), "max-bound");
-    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_sec"), "2");
-    assert!(info_field(&mut conn, "strata_checkpoint_cost_ms").parse::<i64>().unwrap() >= 0);
+    assert_eq!(conn.info_field("strata_checkpoint_interval_reason"), "max-bound");
+    assert_eq!(conn.info_field("strata_checkpoint_interval_sec"), "2");
+    assert!(conn.info_field("strata_checkpoint_cost_ms").parse::<i64>().unwrap() >= 0);
     // Without writes, no checkpoint comes however long the wait.
     let idle = saves(&mut conn);
     std::thread::sleep(std::time::Duration::from_millis(2500));
@@ -200,8 +191,8 @@ fn memory_checkpoints_follow_the_interval_in_force() {
     for (name, value) in [("checkpoint-max-interval", "5"), ("checkpoint-mtbf-hours", "1000")] {
         assert_eq!(conn.call(&["CONFIG", "SET", name, value]), Value::Status("OK".into()));
     }
-    assert_eq!(info_field(&mut conn, "strata_checkpoint_interval_sec"), "5");
-    assert_eq!(info_field(&mut conn, "strata_checkpoint_mtbf_hours"), "1000");
+    assert_eq!(conn.info_field("strata_checkpoint_interval_sec"), "5");
+    assert_eq!(conn.info_field("strata_checkpoint_mtbf_hours"), "1000");
     assert!(matches!(conn.call(&["CONFIG", "SET", "checkpoint-mtbf-hours", "0"]), Value::Error(_)));
 }
 
@@ -219,7 +210,7 @@ fn appendfsync_always_survives_kill_9_too() {
     assert!(text.contains("zeros written ahead"), "{text}");
     server.start_again();
     assert_eq!(dump_all(&server), before);
-    assert_eq!(info_field(&mut server.conn(), "strata_appendfsync"), "always");
+    assert_eq!(server.conn().info_field("strata_appendfsync"), "always");
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -391,12 +382,12 @@ fn clients_get_loading_while_the_log_replays() {
             }
         }
     }
-    assert_eq!(info_field(&mut conn, "loading"), "0");
+    assert_eq!(conn.info_field("loading"), "0");
 }
 
 #[test]
 fn a_checkpoint_written_with_another_shard_count_still_loads() {
-    use strata_engines::memory::checkpoint::{read_checkpoint, CheckpointWriter};
+    use strata_engines::memory::checkpoint::{read_checkpoint, CheckpointWriter, ShardBody};
     use strata_engines::memory::{shard_in, MemShard};
 
     let mut server = TestServer::start();
@@ -434,13 +425,13 @@ fn a_checkpoint_written_with_another_shard_count_still_loads() {
     std::fs::remove_file(&path).unwrap();
     let mut writer = CheckpointWriter::create(&server.dir.join("checkpoints"), 64).unwrap();
     for part in parts {
-        writer.shard(seq, &MemShard::from_entries(part)).unwrap();
+        writer.shard(seq, &ShardBody::of(&MemShard::from_entries(part))).unwrap();
     }
     assert_eq!(writer.finish().unwrap().0, path);
 
     server.start_again();
     assert_eq!(dump_all(&server), before);
-    assert_ne!(info_field(&mut server.conn(), "strata_recovery_records"), "0");
+    assert_ne!(server.conn().info_field("strata_recovery_records"), "0");
     // The next checkpoint is written in the server's own shards.
     assert_eq!(server.conn().call(&["SAVE"]), Value::Status("OK".into()));
     let newest = checkpoints(&server.dir).pop().unwrap();

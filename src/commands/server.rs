@@ -255,7 +255,7 @@ fn persistence_fields(server: &Server) -> Fields {
     let log = &keyspace.log;
     let d = &keyspace.durability;
     let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
-    let checkpointing = d.checkpoint_in_progress.load(Ordering::Relaxed);
+    let checkpointing = d.checkpoint_in_progress.load(Ordering::Relaxed) || d.save_in_progress.load(Ordering::Relaxed);
     let status = |failed: bool| if failed { "err" } else { "ok" };
     let last_checkpoint = match load(&d.last_checkpoint_unix) {
         0 => server.started_unix_ms / 1000,
@@ -264,6 +264,10 @@ fn persistence_fields(server: &Server) -> Fields {
     let recovery = &keyspace.recovery;
     let seq = log.last_seq();
     let (interval, reason, costs) = keyspace.checkpoint_interval();
+    let current_save_secs = match checkpointing {
+        true => (strata_engines::now_ms().saturating_sub(load(&d.checkpoint_started_unix_ms)) / 1000) as i64,
+        false => -1,
+    };
     vec![
         field("loading", 0),
         field("async_loading", 0),
@@ -272,8 +276,9 @@ fn persistence_fields(server: &Server) -> Fields {
         field("rdb_last_save_time", last_checkpoint),
         field("rdb_last_bgsave_status", status(d.checkpoint_failed.load(Ordering::Relaxed))),
         field("rdb_last_bgsave_time_sec", load(&d.last_checkpoint_ms) / 1000),
-        field("rdb_current_bgsave_time_sec", -1),
+        field("rdb_current_bgsave_time_sec", current_save_secs),
         field("rdb_saves", log.metrics.checkpoints.get()),
+        field("rdb_last_cow_size", load(&d.last_cut_kept_bytes)),
         field("aof_enabled", 1),
         field("aof_rewrite_in_progress", 0),
         field("aof_rewrite_scheduled", 0),

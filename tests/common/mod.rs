@@ -315,6 +315,15 @@ impl Conn {
         self.read().expect("reply")
     }
 
+    /// A field of INFO (every section), as text.
+    pub fn info_field(&mut self, name: &str) -> String {
+        let Value::Bulk(text) = self.call(&["INFO", "everything"]) else { panic!("INFO answers a bulk string") };
+        let text = String::from_utf8(text).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")).map(str::to_string))
+            .unwrap_or_else(|| panic!("{name} not in INFO"))
+    }
+
     /// Reads one reply; None when the server closed the connection.
     pub fn read(&mut self) -> Option<Value> {
         let mut line = Vec::new();

@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::codec::{Decoder, Encoder};
+use super::cut::CutOutput;
 #[cfg(test)]
 use super::MemOp;
-use super::{MemEntry, MemShard};
+use super::{MemEntry, MemShard, MemValue, Piece};
 
 pub const MAGIC: &[u8; 8] = b"STRATCKP";
 pub const FORMAT_VERSION: u32 = 1;
@@ -105,23 +106,19 @@ impl CheckpointWriter {
     }
 
     /// Appends one shard, cut at `seq`. Shards must come in index order.
-    pub fn shard(&mut self, seq: u64, shard: &MemShard) -> Result<(), CheckpointError> {
+    pub fn shard(&mut self, seq: u64, body: &ShardBody) -> Result<(), CheckpointError> {
+        assert!(body.later.is_empty(), "a shard body is settled before it is written");
         self.min_seq = self.min_seq.min(seq);
-        let mut body = std::mem::take(&mut self.buf);
-        body.clear();
-        let mut e = Encoder(&mut body);
-        e.varint(shard.entries().count() as u64);
-        for (db, key, entry) in shard.entries() {
-            e.varint(db as u64);
-            e.bytes(key);
-            e.entry(entry);
-        }
+        let mut count = std::mem::take(&mut self.buf);
+        count.clear();
+        Encoder(&mut count).varint(body.count);
         // The length lets a reader decode shards in parallel.
         let mut head = seq.to_le_bytes().to_vec();
-        head.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        head.extend_from_slice(&((count.len() + body.buf.len()) as u64).to_le_bytes());
         self.write(&head)?;
-        self.write(&body)?;
-        self.buf = body;
+        self.write(&count)?;
+        self.write(&body.buf)?;
+        self.buf = count;
         Ok(())
     }
 
@@ -153,6 +150,77 @@ impl Drop for CheckpointWriter {
                 tracing::warn!("removing {}: {e}", self.tmp.display());
             }
         }
+    }
+}
+
+/// One shard's entries, encoded as a cut's walk writes them.
+#[derive(Default)]
+pub struct ShardBody {
+    count: u64,
+    buf: Vec<u8>,
+    /// Entries to encode after these (`CutOutput::entry_later`).
+    later: Vec<(u32, Bytes, MemEntry)>,
+}
+
+impl ShardBody {
+    /// Every entry of `shard` as it is (tests, and shards no writer can
+    /// reach).
+    pub fn of(shard: &MemShard) -> ShardBody {
+        let mut body = ShardBody::default();
+        for (db, key, entry) in shard.entries() {
+            body.entry(db, key, entry);
+        }
+        body
+    }
+
+    pub fn clear(&mut self) {
+        self.count = 0;
+        self.buf.clear();
+        self.later.clear();
+    }
+
+    /// Encodes the entries given to encode later.
+    pub fn settle(&mut self) {
+        for (db, key, entry) in std::mem::take(&mut self.later) {
+            self.entry(db, &key, &entry);
+        }
+    }
+
+    /// Adds the entries of `batch` after these.
+    pub fn append(&mut self, batch: &mut ShardBody) {
+        self.settle();
+        batch.settle();
+        self.count += batch.count;
+        self.buf.extend_from_slice(&batch.buf);
+    }
+
+    pub fn len_bytes(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+impl CutOutput for ShardBody {
+    fn entry(&mut self, db: u32, key: &Bytes, entry: &MemEntry) {
+        self.count += 1;
+        let mut e = Encoder(&mut self.buf);
+        e.varint(db as u64);
+        e.bytes(key);
+        e.entry(entry);
+    }
+
+    fn entry_later(&mut self, db: u32, key: Bytes, entry: MemEntry) {
+        self.later.push((db, key, entry));
+    }
+
+    fn piece(&mut self, db: u32, key: &Bytes, expire_ms: u64, piece: &Piece) {
+        if piece.is_empty() {
+            return;
+        }
+        self.count += 1;
+        let mut e = Encoder(&mut self.buf);
+        e.varint(db as u64);
+        e.bytes(key);
+        e.piece(expire_ms, piece);
     }
 }
 
@@ -225,18 +293,46 @@ fn decode_shard(seq: u64, part: Bytes) -> Result<ShardImage, String> {
     let mut d = Decoder::shared(part);
     let keys = d.varint().map_err(|e| e.to_string())?;
     let mut dbs: std::collections::BTreeMap<u32, Vec<(Bytes, MemEntry)>> = Default::default();
+    // A big value cut in pieces comes as several entries under its key:
+    // their elements together are the value.
+    let mut seen: std::collections::HashMap<(u32, Bytes), usize> = Default::default();
     for _ in 0..keys {
         let db = u32::try_from(d.varint().map_err(|e| e.to_string())?).map_err(|_| "database out of range")?;
         let key: Bytes = d.bytes().map_err(|e| e.to_string())?;
         let entry: MemEntry = d.entry().map_err(|e| e.to_string())?;
-        if !entry.value.is_empty() {
-            dbs.entry(db).or_default().push((key, entry));
+        let entries = dbs.entry(db).or_default();
+        match seen.get(&(db, key.clone())) {
+            Some(&at) => join_piece(&mut entries[at].1, entry)?,
+            None => {
+                seen.insert((db, key.clone()), entries.len());
+                entries.push((key, entry));
+            }
         }
     }
     if !d.is_empty() {
         return Err("trailing bytes in a shard".into());
     }
+    for entries in dbs.values_mut() {
+        entries.retain(|(_, entry)| !entry.value.is_empty());
+    }
     Ok(ShardImage { seq, shard: MemShard::from_entries(dbs) })
+}
+
+/// Adds a piece of a big value to the entry its key has so far.
+fn join_piece(into: &mut MemEntry, piece: MemEntry) -> Result<(), String> {
+    if into.expire_ms != piece.expire_ms {
+        return Err("pieces of one key with different expiries".into());
+    }
+    match (&mut into.value, piece.value) {
+        (MemValue::Set(set), MemValue::Set(more)) => set.extend(more),
+        (MemValue::ZSet(zset), MemValue::ZSet(more)) => {
+            for (score, member) in more.iter() {
+                zset.insert(score, &member);
+            }
+        }
+        _ => return Err("a key given twice, not as pieces of one set or sorted set".into()),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -263,7 +359,7 @@ mod tests {
     fn write(dir: &Path, shards: &[MemShard]) -> PathBuf {
         let mut w = CheckpointWriter::create(dir, shards.len()).unwrap();
         for (i, shard) in shards.iter().enumerate() {
-            w.shard(100 + i as u64, shard).unwrap();
+            w.shard(100 + i as u64, &ShardBody::of(shard)).unwrap();
         }
         w.finish().unwrap().0
     }
@@ -290,7 +386,7 @@ mod tests {
     fn a_checkpoint_given_up_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = CheckpointWriter::create(dir.path(), 2).unwrap();
-        writer.shard(1, &sample(2)[1]).unwrap();
+        writer.shard(1, &ShardBody::of(&sample(2)[1])).unwrap();
         assert!(dir.path().join("checkpoint.tmp").exists());
         // As when a write fails: the writer is dropped unfinished.
         drop(writer);

@@ -15,7 +15,7 @@ use super::list::{ListOp, ListValue};
 use super::set::SetOp;
 use super::stream::{ClaimIds, ConsumerGroup, Entries, Pending, StreamId, StreamOp, StreamValue};
 use super::zset::{SortedSet, ZSetOp};
-use super::{MemEntry, MemOp, MemRecord, MemValue};
+use super::{MemEntry, MemOp, MemRecord, MemValue, Piece};
 
 /// Bytes that do not decode as what they should be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -324,6 +324,27 @@ impl Encoder<'_> {
             MemValue::Stream(stream) => {
                 self.u8(3);
                 self.stream(stream);
+            }
+        }
+    }
+
+    /// Some elements of a big value, encoded as an entry holding just them
+    /// (see `memory::cut`).
+    pub fn piece(&mut self, expire_ms: u64, piece: &Piece) {
+        self.varint(expire_ms);
+        match piece {
+            Piece::Set(members) => {
+                self.u8(1);
+                self.varint(members.len() as u64);
+                members.iter().for_each(|member| self.bytes(member));
+            }
+            Piece::ZSet(members) => {
+                self.u8(2);
+                self.varint(members.len() as u64);
+                for (score, member) in members {
+                    self.f64(*score);
+                    self.bytes(member);
+                }
             }
         }
     }

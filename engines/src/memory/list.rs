@@ -7,6 +7,7 @@
 //! ends lets either end be read and popped without a scan.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -16,7 +17,9 @@ const CHUNK_BYTES: usize = 8 << 10;
 /// A list value.
 #[derive(Clone, Default)]
 pub struct ListValue {
-    chunks: VecDeque<Chunk>,
+    /// Shared by copies of the value (a checkpoint's cut takes one): a
+    /// change copies the one chunk it changes, if it is shared.
+    chunks: VecDeque<Arc<Chunk>>,
     len: usize,
 }
 
@@ -188,7 +191,7 @@ impl ListValue {
 
     /// The items from head to tail.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
-        self.chunks.iter().flat_map(Chunk::iter)
+        self.chunks.iter().flat_map(|chunk| chunk.iter())
     }
 
     /// The items with indexes in `range`.
@@ -198,7 +201,7 @@ impl ListValue {
             skip -= self.chunks[chunk].count;
             chunk += 1;
         }
-        self.chunks.range(chunk..).flat_map(Chunk::iter).skip(skip).take(range.len())
+        self.chunks.range(chunk..).flat_map(|chunk| chunk.iter()).skip(skip).take(range.len())
     }
 
     pub fn get(&self, index: usize) -> Option<&[u8]> {
@@ -235,15 +238,16 @@ impl ListValue {
         let end = if front { 0 } else { self.chunks.len().saturating_sub(1) };
         if self.chunks.get(end).is_none_or(|c| c.used() + need > CHUNK_BYTES) {
             if let Some(full) = self.chunks.get_mut(end) {
-                full.compact();
+                Arc::make_mut(full).compact();
             }
             if front {
-                self.chunks.push_front(Chunk::default());
+                self.chunks.push_front(Arc::default());
             } else {
-                self.chunks.push_back(Chunk::default());
+                self.chunks.push_back(Arc::default());
             }
         }
-        let chunk = if front { self.chunks.front_mut() } else { self.chunks.back_mut() }.expect("a chunk");
+        let chunk =
+            Arc::make_mut(if front { self.chunks.front_mut() } else { self.chunks.back_mut() }.expect("a chunk"));
         if front {
             let mut entry = Vec::with_capacity(need);
             encode_entry(&mut entry, item);
@@ -267,6 +271,7 @@ impl ListValue {
                 self.chunks.pop_front();
                 continue;
             }
+            let chunk = Arc::make_mut(chunk);
             chunk.start = chunk.offset_of(count);
             if chunk.start > chunk.used() {
                 // Mostly popped bytes: keep the chunk from growing at the
@@ -289,6 +294,7 @@ impl ListValue {
                 self.chunks.pop_back();
                 continue;
             }
+            let chunk = Arc::make_mut(chunk);
             let mut end = chunk.bytes.len();
             for _ in 0..count {
                 end = entry_before(&chunk.bytes, end).1;
@@ -308,7 +314,7 @@ impl ListValue {
             return;
         }
         let Some((c, within)) = self.locate(index) else { return };
-        let chunk = &mut self.chunks[c];
+        let chunk = Arc::make_mut(&mut self.chunks[c]);
         let at = chunk.offset_of(within);
         let end = if insert { at } else { entry_at(&chunk.bytes, at).1 };
         let mut entry = Vec::with_capacity(entry_len(item.len()));
@@ -325,7 +331,7 @@ impl ListValue {
             let tail = Chunk { bytes: chunk.bytes.split_off(cut), start: 0, count: chunk.count - half };
             chunk.count = half;
             chunk.compact();
-            self.chunks.insert(c + 1, tail);
+            self.chunks.insert(c + 1, Arc::new(tail));
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod codec;
+pub mod cut;
 pub mod list;
 pub mod set;
 pub mod stream;
@@ -24,6 +25,7 @@ use strata_cluster::key_slot;
 
 use crate::encoding::KeyType;
 
+pub use cut::{DbMut, Piece};
 pub use list::{ListOp, ListValue};
 pub use set::{SetOp, SetValue};
 pub use stream::{StreamId, StreamOp, StreamValue};
@@ -152,6 +154,9 @@ pub struct MemDb {
     by_slot: BTreeSet<(u16, Bytes)>,
     /// Keys with a TTL, soonest first, for active expiry.
     expires: BTreeSet<(u64, Bytes)>,
+    /// Big values a change emptied while a checkpoint's cut of them was in
+    /// progress: the shard's cut takes what they kept (`cut::DbMut`).
+    orphans: Vec<(Bytes, MemValue)>,
 }
 
 impl MemDb {
@@ -194,7 +199,12 @@ impl MemDb {
         let mut expires: Vec<(u64, Bytes)> =
             keys.iter().filter(|(_, e)| e.expire_ms != 0).map(|(k, e)| (e.expire_ms, k.clone())).collect();
         expires.sort_unstable();
-        MemDb { keys, by_slot: by_slot.into_iter().collect(), expires: expires.into_iter().collect() }
+        MemDb {
+            keys,
+            by_slot: by_slot.into_iter().collect(),
+            expires: expires.into_iter().collect(),
+            orphans: Vec::new(),
+        }
     }
 
     /// Creates or replaces a key with a whole entry (`apply` with
@@ -282,7 +292,10 @@ impl MemDb {
         if let Some(entry) = self.keys.get_mut(key) {
             change(&mut entry.value);
             if entry.value.is_empty() {
-                self.remove(key);
+                let gone = self.remove(key).expect("present");
+                if gone.value.element_cut_active() {
+                    self.orphans.push((key.clone(), gone.value));
+                }
             }
             return;
         }
@@ -346,20 +359,18 @@ pub fn reshard(shards: Vec<MemShard>) -> Vec<MemShard> {
 }
 
 /// The memory keys of every database within one lock shard.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct MemShard {
     /// Looked up by every memory effect: hashed with foldhash, not SipHash.
     dbs: HashMap<u32, MemDb, Hasher>,
+    /// A checkpoint's cut in progress (`memory::cut`).
+    cut: Option<Box<cut::ShardCut>>,
 }
 
 impl MemShard {
     /// A shard of whole entries, by physical database.
     pub fn from_entries(dbs: BTreeMap<u32, Vec<(Bytes, MemEntry)>>) -> MemShard {
-        MemShard { dbs: dbs.into_iter().map(|(id, entries)| (id, MemDb::from_entries(entries))).collect() }
-    }
-
-    pub fn db(&mut self, physical: u32) -> &mut MemDb {
-        self.dbs.entry(physical).or_default()
+        MemShard { dbs: dbs.into_iter().map(|(id, entries)| (id, MemDb::from_entries(entries))).collect(), cut: None }
     }
 
     pub fn db_ref(&self, physical: u32) -> Option<&MemDb> {
@@ -368,7 +379,14 @@ impl MemShard {
 
     /// Empties physical database `physical` here, returning what it held.
     pub fn flush(&mut self, physical: u32) -> Option<MemDb> {
-        self.dbs.remove(&physical)
+        let mut db = self.dbs.remove(&physical)?;
+        if let Some(cut) = self.cut.as_deref_mut() {
+            let keys: Vec<Bytes> = db.keys.keys().cloned().collect();
+            for key in keys {
+                cut.before_change(&mut db, physical, &key, true);
+            }
+        }
+        Some(db)
     }
 
     /// Puts back what `flush` returned.

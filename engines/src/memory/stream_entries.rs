@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -124,7 +125,7 @@ pub struct EntriesUndo {
 #[derive(Debug)]
 enum NodeUndo {
     /// The node keyed `master` as it was (None: it did not exist).
-    Image(StreamId, Option<Node>),
+    Image(StreamId, Option<Arc<Node>>),
     /// An entry was appended to node `master`, which had these many bytes
     /// and appended entries before.
     Truncate { master: StreamId, bytes: usize, appended: u64 },
@@ -133,8 +134,10 @@ enum NodeUndo {
 /// A stream's entries in ID order.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Entries {
-    /// First ID ever appended to each node -> the node.
-    nodes: BTreeMap<StreamId, Node>,
+    /// First ID ever appended to each node -> the node, shared by copies
+    /// of the value (a checkpoint's cut takes one): a change copies the one
+    /// node it changes, if it is shared.
+    nodes: BTreeMap<StreamId, Arc<Node>>,
     len: usize,
 }
 
@@ -156,20 +159,20 @@ impl Entries {
         if full {
             // The node before is done growing: give back its spare room.
             if let Some(mut last) = self.nodes.last_entry() {
-                last.get_mut().bytes.shrink_to_fit();
+                Arc::make_mut(last.get_mut()).bytes.shrink_to_fit();
             }
-            self.nodes.insert(id, Node::default());
+            self.nodes.insert(id, Arc::default());
         }
         let mut last = self.nodes.last_entry().expect("a node to append to");
         let master = *last.key();
-        last.get_mut().push(master, id, items);
+        Arc::make_mut(last.get_mut()).push(master, id, items);
         self.len += 1;
     }
 
     /// Appends an entry to the node keyed `master` (created if new), as a
     /// checkpoint recorded it; `appended` is set by `set_appended`.
     pub(crate) fn restore<T: AsRef<[u8]>>(&mut self, master: StreamId, id: StreamId, items: &[T]) {
-        let node = self.nodes.entry(master).or_default();
+        let node = Arc::make_mut(self.nodes.entry(master).or_default());
         node.push(master, id, items);
         self.len += 1;
     }
@@ -178,6 +181,7 @@ impl Entries {
     /// checkpoint recorded it (a node with no entry left is not kept).
     pub(crate) fn set_appended(&mut self, master: StreamId, appended: u64) {
         if let Some(node) = self.nodes.get_mut(&master) {
+            let node = Arc::make_mut(node);
             node.appended = appended;
             node.bytes.shrink_to_fit();
         }
@@ -240,6 +244,7 @@ impl Entries {
         let Some((&master, node)) = self.nodes.range_mut(..=id).next_back() else {
             return false;
         };
+        let node = Arc::make_mut(node);
         let removed = node.retain(master, |e| e != id);
         if node.bytes.is_empty() {
             self.nodes.remove(&master);
@@ -252,7 +257,7 @@ impl Entries {
     pub fn trim_through(&mut self, through: StreamId) {
         while let Some(mut first) = self.nodes.first_entry() {
             let master = *first.key();
-            let node = first.get_mut();
+            let node = Arc::make_mut(first.get_mut());
             let removed = node.retain(master, |id| id > through);
             self.len -= removed;
             if !node.bytes.is_empty() {
@@ -321,6 +326,7 @@ impl Entries {
                 }
                 NodeUndo::Truncate { master, bytes, appended } => {
                     if let Some(node) = self.nodes.get_mut(&master) {
+                        let node = Arc::make_mut(node);
                         node.bytes.truncate(bytes);
                         node.appended = appended;
                     }

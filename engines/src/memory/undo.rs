@@ -47,6 +47,11 @@ impl Undo {
     pub fn key(&self) -> &Bytes {
         &self.key
     }
+
+    /// Whether taking the op back replaces the key's whole entry.
+    pub fn replaces_entry(&self) -> bool {
+        matches!(self.step, Step::Entry(_))
+    }
 }
 
 impl MemDb {

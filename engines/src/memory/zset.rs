@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use super::cut::{CutSlot, KeptBytes};
 use super::owned;
 
 /// "No node".
@@ -69,6 +70,8 @@ pub struct SortedSet {
     nodes: Vec<Node>,
     free: Vec<u32>,
     root: u32,
+    /// A checkpoint's cut of this set, by node slot (see `memory::cut`).
+    cut: CutSlot<(f64, Bytes)>,
 }
 
 impl Default for SortedSet {
@@ -79,6 +82,7 @@ impl Default for SortedSet {
             nodes: Vec::new(),
             free: Vec::new(),
             root: NIL,
+            cut: CutSlot::default(),
         }
     }
 }
@@ -223,6 +227,8 @@ impl SortedSet {
 
     fn alloc(&mut self, score: f64, member: Bytes, priority: u64) -> u32 {
         let node = Node { score, member, priority, left: NIL, right: NIL, size: 1 };
+        let slot = self.free.last().map_or(self.nodes.len(), |&slot| slot as usize);
+        self.cut.before_change(slot, || None);
         match self.free.pop() {
             Some(slot) => {
                 self.nodes[slot as usize] = node;
@@ -292,10 +298,14 @@ impl SortedSet {
         }
     }
 
-    /// Frees a single detached node's slot (dropping its member bytes).
+    /// Frees a single detached node's slot (dropping its member bytes); a
+    /// free slot has size 0.
     fn release(&mut self, node: u32) {
         if node != NIL {
-            self.nodes[node as usize].member = Bytes::new();
+            let n = &mut self.nodes[node as usize];
+            let (score, member) = (n.score, std::mem::take(&mut n.member));
+            n.size = 0;
+            self.cut.before_change(node as usize, || Some((score, member)));
             self.free.push(node);
         }
     }
@@ -331,6 +341,8 @@ impl SortedSet {
         let Some(node) = self.find(member) else { return false };
         let old = self.nodes[node as usize].score;
         if old.total_cmp(&score) != Ordering::Equal {
+            let nodes = &self.nodes;
+            self.cut.before_change(node as usize, || Some((old, nodes[node as usize].member.clone())));
             self.tree_remove(old, member);
             self.nodes[node as usize].score = score;
             self.tree_insert(node);
@@ -441,6 +453,27 @@ impl SortedSet {
                 }
             }
         }
+    }
+
+    /// Starts a checkpoint's cut of this set (`memory::cut`).
+    pub fn begin_cut(&mut self, kept: &KeptBytes) {
+        self.cut.begin(self.nodes.len(), kept);
+    }
+
+    pub fn cut_active(&self) -> bool {
+        self.cut.active()
+    }
+
+    /// Appends the next `limit` node slots' elements as they were when the
+    /// cut began; true when the cut is done (and over).
+    pub fn cut_walk(&mut self, limit: usize, out: &mut Vec<(f64, Bytes)>) -> bool {
+        let nodes = &self.nodes;
+        let at = |slot: usize| nodes.get(slot).filter(|n| n.size > 0).map(|n| (n.score, n.member.clone()));
+        self.cut.walk(limit, at, out)
+    }
+
+    pub fn end_cut(&mut self) {
+        self.cut.end();
     }
 
     /// The elements with ranks in `start..end`, ascending.
