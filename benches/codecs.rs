@@ -91,7 +91,7 @@ fn main() {
     write(&server, &mut client, scale, 1, &mut rng);
     let out = tempfile::tempdir().unwrap();
     let snapshot = out.path().join("snapshot");
-    strata::snapshot::take(&server.keyspace, &snapshot).unwrap();
+    strata::snapshot::take(&server.keyspace, &snapshot, strata::snapshot::Level::Strict).unwrap();
     let mut paths = Vec::new();
     files(&snapshot, &mut paths);
     println!("{:<8} {:<7} {:>12} {:>8} {:>10} {:>10}", "part", "codec", "bytes", "stored", "comp MB/s", "dec MB/s");

@@ -6,8 +6,14 @@
 //! snapshot directory is a data directory `strata-server --dir` starts
 //! from, plus `manifest.json`.
 //!
-//! The level is `strict`: it ends exactly at the sequence the snapshot was
-//! taken at (parts plus the log up to it).
+//! Three consistency levels (`Level`), chosen per snapshot: `strict` ends
+//! exactly at the sequence the snapshot was requested at (the parts plus
+//! the log up to it); `bounded` cuts fresh parts first (a RocksDB flush and
+//! a memory checkpoint, each on its own) and rolls them forward to the
+//! newer one's sequence, a point between the request and the snapshot's
+//! end; `eventual` takes the parts as they are, each consistent in itself
+//! and at its own sequence, with no log (restoring one stamps the parts at
+//! the newer sequence: `stamp`).
 
 use std::path::{Path, PathBuf};
 
@@ -31,10 +37,36 @@ pub enum Kind {
     Incremental { base: u64 },
 }
 
+/// How a snapshot's parts come together (see the module comment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Strict,
+    Bounded,
+    Eventual,
+}
+
+impl Level {
+    pub fn parse(name: &[u8]) -> Option<Level> {
+        [Level::Strict, Level::Bounded, Level::Eventual]
+            .into_iter()
+            .find(|l| name.eq_ignore_ascii_case(l.name().as_bytes()))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Strict => "strict",
+            Level::Bounded => "bounded",
+            Level::Eventual => "eventual",
+        }
+    }
+}
+
 /// What a snapshot holds (`manifest.json`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
-    /// The sequence the snapshot restores to.
+    pub level: Level,
+    /// The sequence the snapshot restores to (`eventual`: the newer part's;
+    /// the older part holds less).
     pub seq: u64,
     /// What the log part rolls forward.
     pub kind: Kind,
@@ -60,7 +92,7 @@ impl Manifest {
         };
         json!({
             "format": 1,
-            "level": "strict",
+            "level": self.level.name(),
             "kind": kind,
             "base": base,
             "seq": self.seq,
@@ -86,14 +118,19 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// Writes a snapshot of every engine into `out` (created; refused if it is
-/// not empty). Writers go on meanwhile; only memtable switches wait for
-/// the RocksDB checkpoint (hard links).
-pub fn take(keyspace: &Keyspace, out: &Path) -> Result<Manifest, EngineError> {
+/// Writes a snapshot of every engine at `level` into `out` (created;
+/// refused if it is not empty). Writers go on meanwhile; only memtable
+/// switches wait for the RocksDB checkpoint (hard links).
+pub fn take(keyspace: &Keyspace, out: &Path, level: Level) -> Result<Manifest, EngineError> {
     create_empty(out)?;
     std::fs::create_dir_all(out.join("checkpoints")).map_err(io(out))?;
     // Nothing the parts need is truncated while they are chosen and read.
     let _pin = keyspace.log.pin(0);
+    let no_checkpoint = list_checkpoints(&recovery::checkpoint_dir(keyspace.data_dir())).is_empty();
+    if level == Level::Bounded || (level == Level::Eventual && no_checkpoint) {
+        // Fresh parts (an eventual snapshot needs a memory part at least).
+        keyspace.save()?;
+    }
     // The newest memory checkpoint, linked first so that a newer one cannot
     // delete it meanwhile. It was finished before `seq` is read below, so
     // none of its shards holds anything after `seq`.
@@ -104,17 +141,49 @@ pub fn take(keyspace: &Keyspace, out: &Path) -> Result<Manifest, EngineError> {
         }
         None => 0,
     };
-    let (seq, rocks_seq) = keyspace.with_memtable_switches_held(|| {
+    let (requested, rocks_seq) = keyspace.with_memtable_switches_held(|| {
         let seq = keyspace.log.last_seq();
         let rocks_seq = keyspace.store.engine.checkpoint_flushed(&out.join("rocksdb"))?;
         Ok::<_, EngineError>((seq, rocks_seq))
     })?;
+    let seq = match level {
+        Level::Strict => requested,
+        Level::Bounded | Level::Eventual => rocks_seq.max(memory_seq),
+    };
     let log_dir = out.join("log");
     std::fs::create_dir_all(&log_dir).map_err(io(&log_dir))?;
     let from = memory_seq.min(rocks_seq);
-    copy_log(keyspace, &log_dir, from, seq)?;
-    let log = (from < seq).then_some((from + 1, seq));
-    finish(out, Manifest { seq, kind: Kind::Full { rocks_seq, memory_seq }, log, files: Vec::new() })
+    let log = match level {
+        Level::Strict | Level::Bounded => {
+            copy_log(keyspace, &log_dir, from, seq)?;
+            (from < seq).then_some((from + 1, seq))
+        }
+        Level::Eventual => None,
+    };
+    let kind = Kind::Full { rocks_seq, memory_seq };
+    finish(out, Manifest { level, seq, kind, log, files: Vec::new() })
+}
+
+/// Makes a data directory restored from an `eventual` snapshot start as
+/// one at `seq`, the newer part's sequence: RocksDB and the memory
+/// checkpoint are stamped as holding it (what the older one lacks stays
+/// lacking: that is the level's bargain), and the next record is `seq + 1`.
+pub fn stamp(dir: &Path, seq: u64) -> Result<(), EngineError> {
+    use strata_engines::memory::checkpoint::{read_checkpoint, CheckpointWriter, ShardBody};
+    let engine = strata_engines::RocksEngine::open(&recovery::rocks_dir(dir), &Default::default())?;
+    engine.stamp_applied_seq(seq)?;
+    drop(engine);
+    let checkpoints = recovery::checkpoint_dir(dir);
+    for (_, path) in list_checkpoints(&checkpoints) {
+        let shards = read_checkpoint(&path)?;
+        let mut writer = CheckpointWriter::create(&checkpoints, shards.len())?;
+        for image in &shards {
+            writer.shard(seq, &ShardBody::of(&image.shard))?;
+        }
+        std::fs::remove_file(&path).map_err(io(&path))?;
+        writer.finish()?;
+    }
+    Ok(())
 }
 
 /// An increment on the snapshot at sequence `base`: the log's records
@@ -129,7 +198,7 @@ pub fn take_since(keyspace: &Keyspace, out: &Path, base: u64) -> Result<Manifest
     std::fs::create_dir_all(&log_dir).map_err(io(&log_dir))?;
     copy_log(keyspace, &log_dir, base, seq)?;
     let log = (base < seq).then_some((base + 1, seq));
-    finish(out, Manifest { seq, kind: Kind::Incremental { base }, log, files: Vec::new() })
+    finish(out, Manifest { level: Level::Strict, seq, kind: Kind::Incremental { base }, log, files: Vec::new() })
 }
 
 fn create_empty(out: &Path) -> Result<(), EngineError> {
@@ -232,14 +301,13 @@ mod tests {
         ]
     }
 
-    /// A snapshot taken while two clients run transactions across both
-    /// engines (with a checkpoint and a memtable switch on the way, so the
-    /// parts and the log each hold some of them) restores, in a data
-    /// directory of its own, to one point: every transaction up to some
-    /// step is whole there, none after it is there at all, and the log
-    /// ends at the manifest's sequence.
-    #[test]
-    fn a_snapshot_under_concurrent_transactions_restores_to_one_point() {
+    /// Takes a snapshot at `level` while two clients run transactions
+    /// across both engines (with a checkpoint and a memtable switch on the
+    /// way, so the parts and the log each hold some of them), and opens a
+    /// server on it in a directory of its own (stamped first when the
+    /// level is eventual). Returns the manifest, the steps each writer
+    /// made, and the restored server.
+    fn snapshot_under_transactions(level: Level) -> (Manifest, Vec<usize>, Arc<Server>, Client, tempfile::TempDir) {
         let source = tempfile::tempdir().unwrap();
         let target = tempfile::tempdir().unwrap();
         let (server, mut admin) = Server::open_in_process(source.path()).unwrap();
@@ -267,27 +335,72 @@ mod tests {
         pause();
         assert_eq!(run(&server, &mut admin, &["SAVE".to_string()]), Reply::ok());
         pause();
-        let manifest = take(&server.keyspace, &target.path().join("snap")).unwrap();
+        let snapshot = target.path().join("snap");
+        let manifest = take(&server.keyspace, &snapshot, level).unwrap();
         pause();
         stop.store(true, Ordering::Relaxed);
         let steps: Vec<usize> = writers.into_iter().map(|w| w.join().unwrap()).collect();
-        assert!(manifest.seq > 0 && manifest.log.is_some(), "{manifest:?}");
+        assert!(manifest.seq > 0, "{manifest:?}");
         assert!(manifest.files.iter().any(|(path, _)| path.starts_with("rocksdb")), "{manifest:?}");
         drop((server, admin));
-
-        let snapshot = target.path().join("snap");
-        let (restored, mut client) = Server::open_in_process(&snapshot).unwrap();
-        assert_eq!(restored.keyspace.log.last_seq(), manifest.seq, "restored to the manifest's sequence");
-        for (writer, &written) in steps.iter().enumerate() {
-            let n = int(run(&restored, &mut client, &["LLEN".into(), format!("l:{writer}")])) as usize;
-            assert!(n > 0 && n < written, "writer {writer}: {n} of {written} steps in the snapshot");
-            for (command, expected) in [("HLEN", "h"), ("ZCARD", "z"), ("XLEN", "x")] {
-                let got = int(run(&restored, &mut client, &[command.into(), format!("{expected}:{writer}")]));
-                assert_eq!(got as usize, n, "{command} of writer {writer}");
-            }
-            let mut present =
-                |i: usize| int(run(&restored, &mut client, &["EXISTS".into(), format!("s:{writer}:{i}")]));
-            assert_eq!((present(n - 1), present(n)), (1, 0), "the strings end where the lists do");
+        if level == Level::Eventual {
+            assert_eq!(manifest.log, None, "an eventual snapshot has no log");
+            stamp(&snapshot, manifest.seq).unwrap();
         }
+        let (restored, client) = Server::open_in_process(&snapshot).unwrap();
+        assert_eq!(restored.keyspace.log.last_seq(), manifest.seq, "restored to the manifest's sequence");
+        (manifest, steps, restored, client, target)
+    }
+
+    /// How many steps of `writer` each engine holds: (RocksDB, memory).
+    /// Within an engine the steps are a prefix, each whole.
+    fn steps_held(server: &Server, client: &mut Client, writer: usize, written: usize) -> (usize, usize) {
+        let n = int(run(server, client, &["LLEN".into(), format!("l:{writer}")])) as usize;
+        assert!(n > 0 && n < written, "writer {writer}: {n} of {written} steps in the snapshot");
+        for (command, key) in [("ZCARD", "z"), ("XLEN", "x")] {
+            let got = int(run(server, client, &[command.into(), format!("{key}:{writer}")]));
+            assert_eq!(got as usize, n, "{command} of writer {writer}");
+        }
+        let rocks = int(run(server, client, &["HLEN".into(), format!("h:{writer}")])) as usize;
+        let mut present = |i: usize| int(run(server, client, &["EXISTS".into(), format!("s:{writer}:{i}")]));
+        assert_eq!((present(rocks - 1), present(rocks)), (1, 0), "the strings end where the hash does");
+        (rocks, n)
+    }
+
+    /// Strict and bounded snapshots restore to one point: every
+    /// transaction up to some step is whole there, none after it is there
+    /// at all, and the log ends at the manifest's sequence.
+    #[test]
+    fn strict_and_bounded_snapshots_under_concurrent_transactions_restore_to_one_point() {
+        for level in [Level::Strict, Level::Bounded] {
+            let (manifest, steps, restored, mut client, _dir) = snapshot_under_transactions(level);
+            assert_eq!(manifest.level, level);
+            if let Kind::Full { rocks_seq, memory_seq } = manifest.kind {
+                match level {
+                    Level::Strict => assert!(manifest.seq >= rocks_seq.max(memory_seq)),
+                    _ => assert_eq!(manifest.seq, rocks_seq.max(memory_seq), "bounded ends at the newer part"),
+                }
+            }
+            for (writer, &written) in steps.iter().enumerate() {
+                let (rocks, memory) = steps_held(&restored, &mut client, writer, written);
+                assert_eq!(rocks, memory, "{level:?}: both engines at one point");
+            }
+        }
+    }
+
+    /// An eventual snapshot's parts are each at their own point: each
+    /// engine holds a prefix of whole transactions, with no log to join
+    /// them; stamped, it starts at the newer part's sequence.
+    #[test]
+    fn an_eventual_snapshot_restores_each_engine_at_its_own_point() {
+        let (manifest, steps, restored, mut client, _dir) = snapshot_under_transactions(Level::Eventual);
+        let Kind::Full { rocks_seq, memory_seq } = manifest.kind else { panic!("{manifest:?}") };
+        assert_eq!(manifest.seq, rocks_seq.max(memory_seq));
+        for (writer, &written) in steps.iter().enumerate() {
+            steps_held(&restored, &mut client, writer, written);
+        }
+        // It takes writes on from there.
+        assert_eq!(run(&restored, &mut client, &["SET".into(), "after".into(), "1".into()]), Reply::ok());
+        assert_eq!(restored.keyspace.log.last_seq(), manifest.seq + 1);
     }
 }

@@ -253,3 +253,42 @@ fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
     ok(backup(&["prune", "--repo", &repo_arg, "--keep-full", "1"]));
     assert_eq!(list(repo.path()).len(), 1);
 }
+
+/// `--level`: a bounded and an eventual backup of a quiet server each
+/// restore to its data; the eventual one is listed as such, restored with
+/// its parts stamped at its sequence, and an `--incremental` after it is a
+/// full backup (an eventual backup has no one point to continue from).
+#[test]
+fn backups_at_each_level_restore_and_an_eventual_one_is_not_continued() {
+    let server = TestServer::start();
+    let mut conn = server.conn();
+    for i in 0..500 {
+        conn.call(&["HSET", "h", &i.to_string(), "v"]);
+        conn.call(&["RPUSH", "l", &i.to_string()]);
+        conn.call(&["ZADD", "z", &i.to_string(), &i.to_string()]);
+    }
+    conn.call(&["SET", "s", "levels"]);
+    let expected = contents(&mut conn);
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().to_str().unwrap().to_string();
+    let port = server.port.to_string();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["create", "--repo", &repo_arg, "-p", &port];
+        args.extend_from_slice(extra);
+        ok(backup(&args))
+    };
+    for level in ["bounded", "eventual"] {
+        create(&["--level", level]);
+        let newest = list(repo.path()).pop().unwrap();
+        assert_eq!(newest["level"], level);
+        let target = tempfile::tempdir().unwrap();
+        let data = target.path().join("data");
+        ok(backup(&["restore", "--repo", &repo_arg, "--to", data.to_str().unwrap()]));
+        let copy = TestServer::start_with(&["--dir", data.to_str().unwrap()]);
+        assert_eq!(contents(&mut copy.conn()), expected, "{level}");
+    }
+    assert!(create(&["--incremental"]).contains("is eventual"));
+    assert_eq!(list(repo.path()).last().unwrap()["kind"], "full");
+    let bad = backup(&["create", "--repo", &repo_arg, "-p", &port, "--level", "sometimes"]);
+    assert_eq!(exit_code(&bad), 2);
+}

@@ -132,6 +132,16 @@ fn snapshot_reads_stay_inside_the_snapshot() {
     };
     assert!(!bulk(&parts[0]).is_empty());
     assert!(matches!(conn.call(&["SNAPSHOT.READ", &id]), Value::Error(e) if e.contains("wrong number of arguments")));
+    for bad in
+        [&["LEVEL"][..], &["LEVEL", "sometimes"], &["SINCE"], &["LEVEL", "strict", "LEVEL", "strict"], &["NOW", "1"]]
+    {
+        let args: Vec<&str> = std::iter::once("SNAPSHOT.CREATE").chain(bad.iter().copied()).collect();
+        assert_eq!(error(conn.call(&args)), "ERR syntax error", "{bad:?}");
+    }
+    assert!(
+        error(conn.call(&["SNAPSHOT.CREATE", "LEVEL", "eventual", "SINCE", "1"])).contains("an increment is strict")
+    );
+    assert!(error(conn.call(&["SNAPSHOT.CREATE", "SINCE", "-1"])).contains("negative"));
     // Listed by COMMAND as an admin command.
     let Value::Array(info) = conn.call(&["COMMAND", "INFO", "snapshot.read"]) else { panic!() };
     assert!(format!("{info:?}").contains("@dangerous"), "{info:?}");

@@ -866,6 +866,15 @@ impl RocksEngine {
 
     /// Flushes every memtable and waits, outside any log barrier: for tests
     /// of the engine alone (the server switches memtables behind the log).
+    /// Records durably that RocksDB holds everything up to `seq` (a
+    /// restored snapshot whose parts are stamped at one sequence).
+    pub fn stamp_applied_seq(&self, seq: u64) -> Result<(), EngineError> {
+        let mut batch = Batch::default();
+        self.put(&mut batch, Cf::Default, APPLIED_SEQ_KEY.to_vec(), seq.to_le_bytes().to_vec());
+        self.write(batch);
+        self.flush()
+    }
+
     pub fn flush(&self) -> Result<(), EngineError> {
         let writeback = &*self.writeback;
         writeback.room.begin_switch();

@@ -2,21 +2,25 @@
 //! directory, and restores from them.
 //!
 //! ```text
-//! strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD] [--incremental]
+//! strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD] [--incremental] [--level LEVEL]
 //! strata-backup list    --repo DIR [--json]
 //! strata-backup verify  --repo DIR [--id ID]
 //! strata-backup restore --repo DIR --to DATADIR [--id ID]
 //! strata-backup prune   --repo DIR --keep-full N
 //! ```
 //!
-//! `create` asks the server for a strict snapshot (SNAPSHOT.CREATE), reads
+//! `create` asks the server for a snapshot (SNAPSHOT.CREATE, at the level
+//! given: strict, bounded or eventual; strict by default), reads
 //! its files in chunks (SNAPSHOT.READ, each chunk's CRC32C checked) into
 //! `DIR/backups/<id>/` (each compressed with its part's codec, see
 //! `strata::codec`), and writes the backup's manifest last: a backup
 //! without one is unfinished and ignored. `--incremental` stores only the
 //! log records since the repository's newest backup (SNAPSHOT.CREATE
-//! SINCE), or a full backup when the server's log no longer holds them; a
-//! restore of an increment writes its chain, full backup first. Exit
+//! SINCE), or a full backup when the server's log no longer holds them or
+//! the newest backup is eventual (its parts are at no one point to
+//! continue from); a restore of an increment writes its chain, full backup
+//! first, and a restore of an eventual backup stamps its parts at its
+//! sequence (`strata::snapshot::stamp`). Exit
 //! status: 0 on success, 1
 //! when a backup is damaged or a restore is refused, 2 on usage, I/O or
 //! server errors.
@@ -32,6 +36,7 @@ use strata::codec::{Codec, PartKind};
 
 const USAGE: &str = "Usage:
   strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD] [--incremental]
+                        [--level strict|bounded|eventual]
   strata-backup list    --repo DIR [--json]
   strata-backup verify  --repo DIR [--id ID]
   strata-backup restore --repo DIR --to DATADIR [--id ID]
@@ -59,6 +64,7 @@ struct Options {
     password: Option<String>,
     json: bool,
     incremental: bool,
+    level: String,
     id: Option<String>,
     to: Option<PathBuf>,
     keep_full: Option<usize>,
@@ -75,6 +81,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
         password: None,
         json: false,
         incremental: false,
+        level: "strict".into(),
         id: None,
         to: None,
         keep_full: None,
@@ -90,6 +97,10 @@ fn parse(args: &[String]) -> Result<Options, Error> {
             "-a" => options.password = Some(value()?),
             "--json" => options.json = true,
             "--incremental" => options.incremental = true,
+            "--level" => match value()?.to_ascii_lowercase().as_str() {
+                level @ ("strict" | "bounded" | "eventual") => options.level = level.to_string(),
+                _ => return Err(usage()),
+            },
             "--id" => options.id = Some(value()?),
             "--to" => options.to = Some(PathBuf::from(value()?)),
             "--keep-full" => options.keep_full = Some(value()?.parse().map_err(|_| usage())?),
@@ -242,10 +253,16 @@ fn chosen<'b>(options: &Options, backups: &'b [(String, Value)]) -> Result<&'b (
 
 fn create(options: &Options) -> Result<(), Error> {
     let mut conn = Conn::open(options)?;
-    let base = match options.incremental {
-        true => finished(&options.repo)?.pop(),
-        false => None,
+    let newest = finished(&options.repo)?.pop();
+    let base = match (options.incremental, newest) {
+        (true, Some((id, manifest))) if manifest["level"] == "eventual" => {
+            println!("backup {id} is eventual, with no one point to continue from: a full backup");
+            None
+        }
+        (true, newest) => newest,
+        (false, _) => None,
     };
+    let full = ["SNAPSHOT.CREATE", "LEVEL", options.level.as_str()];
     let (base, reply) = match &base {
         Some((base_id, base_manifest)) => {
             let since = base_manifest["seq"].as_u64().unwrap_or(0).to_string();
@@ -253,12 +270,12 @@ fn create(options: &Options) -> Result<(), Error> {
                 Ok(reply) => (Some(base_id.clone()), reply),
                 Err(Error::Failed(why)) if why.contains("onwards is needed") => {
                     println!("the server's log no longer holds what followed backup {base_id}: a full backup");
-                    (None, conn.call(&["SNAPSHOT.CREATE"])?)
+                    (None, conn.call(&full)?)
                 }
                 Err(e) => return Err(e),
             }
         }
-        None => (None, conn.call(&["SNAPSHOT.CREATE"])?),
+        None => (None, conn.call(&full)?),
     };
     let [snapshot_id, manifest] = <[Vec<u8>; 2]>::try_from(bulks(reply, 2)?).expect("two items");
     let snapshot_id = String::from_utf8_lossy(&snapshot_id).into_owned();
@@ -322,7 +339,8 @@ fn create(options: &Options) -> Result<(), Error> {
     std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest).expect("json")).map_err(failed)?;
     std::fs::rename(&tmp, dir.join("manifest.json")).map_err(failed)?;
     println!(
-        "{id}: {} backup of {total} bytes ({stored_total} stored) at sequence {} in {}",
+        "{id}: {} {} backup of {total} bytes ({stored_total} stored) at sequence {} in {}",
+        manifest["level"].as_str().unwrap_or_default(),
         manifest["kind"].as_str().unwrap_or_default(),
         manifest["seq"],
         dir.display()
@@ -336,14 +354,15 @@ fn list(options: &Options) -> Result<(), Error> {
         let rows: Vec<Value> = backups
             .iter()
             .map(|(id, m)| {
-                json!({"id": id, "kind": m["kind"], "base": m["base"], "seq": m["seq"],
+                json!({"id": id, "kind": m["kind"], "level": m["level"], "base": m["base"], "seq": m["seq"],
                        "created_unix_ms": m["created_unix_ms"], "bytes": bytes_of(m)})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
     } else {
         for (id, m) in &backups {
-            println!("{id}  {}  seq {}  {} bytes", m["kind"].as_str().unwrap_or("?"), m["seq"], bytes_of(m));
+            let (kind, level) = (m["kind"].as_str().unwrap_or("?"), m["level"].as_str().unwrap_or("?"));
+            println!("{id}  {kind}  {level}  seq {}  {} bytes", m["seq"], bytes_of(m));
         }
     }
     Ok(())
@@ -450,6 +469,14 @@ fn restore(options: &Options) -> Result<(), Error> {
         if let Err(e) = check_backup(&options.repo, id, manifest, Some(&staging)) {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
+        }
+    }
+    let (_, full) = links.first().expect("a chain starts with its full backup");
+    if full["level"] == "eventual" {
+        let seq = full["seq"].as_u64().ok_or_else(|| failed("bad backup manifest"))?;
+        if let Err(e) = strata::snapshot::stamp(&staging, seq) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(failed(format!("stamping the restored parts at sequence {seq}: {e}")));
         }
     }
     if to.exists() {

@@ -5,7 +5,8 @@
 //! released or until the server restarts.
 //!
 //! ```text
-//! SNAPSHOT.CREATE [SINCE seq]              -> [id, manifest JSON]
+//! SNAPSHOT.CREATE [LEVEL strict|bounded|eventual] [SINCE seq]
+//!                                          -> [id, manifest JSON]
 //! SNAPSHOT.READ id path offset count       -> [bytes, crc32c as 8 hex digits]
 //! SNAPSHOT.RELEASE id                      -> 1 if it existed, else 0
 //! ```
@@ -21,7 +22,7 @@ use super::args::parse_int;
 use super::{CommandTable, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::Reply;
-use crate::snapshot;
+use crate::snapshot::{self, Level};
 
 /// The most one SNAPSHOT.READ returns.
 pub const MAX_CHUNK: u64 = 16 << 20;
@@ -36,9 +37,13 @@ pub fn register(table: &mut CommandTable) {
         (Box::leak(Box::new(info)), Box::leak(Box::new(docs)))
     };
     let arg = |name: &str, kind: &str| json!({"name": name, "type": kind});
-    let since = json!([{"name": "since", "type": "block", "flags": ["optional"], "arguments": [
-        {"name": "since", "type": "pure-token", "token": "SINCE"}, arg("seq", "integer")]}]);
-    let (info, docs) = own("snapshot.create", -1, "Takes a strict snapshot of every engine, or an increment", since);
+    let token = |name: &str| json!({"name": name, "type": "pure-token", "token": name.to_uppercase()});
+    let arguments = json!([
+        {"name": "level", "type": "block", "flags": ["optional"], "arguments": [token("level"),
+            {"name": "level", "type": "oneof", "arguments": [token("strict"), token("bounded"), token("eventual")]}]},
+        {"name": "since", "type": "block", "flags": ["optional"], "arguments": [token("since"), arg("seq", "integer")]},
+    ]);
+    let (info, docs) = own("snapshot.create", -1, "Takes a snapshot of every engine, or an increment", arguments);
     table.register_own(info, docs, create);
     let arguments =
         json!([arg("id", "string"), arg("path", "string"), arg("offset", "integer"), arg("count", "integer")]);
@@ -64,24 +69,36 @@ fn snapshot_dir(ctx: &Ctx, id: &[u8]) -> Result<PathBuf, CmdError> {
     Ok(dir)
 }
 
-/// `SNAPSHOT.CREATE [SINCE seq]`: with SINCE, an increment on the
-/// snapshot taken at `seq` (its log records since); the log must still
-/// hold them.
+/// `SNAPSHOT.CREATE [LEVEL strict|bounded|eventual] [SINCE seq]`: at the
+/// level given (strict by default); with SINCE, an increment on the
+/// snapshot taken at `seq` (its log records since, which the log must
+/// still hold: strict by nature).
 fn create(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let base = match argv {
-        [_] => None,
-        [_, since, seq] if since.eq_ignore_ascii_case(b"SINCE") => match parse_int(seq)? {
-            seq if seq >= 0 => Some(seq as u64),
-            _ => return Err(CmdError::err("the sequence must not be negative")),
-        },
-        _ => return Err(CmdError::Syntax),
-    };
+    let (mut level, mut base) = (None, None);
+    let mut args = argv[1..].iter();
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or(CmdError::Syntax)?;
+        if arg.eq_ignore_ascii_case(b"LEVEL") && level.is_none() {
+            level = Some(Level::parse(value).ok_or(CmdError::Syntax)?);
+        } else if arg.eq_ignore_ascii_case(b"SINCE") && base.is_none() {
+            match parse_int(value)? {
+                seq if seq >= 0 => base = Some(seq as u64),
+                _ => return Err(CmdError::err("the sequence must not be negative")),
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let level = level.unwrap_or(Level::Strict);
+    if base.is_some() && level != Level::Strict {
+        return Err(CmdError::err("an increment is strict: it holds the log's records up to now"));
+    }
     let keyspace = &ctx.server.keyspace;
     let id = format!("{}-{}", keyspace.log.last_seq(), MADE.fetch_add(1, Ordering::Relaxed));
     let dir = snapshots_dir(keyspace.data_dir()).join(&id);
     let taken = match base {
         Some(base) => snapshot::take_since(keyspace, &dir, base),
-        None => snapshot::take(keyspace, &dir),
+        None => snapshot::take(keyspace, &dir, level),
     };
     match taken {
         Ok(manifest) => {
