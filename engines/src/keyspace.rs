@@ -13,7 +13,8 @@ use parking_lot::RwLock;
 
 use crate::clock::now_ms;
 use crate::encoding::{
-    db_end, db_start, decode_expire_key, encode_meta, expire_key, meta_key, sub_prefix, HashBody, KeyType, Meta,
+    db_end, db_start, decode_expire_key, decode_meta_key, encode_meta, expire_key, meta_key, sub_prefix, HashBody,
+    KeyType, Meta,
 };
 use crate::rocks::{Batch, Cf, RocksEngine};
 use crate::writeset::WriteSet;
@@ -27,23 +28,73 @@ const DB_MAP_KEY: &[u8] = b"dbmap";
 /// it back at startup, whatever the clock says then.
 const HASH_VERSION_KEY: &[u8] = b"hash_version";
 
-fn counter_key(physical: u32, what: &str) -> Vec<u8> {
-    // Written by every command that adds or removes a key: no `format!`.
-    let mut key = Vec::with_capacity(24);
-    key.extend_from_slice(b"count/");
-    key.extend_from_slice(itoa::Buffer::new().format(physical).as_bytes());
-    key.push(b'/');
-    key.extend_from_slice(what.as_bytes());
+/// The two key counters: keys, and keys with a TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counter {
+    Keys,
+    Expires,
+}
+
+/// Where a slot's counter is stored: `slotcount/<physical BE><slot BE><0
+/// keys | 1 expires>`. Counters are per hash slot, not per database: a log
+/// record then holds the counts of the slots it changes only, so the
+/// records of a slot range can be applied elsewhere with the counts exact
+/// on both sides.
+fn counter_key(physical: u32, slot: u16, counter: Counter) -> Vec<u8> {
+    let mut key = counters_prefix(physical);
+    key.extend_from_slice(&slot.to_be_bytes());
+    key.push(counter as u8);
     key
 }
 
-/// A transaction's changes to the key counters, by physical database and
-/// counter: a command has one or two, so a list beats hashing.
+fn counters_prefix(physical: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(COUNTERS_PREFIX.len() + 7);
+    key.extend_from_slice(COUNTERS_PREFIX);
+    key.extend_from_slice(&physical.to_be_bytes());
+    key
+}
+
+const COUNTERS_PREFIX: &[u8] = b"slotcount/";
+
+/// A data directory written before counters were per slot holds one
+/// counter per database: its keys are counted once, by slot, from their
+/// metadata, and the old counters replaced (flushed at once: the log holds
+/// no record of this).
+fn count_keys_of_an_older_format(
+    engine: &RocksEngine,
+    physical: u32,
+    counters: &DbCounters,
+) -> Result<(), EngineError> {
+    let old = |what: &str| format!("count/{physical}/{what}").into_bytes();
+    if engine.get(Cf::Default, &old("keys"))?.is_none() && engine.get(Cf::Default, &old("expires"))?.is_none() {
+        return Ok(());
+    }
+    engine.scan(Cf::Meta, &db_start(physical), &db_end(physical), false, &mut |key, value| {
+        if let (Some((_, slot, _)), Some(meta)) = (decode_meta_key(key), Meta::decode(value)) {
+            counters.add(slot, Counter::Keys, 1);
+            if meta.expire_ms != 0 {
+                counters.add(slot, Counter::Expires, 1);
+            }
+        }
+        true
+    })?;
+    let mut batch = Batch::default();
+    for (slot, counter, value) in counters.counted_slots() {
+        engine.put(&mut batch, Cf::Default, counter_key(physical, slot, counter), value.to_le_bytes().to_vec());
+    }
+    engine.delete(&mut batch, Cf::Default, old("keys"));
+    engine.delete(&mut batch, Cf::Default, old("expires"));
+    engine.write(batch);
+    engine.flush()
+}
+
+/// A transaction's changes to the key counters, by physical database, slot
+/// and counter: a command has one or two, so a list beats hashing.
 #[derive(Clone, Default)]
-struct Deltas(Vec<((u32, &'static str), i64)>);
+struct Deltas(Vec<((u32, u16, Counter), i64)>);
 
 impl Deltas {
-    fn get_mut(&mut self, counter: (u32, &'static str)) -> &mut i64 {
+    fn get_mut(&mut self, counter: (u32, u16, Counter)) -> &mut i64 {
         let index = match self.0.iter().position(|(c, _)| *c == counter) {
             Some(index) => index,
             None => {
@@ -55,11 +106,49 @@ impl Deltas {
     }
 }
 
-/// Live per-database counters, mirrored in RocksDB by merge operands.
+/// Live key counters of one physical database: its totals, and each hash
+/// slot's (RocksDB stores the slots', see `counter_key`).
 #[derive(Default)]
 pub struct DbCounters {
     pub keys: AtomicI64,
     pub expires: AtomicI64,
+    /// Keys and keys with a TTL, per slot; made when the database first
+    /// holds a key (256 KB: most of the sixteen databases never do).
+    slots: std::sync::OnceLock<Box<[[AtomicI64; 2]]>>,
+}
+
+impl DbCounters {
+    fn total(&self, counter: Counter) -> &AtomicI64 {
+        match counter {
+            Counter::Keys => &self.keys,
+            Counter::Expires => &self.expires,
+        }
+    }
+
+    /// Adds `delta` to a slot's counter (and the total); the slot's new
+    /// value.
+    fn add(&self, slot: u16, counter: Counter, delta: i64) -> i64 {
+        self.total(counter).fetch_add(delta, Ordering::Relaxed);
+        let slots = self
+            .slots
+            .get_or_init(|| (0..strata_cluster::SLOT_COUNT).map(|_| [AtomicI64::new(0), AtomicI64::new(0)]).collect());
+        slots[slot as usize][counter as usize].fetch_add(delta, Ordering::Relaxed) + delta
+    }
+
+    /// The slots with something counted, with their values.
+    fn counted_slots(&self) -> impl Iterator<Item = (u16, Counter, i64)> + '_ {
+        self.slots.get().into_iter().flat_map(|slots| slots.iter()).enumerate().flat_map(|(slot, values)| {
+            [Counter::Keys, Counter::Expires].into_iter().filter_map(move |counter| {
+                let value = values[counter as usize].load(Ordering::Relaxed);
+                (value != 0).then_some((slot as u16, counter, value))
+            })
+        })
+    }
+
+    /// The keys counted in `slot`.
+    pub fn keys_in_slot(&self, slot: u16) -> i64 {
+        self.slots.get().map_or(0, |slots| slots[slot as usize][Counter::Keys as usize].load(Ordering::Relaxed))
+    }
 }
 
 /// A key's metadata, owned.
@@ -127,15 +216,22 @@ impl Store {
         }
         let mut counters = HashMap::new();
         for &physical in &db_map {
-            let read = |what| -> Result<i64, EngineError> {
-                Ok(engine
-                    .get(Cf::Default, &counter_key(physical, what))?
-                    .and_then(|raw| raw.try_into().ok().map(i64::from_le_bytes))
-                    .unwrap_or(0))
-            };
             let c = DbCounters::default();
-            c.keys.store(read("keys")?, Ordering::Relaxed);
-            c.expires.store(read("expires")?, Ordering::Relaxed);
+            let (start, end) = (counters_prefix(physical), counters_prefix(physical + 1));
+            let mut damaged = false;
+            engine.scan(Cf::Default, &start, &end, false, &mut |key, value| {
+                let (Some(&[hi, lo, which]), Ok(value)) = (key.get(start.len()..), <[u8; 8]>::try_from(value)) else {
+                    damaged = true;
+                    return false;
+                };
+                let counter = if which == 0 { Counter::Keys } else { Counter::Expires };
+                c.add(u16::from_be_bytes([hi, lo]), counter, i64::from_le_bytes(value));
+                true
+            })?;
+            if damaged {
+                return Err(EngineError::Corrupt(format!("key counters of database {physical}")));
+            }
+            count_keys_of_an_older_format(&engine, physical, &c)?;
             counters.insert(physical, std::sync::Arc::new(c));
         }
         // No mark: a new database, or one whose versions were clock
@@ -195,19 +291,13 @@ impl Store {
     }
 
     /// Switches RocksDB's memtables at log sequence `seq` (see
-    /// `RocksEngine::switch_memtables`), with every counter's live value
-    /// and the hash versions' high-water mark: batches reach RocksDB in any
-    /// order, so a value stored by one may be older than the live one; the
-    /// cut stores the exact values.
+    /// `RocksEngine::switch_memtables`), with the hash versions'
+    /// high-water mark. (Slot counters need no such cut: a slot's writers
+    /// hold its shard's lock until their batch is applied, so batches
+    /// reach RocksDB in log order for each slot.)
     pub fn switch_memtables(&self, seq: u64) -> Result<(), EngineError> {
         let mut batch = Batch::default();
         self.put_version_mark(&mut batch);
-        for (&physical, counters) in self.counters.read().iter() {
-            for (what, value) in [("keys", &counters.keys), ("expires", &counters.expires)] {
-                let value = value.load(Ordering::Relaxed).to_le_bytes().to_vec();
-                self.engine.put(&mut batch, Cf::Default, counter_key(physical, what), value);
-            }
-        }
         self.engine.switch_memtables(batch, seq)
     }
 
@@ -280,8 +370,8 @@ impl<'s> Txn<'s> {
         self.store
     }
 
-    fn count(&mut self, physical: u32, what: &'static str, delta: i64) {
-        *self.deltas.get_mut((physical, what)) += delta;
+    fn count(&mut self, k: &KeyRef, counter: Counter, delta: i64) {
+        *self.deltas.get_mut((k.db, k.slot, counter)) += delta;
     }
 
     /// FLUSHDB of one physical database. The caller holds every shard lock.
@@ -290,9 +380,10 @@ impl<'s> Txn<'s> {
             self.ws.delete_range(cf, db_start(physical), db_end(physical));
         }
         // Whatever this transaction counted before is gone with the rest.
-        let counters = self.store.counters(physical);
-        *self.deltas.get_mut((physical, "keys")) = -counters.keys.load(Ordering::Relaxed);
-        *self.deltas.get_mut((physical, "expires")) = -counters.expires.load(Ordering::Relaxed);
+        self.deltas.0.retain(|((db, _, _), _)| *db != physical);
+        for (slot, counter, value) in self.store.counters(physical).counted_slots() {
+            *self.deltas.get_mut((physical, slot, counter)) = -value;
+        }
     }
 
     /// The stored metadata, expired or not.
@@ -324,16 +415,16 @@ impl<'s> Txn<'s> {
     pub fn put_meta(&mut self, k: &KeyRef, old: Option<&KeyMeta>, new: &KeyMeta) {
         let old_expire = old.map_or(0, |m| m.expire_ms);
         if old.is_none() {
-            self.count(k.db, "keys", 1);
+            self.count(k, Counter::Keys, 1);
         }
         if old_expire != new.expire_ms {
             if old_expire != 0 {
                 self.ws.delete(Cf::Expire, expire_key(k.db, old_expire, k.slot, k.key));
-                self.count(k.db, "expires", -1);
+                self.count(k, Counter::Expires, -1);
             }
             if new.expire_ms != 0 {
                 self.ws.put(Cf::Expire, expire_key(k.db, new.expire_ms, k.slot, k.key), Vec::new());
-                self.count(k.db, "expires", 1);
+                self.count(k, Counter::Expires, 1);
             }
         }
         self.ws.put(Cf::Meta, k.meta_key(), encode_meta(new.key_type, new.expire_ms, &new.body));
@@ -343,10 +434,10 @@ impl<'s> Txn<'s> {
     /// version is gone) and are dropped by compaction.
     pub fn delete_key(&mut self, k: &KeyRef, old: &KeyMeta) -> Result<(), EngineError> {
         self.ws.delete(Cf::Meta, k.meta_key());
-        self.count(k.db, "keys", -1);
+        self.count(k, Counter::Keys, -1);
         if old.expire_ms != 0 {
             self.ws.delete(Cf::Expire, expire_key(k.db, old.expire_ms, k.slot, k.key));
-            self.count(k.db, "expires", -1);
+            self.count(k, Counter::Expires, -1);
         }
         Ok(())
     }
@@ -374,8 +465,8 @@ impl<'s> Txn<'s> {
                 // filter dropped, which is still counted. Uncount it.
                 self.ws.delete(Cf::Expire, entry);
                 if other.is_none() {
-                    self.count(k.db, "keys", -1);
-                    self.count(k.db, "expires", -1);
+                    self.count(k, Counter::Keys, -1);
+                    self.count(k, Counter::Expires, -1);
                 }
                 Ok(false)
             }
@@ -456,14 +547,16 @@ impl<'s> Commit<'s> {
         if new_version {
             store.put_version_mark(&mut batch);
         }
-        for ((physical, what), delta) in deltas.0 {
+        for ((physical, slot, counter), delta) in deltas.0 {
             if delta == 0 {
                 continue;
             }
-            let counters = store.counters(physical);
-            let target = if what == "keys" { &counters.keys } else { &counters.expires };
-            let value = target.fetch_add(delta, Ordering::Relaxed) + delta;
-            store.engine.put(&mut batch, Cf::Default, counter_key(physical, what), value.to_le_bytes().to_vec());
+            let value = store.counters(physical).add(slot, counter, delta);
+            let key = counter_key(physical, slot, counter);
+            match value {
+                0 => store.engine.delete(&mut batch, Cf::Default, key),
+                _ => store.engine.put(&mut batch, Cf::Default, key, value.to_le_bytes().to_vec()),
+            }
         }
         store.engine.begin_write();
         Sealed { store, batch }
@@ -567,6 +660,80 @@ mod tests {
             })
             .unwrap();
         fields
+    }
+
+    /// Stores string `name` (with a TTL when `expire_ms` is not 0);
+    /// returns the logged batch.
+    fn put_string(store: &Store, name: &[u8], expire_ms: u64) -> Vec<u8> {
+        let k = key(name);
+        let mut txn = store.txn();
+        let old = txn.meta(&k).unwrap();
+        txn.put_meta(&k, old.as_ref(), &KeyMeta { key_type: KeyType::String, expire_ms, body: b"v".to_vec() });
+        commit_logged(txn)
+    }
+
+    /// Keys are counted per hash slot: each logged batch stores the counts
+    /// of its own key's slot only, so replaying one slot's records on
+    /// another store gives that slot's keys and counts exactly, while the
+    /// source's totals and slots agree.
+    #[test]
+    fn key_counts_are_per_slot_and_travel_with_their_slots_records() {
+        let (source_dir, target_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let source = Store::open(source_dir.path(), &small(), 1).unwrap();
+        let names: Vec<Vec<u8>> = (0..200).map(|i| format!("key:{i}").into_bytes()).collect();
+        let moved_slot = key(&names[0]).slot;
+        let mut moved_records = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let logged = put_string(&source, name, if i % 3 == 0 { 1 << 60 } else { 0 });
+            if key(name).slot == moved_slot {
+                moved_records.push(logged);
+            }
+        }
+        let counters = source.counters(0);
+        assert_eq!(counters.keys.load(Ordering::Relaxed), 200);
+        assert_eq!(counters.expires.load(Ordering::Relaxed), 67);
+        let slots: i64 = (0..strata_cluster::SLOT_COUNT as u16).map(|slot| counters.keys_in_slot(slot)).sum();
+        assert_eq!(slots, 200);
+        // The first key's record names no counter of another slot.
+        let first = &moved_records[0];
+        let other_slot = counter_key(0, key(&names[1]).slot, Counter::Keys);
+        assert!(!first.windows(other_slot.len()).any(|w| w == &other_slot[..]));
+
+        let target = Store::open(target_dir.path(), &small(), 1).unwrap();
+        for batch in &moved_records {
+            target.engine.write_data(batch).unwrap();
+        }
+        target.engine.flush().unwrap();
+        drop(target);
+        let target = Store::open(target_dir.path(), &small(), 1).unwrap();
+        let expected = names.iter().filter(|n| key(n).slot == moved_slot).count() as i64;
+        assert_eq!(target.counters(0).keys.load(Ordering::Relaxed), expected);
+        assert_eq!(target.counters(0).keys_in_slot(moved_slot), expected);
+    }
+
+    /// A data directory from before per-slot counters (one counter per
+    /// database) is counted once from its keys at the next start.
+    #[test]
+    fn counters_of_the_older_format_are_recounted_by_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &small(), 1).unwrap();
+        for i in 0..50 {
+            put_string(&store, format!("k{i}").as_bytes(), if i < 10 { 1 << 60 } else { 0 });
+        }
+        let mut batch = Batch::default();
+        for (slot, counter, _) in store.counters(0).counted_slots().collect::<Vec<_>>() {
+            store.engine.delete(&mut batch, Cf::Default, counter_key(0, slot, counter));
+        }
+        store.engine.put(&mut batch, Cf::Default, b"count/0/keys".to_vec(), 7i64.to_le_bytes().to_vec());
+        store.engine.write(batch);
+        store.engine.flush().unwrap();
+        drop(store);
+        for _ in 0..2 {
+            let store = Store::open(dir.path(), &small(), 1).unwrap();
+            assert_eq!(store.counters(0).keys.load(Ordering::Relaxed), 50);
+            assert_eq!(store.counters(0).expires.load(Ordering::Relaxed), 10);
+            assert_eq!(store.engine.get(Cf::Default, b"count/0/keys").unwrap(), None);
+        }
     }
 
     /// The clock reads the same at the second start as at the first (it was
