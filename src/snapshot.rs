@@ -164,6 +164,34 @@ pub fn take(keyspace: &Keyspace, out: &Path, level: Level) -> Result<Manifest, E
     finish(out, Manifest { level, seq, kind, log, files: Vec::new() })
 }
 
+/// Ends the log of a restored data directory at `seq`: records after it
+/// are dropped, so the server starts at exactly that sequence (a restore
+/// to a point inside a backup's log part). The last segment kept is
+/// rewritten beside itself and renamed over it.
+pub fn end_log_at(dir: &Path, seq: u64) -> Result<(), EngineError> {
+    use strata_engines::log::list_segments;
+    let log_dir = recovery::log_dir(dir);
+    let segments = list_segments(&log_dir)?;
+    for segment in segments.iter().filter(|s| s.first_seq > seq) {
+        std::fs::remove_file(&segment.path).map_err(io(&segment.path))?;
+    }
+    let Some(last) = segments.iter().filter(|s| s.first_seq <= seq).next_back() else { return Ok(()) };
+    let cut = dir.join("log.cut");
+    let _ = std::fs::remove_dir_all(&cut);
+    std::fs::create_dir_all(&cut).map_err(io(&cut))?;
+    let mut writer = SegmentWriter::create(&cut, last.first_seq)?;
+    let mut cursor = LogCursor::open(&log_dir, last.first_seq - 1)?;
+    while let Some(record) = cursor.next_record(seq)? {
+        writer.append(&record)?;
+    }
+    if cursor.position() != seq {
+        return Err(EngineError::Corrupt(format!("the log ends at {} before sequence {seq}", cursor.position())));
+    }
+    let (written, _) = writer.finish()?;
+    std::fs::rename(&written, &last.path).map_err(io(&written))?;
+    std::fs::remove_dir(&cut).map_err(io(&cut))
+}
+
 /// Makes a data directory restored from an `eventual` snapshot start as
 /// one at `seq`, the newer part's sequence: RocksDB and the memory
 /// checkpoint are stamped as holding it (what the older one lacks stays

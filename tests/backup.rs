@@ -201,10 +201,13 @@ fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
     create(&[]);
     // About 1 % of the data changes between backups.
     let mut expected = Vec::new();
+    let mut inside = None;
     for round in 0..2 {
         for i in 0..20 {
             conn.call(&["HSET", "h", &i.to_string(), &format!("round {round}")]);
         }
+        // A point inside the last increment's log, to restore to.
+        inside = Some((conn.info_field("strata_log_seq"), contents(&mut conn)));
         conn.call(&["SET", "s", &format!("increment {round}")]);
         assert!(create(&["--incremental"]).contains("incremental backup"));
         expected.push(contents(&mut conn));
@@ -234,6 +237,24 @@ fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
         let copy = TestServer::start_with(&["--dir", data.to_str().unwrap()]);
         assert_eq!(&contents(&mut copy.conn()), expected);
     }
+
+    // --at-seq: the chain up to the backup holding that point, its log
+    // ended there.
+    let (seq, expected_inside) = inside.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let data = target.path().join("data");
+    let restored = ok(backup(&["restore", "--repo", &repo_arg, "--to", data.to_str().unwrap(), "--at-seq", &seq]));
+    assert!(restored.contains(&format!("at sequence {seq}")), "{restored}");
+    let copy = TestServer::start_with(&["--dir", data.to_str().unwrap()]);
+    assert_eq!(contents(&mut copy.conn()), expected_inside);
+    assert_eq!(copy.conn().info_field("strata_log_seq"), seq);
+    let nowhere = target.path().join("nowhere");
+    let past = (backups[2]["seq"].as_u64().unwrap() + 1).to_string();
+    let refused = backup(&["restore", "--repo", &repo_arg, "--to", nowhere.to_str().unwrap(), "--at-seq", &past]);
+    assert_eq!(exit_code(&refused), 1, "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(!nowhere.exists());
+    let both = ["restore", "--repo", &repo_arg, "--to", nowhere.to_str().unwrap(), "--at-seq", "1", "--id", "x"];
+    assert_eq!(exit_code(&backup(&both)), 2);
 
     // Once the server has truncated what the newest backup would continue
     // from, the next one is full.

@@ -5,7 +5,7 @@
 //! strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD] [--incremental] [--level LEVEL]
 //! strata-backup list    --repo DIR [--json]
 //! strata-backup verify  --repo DIR [--id ID]
-//! strata-backup restore --repo DIR --to DATADIR [--id ID]
+//! strata-backup restore --repo DIR --to DATADIR [--id ID | --at-seq SEQ]
 //! strata-backup prune   --repo DIR --keep-full N
 //! ```
 //!
@@ -39,7 +39,7 @@ const USAGE: &str = "Usage:
                         [--level strict|bounded|eventual]
   strata-backup list    --repo DIR [--json]
   strata-backup verify  --repo DIR [--id ID]
-  strata-backup restore --repo DIR --to DATADIR [--id ID]
+  strata-backup restore --repo DIR --to DATADIR [--id ID | --at-seq SEQ]
   strata-backup prune   --repo DIR --keep-full N";
 
 /// Bytes per chunk read from the server and stored in the repository.
@@ -66,6 +66,7 @@ struct Options {
     incremental: bool,
     level: String,
     id: Option<String>,
+    at_seq: Option<u64>,
     to: Option<PathBuf>,
     keep_full: Option<usize>,
 }
@@ -83,6 +84,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
         incremental: false,
         level: "strict".into(),
         id: None,
+        at_seq: None,
         to: None,
         keep_full: None,
     };
@@ -102,6 +104,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
                 _ => return Err(usage()),
             },
             "--id" => options.id = Some(value()?),
+            "--at-seq" => options.at_seq = Some(value()?.parse().map_err(|_| usage())?),
             "--to" => options.to = Some(PathBuf::from(value()?)),
             "--keep-full" => options.keep_full = Some(value()?.parse().map_err(|_| usage())?),
             _ => return Err(usage()),
@@ -420,6 +423,31 @@ fn check_backup(repo: &Path, id: &str, manifest: &Value, to: Option<&Path>) -> R
 }
 
 /// Backup `id` and the backups it continues, full backup first.
+/// The backup whose chain restores to sequence `seq` with the least
+/// written: the oldest one at or after `seq` whose full backup's parts
+/// hold nothing after it (the log part rolls them forward to `seq`).
+fn holding(backups: &[(String, Value)], seq: u64) -> Result<&(String, Value), Error> {
+    let floor = |full: &Value| match full["level"].as_str() {
+        // Parts at their own points, no log: only its own sequence.
+        Some("eventual") => full["seq"].as_u64(),
+        _ => {
+            let parts = &full["snapshot"]["parts"];
+            Some(parts["rocksdb"]["seq"].as_u64()?.max(parts["memory"]["seq"].as_u64()?))
+        }
+    };
+    let mut candidates: Vec<&(String, Value)> = backups
+        .iter()
+        .filter(|(id, manifest)| {
+            manifest["seq"].as_u64().is_some_and(|end| end >= seq)
+                && chain(backups, id).is_ok_and(|links| floor(&links[0].1).is_some_and(|floor| floor <= seq))
+        })
+        .collect();
+    candidates.sort_by_key(|(_, manifest)| manifest["seq"].as_u64());
+    candidates.first().copied().ok_or_else(|| {
+        Error::Refused(format!("no backup in the repository restores to sequence {seq} (see strata-backup list)"))
+    })
+}
+
 fn chain(backups: &[(String, Value)], id: &str) -> Result<Vec<(String, Value)>, Error> {
     let mut chain = Vec::new();
     let mut at = Some(id.to_string());
@@ -458,7 +486,11 @@ fn restore(options: &Options) -> Result<(), Error> {
         return Err(Error::Refused(format!("{} is not empty: nothing was restored", to.display())));
     }
     let backups = finished(&options.repo)?;
-    let (id, manifest) = chosen(options, &backups)?;
+    let (id, manifest) = match options.at_seq {
+        Some(_) if options.id.is_some() => return Err(Error::Failed(USAGE.to_string())),
+        Some(seq) => holding(&backups, seq)?,
+        None => chosen(options, &backups)?,
+    };
     let links = chain(&backups, id)?;
     // Restored beside the target first, and moved into place only once
     // every chunk has checked: the full backup, then each increment's log.
@@ -479,11 +511,21 @@ fn restore(options: &Options) -> Result<(), Error> {
             return Err(failed(format!("stamping the restored parts at sequence {seq}: {e}")));
         }
     }
+    let seq = match options.at_seq {
+        Some(seq) => {
+            if let Err(e) = strata::snapshot::end_log_at(&staging, seq) {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(failed(format!("ending the restored log at sequence {seq}: {e}")));
+            }
+            seq
+        }
+        None => manifest["seq"].as_u64().unwrap_or_default(),
+    };
     if to.exists() {
         std::fs::remove_dir(to).map_err(failed)?;
     }
     std::fs::rename(&staging, to).map_err(failed)?;
-    println!("{id}: restored to {} at sequence {}", to.display(), manifest["seq"]);
+    println!("{id}: restored to {} at sequence {seq}", to.display());
     Ok(())
 }
 
