@@ -175,7 +175,7 @@ pub fn end_log_at(dir: &Path, seq: u64) -> Result<(), EngineError> {
     for segment in segments.iter().filter(|s| s.first_seq > seq) {
         std::fs::remove_file(&segment.path).map_err(io(&segment.path))?;
     }
-    let Some(last) = segments.iter().filter(|s| s.first_seq <= seq).next_back() else { return Ok(()) };
+    let Some(last) = segments.iter().rfind(|s| s.first_seq <= seq) else { return Ok(()) };
     let cut = dir.join("log.cut");
     let _ = std::fs::remove_dir_all(&cut);
     std::fs::create_dir_all(&cut).map_err(io(&cut))?;
