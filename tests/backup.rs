@@ -30,6 +30,15 @@ fn contents(conn: &mut Conn) -> Vec<Value> {
         .collect()
 }
 
+/// `strata-backup create` of `server` into `repo`, with `extra` flags; its
+/// output.
+fn create_backup(repo: &str, server: &TestServer, extra: &[&str]) -> String {
+    let port = server.port.to_string();
+    let mut args = vec!["create", "--repo", repo, "-p", &port];
+    args.extend_from_slice(extra);
+    ok(backup(&args))
+}
+
 fn list(repo: &Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&ok(backup(&["list", "--repo", repo.to_str().unwrap(), "--json"]))).unwrap()
 }
@@ -192,12 +201,7 @@ fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
     conn.call(&["SET", "s", "full"]);
     let repo = tempfile::tempdir().unwrap();
     let repo_arg = repo.path().to_str().unwrap().to_string();
-    let port = server.port.to_string();
-    let create = |extra: &[&str]| {
-        let mut args = vec!["create", "--repo", &repo_arg, "-p", &port];
-        args.extend_from_slice(extra);
-        ok(backup(&args))
-    };
+    let create = |extra: &[&str]| create_backup(&repo_arg, &server, extra);
     create(&[]);
     // About 1 % of the data changes between backups.
     let mut expected = Vec::new();
@@ -292,12 +296,7 @@ fn backups_at_each_level_restore_and_an_eventual_one_is_not_continued() {
     let expected = contents(&mut conn);
     let repo = tempfile::tempdir().unwrap();
     let repo_arg = repo.path().to_str().unwrap().to_string();
-    let port = server.port.to_string();
-    let create = |extra: &[&str]| {
-        let mut args = vec!["create", "--repo", &repo_arg, "-p", &port];
-        args.extend_from_slice(extra);
-        ok(backup(&args))
-    };
+    let create = |extra: &[&str]| create_backup(&repo_arg, &server, extra);
     for level in ["bounded", "eventual"] {
         create(&["--level", level]);
         let newest = list(repo.path()).pop().unwrap();
@@ -310,6 +309,6 @@ fn backups_at_each_level_restore_and_an_eventual_one_is_not_continued() {
     }
     assert!(create(&["--incremental"]).contains("is eventual"));
     assert_eq!(list(repo.path()).last().unwrap()["kind"], "full");
-    let bad = backup(&["create", "--repo", &repo_arg, "-p", &port, "--level", "sometimes"]);
+    let bad = backup(&["create", "--repo", &repo_arg, "-p", &server.port.to_string(), "--level", "sometimes"]);
     assert_eq!(exit_code(&bad), 2);
 }

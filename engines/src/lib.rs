@@ -19,6 +19,8 @@ pub mod replay;
 pub mod rocks;
 pub mod rowcache;
 pub mod spin;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub mod writeset;
 
 pub use clock::now_ms;

@@ -1218,13 +1218,8 @@ mod tests {
         let config = RocksConfig { row_cache_bytes: 0, ..RocksConfig::default() };
         let engines: Vec<_> = dirs.iter().map(|d| RocksEngine::open(d.path(), &config).unwrap()).collect();
         let mut joined = BatchData::default();
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut rng = crate::test_rng::TestRng(0x2545_f491_4f6c_dd1d);
+        let mut next = move |n: u64| rng.below(n);
         for _ in 0..300 {
             let mut batch = Batch::default();
             for _ in 0..1 + next(4) {

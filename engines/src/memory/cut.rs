@@ -551,14 +551,8 @@ mod tests {
 
     #[test]
     fn a_cut_walked_in_pieces_sees_the_elements_of_its_start() {
-        // A tiny deterministic generator (the engines crate has no rand).
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::test_rng::TestRng(0x9E37_79B9_7F4A_7C15);
+        let mut next = move |n: u64| rng.below(n);
         for _ in 0..200 {
             let len = next(300) as usize;
             let mut s =
@@ -588,16 +582,7 @@ mod tests {
         Bytes::from(text)
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n.max(1)
-        }
-    }
+    use crate::test_rng::TestRng as Rng;
 
     /// A random effect on one of a few keys of each type, some big.
     fn random_op(rng: &mut Rng) -> MemOp {

@@ -464,13 +464,8 @@ mod tests {
     /// across chunk boundaries and with items of every length class.
     #[test]
     fn packed_list_matches_a_deque() {
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n.max(1) as u64) as usize
-        };
+        let mut rng = crate::test_rng::TestRng(0x2545_F491_4F6C_DD1D);
+        let mut next = move |n: usize| rng.below(n as u64) as usize;
         let mut packed = ListValue::default();
         let mut model: VecDeque<Vec<u8>> = VecDeque::new();
         for step in 0..20_000 {

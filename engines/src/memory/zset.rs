@@ -544,27 +544,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    /// A tiny deterministic generator (the engines crate has no rand).
-    struct Rng(u64);
-
-    impl Rng {
-        fn gen_range(&mut self, range: impl std::ops::RangeBounds<usize>) -> usize {
-            use std::ops::Bound;
-            let lo = match range.start_bound() {
-                Bound::Included(&v) => v,
-                _ => 0,
-            };
-            let hi = match range.end_bound() {
-                Bound::Included(&v) => v + 1,
-                Bound::Excluded(&v) => v,
-                Bound::Unbounded => usize::MAX,
-            };
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            lo + (self.0 % (hi - lo) as u64) as usize
-        }
-    }
+    use crate::test_rng::TestRng as Rng;
 
     fn model_sorted(model: &HashMap<Bytes, f64>) -> Vec<(f64, Bytes)> {
         let mut v: Vec<(f64, Bytes)> = model.iter().map(|(m, s)| (*s, m.clone())).collect();
