@@ -20,7 +20,7 @@ use super::codec::{Decoder, Encoder};
 use super::cut::CutOutput;
 #[cfg(test)]
 use super::MemOp;
-use super::{MemEntry, MemShard, MemValue, Piece};
+use super::{MemEntry, MemShard, MemValue, Piece, SortedSet};
 
 pub const MAGIC: &[u8; 8] = b"STRATCKP";
 pub const FORMAT_VERSION: u32 = 1;
@@ -296,14 +296,15 @@ fn decode_shard(seq: u64, part: Bytes) -> Result<ShardImage, String> {
     // A big value cut in pieces comes as several entries under its key:
     // their elements together are the value.
     let mut seen: std::collections::HashMap<(u32, Bytes), usize> = Default::default();
+    let mut pieces: std::collections::HashMap<(u32, usize), Vec<(u64, Piece)>> = Default::default();
     for _ in 0..keys {
         let db = u32::try_from(d.varint().map_err(|e| e.to_string())?).map_err(|_| "database out of range")?;
         let key: Bytes = d.bytes().map_err(|e| e.to_string())?;
-        let entry: MemEntry = d.entry().map_err(|e| e.to_string())?;
         let entries = dbs.entry(db).or_default();
         match seen.get(&(db, key.clone())) {
-            Some(&at) => join_piece(&mut entries[at].1, entry)?,
+            Some(&at) => pieces.entry((db, at)).or_default().push(d.piece().map_err(|e| e.to_string())?),
             None => {
+                let entry: MemEntry = d.entry().map_err(|e| e.to_string())?;
                 seen.insert((db, key.clone()), entries.len());
                 entries.push((key, entry));
             }
@@ -312,25 +313,39 @@ fn decode_shard(seq: u64, part: Bytes) -> Result<ShardImage, String> {
     if !d.is_empty() {
         return Err("trailing bytes in a shard".into());
     }
+    for ((db, at), more) in pieces {
+        join_pieces(&mut dbs.get_mut(&db).expect("seen")[at].1, more)?;
+    }
     for entries in dbs.values_mut() {
         entries.retain(|(_, entry)| !entry.value.is_empty());
     }
     Ok(ShardImage { seq, shard: MemShard::from_entries(dbs) })
 }
 
-/// Adds a piece of a big value to the entry its key has so far.
-fn join_piece(into: &mut MemEntry, piece: MemEntry) -> Result<(), String> {
-    if into.expire_ms != piece.expire_ms {
+/// Joins the other pieces of a big value to its first. A sorted set is
+/// built once from every piece's members in order, which is cheapest.
+fn join_pieces(into: &mut MemEntry, pieces: Vec<(u64, Piece)>) -> Result<(), String> {
+    if pieces.iter().any(|(expire_ms, _)| *expire_ms != into.expire_ms) {
         return Err("pieces of one key with different expiries".into());
     }
-    match (&mut into.value, piece.value) {
-        (MemValue::Set(set), MemValue::Set(more)) => set.extend(more),
-        (MemValue::ZSet(zset), MemValue::ZSet(more)) => {
-            for (score, member) in more.iter() {
-                zset.insert(score, &member);
+    let not_pieces = || "a key given twice, not as pieces of one set or sorted set".to_string();
+    match &mut into.value {
+        MemValue::Set(set) => {
+            for (_, piece) in pieces {
+                let Piece::Set(more) = piece else { return Err(not_pieces()) };
+                set.extend(more);
             }
         }
-        _ => return Err("a key given twice, not as pieces of one set or sorted set".into()),
+        MemValue::ZSet(zset) => {
+            let mut members = zset.iter().collect::<Vec<_>>();
+            for (_, piece) in pieces {
+                let Piece::ZSet(more) = piece else { return Err(not_pieces()) };
+                members.extend(more);
+            }
+            members.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            *zset = SortedSet::from_owned(members);
+        }
+        _ => return Err(not_pieces()),
     }
     Ok(())
 }

@@ -647,6 +647,18 @@ impl Decoder {
         Ok(MemEntry { expire_ms, value })
     }
 
+    /// A piece of a big set or sorted set (`Encoder::piece`): its expiry
+    /// and elements, without building a value of them.
+    pub fn piece(&mut self) -> Result<(u64, Piece), CodecError> {
+        let expire_ms = self.varint()?;
+        let piece = match self.u8()? {
+            1 => Piece::Set(self.byte_list()?),
+            2 => Piece::ZSet(self.list(|d| Ok((d.f64()?, d.bytes()?)))?),
+            _ => return self.fail("a key given twice, not as pieces of one set or sorted set"),
+        };
+        Ok((expire_ms, piece))
+    }
+
     fn stream(&mut self) -> Result<StreamValue, CodecError> {
         let listed = self.list(|d| Ok((d.id()?, d.byte_list()?)))?;
         let last_id = self.id()?;
