@@ -158,8 +158,14 @@ impl Drop for CheckpointWriter {
 pub struct ShardBody {
     count: u64,
     buf: Vec<u8>,
-    /// Entries to encode after these (`CutOutput::entry_later`).
-    later: Vec<(u32, Bytes, MemEntry)>,
+    /// What to encode after these once the shard's lock is let go: entries
+    /// (`CutOutput::entry_later`) and pieces (sorted first).
+    later: Vec<Later>,
+}
+
+enum Later {
+    Entry(u32, Bytes, MemEntry),
+    Piece(u32, Bytes, u64, Piece),
 }
 
 impl ShardBody {
@@ -179,10 +185,23 @@ impl ShardBody {
         self.later.clear();
     }
 
-    /// Encodes the entries given to encode later.
+    /// Encodes what was given to encode later. A sorted set's pieces are
+    /// sorted first: loading joins sorted runs in one pass.
     pub fn settle(&mut self) {
-        for (db, key, entry) in std::mem::take(&mut self.later) {
-            self.entry(db, &key, &entry);
+        for later in std::mem::take(&mut self.later) {
+            match later {
+                Later::Entry(db, key, entry) => self.entry(db, &key, &entry),
+                Later::Piece(db, key, expire_ms, mut piece) => {
+                    if let Piece::ZSet(members) = &mut piece {
+                        members.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                    }
+                    self.count += 1;
+                    let mut e = Encoder(&mut self.buf);
+                    e.varint(db as u64);
+                    e.bytes(&key);
+                    e.piece(expire_ms, &piece);
+                }
+            }
         }
     }
 
@@ -209,18 +228,13 @@ impl CutOutput for ShardBody {
     }
 
     fn entry_later(&mut self, db: u32, key: Bytes, entry: MemEntry) {
-        self.later.push((db, key, entry));
+        self.later.push(Later::Entry(db, key, entry));
     }
 
-    fn piece(&mut self, db: u32, key: &Bytes, expire_ms: u64, piece: &Piece) {
-        if piece.is_empty() {
-            return;
+    fn piece(&mut self, db: u32, key: &Bytes, expire_ms: u64, piece: Piece) {
+        if !piece.is_empty() {
+            self.later.push(Later::Piece(db, key.clone(), expire_ms, piece));
         }
-        self.count += 1;
-        let mut e = Encoder(&mut self.buf);
-        e.varint(db as u64);
-        e.bytes(key);
-        e.piece(expire_ms, piece);
     }
 }
 
@@ -342,7 +356,8 @@ fn join_pieces(into: &mut MemEntry, pieces: Vec<(u64, Piece)>) -> Result<(), Str
                 let Piece::ZSet(more) = piece else { return Err(not_pieces()) };
                 members.extend(more);
             }
-            members.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            // Each piece is a sorted run: a stable sort merges runs.
+            members.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
             *zset = SortedSet::from_owned(members);
         }
         _ => return Err(not_pieces()),

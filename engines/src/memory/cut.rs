@@ -407,7 +407,8 @@ pub trait CutOutput {
     /// An entry whose copy shares the value's chunks (lists, streams): it
     /// is cheap to take under the lock, and encoded once the lock is let go.
     fn entry_later(&mut self, db: u32, key: Bytes, entry: MemEntry);
-    fn piece(&mut self, db: u32, key: &Bytes, expire_ms: u64, piece: &Piece);
+    /// Some elements of a big value, encoded once the lock is let go.
+    fn piece(&mut self, db: u32, key: &Bytes, expire_ms: u64, piece: Piece);
 }
 
 impl MemShard {
@@ -457,7 +458,7 @@ impl MemShard {
                         let expire_ms = *expire_ms;
                         let (piece, done) = entry.value.element_cut_piece(budget.saturating_sub(spent).max(1));
                         spent += piece.len();
-                        out.piece(id, &key, expire_ms, &piece);
+                        out.piece(id, &key, expire_ms, piece);
                         if !done {
                             return false;
                         }
@@ -468,7 +469,7 @@ impl MemShard {
                         entry.value.begin_element_cut(&cut.kept);
                         let (piece, done) = entry.value.element_cut_piece(budget.saturating_sub(spent).max(1));
                         spent += piece.len();
-                        out.piece(id, &key, entry.expire_ms, &piece);
+                        out.piece(id, &key, entry.expire_ms, piece);
                         if !done {
                             let expire_ms = entry.expire_ms;
                             cut.preserved.entry(id).or_default().insert(key, Preserved::ByElement { expire_ms });
@@ -498,7 +499,7 @@ impl MemShard {
             for (key, kept) in keys {
                 match kept {
                     Preserved::Entry(entry) => out.entry(id, &key, &entry),
-                    Preserved::Rest { expire_ms, piece } => out.piece(id, &key, expire_ms, &piece),
+                    Preserved::Rest { expire_ms, piece } => out.piece(id, &key, expire_ms, piece),
                     Preserved::Absent => {}
                     Preserved::ByElement { .. } => unreachable!("the walk finished every element cut"),
                 }
