@@ -92,7 +92,8 @@ def percentile(values, p):
 
 
 WRITERS = {
-    "zadd": lambda n: ("ZADD", "big", str(n % 1000), f"w:{n % 50000}"),
+    # Rescores members already there: what a cut must keep for them.
+    "zadd": lambda n: ("ZADD", "big", str(n % 1000), f"member:{n * 7919 % 3_000_000}"),
     "set": lambda n: ("SET", f"string:{n % 2_000_000}", "w" * 50),
 }
 
