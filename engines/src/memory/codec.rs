@@ -307,20 +307,9 @@ impl Encoder<'_> {
                 self.varint(list.len() as u64);
                 list.iter().for_each(|item| self.bytes(item));
             }
-            MemValue::Set(set) => {
-                self.u8(1);
-                self.varint(set.len() as u64);
-                set.iter().for_each(|member| self.bytes(member));
-            }
-            MemValue::ZSet(zset) => {
-                self.u8(2);
-                self.varint(zset.len() as u64);
-                // In order: decoding inserts in order, which is cheapest.
-                for (score, member) in zset.iter() {
-                    self.f64(score);
-                    self.bytes(&member);
-                }
-            }
+            MemValue::Set(set) => self.set_members(set.len(), set.iter()),
+            // In order: decoding builds the tree from ascending members in one pass.
+            MemValue::ZSet(zset) => self.zset_members(zset.len(), zset.iter()),
             MemValue::Stream(stream) => {
                 self.u8(3);
                 self.stream(stream);
@@ -333,19 +322,25 @@ impl Encoder<'_> {
     pub fn piece(&mut self, expire_ms: u64, piece: &Piece) {
         self.varint(expire_ms);
         match piece {
-            Piece::Set(members) => {
-                self.u8(1);
-                self.varint(members.len() as u64);
-                members.iter().for_each(|member| self.bytes(member));
-            }
-            Piece::ZSet(members) => {
-                self.u8(2);
-                self.varint(members.len() as u64);
-                for (score, member) in members {
-                    self.f64(*score);
-                    self.bytes(member);
-                }
-            }
+            Piece::Set(members) => self.set_members(members.len(), members.iter()),
+            Piece::ZSet(members) => self.zset_members(members.len(), members.iter().cloned()),
+        }
+    }
+
+    /// A set's type and members (a whole set's, or a piece's).
+    fn set_members<'m>(&mut self, len: usize, members: impl Iterator<Item = &'m Bytes>) {
+        self.u8(1);
+        self.varint(len as u64);
+        members.for_each(|member| self.bytes(member));
+    }
+
+    /// A sorted set's type and members (a whole set's, or a piece's).
+    fn zset_members(&mut self, len: usize, members: impl Iterator<Item = (f64, Bytes)>) {
+        self.u8(2);
+        self.varint(len as u64);
+        for (score, member) in members {
+            self.f64(score);
+            self.bytes(&member);
         }
     }
 
