@@ -5,8 +5,10 @@
 //! The engines' failpoints: `log-write` and `log-fsync` (the write-ahead
 //! log's writes and fsyncs), `log-max-record` (a lower record size limit),
 //! `rocks-write` (every write to RocksDB), `rocks-drainer` (the RocksDB
-//! drainer thread, each round: `sleep(ms)`, `pause`) and
-//! `checkpoint-write` (finishing a memory checkpoint).
+//! drainer thread, each round: `sleep(ms)`, `pause`),
+//! `checkpoint-shard` (writing one shard of a memory checkpoint, while the
+//! cut of the shards after it is in progress) and `checkpoint-write`
+//! (finishing a memory checkpoint).
 
 /// The I/O error the failpoint `name` injects when it is on:
 /// `name=return(ENOSPC)`, `return(EIO)`, `return(<errno>)`, or `return`

@@ -108,6 +108,9 @@ impl CheckpointWriter {
     /// Appends one shard, cut at `seq`. Shards must come in index order.
     pub fn shard(&mut self, seq: u64, body: &ShardBody) -> Result<(), CheckpointError> {
         assert!(body.later.is_empty(), "a shard body is settled before it is written");
+        if let Some(error) = crate::faults::injected_error("checkpoint-shard") {
+            return Err(CheckpointError::Io { path: self.tmp.clone(), source: error });
+        }
         self.min_seq = self.min_seq.min(seq);
         let mut count = std::mem::take(&mut self.buf);
         count.clear();
