@@ -754,7 +754,20 @@ impl Keyspace {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let result = self.write_checkpoint();
+        // A panic is a failed checkpoint, reported and retried like one: it
+        // must not leave one marked in progress forever.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_checkpoint())).unwrap_or_else(
+            |panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned());
+                Err(EngineError::Io(
+                    "memory checkpoint".into(),
+                    std::io::Error::other(format!("panicked: {}", why.unwrap_or_default())),
+                ))
+            },
+        );
         d.checkpoint_in_progress.store(false, Ordering::Release);
         d.checkpoint_failed.store(result.is_err(), Ordering::Relaxed);
         let metrics = &self.log.metrics;

@@ -242,13 +242,21 @@ fn a_failed_checkpoint_is_retried_and_reported() {
     assert!(written.into_iter().any(|entry| entry.file_name().to_string_lossy().ends_with(".ckpt")));
 }
 
-/// A checkpoint that fails part way through its walk gives up the cut of
-/// every shard (else the next could not begin, and writers would keep old
-/// values for a cut nobody writes): writes go on, the retry succeeds, and
-/// a crash after it restarts with the data as it was.
+/// A checkpoint that fails part way through its walk, with an I/O error or
+/// a panic, gives up the cut of every shard (else the next could not
+/// begin, and writers would keep old values for a cut nobody writes) and
+/// is reported and retried: writes go on, the retry succeeds, and a crash
+/// after it restarts with the data as it was.
 #[test]
 fn a_checkpoint_failing_mid_walk_gives_up_its_cut() {
-    let mut server = with_faults("checkpoint-shard=1*return(EIO)->off", &[]);
+    for failure in ["checkpoint-shard=1*return(EIO)->off", "checkpoint-shard=1*panic->off"] {
+        checkpoint_failing_mid_walk(failure);
+    }
+}
+
+/// A checkpoint that fails (`failure`) part way through its walk.
+fn checkpoint_failing_mid_walk(failure: &str) {
+    let mut server = with_faults(failure, &[]);
     let mut c = server.conn();
     for i in 0..3000 {
         c.call(&["ZADD", "big", &i.to_string(), &format!("m{i}")]);
