@@ -78,12 +78,15 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn to_json(&self) -> serde_json::Value {
-        let log = self.log.map(|(first, last)| json!({"dir": "log", "first": first, "last": last}));
+        // Each part's keys: every database and hash slot (a slot range's
+        // snapshot, for a migration, will name its own).
+        let keys = json!({"databases": "all", "slots": [[0, strata_cluster::SLOT_COUNT - 1]]});
+        let log = self.log.map(|(first, last)| json!({"dir": "log", "first": first, "last": last, "keys": keys}));
         let (kind, base, parts) = match self.kind {
             Kind::Full { rocks_seq, memory_seq } => {
                 let parts = json!({
-                    "rocksdb": {"dir": "rocksdb", "seq": rocks_seq},
-                    "memory": {"dir": "checkpoints", "seq": memory_seq},
+                    "rocksdb": {"engine": "rocksdb", "dir": "rocksdb", "seq": rocks_seq, "keys": keys},
+                    "memory": {"engine": "memory", "dir": "checkpoints", "seq": memory_seq, "keys": keys},
                     "log": log,
                 });
                 ("full", None, parts)

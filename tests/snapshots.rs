@@ -80,6 +80,10 @@ fn a_snapshot_read_in_chunks_starts_another_server_with_the_same_data() {
     let id = String::from_utf8(bulk(&created[0])).unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(&bulk(&created[1])).unwrap();
     assert_eq!(manifest["level"], "strict");
+    for part in ["rocksdb", "memory"] {
+        let keys = &manifest["parts"][part]["keys"];
+        assert_eq!((&keys["databases"], &keys["slots"]), (&serde_json::json!("all"), &serde_json::json!([[0, 16383]])));
+    }
     // Written after the snapshot: not in it.
     conn.call(&["SET", "string", "after the snapshot"]);
 
