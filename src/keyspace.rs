@@ -169,7 +169,7 @@ pub struct Durability {
     pub checkpoint_started_unix_ms: AtomicU64,
     /// Bytes the checkpoint's cut in progress keeps beyond the live data
     /// (what writers changed during it), and what the last one kept.
-    cut_kept_bytes: strata_engines::memory::cut::KeptBytes,
+    cut_kept_bytes: KeptBytes,
     pub last_cut_kept_bytes: AtomicU64,
     /// Log bytes written between the two checkpoints before, and the
     /// milliseconds between them: the write rate is measured over both

@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use super::codec::{Decoder, Encoder};
 use super::cut::CutOutput;
+use super::zset::cmp_elements;
 #[cfg(test)]
 use super::MemOp;
 use super::{MemEntry, MemShard, MemValue, Piece, SortedSet};
@@ -196,16 +197,22 @@ impl ShardBody {
                 Later::Entry(db, key, entry) => self.entry(db, &key, &entry),
                 Later::Piece(db, key, expire_ms, mut piece) => {
                     if let Piece::ZSet(members) = &mut piece {
-                        members.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                        members.sort_unstable_by(cmp_elements);
                     }
-                    self.count += 1;
-                    let mut e = Encoder(&mut self.buf);
-                    e.varint(db as u64);
-                    e.bytes(&key);
-                    e.piece(expire_ms, &piece);
+                    self.keyed(db, &key).piece(expire_ms, &piece);
                 }
             }
         }
+    }
+
+    /// Counts one more entry and encodes its database and key: the rest
+    /// goes through the encoder returned.
+    fn keyed(&mut self, db: u32, key: &Bytes) -> Encoder<'_> {
+        self.count += 1;
+        let mut e = Encoder(&mut self.buf);
+        e.varint(db as u64);
+        e.bytes(key);
+        e
     }
 
     /// Adds the entries of `batch` after these.
@@ -223,11 +230,7 @@ impl ShardBody {
 
 impl CutOutput for ShardBody {
     fn entry(&mut self, db: u32, key: &Bytes, entry: &MemEntry) {
-        self.count += 1;
-        let mut e = Encoder(&mut self.buf);
-        e.varint(db as u64);
-        e.bytes(key);
-        e.entry(entry);
+        self.keyed(db, key).entry(entry);
     }
 
     fn entry_later(&mut self, db: u32, key: Bytes, entry: MemEntry) {
@@ -360,7 +363,7 @@ fn join_pieces(into: &mut MemEntry, pieces: Vec<(u64, Piece)>) -> Result<(), Str
                 members.extend(more);
             }
             // Each piece is a sorted run: a stable sort merges runs.
-            members.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            members.sort_by(cmp_elements);
             *zset = SortedSet::from_owned(members);
         }
         _ => return Err(not_pieces()),

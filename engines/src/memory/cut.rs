@@ -389,7 +389,7 @@ impl DbMut<'_> {
 
     /// `MemDb::undo`.
     pub fn undo(&mut self, undo: Undo) {
-        self.before_change(&undo.key().clone(), undo.replaces_entry());
+        self.before_change(undo.key(), undo.replaces_entry());
         self.db.undo(undo);
         self.after_change();
     }
@@ -451,31 +451,24 @@ impl MemShard {
                     _ => db.by_slot.iter().next(),
                 };
                 let Some((slot, key)) = next.cloned() else { break };
-                let kept = cut.preserved.get_mut(&id).and_then(|keys| keys.get(&key));
                 let entry = db.keys.get_mut(&key).expect("indexed keys exist");
-                match kept {
-                    Some(Preserved::ByElement { expire_ms }) => {
-                        let expire_ms = *expire_ms;
+                let kept = cut.preserved.entry(id).or_default();
+                if !kept.contains_key(&key) && entry.value.cut_by_element() {
+                    // First met by the walk: cut by element from here on.
+                    entry.value.begin_element_cut(&cut.kept);
+                    kept.insert(key.clone(), Preserved::ByElement { expire_ms: entry.expire_ms });
+                }
+                match kept.get(&key) {
+                    Some(&Preserved::ByElement { expire_ms }) => {
                         let (piece, done) = entry.value.element_cut_piece(budget.saturating_sub(spent).max(1));
                         spent += piece.len();
                         out.piece(id, &key, expire_ms, piece);
                         if !done {
                             return false;
                         }
-                        cut.preserved.get_mut(&id).expect("kept").remove(&key);
+                        kept.remove(&key);
                     }
                     Some(_) => {}
-                    None if entry.value.cut_by_element() => {
-                        entry.value.begin_element_cut(&cut.kept);
-                        let (piece, done) = entry.value.element_cut_piece(budget.saturating_sub(spent).max(1));
-                        spent += piece.len();
-                        out.piece(id, &key, entry.expire_ms, piece);
-                        if !done {
-                            let expire_ms = entry.expire_ms;
-                            cut.preserved.entry(id).or_default().insert(key, Preserved::ByElement { expire_ms });
-                            return false;
-                        }
-                    }
                     None => match entry.value {
                         MemValue::List(_) | MemValue::Stream(_) => {
                             spent += 1;

@@ -45,6 +45,11 @@ fn cmp_entry(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Or
     a_score.partial_cmp(&b_score).expect("scores are never NaN").then_with(|| a_member.cmp(b_member))
 }
 
+/// Orders elements as a sorted set does: by score, then member.
+pub fn cmp_elements(a: &(f64, Bytes), b: &(f64, Bytes)) -> Ordering {
+    cmp_entry(a.0, &a.1, b.0, &b.1)
+}
+
 /// The treap priority of `member`: SipHash under a key the OS drew for this
 /// process, which no client can compute (see the module comment). The tree's
 /// shape is not part of the value, so it may differ from run to run.
