@@ -29,6 +29,10 @@ const STRATA_DEFAULTS: &[(&str, &str)] = &[("dir", "./strata-data"), ("bind", "1
 /// `checkpoint-max-interval` (seconds): the memory checkpoints' interval is
 /// the one that minimizes their cost plus the replay expected after a
 /// crash, one crash per MTBF, within the bounds (`checkpoint_interval`).
+/// `log-archive-repo`: a backup repository (`strata-backup --repo`) into
+/// which every closed log segment is copied before it is deleted (empty:
+/// off); `log-archive-timeout` (seconds, 0 = never): the open segment is
+/// closed once it is that old, so the archive lags by at most that much.
 const STRATA_PARAMS: &[(&str, &str)] = &[
     ("metrics-port", "0"),
     ("key-load-delay", "0"),
@@ -36,6 +40,8 @@ const STRATA_PARAMS: &[(&str, &str)] = &[
     ("checkpoint-mtbf-hours", "24"),
     ("checkpoint-min-interval", "60"),
     ("checkpoint-max-interval", "3600"),
+    ("log-archive-repo", ""),
+    ("log-archive-timeout", "60"),
 ];
 
 /// Parameters that take a size with an optional unit (`1gb`, `512mb`).
@@ -424,6 +430,9 @@ impl Config {
             "port" | "metrics-port" if !(0..=65535).contains(&normalized.parse().unwrap_or(-1)) => {
                 return Err(invalid("argument must be between 0 and 65535 inclusive"))
             }
+            "log-archive-timeout" if normalized.parse::<i64>().unwrap_or(-1) < 0 => {
+                return Err(invalid("argument must be between 0 and 9223372036854775807 inclusive"))
+            }
             "checkpoint-mtbf-hours" | "checkpoint-min-interval" | "checkpoint-max-interval"
                 if !(1..=i32::MAX as i64).contains(&normalized.parse().unwrap_or(0)) =>
             {
@@ -527,6 +536,12 @@ impl Config {
 
     pub fn number(&self, name: &str) -> i64 {
         number_in(&self.values, name)
+    }
+
+    /// `log-archive-repo` (None: archiving off) and `log-archive-timeout`.
+    pub fn log_archive(&self) -> (Option<PathBuf>, std::time::Duration) {
+        let repo = self.get("log-archive-repo").filter(|repo| !repo.is_empty()).map(PathBuf::from);
+        (repo, std::time::Duration::from_secs(self.number("log-archive-timeout").max(0) as u64))
     }
 
     pub fn port(&self) -> u16 {

@@ -21,7 +21,7 @@ use smallvec::{smallvec, SmallVec};
 use strata_cluster::key_slot;
 use strata_engines::encoding::{decode_meta_key, decode_sub_key};
 use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Sealed, Store, Txn};
-use strata_engines::log::{FsyncPolicy, Log, LogError};
+use strata_engines::log::{Archiver, FsyncPolicy, Log, LogError};
 use strata_engines::memory::cut::KeptBytes;
 use strata_engines::memory::{
     shard_of, shard_of_slot, DbMut, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, Undo,
@@ -103,6 +103,9 @@ pub struct DurabilityConfig {
     /// truncated while checkpoints or RocksDB flushes fail), write
     /// commands are refused; 0 for no limit.
     pub log_max_bytes: u64,
+    /// `log-archive-repo` (None: archiving off) and `log-archive-timeout`.
+    pub archive_repo: Option<PathBuf>,
+    pub archive_timeout: std::time::Duration,
 }
 
 impl Default for DurabilityConfig {
@@ -116,6 +119,8 @@ impl Default for DurabilityConfig {
             checkpoint_max_secs: 3600,
             replay_delay: std::time::Duration::ZERO,
             log_max_bytes: 0,
+            archive_repo: None,
+            archive_timeout: std::time::Duration::ZERO,
         }
     }
 }
@@ -135,6 +140,8 @@ pub struct Keyspace {
     pub blocking: Blocking,
     /// The write-ahead log every commit goes through.
     pub log: Arc<Log>,
+    /// Copies its closed segments into a backup repository.
+    pub archiver: Arc<Archiver>,
     pub durability: Durability,
     dir: PathBuf,
     config: DurabilityConfig,
@@ -235,6 +242,7 @@ impl Keyspace {
             config.segment_bytes,
             metrics.clone(),
         )?;
+        let archiver = Archiver::start(log.clone(), config.archive_repo.clone(), config.archive_timeout)?;
         metrics.recovery_seconds.set(report.elapsed.as_secs_f64());
         metrics.recovery_records.inc_by(report.records_replayed);
         let durability = Durability::default();
@@ -265,6 +273,7 @@ impl Keyspace {
             record_tap: parking_lot::Mutex::new(None),
             blocking: Blocking::default(),
             log,
+            archiver,
             durability,
             dir: dir.to_path_buf(),
             config,

@@ -243,6 +243,12 @@ pub fn render(server: &Server) -> String {
     out.gauge("strata_checkpoint_size_bytes", "Size of the last checkpoint.", d.checkpoint_bytes.get());
     out.counter("strata_checkpoints_total", "Checkpoints completed.", d.checkpoints.get());
     out.counter("strata_checkpoint_failures_total", "Checkpoints that failed.", d.checkpoint_failures.get());
+    out.counter(
+        "strata_log_archived_segments_total",
+        "Log segments copied into the archive (log-archive-repo).",
+        d.log_archived_segments.get(),
+    );
+    out.counter("strata_log_archive_failures_total", "Log archiving passes that failed.", d.log_archive_failures.get());
     out.text
 }
 

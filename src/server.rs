@@ -102,6 +102,8 @@ impl Server {
             checkpoint_mtbf_secs: config.number("checkpoint-mtbf-hours") as u64 * 3600,
             checkpoint_min_secs: config.number("checkpoint-min-interval") as u64,
             checkpoint_max_secs: config.number("checkpoint-max-interval") as u64,
+            archive_repo: config.log_archive().0,
+            archive_timeout: config.log_archive().1,
             ..DurabilityConfig::default()
         };
         let keyspace = Keyspace::open(

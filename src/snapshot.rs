@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use strata_engines::log::{LogCursor, SegmentWriter};
+use strata_engines::log::{copy_records, LogCursor};
 use strata_engines::memory::checkpoint::list_checkpoints;
 use strata_engines::EngineError;
 
@@ -182,15 +182,7 @@ pub fn end_log_at(dir: &Path, seq: u64) -> Result<(), EngineError> {
     let cut = dir.join("log.cut");
     let _ = std::fs::remove_dir_all(&cut);
     std::fs::create_dir_all(&cut).map_err(io(&cut))?;
-    let mut writer = SegmentWriter::create(&cut, last.first_seq)?;
-    let mut cursor = LogCursor::open(&log_dir, last.first_seq - 1)?;
-    while let Some(record) = cursor.next_record(seq)? {
-        writer.append(&record)?;
-    }
-    if cursor.position() != seq {
-        return Err(EngineError::Corrupt(format!("the log ends at {} before sequence {seq}", cursor.position())));
-    }
-    let (written, _) = writer.finish()?;
+    let written = copy_records(&log_dir, &cut, last.first_seq, seq)?;
     std::fs::rename(&written, &last.path).map_err(io(&written))?;
     std::fs::remove_dir(&cut).map_err(io(&cut))
 }
@@ -262,15 +254,7 @@ fn copy_log(keyspace: &Keyspace, dir: &Path, from: u64, to: u64) -> Result<(), E
         return Ok(());
     }
     log.write_through(to)?;
-    let mut writer = SegmentWriter::create(dir, from + 1)?;
-    let mut cursor = LogCursor::open(log.dir(), from)?;
-    while let Some(record) = cursor.next_record(to)? {
-        writer.append(&record)?;
-    }
-    if cursor.position() != to {
-        return Err(EngineError::Corrupt(format!("the log ended at {} before sequence {to}", cursor.position())));
-    }
-    writer.finish()?;
+    copy_records(log.dir(), dir, from + 1, to)?;
     Ok(())
 }
 

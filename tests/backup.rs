@@ -312,3 +312,137 @@ fn backups_at_each_level_restore_and_an_eventual_one_is_not_continued() {
     let bad = backup(&["create", "--repo", &repo_arg, "-p", &server.port.to_string(), "--level", "sometimes"]);
     assert_eq!(exit_code(&bad), 2);
 }
+
+/// Unix milliseconds now.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn rfc3339(ms: u64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap();
+    time.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// Restores `repo` with `args` into a new directory and starts a server
+/// there.
+fn restored(repo: &str, args: &[&str]) -> (TestServer, tempfile::TempDir, String) {
+    let target = tempfile::tempdir().unwrap();
+    let data = target.path().join("data");
+    let mut all = vec!["restore", "--repo", repo, "--to", data.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let said = ok(backup(&all));
+    (TestServer::start_with(&["--dir", data.to_str().unwrap()]), target, said)
+}
+
+/// A restore that is refused (exit 1) with a message containing `why`.
+fn refused(repo: &str, args: &[&str], why: &str) {
+    let target = tempfile::tempdir().unwrap();
+    let data = target.path().join("data");
+    let mut all = vec!["restore", "--repo", repo, "--to", data.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let output = backup(&all);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(exit_code(&output), 1, "{args:?}: {stderr}");
+    assert!(stderr.contains(why), "{args:?}: {stderr}");
+    assert!(!data.exists());
+}
+
+/// With `log-archive-repo`, closed log segments go into the repository
+/// (through a kill -9 too): a restore to a time or a sequence past the
+/// backups rolls the newest backup before it forward with them, to
+/// exactly the commands committed by then, both engines at one point.
+#[test]
+fn point_in_time_restore_rolls_a_backup_forward_with_the_archived_log() {
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().to_str().unwrap().to_string();
+    let mut server = TestServer::start_with(&["--log-archive-repo", &repo_arg, "--log-archive-timeout", "1"]);
+    let mut conn = server.conn();
+    assert_eq!(conn.info_field("strata_log_archive_status"), "ok");
+    conn.call(&["SET", "base", "1"]);
+    create_backup(&repo_arg, &server, &[]);
+    // Steps of one transaction across both engines, each with the time it
+    // was sent and the time it was acknowledged; a kill -9 half way.
+    let mut steps: Vec<(u64, u64)> = Vec::new();
+    for i in 0..400 {
+        if i == 200 {
+            drop(conn);
+            server.kill();
+            server.start_again();
+            conn = server.conn();
+        }
+        let sent = now_ms();
+        conn.call(&["MULTI"]);
+        conn.call(&["SET", &format!("k{i}"), &i.to_string()]);
+        conn.call(&["RPUSH", "l", &i.to_string()]);
+        assert!(matches!(conn.call(&["EXEC"]), Value::Array(_)));
+        steps.push((sent, now_ms()));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let last = conn.info_field("strata_log_seq").parse::<u64>().unwrap();
+    let mut archived = || conn.info_field("strata_log_archived_seq").parse::<u64>().unwrap();
+    common::wait_until(Duration::from_secs(30), "the log to be archived", || archived() >= last);
+    let expected_end = contents_of_steps(&mut conn);
+
+    // A time in the middle: every step acknowledged by then is there,
+    // none sent after it, and each engine holds the same steps.
+    let time = steps[300].1;
+    let (copy, _dir, said) = restored(&repo_arg, &["--at-time", &rfc3339(time)]);
+    assert!(said.contains("rolled forward"), "{said}");
+    let mut c = copy.conn();
+    let held = c.call(&["LLEN", "l"]);
+    let Value::Int(held) = held else { panic!("{held:?}") };
+    let acknowledged = steps.iter().filter(|(_, acked)| *acked <= time).count() as i64;
+    let sent = steps.iter().filter(|(sent, _)| *sent <= time).count() as i64;
+    assert!((acknowledged..=sent).contains(&held), "{held} steps held, {acknowledged} acknowledged, {sent} sent");
+    assert_eq!(c.call(&["EXISTS", &format!("k{}", held - 1)]), Value::Int(1));
+    assert_eq!(c.call(&["EXISTS", &format!("k{held}")]), Value::Int(0));
+    assert_eq!(c.call(&["GET", "base"]), Value::bulk("1"));
+    drop((c, copy));
+
+    // A sequence past every backup: the archive's end.
+    let (copy, _dir, _) = restored(&repo_arg, &["--at-seq", &last.to_string()]);
+    assert_eq!(contents_of_steps(&mut copy.conn()), expected_end);
+    assert_eq!(copy.conn().info_field("strata_log_seq"), last.to_string());
+    drop(copy);
+
+    // Outside the archive: refused, saying why.
+    let first_step = rfc3339(steps[0].0 - 60_000);
+    refused(&repo_arg, &["--at-time", &first_step], "after that time");
+    refused(&repo_arg, &["--at-time", &rfc3339(now_ms() + 3_600_000)], "not archived yet");
+    refused(&repo_arg, &["--at-seq", &(last + 1000).to_string()], "does not hold");
+    let usage = backup(&["restore", "--repo", &repo_arg, "--to", "/nonexistent", "--at-time", "yesterday"]);
+    assert_eq!(exit_code(&usage), 2);
+    let text = ok(backup(&["list", "--repo", &repo_arg]));
+    assert!(text.contains("archived log  seq"), "{text}");
+    let text = ok(backup(&["verify", "--repo", &repo_arg]));
+    assert!(text.contains("archived log: ok"), "{text}");
+
+    // A repository without an archive: a time cannot be found, and a
+    // sequence past its backups cannot be reached.
+    let plain = tempfile::tempdir().unwrap();
+    let plain_arg = plain.path().to_str().unwrap();
+    create_backup(plain_arg, &server, &[]);
+    refused(plain_arg, &["--at-time", &rfc3339(time)], "needs log archiving");
+    refused(plain_arg, &["--at-seq", &(last + 1000).to_string()], "no backup");
+
+    // Pruning to a newer full backup drops the archive before it.
+    let before = list_segments_in(&repo.path().join("log"));
+    create_backup(&repo_arg, &server, &[]);
+    ok(backup(&["prune", "--repo", &repo_arg, "--keep-full", "1"]));
+    let after = list_segments_in(&repo.path().join("log"));
+    assert!(after.len() < before.len() && !after.is_empty(), "{before:?} -> {after:?}");
+}
+
+fn contents_of_steps(conn: &mut Conn) -> Vec<Value> {
+    vec![conn.call(&["LRANGE", "l", "0", "-1"]), conn.call(&["DBSIZE"]), conn.call(&["GET", "base"])]
+}
+
+fn list_segments_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|name| name.ends_with(".log"))
+        .collect();
+    names.sort();
+    names
+}

@@ -446,3 +446,58 @@ fn a_full_disk_under_always_stops_writes_and_loses_nothing() {
     server.kill();
     drop(server);
 }
+
+fn segment_names(dir: &Path) -> Vec<String> {
+    let names = std::fs::read_dir(dir).map(|entries| entries.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    let mut names: Vec<String> = names
+        .into_iter()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".log"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A segment the archive could not copy is kept from truncation (SAVE
+/// included) and copied once archiving works again; INFO says so.
+#[test]
+fn a_failing_log_archive_keeps_the_segments_it_has_not_copied() {
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().to_str().unwrap();
+    let archive_flags = ["--log-archive-repo", repo_arg, "--log-archive-timeout", "1"];
+    let server = with_faults("log-archive=return(ENOSPC)", &archive_flags);
+    let mut c = server.conn();
+    for i in 0..50 {
+        c.call(&["SET", &format!("k{i}"), "v"]);
+    }
+    // Closed after a second, and not archived.
+    wait_for(&mut c, "strata_log_archive_status", "err");
+    let local = segment_names(&server.data_dir().join("log"));
+    assert_eq!(c.call(&["SAVE"]), ok());
+    assert_eq!(segment_names(&server.data_dir().join("log"))[0], local[0], "kept for the archive");
+    assert!(segment_names(&repo.path().join("log")).is_empty());
+    assert!(c.info_field("strata_log_archive_failures").parse::<u64>().unwrap() >= 1);
+    // Archiving off: nothing holds them back.
+    assert_eq!(c.call(&["CONFIG", "SET", "log-archive-repo", ""]), ok());
+    wait_for(&mut c, "strata_log_archive_status", "off");
+    assert_eq!(c.call(&["SAVE"]), ok());
+    assert!(!segment_names(&server.data_dir().join("log")).contains(&local[0]), "truncated");
+    drop((c, server));
+
+    // Two copies fail, the third works: every record is archived.
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().to_str().unwrap();
+    let server = with_faults("log-archive=2*return(EIO)->off", &["--log-archive-repo", repo_arg]);
+    let mut c = server.conn();
+    assert_eq!(c.call(&["CONFIG", "SET", "log-archive-timeout", "1"]), ok());
+    for i in 0..50 {
+        c.call(&["SET", &format!("k{i}"), "v"]);
+    }
+    let seq = c.info_field("strata_log_seq").parse::<u64>().unwrap();
+    common::wait_until(Duration::from_secs(30), "the log to be archived", || {
+        c.info_field("strata_log_archived_seq").parse::<u64>().unwrap() >= seq
+    });
+    assert_eq!(c.info_field("strata_log_archive_status"), "ok");
+    assert_eq!(c.info_field("strata_log_archive_failures"), "2");
+    assert!(!segment_names(&repo.path().join("log")).is_empty());
+}

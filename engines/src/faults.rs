@@ -7,8 +7,9 @@
 //! `rocks-write` (every write to RocksDB), `rocks-drainer` (the RocksDB
 //! drainer thread, each round: `sleep(ms)`, `pause`),
 //! `checkpoint-shard` (writing one shard of a memory checkpoint, while the
-//! cut of the shards after it is in progress) and `checkpoint-write`
-//! (finishing a memory checkpoint).
+//! cut of the shards after it is in progress), `checkpoint-write`
+//! (finishing a memory checkpoint) and `log-archive` (copying a closed log
+//! segment into the archive).
 
 /// The I/O error the failpoint `name` injects when it is on:
 /// `name=return(ENOSPC)`, `return(EIO)`, `return(<errno>)`, or `return`

@@ -6,7 +6,10 @@
 //! with a header (magic, format version, first sequence, CRC). A record is
 //! framed as `[payload length u32][CRC32C of payload u32][payload]`, the
 //! payload being `[seq u64][RocksDB batch length varint][batch][memory
-//! records]`.
+//! records]`. Between records, time marks (format 2): frames whose payload
+//! is `[0 u64][unix ms u64]`, the commit time of the records after them
+//! (one whenever the millisecond changes, and one at the start of each
+//! segment), which point-in-time restore reads.
 //!
 //! Writers append under one short lock (which also orders their RocksDB
 //! writes by sequence); connections then write the shared buffer out once
@@ -37,7 +40,8 @@ use crate::memory::MemRecord;
 use crate::metrics::DurabilityMetrics;
 
 pub const MAGIC: &[u8; 8] = b"STRATLOG";
-pub const FORMAT_VERSION: u32 = 1;
+/// Format 2 added time marks; format 1 segments (none) are still read.
+pub const FORMAT_VERSION: u32 = 2;
 /// magic, version u32, first sequence u64, CRC32C of the preceding bytes.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// length u32 + CRC u32.
@@ -56,8 +60,10 @@ pub fn record_fits(rocks: usize, mem: usize) -> bool {
     payload <= crate::faults::injected_number("log-max-record").unwrap_or(MAX_PAYLOAD)
 }
 
+pub mod archive;
 pub mod cursor;
 
+pub use archive::Archiver;
 pub use cursor::{LogCursor, LogReader, RetentionPin};
 
 /// What can go wrong reading or writing the log.
@@ -121,6 +127,9 @@ pub struct LogRecord {
     pub mem: Vec<MemRecord>,
     /// Bytes the record takes in its segment, frame included (progress).
     pub size: usize,
+    /// When it was committed, in unix milliseconds, as the time mark
+    /// before it says (0 when its segment has none).
+    pub time_ms: u64,
 }
 
 /// Appends one framed record to `out`.
@@ -159,7 +168,18 @@ fn decode_payload(payload: Bytes) -> Option<LogRecord> {
     let mut d = Decoder::shared(payload.slice(8..));
     let rocks = d.bytes().ok()?;
     let mem = d.records().ok()?;
-    Some(LogRecord { seq, rocks, mem, size })
+    Some(LogRecord { seq, rocks, mem, size, time_ms: 0 })
+}
+
+/// Appends a time mark: the records after it were committed at `ms`.
+fn encode_mark(ms: u64, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEAD]);
+    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(&ms.to_le_bytes());
+    let crc = crc32c::crc32c(&out[start + FRAME_HEAD..]);
+    out[start..start + 4].copy_from_slice(&16u32.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// One frame at `pos`, if a whole valid one is there.
@@ -171,6 +191,11 @@ enum Frame {
     /// A whole, valid frame left undecoded (its sequence is not needed).
     Passed {
         seq: u64,
+        end: usize,
+    },
+    /// A time mark: the records after it were committed at `ms`.
+    Mark {
+        ms: u64,
         end: usize,
     },
     /// The buffer ends inside the frame.
@@ -192,6 +217,14 @@ fn frame_at(buf: &Bytes, pos: usize, decode_after: u64) -> Frame {
         return Frame::Bad("checksum mismatch");
     }
     let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+    if seq == 0 {
+        return match payload.get(8..16) {
+            Some(ms) if len == 16 => {
+                Frame::Mark { ms: u64::from_le_bytes(ms.try_into().expect("8 bytes")), end: pos + FRAME_HEAD + len }
+            }
+            _ => Frame::Bad("undecodable time mark"),
+        };
+    }
     if seq <= decode_after {
         return Frame::Passed { seq, end: pos + FRAME_HEAD + len };
     }
@@ -221,7 +254,7 @@ fn decode_header(buf: &[u8]) -> Result<u64, &'static str> {
         return Err("segment header checksum mismatch");
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err("unsupported log format version");
     }
     match u64::from_le_bytes(h[12..20].try_into().expect("8 bytes")) {
@@ -267,6 +300,8 @@ pub struct SegmentWriter {
     out: std::io::BufWriter<File>,
     next_seq: u64,
     bytes: u64,
+    /// The time of the last mark written.
+    mark_ms: u64,
 }
 
 impl SegmentWriter {
@@ -277,13 +312,18 @@ impl SegmentWriter {
         let mut out = std::io::BufWriter::new(file);
         let header = encode_header(first_seq);
         out.write_all(&header).map_err(io_err(&path))?;
-        Ok(SegmentWriter { path, out, next_seq: first_seq, bytes: header.len() as u64 })
+        Ok(SegmentWriter { path, out, next_seq: first_seq, bytes: header.len() as u64, mark_ms: 0 })
     }
 
-    /// Appends `record`, which must be the next in sequence.
+    /// Appends `record`, which must be the next in sequence, after a time
+    /// mark when its time differs from the last.
     pub fn append(&mut self, record: &LogRecord) -> Result<(), LogError> {
         assert_eq!(record.seq, self.next_seq, "records go in sequence");
-        let mut frame_bytes = Vec::with_capacity(record.size);
+        let mut frame_bytes = Vec::with_capacity(record.size + 24);
+        if record.time_ms != self.mark_ms {
+            self.mark_ms = record.time_ms;
+            encode_mark(record.time_ms, &mut frame_bytes);
+        }
         encode_frame(record.seq, &record.rocks, &record.mem, &mut frame_bytes);
         self.out.write_all(&frame_bytes).map_err(io_err(&self.path))?;
         self.next_seq += 1;
@@ -297,6 +337,21 @@ impl SegmentWriter {
         file.sync_all().map_err(io_err(&self.path))?;
         Ok((self.path, self.bytes))
     }
+}
+
+/// Writes the records `first..=last` of the log in `from` into `dir` as
+/// one segment (fsynced); its path. All of them must be there.
+pub fn copy_records(from: &Path, dir: &Path, first: u64, last: u64) -> Result<PathBuf, LogError> {
+    let mut writer = SegmentWriter::create(dir, first)?;
+    let mut cursor = LogCursor::open(from, first - 1)?;
+    while let Some(record) = cursor.next_record(last)? {
+        writer.append(&record)?;
+    }
+    if cursor.position() != last {
+        let (after_seq, what) = (cursor.position(), format!("the log ends before sequence {last}"));
+        return Err(LogError::Corrupt { path: from.to_path_buf(), offset: 0, after_seq, what });
+    }
+    Ok(writer.finish()?.0)
 }
 
 /// Where a complete read of the log ended.
@@ -393,9 +448,25 @@ struct Appender {
     /// that works lets them go (`synced_to`).
     buf: Vec<u8>,
     written: usize,
+    /// The time of the last mark appended (see the module comment), and
+    /// whether the next record needs one whatever the time (a new segment).
+    mark_ms: u64,
+    mark_due: bool,
 }
 
 impl Appender {
+    /// A time mark before the next record, if the clock has moved on since
+    /// the last (marks never go back: a command that started earlier but
+    /// commits later has the later time) or a segment has just started.
+    fn mark(&mut self) {
+        let now = crate::clock::now_ms();
+        if now > self.mark_ms || self.mark_due {
+            self.mark_ms = self.mark_ms.max(now);
+            self.mark_due = false;
+            encode_mark(self.mark_ms, &mut self.buf);
+        }
+    }
+
     /// An fsync made the open segment, `len` bytes long now, durable up
     /// to `synced_len`.
     fn synced_to(&mut self, len: u64, synced_len: u64) {
@@ -413,6 +484,7 @@ struct OpenSegment {
     len: u64,
     /// The end of the zeros written ahead of `len` (see `ZERO_AHEAD`).
     zeroed: u64,
+    opened: Instant,
 }
 
 /// Under `always`, the log writes this many zero bytes ahead of its
@@ -531,6 +603,7 @@ impl AppendGuard<'_> {
     /// Appends a record; returns its sequence.
     pub fn push(&mut self, rocks: &[u8], mem: &[MemRecord]) -> u64 {
         let seq = self.appender.next_seq;
+        self.appender.mark();
         encode_frame(seq, rocks, mem, &mut self.appender.buf);
         self.advance(seq)
     }
@@ -539,6 +612,7 @@ impl AppendGuard<'_> {
     /// (`encode_records`, outside the lock); returns its sequence.
     pub fn push_encoded(&mut self, rocks: &[u8], mem: &[u8]) -> u64 {
         let seq = self.appender.next_seq;
+        self.appender.mark();
         encode_frame_encoded(seq, rocks, mem, &mut self.appender.buf);
         self.advance(seq)
     }
@@ -564,7 +638,13 @@ impl Log {
         let segment = create_segment(dir, next_seq).map_err(io_err(&segment_path(dir, next_seq)))?;
         let log = Arc::new(Log {
             dir: dir.to_path_buf(),
-            appender: Mutex::new(Appender { next_seq, buf: Vec::with_capacity(1 << 16), written: 0 }),
+            appender: Mutex::new(Appender {
+                next_seq,
+                buf: Vec::with_capacity(1 << 16),
+                written: 0,
+                mark_ms: 0,
+                mark_due: true,
+            }),
             segment: Mutex::new(segment),
             assigned: AtomicU64::new(next_seq - 1),
             written: AtomicU64::new(next_seq - 1),
@@ -809,6 +889,31 @@ impl Log {
         self.start_segment(&mut segment, &mut appender, last)
     }
 
+    /// Rotates when the open segment holds records and was opened `age`
+    /// ago or more (`log-archive-timeout`: the archive then lags the log by
+    /// at most that much).
+    pub fn rotate_if_older(&self, age: Duration) -> Result<(), LogError> {
+        let due = {
+            let segment = self.segment.lock();
+            segment.opened.elapsed() >= age && segment.first_seq <= self.last_seq()
+        };
+        match due {
+            true => self.rotate(),
+            false => Ok(()),
+        }
+    }
+
+    /// The first sequence of the open segment: the segments before it are
+    /// closed, whole and never written again.
+    pub fn open_segment_first(&self) -> u64 {
+        self.segment.lock().first_seq
+    }
+
+    /// Whether `close` has been called: background threads end.
+    pub fn is_closing(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     /// Closes `segment`, whose last record is `last`, and opens the next.
     /// Records of a closed segment are durable before the next one starts,
     /// so fsyncs only ever need the open segment.
@@ -817,6 +922,7 @@ impl Log {
         let next = create_segment(&self.dir, last + 1)
             .map_err(|e| self.stop(LogOp::Write, &segment_path(&self.dir, last + 1), e))?;
         *segment = next;
+        appender.mark_due = true;
         self.unsynced_bytes.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -1080,11 +1186,11 @@ fn create_segment(dir: &Path, first_seq: u64) -> std::io::Result<OpenSegment> {
     file.sync_all()?;
     File::open(dir)?.sync_all()?;
     let len = HEADER_LEN as u64;
-    Ok(OpenSegment { file: Arc::new(file), path, first_seq, len, zeroed: len })
+    Ok(OpenSegment { file: Arc::new(file), path, first_seq, len, zeroed: len, opened: Instant::now() })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::memory::MemOp;
     use bytes::Bytes;
@@ -1106,6 +1212,17 @@ mod tests {
         }
         log.close().unwrap();
         log
+    }
+
+    /// `of` each record after `after` in the log in `dir`.
+    pub(crate) fn each_record<T>(dir: &Path, after: u64, of: impl Fn(&LogRecord) -> T) -> Vec<T> {
+        let mut out = Vec::new();
+        read_log(dir, after, |record| {
+            out.push(of(&record));
+            Ok::<_, LogError>(())
+        })
+        .unwrap();
+        out
     }
 
     fn read_all(dir: &Path, after: u64) -> Result<(Vec<u64>, LogEnd), LogError> {
@@ -1265,15 +1382,25 @@ mod tests {
         write_log(dir.path(), 12, 1 << 20);
         let segment = list_segments(dir.path()).unwrap().pop().unwrap();
         let full = Bytes::from(std::fs::read(&segment.path).unwrap());
-        // Frame ends: the offsets at which a cut loses nothing.
-        let mut ends = vec![HEADER_LEN];
-        while let Frame::Passed { end, .. } = frame_at(&full, *ends.last().unwrap(), u64::MAX) {
+        // Frame ends (time marks' too): the offsets at which a cut loses
+        // nothing; and the ends of records.
+        let (mut ends, mut record_ends) = (vec![HEADER_LEN], Vec::new());
+        loop {
+            let end = match frame_at(&full, *ends.last().unwrap(), u64::MAX) {
+                Frame::Passed { end, .. } => {
+                    record_ends.push(end);
+                    end
+                }
+                Frame::Mark { end, .. } => end,
+                _ => break,
+            };
             ends.push(end);
         }
-        assert_eq!(ends.len(), 13);
+        assert_eq!(record_ends.len(), 12);
+        assert!(ends.len() > 13, "a time mark starts the segment");
         for cut in 0..full.len() {
             std::fs::write(&segment.path, &full[..cut]).unwrap();
-            let complete = ends.iter().filter(|&&e| e <= cut).count().saturating_sub(1) as u64;
+            let complete = record_ends.iter().filter(|&&e| e <= cut).count() as u64;
             let (seqs, end) = read_all(dir.path(), 0).unwrap();
             assert_eq!(seqs, (1..=complete).collect::<Vec<_>>(), "cut at {cut}");
             let expect_torn = !ends.contains(&cut);
@@ -1285,6 +1412,63 @@ mod tests {
                 assert_eq!(end.torn, None);
             }
         }
+    }
+
+    #[test]
+    fn records_carry_the_commit_time_of_the_mark_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), 1, FsyncPolicy::No, 200, Default::default()).unwrap();
+        // Command start times; the fourth started before the third
+        // committed, and commits after it: marks never go back.
+        let starts = [1000, 1000, 1005, 1003, 1010, 1010, 1010, 1010, 1010, 1010, 1020, 1020];
+        for (i, ms) in starts.iter().enumerate() {
+            crate::clock::pin_for_tests(*ms);
+            let (rocks, mem) = record(i as u64 + 1);
+            log.lock().push(&rocks, &mem);
+            log.write_through(i as u64 + 1).unwrap();
+        }
+        crate::clock::pin_for_tests(0);
+        log.close().unwrap();
+        let times = each_record(dir.path(), 0, |r| r.time_ms);
+        assert_eq!(times, [1000, 1000, 1005, 1005, 1010, 1010, 1010, 1010, 1010, 1010, 1020, 1020]);
+        // Each segment opens with a mark: its records' times are known
+        // without the segments before it (an archive may not have them).
+        let segments = list_segments(dir.path()).unwrap();
+        assert!(segments.len() > 2);
+        for segment in &segments {
+            let bytes = Bytes::from(std::fs::read(&segment.path).unwrap());
+            if bytes.len() > HEADER_LEN {
+                assert!(matches!(frame_at(&bytes, HEADER_LEN, u64::MAX), Frame::Mark { .. }), "{segment:?}");
+            }
+        }
+        let mut cursor = LogCursor::open(dir.path(), 7).unwrap();
+        assert_eq!(cursor.next_record(u64::MAX).unwrap().map(|r| (r.seq, r.time_ms)), Some((8, 1010)));
+        // A segment written outside the log keeps them.
+        let copy = tempfile::tempdir().unwrap();
+        let mut writer = SegmentWriter::create(copy.path(), 1).unwrap();
+        read_log(dir.path(), 0, |r| writer.append(&r)).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(each_record(copy.path(), 0, |r| r.time_ms), times);
+    }
+
+    #[test]
+    fn a_segment_of_format_1_reads_without_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = encode_header(1);
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32c::crc32c(&bytes[..20]);
+        bytes[20..24].copy_from_slice(&crc.to_le_bytes());
+        for i in 1..=3 {
+            let (rocks, mem) = record(i);
+            encode_frame(i, &rocks, &mem, &mut bytes);
+        }
+        std::fs::write(segment_path(dir.path(), 1), &bytes).unwrap();
+        assert_eq!(each_record(dir.path(), 0, |r| (r.seq, r.time_ms)), [(1, 0), (2, 0), (3, 0)]);
+        bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        let crc = crc32c::crc32c(&bytes[..20]);
+        bytes[20..24].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(segment_path(dir.path(), 1), &bytes).unwrap();
+        assert!(matches!(read_all(dir.path(), 0), Err(LogError::Corrupt { .. })), "a newer format is refused");
     }
 
     #[test]

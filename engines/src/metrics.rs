@@ -170,6 +170,10 @@ pub struct DurabilityMetrics {
     /// Checkpoints completed.
     pub checkpoints: Counter,
     pub checkpoint_failures: Counter,
+    /// Log segments copied into the archive (`log-archive-repo`), and
+    /// archiving passes that failed.
+    pub log_archived_segments: Counter,
+    pub log_archive_failures: Counter,
 }
 
 impl Default for DurabilityMetrics {
@@ -185,6 +189,8 @@ impl Default for DurabilityMetrics {
             checkpoint_bytes: Gauge::default(),
             checkpoints: Counter::default(),
             checkpoint_failures: Counter::default(),
+            log_archived_segments: Counter::default(),
+            log_archive_failures: Counter::default(),
         }
     }
 }

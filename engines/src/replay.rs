@@ -91,7 +91,7 @@ mod tests {
         let entry = MemEntry { expire_ms: 0, value: MemValue::Stream(Default::default()) };
         let mem =
             keys.iter().map(|key| MemRecord::Op { db: 0, op: MemOp::Put { key: key.clone(), entry: entry.clone() } });
-        LogRecord { seq, rocks: Bytes::new(), mem: mem.collect(), size: 0 }
+        LogRecord { seq, rocks: Bytes::new(), mem: mem.collect(), size: 0, time_ms: 0 }
     }
 
     #[test]
@@ -104,7 +104,13 @@ mod tests {
             replay.apply(&put(seq, &[key_in(0, seq), key_in(1, seq)])).unwrap();
         }
         replay
-            .apply(&LogRecord { seq: 8, rocks: Bytes::new(), mem: vec![MemRecord::Flush { db: 1 }], size: 0 })
+            .apply(&LogRecord {
+                seq: 8,
+                rocks: Bytes::new(),
+                mem: vec![MemRecord::Flush { db: 1 }],
+                size: 0,
+                time_ms: 0,
+            })
             .unwrap();
         replay.finish().unwrap();
         let held = |shard: &mut MemShard, n: u64, which: usize| shard.db(0).get(&key_in(which, n)).is_some();

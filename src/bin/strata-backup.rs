@@ -5,7 +5,7 @@
 //! strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD] [--incremental] [--level LEVEL]
 //! strata-backup list    --repo DIR [--json]
 //! strata-backup verify  --repo DIR [--id ID]
-//! strata-backup restore --repo DIR --to DATADIR [--id ID | --at-seq SEQ]
+//! strata-backup restore --repo DIR --to DATADIR [--id ID | --at-seq SEQ | --at-time RFC3339]
 //! strata-backup prune   --repo DIR --keep-full N
 //! ```
 //!
@@ -20,7 +20,14 @@
 //! the newest backup is eventual (its parts are at no one point to
 //! continue from); a restore of an increment writes its chain, full backup
 //! first, and a restore of an eventual backup stamps its parts at its
-//! sequence (`strata::snapshot::stamp`). Exit
+//! sequence (`strata::snapshot::stamp`).
+//!
+//! A server with `log-archive-repo DIR` copies its closed log segments into
+//! `DIR/log/` (`strata_engines::log::archive`): a restore to a sequence or
+//! time past the backups rolls the newest backup before it forward with
+//! them. `--at-time` finds the last record committed at or before the
+//! time in the archived log's time marks; without an archive it is
+//! refused. Exit
 //! status: 0 on success, 1
 //! when a backup is damaged or a restore is refused, 2 on usage, I/O or
 //! server errors.
@@ -33,13 +40,17 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use strata::codec::{Codec, PartKind};
+use strata_engines::log::archive::{archive_dir, check_archive, seq_at_time, TimeInArchive};
+use strata_engines::log::list_segments;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 const USAGE: &str = "Usage:
   strata-backup create  --repo DIR [-h HOST] [-p PORT] [-a PASSWORD] [--incremental]
                         [--level strict|bounded|eventual]
   strata-backup list    --repo DIR [--json]
   strata-backup verify  --repo DIR [--id ID]
-  strata-backup restore --repo DIR --to DATADIR [--id ID | --at-seq SEQ]
+  strata-backup restore --repo DIR --to DATADIR [--id ID | --at-seq SEQ | --at-time RFC3339]
   strata-backup prune   --repo DIR --keep-full N";
 
 /// Bytes per chunk read from the server and stored in the repository.
@@ -67,6 +78,8 @@ struct Options {
     level: String,
     id: Option<String>,
     at_seq: Option<u64>,
+    /// `--at-time`, in unix milliseconds.
+    at_time: Option<u64>,
     to: Option<PathBuf>,
     keep_full: Option<usize>,
 }
@@ -85,6 +98,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
         level: "strict".into(),
         id: None,
         at_seq: None,
+        at_time: None,
         to: None,
         keep_full: None,
     };
@@ -105,6 +119,12 @@ fn parse(args: &[String]) -> Result<Options, Error> {
             },
             "--id" => options.id = Some(value()?),
             "--at-seq" => options.at_seq = Some(value()?.parse().map_err(|_| usage())?),
+            "--at-time" => {
+                let text = value()?;
+                let time = OffsetDateTime::parse(&text, &Rfc3339)
+                    .map_err(|e| Error::Failed(format!("--at-time {text}: not an RFC 3339 time ({e})")))?;
+                options.at_time = Some((time.unix_timestamp_nanos() / 1_000_000).max(0) as u64);
+            }
             "--to" => options.to = Some(PathBuf::from(value()?)),
             "--keep-full" => options.keep_full = Some(value()?.parse().map_err(|_| usage())?),
             _ => return Err(usage()),
@@ -367,6 +387,12 @@ fn list(options: &Options) -> Result<(), Error> {
             let (kind, level) = (m["kind"].as_str().unwrap_or("?"), m["level"].as_str().unwrap_or("?"));
             println!("{id}  {kind}  {level}  seq {}  {} bytes", m["seq"], bytes_of(m));
         }
+        let archive = archive_dir(&options.repo);
+        if let (Some(first), Ok(Some((last, last_ms)))) =
+            (list_segments(&archive).map_err(failed)?.first(), strata_engines::log::archive::log_end(&archive))
+        {
+            println!("archived log  seq {} to {last}  last committed {}", first.first_seq, rfc3339(last_ms));
+        }
     }
     Ok(())
 }
@@ -477,56 +503,148 @@ fn verify(options: &Options) -> Result<(), Error> {
         check_backup(&options.repo, id, manifest, None)?;
         println!("{id}: ok");
     }
+    if options.id.is_none() {
+        verify_archive(&options.repo)?;
+    }
+    Ok(())
+}
+
+/// Reads every archived log segment whole; says where archiving was off.
+fn verify_archive(repo: &Path) -> Result<(), Error> {
+    let segments = check_archive(&archive_dir(repo)).map_err(|e| Error::Refused(format!("archived log: {e}")))?;
+    let (Some(first), Some(last)) = (segments.first(), segments.last()) else { return Ok(()) };
+    for pair in segments.windows(2).filter(|pair| pair[1].first_seq > pair[0].last_seq + 1) {
+        println!(
+            "archived log: sequences {} to {} are missing (archiving was off)",
+            pair[0].last_seq + 1,
+            pair[1].first_seq - 1
+        );
+    }
+    println!(
+        "archived log: ok, {} segment(s), sequences {} to {} ({} to {})",
+        segments.len(),
+        first.first_seq,
+        last.last_seq,
+        rfc3339(first.first_time_ms),
+        rfc3339(last.last_time_ms)
+    );
     Ok(())
 }
 
 fn restore(options: &Options) -> Result<(), Error> {
     let to = options.to.as_ref().ok_or_else(|| Error::Failed(USAGE.to_string()))?;
+    if [options.id.is_some(), options.at_seq.is_some(), options.at_time.is_some()].iter().filter(|&&x| x).count() > 1 {
+        return Err(Error::Failed(USAGE.to_string()));
+    }
     if std::fs::read_dir(to).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(Error::Refused(format!("{} is not empty: nothing was restored", to.display())));
     }
     let backups = finished(&options.repo)?;
-    let (id, manifest) = match options.at_seq {
-        Some(_) if options.id.is_some() => return Err(Error::Failed(USAGE.to_string())),
-        Some(seq) => holding(&backups, seq)?,
-        None => chosen(options, &backups)?,
+    let at_seq = match options.at_time {
+        Some(ms) => Some(seq_at(&options.repo, ms)?),
+        None => options.at_seq,
+    };
+    // The backup to restore, and the sequence to roll it forward from
+    // with the archived log, when no backup holds the point.
+    let ((id, manifest), roll_from) = match at_seq {
+        None => (chosen(options, &backups)?, None),
+        Some(seq) => match holding(&backups, seq) {
+            Ok(found) => (found, None),
+            Err(refusal) => {
+                let base = newest_before(&backups, seq).ok_or(refusal)?;
+                if !archive_dir(&options.repo).exists() {
+                    return Err(Error::Refused(format!(
+                        "no backup in {} restores to sequence {seq}, and it has no archived log to roll one \
+                         forward: point-in-time restore needs log archiving (the server's log-archive-repo)",
+                        options.repo.display()
+                    )));
+                }
+                (base, base.1["seq"].as_u64())
+            }
+        },
     };
     let links = chain(&backups, id)?;
     // Restored beside the target first, and moved into place only once
-    // every chunk has checked: the full backup, then each increment's log.
+    // every chunk has checked: the full backup, then each increment's log,
+    // then the archived records after them.
     let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let staging = to.with_file_name(format!(".{name}.restoring"));
     let _ = std::fs::remove_dir_all(&staging);
-    for (id, manifest) in &links {
-        if let Err(e) = check_backup(&options.repo, id, manifest, Some(&staging)) {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
+    let staged = || -> Result<u64, Error> {
+        for (id, manifest) in &links {
+            check_backup(&options.repo, id, manifest, Some(&staging))?;
         }
-    }
-    let (_, full) = links.first().expect("a chain starts with its full backup");
-    if full["level"] == "eventual" {
-        let seq = full["seq"].as_u64().ok_or_else(|| failed("bad backup manifest"))?;
-        if let Err(e) = strata::snapshot::stamp(&staging, seq) {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(failed(format!("stamping the restored parts at sequence {seq}: {e}")));
+        let (_, full) = links.first().expect("a chain starts with its full backup");
+        if full["level"] == "eventual" {
+            let seq = full["seq"].as_u64().ok_or_else(|| failed("bad backup manifest"))?;
+            strata::snapshot::stamp(&staging, seq)
+                .map_err(|e| failed(format!("stamping the restored parts at sequence {seq}: {e}")))?;
         }
-    }
-    let seq = match options.at_seq {
-        Some(seq) => {
-            if let Err(e) = strata::snapshot::end_log_at(&staging, seq) {
-                let _ = std::fs::remove_dir_all(&staging);
-                return Err(failed(format!("ending the restored log at sequence {seq}: {e}")));
-            }
-            seq
+        let Some(seq) = at_seq else { return Ok(manifest["seq"].as_u64().unwrap_or_default()) };
+        if let Some(from) = roll_from.filter(|&from| from < seq) {
+            let log = strata::recovery::log_dir(&staging);
+            std::fs::create_dir_all(&log).map_err(failed)?;
+            strata_engines::log::copy_records(&archive_dir(&options.repo), &log, from + 1, seq).map_err(|e| {
+                Error::Refused(format!("the archived log does not hold sequences {} to {seq}: {e}", from + 1))
+            })?;
         }
-        None => manifest["seq"].as_u64().unwrap_or_default(),
+        strata::snapshot::end_log_at(&staging, seq)
+            .map_err(|e| failed(format!("ending the restored log at sequence {seq}: {e}")))?;
+        Ok(seq)
     };
+    let seq = staged().inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&staging);
+    })?;
     if to.exists() {
         std::fs::remove_dir(to).map_err(failed)?;
     }
     std::fs::rename(&staging, to).map_err(failed)?;
-    println!("{id}: restored to {} at sequence {seq}", to.display());
+    let rolled = match roll_from {
+        Some(from) => format!(", rolled forward from sequence {from} with the archived log"),
+        None => String::new(),
+    };
+    println!("{id}: restored to {} at sequence {seq}{rolled}", to.display());
     Ok(())
+}
+
+/// The newest backup at or before sequence `seq` whose chain is whole:
+/// the one the archived log rolls forward to `seq`.
+fn newest_before(backups: &[(String, Value)], seq: u64) -> Option<&(String, Value)> {
+    backups
+        .iter()
+        .filter(|(id, manifest)| manifest["seq"].as_u64().is_some_and(|end| end <= seq) && chain(backups, id).is_ok())
+        .max_by_key(|(_, manifest)| manifest["seq"].as_u64())
+}
+
+/// The sequence `--at-time` names: the last record the archived log says
+/// was committed at or before `ms`.
+fn seq_at(repo: &Path, ms: u64) -> Result<u64, Error> {
+    let refused = |why: String| Error::Refused(format!("--at-time {}: {why}", rfc3339(ms)));
+    let found = seq_at_time(&archive_dir(repo), ms).map_err(|e| refused(format!("reading the archived log: {e}")))?;
+    match found {
+        Some(TimeInArchive::At(seq)) => Ok(seq),
+        Some(TimeInArchive::BeforeStart { first_seq, time_ms }) => Err(refused(format!(
+            "the archived log starts at sequence {first_seq}, committed at {}, after that time",
+            rfc3339(time_ms)
+        ))),
+        Some(TimeInArchive::AfterEnd { last_seq, time_ms }) => Err(refused(format!(
+            "the archived log ends at sequence {last_seq}, committed at {}: what the server committed after it is \
+             not archived yet (--at-seq {last_seq} restores to that end)",
+            rfc3339(time_ms)
+        ))),
+        None => Err(refused(format!(
+            "{} has no archived log: point-in-time restore needs log archiving (the server's log-archive-repo)",
+            repo.display()
+        ))),
+    }
+}
+
+/// Unix milliseconds as RFC 3339, in UTC.
+fn rfc3339(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|time| time.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 /// Keeps the newest `--keep-full` full backups and the increments on
@@ -542,6 +660,23 @@ fn prune(options: &Options) -> Result<(), Error> {
             std::fs::remove_dir_all(backups_dir(&options.repo).join(id)).map_err(failed)?;
             println!("{id}: removed");
         }
+    }
+    prune_archive(&options.repo)
+}
+
+/// Removes the archived log segments whose records are all at or before
+/// the oldest backup left: no restore rolls forward from before it.
+fn prune_archive(repo: &Path) -> Result<(), Error> {
+    let backups = finished(repo)?;
+    let Some(oldest) = backups.iter().filter_map(|(_, m)| m["seq"].as_u64()).min() else { return Ok(()) };
+    let segments = list_segments(&archive_dir(repo)).map_err(failed)?;
+    let unneeded: Vec<_> = segments.windows(2).take_while(|pair| pair[1].first_seq - 1 <= oldest).collect();
+    for pair in &unneeded {
+        std::fs::remove_file(&pair[0].path).map_err(failed)?;
+    }
+    if let (Some(first), Some(last)) = (unneeded.first(), unneeded.last()) {
+        let (from, to) = (first[0].first_seq, last[1].first_seq - 1);
+        println!("archived log: sequences {from} to {to} removed (before the oldest backup)");
     }
     Ok(())
 }

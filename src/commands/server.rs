@@ -299,6 +299,10 @@ fn persistence_fields(server: &Server) -> Fields {
         field("strata_log_write_status", status(log.write_failed())),
         field("strata_log_fsync_status", status(log.fsync_failed())),
         field("strata_log_max_size", load(&d.log_max_bytes)),
+        field("strata_log_archive_status", keyspace.archiver.status().name()),
+        field("strata_log_archived_seq", load(&keyspace.archiver.archived_seq)),
+        field("strata_log_archived_segments", log.metrics.log_archived_segments.get()),
+        field("strata_log_archive_failures", log.metrics.log_archive_failures.get()),
         field("strata_rocksdb_write_status", status(keyspace.store.engine.write_failure().is_some())),
         field("strata_writes_refused", keyspace.write_refusal().is_some() as u8),
         field("strata_checkpoint_failures", log.metrics.checkpoint_failures.get()),
@@ -475,6 +479,8 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if let Some(policy) = updated.get("appendfsync").and_then(strata_engines::log::FsyncPolicy::parse) {
         ctx.server.keyspace.log.set_policy(policy);
     }
+    let (repo, timeout) = updated.log_archive();
+    ctx.server.keyspace.archiver.configure(repo, timeout);
     let d = &ctx.server.keyspace.durability;
     if let Some(limit) = updated.get("log-max-size").and_then(|v| v.parse().ok()) {
         d.log_max_bytes.store(limit, Ordering::Relaxed);

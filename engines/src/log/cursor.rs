@@ -34,6 +34,10 @@ pub struct LogCursor {
     /// The sequence the next record has.
     next: u64,
     segment: Option<SegmentReader>,
+    /// The time of the last mark read (0: none yet).
+    mark_ms: u64,
+    /// Reads one closed segment only (`open_segment`).
+    one_segment: bool,
 }
 
 /// The segment a cursor is in, read a chunk at a time.
@@ -126,7 +130,8 @@ impl LogCursor {
     /// `after + 1` must still exist (unless there are no segments at all).
     pub fn open(dir: &Path, after: u64) -> Result<LogCursor, LogError> {
         let segments = list_segments(dir)?;
-        let mut cursor = LogCursor { dir: dir.to_path_buf(), after, next: after + 1, segment: None };
+        let mut cursor =
+            LogCursor { dir: dir.to_path_buf(), after, next: after + 1, segment: None, mark_ms: 0, one_segment: false };
         let Some(first) = segments.first() else { return Ok(cursor) };
         let Some(start) = segments.iter().rev().find(|s| s.first_seq <= after + 1) else {
             return Err(LogError::NotRetained { first: first.first_seq, wanted: after + 1 });
@@ -136,9 +141,36 @@ impl LogCursor {
         Ok(cursor)
     }
 
+    /// A cursor over the one segment of `dir` that starts at `first_seq`,
+    /// a closed one (an archived segment): it ends where the segment ends,
+    /// and damage anywhere in it, at its end too, is corruption.
+    pub fn open_segment(dir: &Path, first_seq: u64) -> Result<LogCursor, LogError> {
+        let path = segment_path(dir, first_seq);
+        let missing = || io_err(&path)(std::io::ErrorKind::NotFound.into());
+        let segment = SegmentReader::open(dir, first_seq)?.ok_or_else(missing)?;
+        if segment.torn_header {
+            return Err(segment.corrupt(0, first_seq - 1, "file shorter than a segment header"));
+        }
+        let dir = dir.to_path_buf();
+        Ok(LogCursor {
+            dir,
+            after: first_seq - 1,
+            next: first_seq,
+            segment: Some(segment),
+            mark_ms: 0,
+            one_segment: true,
+        })
+    }
+
     /// The sequence of the last record read (or the start).
     pub fn position(&self) -> u64 {
         (self.next - 1).max(self.after)
+    }
+
+    /// The commit time of the last record read or passed over, in unix
+    /// milliseconds (0 when its segment has no time marks).
+    pub fn time_ms(&self) -> u64 {
+        self.mark_ms
     }
 
     /// The next record after the cursor's start, if its sequence is at
@@ -146,6 +178,19 @@ impl LogCursor {
     /// sequence it has written (`Log::written_seq`): every record up to it
     /// is whole on disk. Recovery passes `u64::MAX` and reads to the end.
     pub fn next_record(&mut self, limit: u64) -> Result<Option<LogRecord>, LogError> {
+        self.read(limit, self.after)
+    }
+
+    /// Reads to the end of the log, checking every record but decoding
+    /// none; the last one's sequence.
+    pub fn skip_to_end(&mut self) -> Result<u64, LogError> {
+        self.read(u64::MAX, u64::MAX)?;
+        Ok(self.position())
+    }
+
+    /// The next record up to `limit` after `decode_after` (those at or
+    /// below it are checked and passed over).
+    fn read(&mut self, limit: u64, decode_after: u64) -> Result<Option<LogRecord>, LogError> {
         let mut reloaded = false;
         while self.next <= limit {
             let Some(segment) = self.segment.as_mut() else {
@@ -156,15 +201,21 @@ impl LogCursor {
                 }
                 continue;
             };
-            match frame_at(&segment.buf, segment.pos, self.after) {
+            match frame_at(&segment.buf, segment.pos, decode_after) {
                 Frame::Passed { seq, end } => {
                     self.check_sequence(seq)?;
                     self.segment.as_mut().expect("in a segment").pos = end;
                     reloaded = false;
                 }
-                Frame::Record { record, end } => {
+                Frame::Mark { ms, end } => {
+                    self.mark_ms = ms;
+                    self.segment.as_mut().expect("in a segment").pos = end;
+                    reloaded = false;
+                }
+                Frame::Record { mut record, end } => {
                     self.check_sequence(record.seq)?;
                     self.segment.as_mut().expect("in a segment").pos = end;
+                    record.time_ms = self.mark_ms;
                     return Ok(Some(record));
                 }
                 Frame::Incomplete | Frame::Bad(_) if !reloaded => {
@@ -175,6 +226,12 @@ impl LogCursor {
                     // The segment has no more records: the next one starts
                     // at `next`, or the log ends here for now.
                     let rest = segment.buf.len() - segment.pos;
+                    if self.one_segment {
+                        return match rest {
+                            0 => Ok(None),
+                            _ => Err(segment.corrupt(segment.offset(), self.next - 1, "damaged record")),
+                        };
+                    }
                     let next = match self.next > segment.first_seq {
                         true => SegmentReader::open(&self.dir, self.next)?,
                         false => None,
@@ -455,6 +512,18 @@ mod tests {
         log.close().unwrap();
     }
 
+    /// Where record `seq` starts in a segment's bytes (time marks passed).
+    fn record_offset(segment: &Bytes, seq: u64) -> usize {
+        let mut pos = HEADER_LEN;
+        loop {
+            match frame_at(segment, pos, u64::MAX) {
+                Frame::Passed { seq: found, .. } if found == seq => return pos,
+                Frame::Passed { end, .. } | Frame::Mark { end, .. } => pos = end,
+                _ => panic!("no record {seq}"),
+            }
+        }
+    }
+
     /// Recovery reads a segment a chunk at a time: damage followed by a
     /// whole record that ends more than a chunk later is still corruption,
     /// not a torn tail to cut off.
@@ -470,7 +539,7 @@ mod tests {
         let segment = list_segments(dir.path()).unwrap().pop().unwrap();
         let mut bytes = std::fs::read(&segment.path).unwrap();
         // In record 10's payload.
-        let tenth = HEADER_LEN + 9 * (FRAME_HEAD + 8 + 1 + 100 + 1);
+        let tenth = record_offset(&Bytes::from(bytes.clone()), 10);
         bytes[tenth + FRAME_HEAD + 20] ^= 0x40;
         std::fs::write(&segment.path, &bytes).unwrap();
         let mut cursor = LogCursor::open(dir.path(), 0).unwrap();
