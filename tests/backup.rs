@@ -446,3 +446,33 @@ fn list_segments_in(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// `prune --keep-full N --keep-incremental M`: the newest N full backups
+/// stay, and the increments of the newest M of them.
+#[test]
+fn prune_keeps_the_increments_of_the_newest_full_backups() {
+    let server = TestServer::start();
+    let mut conn = server.conn();
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().to_str().unwrap();
+    for round in 0..3 {
+        conn.call(&["SET", "s", &format!("full {round}")]);
+        create_backup(repo_arg, &server, &[]);
+        conn.call(&["SET", "s", &format!("increment {round}")]);
+        create_backup(repo_arg, &server, &["--incremental"]);
+    }
+    let before = list(repo.path());
+    let kinds = |backups: &[serde_json::Value]| -> Vec<String> {
+        backups.iter().map(|b| b["kind"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(kinds(&before), ["full", "incremental", "full", "incremental", "full", "incremental"]);
+    ok(backup(&["prune", "--repo", repo_arg, "--keep-full", "2", "--keep-incremental", "1"]));
+    let after = list(repo.path());
+    let ids: Vec<&serde_json::Value> = after.iter().map(|b| &b["id"]).collect();
+    assert_eq!(ids, [&before[2]["id"], &before[4]["id"], &before[5]["id"]]);
+    // What is left restores: the older full backup alone, the newest chain.
+    let (copy, _dir, _) = restored(repo_arg, &["--id", before[2]["id"].as_str().unwrap()]);
+    assert_eq!(copy.conn().call(&["GET", "s"]), Value::bulk("full 1"));
+    let (copy, _dir, _) = restored(repo_arg, &[]);
+    assert_eq!(copy.conn().call(&["GET", "s"]), Value::bulk("increment 2"));
+}

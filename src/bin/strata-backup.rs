@@ -6,7 +6,7 @@
 //! strata-backup list    --repo DIR [--json]
 //! strata-backup verify  --repo DIR [--id ID]
 //! strata-backup restore --repo DIR --to DATADIR [--id ID | --at-seq SEQ | --at-time RFC3339]
-//! strata-backup prune   --repo DIR --keep-full N
+//! strata-backup prune   --repo DIR --keep-full N [--keep-incremental M]
 //! ```
 //!
 //! `create` asks the server for a snapshot (SNAPSHOT.CREATE, at the level
@@ -51,7 +51,7 @@ const USAGE: &str = "Usage:
   strata-backup list    --repo DIR [--json]
   strata-backup verify  --repo DIR [--id ID]
   strata-backup restore --repo DIR --to DATADIR [--id ID | --at-seq SEQ | --at-time RFC3339]
-  strata-backup prune   --repo DIR --keep-full N";
+  strata-backup prune   --repo DIR --keep-full N [--keep-incremental M]";
 
 /// Bytes per chunk read from the server and stored in the repository.
 const CHUNK: u64 = 4 << 20;
@@ -82,6 +82,7 @@ struct Options {
     at_time: Option<u64>,
     to: Option<PathBuf>,
     keep_full: Option<usize>,
+    keep_incremental: Option<usize>,
 }
 
 fn parse(args: &[String]) -> Result<Options, Error> {
@@ -101,6 +102,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
         at_time: None,
         to: None,
         keep_full: None,
+        keep_incremental: None,
     };
     let mut repo = None;
     let mut rest = args[1..].iter();
@@ -127,6 +129,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
             }
             "--to" => options.to = Some(PathBuf::from(value()?)),
             "--keep-full" => options.keep_full = Some(value()?.parse().map_err(|_| usage())?),
+            "--keep-incremental" => options.keep_incremental = Some(value()?.parse().map_err(|_| usage())?),
             _ => return Err(usage()),
         }
     }
@@ -647,16 +650,24 @@ fn rfc3339(ms: u64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// Keeps the newest `--keep-full` full backups and the increments on
-/// them; removes the rest, increments first.
+/// Keeps the newest `--keep-full` full backups, and the increments on
+/// the newest `--keep-incremental` of them (all of them by default): an
+/// increment continues the backup before it, so a chain's increments go
+/// together. Removes the rest, increments first.
 fn prune(options: &Options) -> Result<(), Error> {
     let keep = options.keep_full.ok_or_else(|| Error::Failed(USAGE.to_string()))?;
+    let keep_incremental = options.keep_incremental.unwrap_or(keep).min(keep);
     let backups = finished(&options.repo)?;
     let fulls: Vec<&String> = backups.iter().filter(|(_, m)| m["base"].is_null()).map(|(id, _)| id).collect();
     let kept_fulls = &fulls[fulls.len().saturating_sub(keep)..];
-    for (id, _) in backups.iter().rev() {
+    let with_increments = &fulls[fulls.len().saturating_sub(keep_incremental)..];
+    for (id, manifest) in backups.iter().rev() {
         let full = chain(&backups, id).ok().and_then(|chain| chain.first().map(|(full, _)| full.clone()));
-        if !full.is_some_and(|full| kept_fulls.contains(&&full)) {
+        let kept = match manifest["base"].is_null() {
+            true => kept_fulls.contains(&id),
+            false => full.is_some_and(|full| with_increments.contains(&&full)),
+        };
+        if !kept {
             std::fs::remove_dir_all(backups_dir(&options.repo).join(id)).map_err(failed)?;
             println!("{id}: removed");
         }
