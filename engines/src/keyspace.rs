@@ -56,6 +56,78 @@ fn counters_prefix(physical: u32) -> Vec<u8> {
 
 const COUNTERS_PREFIX: &[u8] = b"slotcount/";
 
+/// What a key of the default family is, as a log record's batch writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKey {
+    /// A slot's key counter (absolute: the slot's count after the record).
+    Counter { physical: u32, slot: u16 },
+    /// The hash versions' high-water mark.
+    HashVersion,
+    /// The logical-to-physical database map (SWAPDB).
+    DbMap,
+}
+
+impl ServerKey {
+    pub fn of(key: &[u8]) -> Option<ServerKey> {
+        if key == HASH_VERSION_KEY {
+            return Some(ServerKey::HashVersion);
+        }
+        if key == DB_MAP_KEY {
+            return Some(ServerKey::DbMap);
+        }
+        match key.strip_prefix(COUNTERS_PREFIX)? {
+            &[a, b, c, d, hi, lo, 0 | 1] => Some(ServerKey::Counter {
+                physical: u32::from_be_bytes([a, b, c, d]),
+                slot: u16::from_be_bytes([hi, lo]),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The counter key `key` (see `ServerKey::Counter`) moved to database
+/// `physical`.
+pub fn counter_key_in(key: &[u8], physical: u32) -> Vec<u8> {
+    let mut moved = key.to_vec();
+    moved[COUNTERS_PREFIX.len()..COUNTERS_PREFIX.len() + 4].copy_from_slice(&physical.to_be_bytes());
+    moved
+}
+
+/// The database map a `DbMap` write holds: physical ids by logical index.
+pub fn decode_db_map(raw: &[u8]) -> Vec<u32> {
+    raw.chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes"))).collect()
+}
+
+/// Stores the database map `db_map` (physical ids by logical index) in
+/// `batch`.
+pub fn put_db_map(engine: &RocksEngine, batch: &mut Batch, db_map: &[u32]) {
+    engine.put(batch, Cf::Default, DB_MAP_KEY.to_vec(), db_map.iter().flat_map(|p| p.to_be_bytes()).collect());
+}
+
+/// The hash versions' mark a `HashVersion` write holds.
+pub fn decode_hash_version(raw: &[u8]) -> Option<u64> {
+    raw.try_into().ok().map(u64::from_le_bytes)
+}
+
+/// The counter keys of database `physical`'s slots in `slots`, as a
+/// range `[first, end)`.
+pub fn counter_keys_of(physical: u32, slots: std::ops::RangeInclusive<u16>) -> (Vec<u8>, Vec<u8>) {
+    let mut end = counters_prefix(physical);
+    end.extend_from_slice(&(u32::from(*slots.end()) + 1).to_be_bytes()[2..]);
+    (counter_key(physical, *slots.start(), Counter::Keys), end)
+}
+
+/// Raises the hash versions' mark stored in `engine` to `mark` (in
+/// `batch`), never lowering it: a node importing hashes keeps its own
+/// versions above theirs.
+pub fn raise_hash_version(engine: &RocksEngine, batch: &mut Batch, mark: u64) -> Result<(), EngineError> {
+    let stored = engine.get(Cf::Default, HASH_VERSION_KEY)?.and_then(|raw| decode_hash_version(&raw)).unwrap_or(0);
+    if mark > stored {
+        engine.put(batch, Cf::Default, HASH_VERSION_KEY.to_vec(), mark.to_le_bytes().to_vec());
+    }
+    Ok(())
+}
+
 /// A data directory written before counters were per slot holds one
 /// counter per database: its keys are counted once, by slot, from their
 /// metadata, and the old counters replaced (flushed at once: the log holds
@@ -205,10 +277,8 @@ impl Store {
 
     /// The store over an opened (and recovered) engine.
     pub fn new(engine: RocksEngine, databases: usize) -> Result<Store, EngineError> {
-        let mut db_map: Vec<u32> = match engine.get(Cf::Default, DB_MAP_KEY)? {
-            Some(raw) => raw.chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes"))).collect(),
-            None => Vec::new(),
-        };
+        let mut db_map: Vec<u32> =
+            engine.get(Cf::Default, DB_MAP_KEY)?.map_or_else(Vec::new, |raw| decode_db_map(&raw));
         // Databases added by a larger `databases` setting get fresh ids.
         while db_map.len() < databases {
             let next = db_map.iter().copied().max().map_or(0, |m| m + 1);
@@ -236,10 +306,8 @@ impl Store {
         }
         // No mark: a new database, or one whose versions were clock
         // microseconds (far above anything this count will reach).
-        let last_version = engine
-            .get(Cf::Default, HASH_VERSION_KEY)?
-            .and_then(|raw| raw.try_into().ok().map(u64::from_le_bytes))
-            .unwrap_or(0);
+        let last_version =
+            engine.get(Cf::Default, HASH_VERSION_KEY)?.and_then(|raw| decode_hash_version(&raw)).unwrap_or(0);
         let store = Store {
             engine,
             db_map: db_map.into_iter().map(AtomicU32::new).collect(),

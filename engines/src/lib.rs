@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod replay;
 pub mod rocks;
 pub mod rowcache;
+pub mod slots;
 pub mod spin;
 #[cfg(test)]
 pub(crate) mod test_rng;

@@ -144,6 +144,14 @@ fn varint(data: &[u8], pos: &mut usize) -> Option<usize> {
     None
 }
 
+/// One write of a `WriteBatch` (see `RocksEngine::writes_of`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchWrite<'a> {
+    Put { cf: Cf, key: &'a [u8], value: &'a [u8] },
+    Delete { cf: Cf, key: &'a [u8] },
+    DeleteRange { cf: Cf, from: &'a [u8], to: &'a [u8] },
+}
+
 /// Several RocksDB `WriteBatch`es' data joined into one, as RocksDB's own
 /// `WriteBatchInternal::Append` does: a 12-byte header (sequence, count)
 /// then the records; joining adds the counts and concatenates the records.
@@ -609,6 +617,44 @@ impl RocksEngine {
             batches: AtomicU64::new(0),
             point_read: ReadOptions::default(),
         })
+    }
+
+    /// The writes of a `WriteBatch`'s data (a log record's), in order, as
+    /// `put`, `delete` and `delete_range` make them; an error for anything
+    /// else (not written by this engine, or damaged).
+    pub fn writes_of<'a>(&self, data: &'a [u8]) -> Result<Vec<BatchWrite<'a>>, EngineError> {
+        let damaged = || EngineError::Corrupt("a RocksDB batch this engine cannot read".into());
+        let slice = |pos: &mut usize| -> Option<&'a [u8]> {
+            let len = varint(data, pos)?;
+            let bytes = data.get(*pos..*pos + len)?;
+            *pos += len;
+            Some(bytes)
+        };
+        let mut writes = Vec::new();
+        let mut pos = BatchData::HEADER.min(data.len());
+        while pos < data.len() {
+            let tag = data[pos];
+            pos += 1;
+            let id = match tag {
+                tag::CF_VALUE | tag::CF_DELETION | tag::CF_RANGE_DELETION => {
+                    varint(data, &mut pos).ok_or_else(damaged)?
+                }
+                _ => 0,
+            };
+            let cf = Cf::ALL[self.cf_ids.iter().position(|&known| known as usize == id).ok_or_else(damaged)?];
+            let first = slice(&mut pos).ok_or_else(damaged)?;
+            writes.push(match tag {
+                tag::VALUE | tag::CF_VALUE => {
+                    BatchWrite::Put { cf, key: first, value: slice(&mut pos).ok_or_else(damaged)? }
+                }
+                tag::DELETION | tag::CF_DELETION => BatchWrite::Delete { cf, key: first },
+                tag::RANGE_DELETION | tag::CF_RANGE_DELETION => {
+                    BatchWrite::DeleteRange { cf, from: first, to: slice(&mut pos).ok_or_else(damaged)? }
+                }
+                _ => return Err(damaged()),
+            });
+        }
+        Ok(writes)
     }
 
     pub fn put(&self, batch: &mut Batch, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
@@ -1196,6 +1242,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = RocksEngine::open(dir.path(), &RocksConfig::default()).unwrap();
         let (mut ours, mut theirs) = (Batch::default(), WriteBatch::default());
+        let mut written = Vec::new();
         // Lengths on each side of a varint byte boundary.
         for (i, len) in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000].into_iter().enumerate() {
             for cf in Cf::ALL {
@@ -1206,10 +1253,27 @@ mod tests {
                 theirs.delete_cf(engine.cf(cf), &key);
                 engine.delete_range(&mut ours, cf, &key, &value);
                 theirs.delete_range_cf(engine.cf(cf), &key, &value);
+                written.push((cf, key, value));
             }
         }
         assert!(engine.cf_ids.iter().any(|&id| id > 0), "{:?}", engine.cf_ids);
         assert_eq!(ours.data(), theirs.data());
+        // And read back as written; a cut batch is refused.
+        let expected: Vec<BatchWrite> = written
+            .iter()
+            .flat_map(|(cf, key, value)| {
+                let cf = *cf;
+                [
+                    BatchWrite::Put { cf, key, value },
+                    BatchWrite::Delete { cf, key },
+                    BatchWrite::DeleteRange { cf, from: key, to: value },
+                ]
+            })
+            .collect();
+        assert_eq!(engine.writes_of(ours.data()).unwrap(), expected);
+        for cut in [13, ours.data().len() / 2, ours.data().len() - 1] {
+            assert!(engine.writes_of(&ours.data()[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -404,6 +404,13 @@ impl MemShard {
         self.dbs.values().any(|db| db.expires.first().is_some_and(|(at, _)| *at <= now_ms))
     }
 
+    /// The keys of database `physical` in the hash slots `slots`.
+    pub fn keys_in_slots(&self, physical: u32, slots: std::ops::RangeInclusive<u16>) -> Vec<Bytes> {
+        let Some(db) = self.dbs.get(&physical) else { return Vec::new() };
+        let from = (*slots.start(), Bytes::new());
+        db.by_slot.range(from..).take_while(|(slot, _)| slots.contains(slot)).map(|(_, key)| key.clone()).collect()
+    }
+
     /// Physical databases that hold keys in this shard.
     pub fn databases(&self) -> Vec<u32> {
         self.dbs.iter().filter(|(_, db)| !db.is_empty()).map(|(&id, _)| id).collect()
