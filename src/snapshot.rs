@@ -74,6 +74,10 @@ pub struct Manifest {
     pub log: Option<(u64, u64)>,
     /// Each file, relative to the snapshot directory, with its size.
     pub files: Vec<(PathBuf, u64)>,
+    /// RocksDB's table files, relative to the snapshot directory, with
+    /// their identities (`RocksCheckpoint::tables`): what an increment
+    /// need not store again.
+    pub tables: Vec<(PathBuf, String)>,
 }
 
 impl Manifest {
@@ -100,10 +104,13 @@ impl Manifest {
             "base": base,
             "seq": self.seq,
             "parts": parts,
-            "files": self.files.iter().map(|(path, size)| json!({
-                "path": path.to_string_lossy(),
-                "size": size,
-            })).collect::<Vec<_>>(),
+            "files": self.files.iter().map(|(path, size)| {
+                let mut file = json!({"path": path.to_string_lossy(), "size": size});
+                if let Some((_, id)) = self.tables.iter().find(|(table, _)| table == path) {
+                    file["id"] = json!(id);
+                }
+                file
+            }).collect::<Vec<_>>(),
         })
     }
 }
@@ -144,11 +151,13 @@ pub fn take(keyspace: &Keyspace, out: &Path, level: Level) -> Result<Manifest, E
         }
         None => 0,
     };
-    let (requested, rocks_seq) = keyspace.with_memtable_switches_held(|| {
+    let (requested, rocks) = keyspace.with_memtable_switches_held(|| {
         let seq = keyspace.log.last_seq();
-        let rocks_seq = keyspace.store.engine.checkpoint_flushed(&out.join("rocksdb"))?;
-        Ok::<_, EngineError>((seq, rocks_seq))
+        let rocks = keyspace.store.engine.checkpoint_flushed(&out.join("rocksdb"))?;
+        Ok::<_, EngineError>((seq, rocks))
     })?;
+    let rocks_seq = rocks.seq;
+    let tables = rocks.tables.into_iter().map(|(name, id)| (Path::new("rocksdb").join(name), id)).collect();
     let seq = match level {
         Level::Strict => requested,
         Level::Bounded | Level::Eventual => rocks_seq.max(memory_seq),
@@ -164,7 +173,7 @@ pub fn take(keyspace: &Keyspace, out: &Path, level: Level) -> Result<Manifest, E
         Level::Eventual => None,
     };
     let kind = Kind::Full { rocks_seq, memory_seq };
-    finish(out, Manifest { level, seq, kind, log, files: Vec::new() })
+    finish(out, Manifest { level, seq, kind, log, files: Vec::new(), tables })
 }
 
 /// Ends the log of a restored data directory at `seq`: records after it
@@ -221,7 +230,8 @@ pub fn take_since(keyspace: &Keyspace, out: &Path, base: u64) -> Result<Manifest
     std::fs::create_dir_all(&log_dir).map_err(io(&log_dir))?;
     copy_log(keyspace, &log_dir, base, seq)?;
     let log = (base < seq).then_some((base + 1, seq));
-    finish(out, Manifest { level: Level::Strict, seq, kind: Kind::Incremental { base }, log, files: Vec::new() })
+    let kind = Kind::Incremental { base };
+    finish(out, Manifest { level: Level::Strict, seq, kind, log, files: Vec::new(), tables: Vec::new() })
 }
 
 fn create_empty(out: &Path) -> Result<(), EngineError> {

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{Conn, TestServer, Value};
+use serde_json::json;
 
 fn backup(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata-backup")).args(args).output().expect("run strata-backup")
@@ -199,6 +200,8 @@ fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
         conn.call(&["RPUSH", "l", &i.to_string()]);
     }
     conn.call(&["SET", "s", "full"]);
+    // RocksDB's data in table files, which the full backup stores.
+    assert_eq!(conn.call(&["SAVE"]), Value::Status("OK".into()));
     let repo = tempfile::tempdir().unwrap();
     let repo_arg = repo.path().to_str().unwrap().to_string();
     let create = |extra: &[&str]| create_backup(&repo_arg, &server, extra);
@@ -213,7 +216,7 @@ fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
         // A point inside the last increment's log, to restore to.
         inside = Some((conn.info_field("strata_log_seq"), contents(&mut conn)));
         conn.call(&["SET", "s", &format!("increment {round}")]);
-        assert!(create(&["--incremental"]).contains("incremental backup"));
+        assert!(create(&["--incremental"]).contains("incremental (log) backup"));
         expected.push(contents(&mut conn));
     }
     let backups = list(repo.path());
@@ -247,8 +250,8 @@ fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
     let (seq, expected_inside) = inside.unwrap();
     let target = tempfile::tempdir().unwrap();
     let data = target.path().join("data");
-    let restored = ok(backup(&["restore", "--repo", &repo_arg, "--to", data.to_str().unwrap(), "--at-seq", &seq]));
-    assert!(restored.contains(&format!("at sequence {seq}")), "{restored}");
+    let said = ok(backup(&["restore", "--repo", &repo_arg, "--to", data.to_str().unwrap(), "--at-seq", &seq]));
+    assert!(said.contains(&format!("at sequence {seq}")), "{said}");
     let copy = TestServer::start_with(&["--dir", data.to_str().unwrap()]);
     assert_eq!(contents(&mut copy.conn()), expected_inside);
     assert_eq!(copy.conn().info_field("strata_log_seq"), seq);
@@ -261,20 +264,36 @@ fn incremental_backups_hold_the_changes_and_restore_through_their_chain() {
     assert_eq!(exit_code(&backup(&both)), 2);
 
     // Once the server has truncated what the newest backup would continue
-    // from, the next one is full.
+    // from, the next one holds the engines' parts, without the table files
+    // the chain stores already, and restores to the server's data.
     let newest = backups[2]["seq"].as_u64().unwrap();
-    conn.call(&["SET", "s", "after"]);
-    assert_eq!(conn.call(&["SAVE"]), Value::Status("OK".into()));
+    // Two: the log is kept for the older of the two checkpoints kept.
+    for round in 0..2 {
+        conn.call(&["SET", "s", &format!("after {round}")]);
+        assert_eq!(conn.call(&["SAVE"]), Value::Status("OK".into()));
+    }
     common::wait_until(Duration::from_secs(20), "the log to be truncated", || oldest_log_record(&server) > newest + 1);
-    assert!(create(&["--incremental"]).contains("a full backup"));
-    assert_eq!(list(repo.path()).last().unwrap()["kind"], "full");
+    let said = create(&["--incremental"]);
+    assert!(said.contains("its parts instead") && said.contains("incremental (parts) backup"), "{said}");
+    let parts = list(repo.path()).last().unwrap().clone();
+    assert_eq!((&parts["kind"], &parts["base"]), (&json!("incremental"), &backups[2]["id"]));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.path().join("backups").join(parts["id"].as_str().unwrap()).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let reused = manifest["files"].as_array().unwrap().iter().filter(|f| f["in"] == backups[0]["id"]).count();
+    assert!(reused > 0, "table files of the full backup are named, not stored again: {manifest}");
+    let (copy, _dir, _) = restored(&repo_arg, &[]);
+    assert_eq!(contents(&mut copy.conn()), contents(&mut conn));
+    drop(copy);
 
     // An increment whose base is gone cannot be verified or restored.
     std::fs::remove_dir_all(repo.path().join("backups").join(backups[1]["id"].as_str().unwrap())).unwrap();
+    ok(backup(&["verify", "--repo", &repo_arg, "--id", backups[0]["id"].as_str().unwrap()]));
     let broken = backup(&["verify", "--repo", &repo_arg, "--id", backups[2]["id"].as_str().unwrap()]);
     assert_eq!(exit_code(&broken), 1);
     assert!(String::from_utf8_lossy(&broken.stderr).contains("missing from the chain"));
-    // Pruning to one full backup removes the old chain.
+    // Pruning to one full backup removes the broken chain.
     ok(backup(&["prune", "--repo", &repo_arg, "--keep-full", "1"]));
     assert_eq!(list(repo.path()).len(), 1);
 }

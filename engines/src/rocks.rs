@@ -144,6 +144,19 @@ fn varint(data: &[u8], pos: &mut usize) -> Option<usize> {
     None
 }
 
+/// A RocksDB checkpoint (`RocksEngine::checkpoint_flushed`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RocksCheckpoint {
+    /// The sequence its files hold.
+    pub seq: u64,
+    /// Each table file's name in the checkpoint and an identity: its
+    /// family, size, entry and deletion counts and a checksum of its key
+    /// range. Table files never change once written, so a file with the
+    /// same name and identity in an earlier backup is the same file (an
+    /// increment stores only the new ones).
+    pub tables: Vec<(String, String)>,
+}
+
 /// One write of a `WriteBatch` (see `RocksEngine::writes_of`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BatchWrite<'a> {
@@ -863,12 +876,33 @@ impl RocksEngine {
     /// links where `path` is on the same filesystem) of what the flushed
     /// files hold, without flushing: the memtables hold records the log may
     /// not have made durable. Returns the log sequence it holds.
-    pub fn checkpoint_flushed(&self, path: &Path) -> Result<u64, EngineError> {
+    pub fn checkpoint_flushed(&self, path: &Path) -> Result<RocksCheckpoint, EngineError> {
         rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint_with_log_size(path, u64::MAX)?;
         let names = Cf::ALL.map(Cf::name);
         let copy = DB::open_cf_for_read_only(&Options::default(), path, names, false)?;
         let raw = copy.get_cf(&copy.cf_handle(Cf::Default.name()).expect("default column family"), APPLIED_SEQ_KEY)?;
-        Ok(raw.and_then(|raw| raw.try_into().ok().map(u64::from_le_bytes)).unwrap_or(0))
+        let seq = raw.and_then(|raw| raw.try_into().ok().map(u64::from_le_bytes)).unwrap_or(0);
+        let tables = copy
+            .live_files()?
+            .into_iter()
+            .map(|file| {
+                let mut identity = Vec::new();
+                for part in [file.start_key.unwrap_or_default(), file.end_key.unwrap_or_default()] {
+                    identity.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                    identity.extend_from_slice(&part);
+                }
+                let id = format!(
+                    "{}:{}:{}:{}:{:08x}",
+                    file.column_family_name,
+                    file.size,
+                    file.num_entries,
+                    file.num_deletions,
+                    crc32c::crc32c(&identity)
+                );
+                (file.name.trim_start_matches('/').to_string(), id)
+            })
+            .collect();
+        Ok(RocksCheckpoint { seq, tables })
     }
 
     pub fn applied_seq(&self) -> Result<u64, EngineError> {

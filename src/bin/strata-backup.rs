@@ -277,10 +277,54 @@ fn chosen<'b>(options: &Options, backups: &'b [(String, Value)]) -> Result<&'b (
     found.ok_or_else(|| Error::Refused(format!("no such backup in {}", options.repo.display())))
 }
 
+/// A snapshot the server made for this backup: its id and manifest.
+struct Snapshot {
+    id: String,
+    manifest: Value,
+}
+
+impl Snapshot {
+    fn request(conn: &mut Conn, args: &[&str]) -> Result<Snapshot, Error> {
+        let [id, manifest] = <[Vec<u8>; 2]>::try_from(bulks(conn.call(args)?, 2)?).expect("two items");
+        let manifest = serde_json::from_slice(&manifest).map_err(failed)?;
+        Ok(Snapshot { id: String::from_utf8_lossy(&id).into_owned(), manifest })
+    }
+
+    fn files(&self) -> impl Iterator<Item = &Value> {
+        self.manifest["files"].as_array().into_iter().flatten()
+    }
+
+    fn release(&self, conn: &mut Conn) {
+        let _ = conn.call(&["SNAPSHOT.RELEASE", &self.id]);
+    }
+}
+
+/// Whether a backup holds engine parts (a full backup, or an increment of
+/// parts) rather than only log records.
+fn holds_parts(manifest: &Value) -> bool {
+    manifest["base"].is_null() || manifest["holds"] == "parts"
+}
+
+/// The table files the chain of backup `id` stores, by (path, identity):
+/// each file's entry as stored, with the backup whose chunks hold it.
+fn stored_tables(backups: &[(String, Value)], id: &str) -> Result<Vec<Value>, Error> {
+    let mut tables = Vec::new();
+    for (link, manifest) in chain(backups, id)? {
+        for file in manifest["files"].as_array().into_iter().flatten().filter(|f| f["id"].is_string()) {
+            let mut file = file.clone();
+            if file["in"].is_null() {
+                file["in"] = json!(link);
+            }
+            tables.push(file);
+        }
+    }
+    Ok(tables)
+}
+
 fn create(options: &Options) -> Result<(), Error> {
     let mut conn = Conn::open(options)?;
-    let newest = finished(&options.repo)?.pop();
-    let base = match (options.incremental, newest) {
+    let backups = finished(&options.repo)?;
+    let base = match (options.incremental, backups.last()) {
         (true, Some((id, manifest))) if manifest["level"] == "eventual" => {
             println!("backup {id} is eventual, with no one point to continue from: a full backup");
             None
@@ -288,42 +332,64 @@ fn create(options: &Options) -> Result<(), Error> {
         (true, newest) => newest,
         (false, _) => None,
     };
-    let full = ["SNAPSHOT.CREATE", "LEVEL", options.level.as_str()];
-    let (base, reply) = match &base {
+    // An increment holds the log since its base, or the engines' parts with
+    // the table files the chain stores already left out: the smaller.
+    let (snapshot, stored) = match base {
+        None => (Snapshot::request(&mut conn, &["SNAPSHOT.CREATE", "LEVEL", options.level.as_str()])?, Vec::new()),
         Some((base_id, base_manifest)) => {
             let since = base_manifest["seq"].as_u64().unwrap_or(0).to_string();
-            match conn.call(&["SNAPSHOT.CREATE", "SINCE", &since]) {
-                Ok(reply) => (Some(base_id.clone()), reply),
+            let log = match Snapshot::request(&mut conn, &["SNAPSHOT.CREATE", "SINCE", &since]) {
+                Ok(log) => Some(log),
                 Err(Error::Failed(why)) if why.contains("onwards is needed") => {
-                    println!("the server's log no longer holds what followed backup {base_id}: a full backup");
-                    (None, conn.call(&full)?)
+                    println!("the server's log no longer holds what followed backup {base_id}: its parts instead");
+                    None
                 }
                 Err(e) => return Err(e),
+            };
+            let parts = Snapshot::request(&mut conn, &["SNAPSHOT.CREATE", "LEVEL", "strict"])?;
+            let stored = stored_tables(&backups, base_id)?;
+            let is_stored = |file: &Value| stored.iter().any(|s| s["path"] == file["path"] && s["id"] == file["id"]);
+            let size = |file: &Value| file["size"].as_u64().unwrap_or(0);
+            let parts_bytes: u64 = parts.files().filter(|f| !is_stored(f)).map(size).sum();
+            match log {
+                Some(log) if log.files().map(size).sum::<u64>() <= parts_bytes => {
+                    parts.release(&mut conn);
+                    (log, Vec::new())
+                }
+                log => {
+                    if let Some(log) = log {
+                        log.release(&mut conn);
+                    }
+                    (parts, stored)
+                }
             }
         }
-        None => (None, conn.call(&full)?),
     };
-    let [snapshot_id, manifest] = <[Vec<u8>; 2]>::try_from(bulks(reply, 2)?).expect("two items");
-    let snapshot_id = String::from_utf8_lossy(&snapshot_id).into_owned();
-    let snapshot: Value = serde_json::from_slice(&manifest).map_err(failed)?;
+    let base = base.map(|(id, _)| id.clone());
     let created_unix_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let id = format!("{created_unix_ms}-{}", snapshot["seq"]);
+    let id = format!("{created_unix_ms}-{}", snapshot.manifest["seq"]);
     let dir = backups_dir(&options.repo).join(&id);
     std::fs::create_dir_all(dir.join("chunks")).map_err(failed)?;
-    let total: u64 = snapshot["files"].as_array().into_iter().flatten().filter_map(|f| f["size"].as_u64()).sum();
+    let new = |file: &&Value| !stored.iter().any(|s| s["path"] == file["path"] && s["id"] == file["id"]);
+    let total: u64 = snapshot.files().filter(new).filter_map(|f| f["size"].as_u64()).sum();
     let bar = progress(total);
     let mut files = Vec::new();
     let mut stored_total = 0;
-    for (index, file) in snapshot["files"].as_array().into_iter().flatten().enumerate() {
+    for (index, file) in snapshot.files().enumerate() {
         let path = file["path"].as_str().ok_or_else(|| failed("bad snapshot manifest"))?;
         let size = file["size"].as_u64().ok_or_else(|| failed("bad snapshot manifest"))?;
+        if let Some(kept) = stored.iter().find(|s| s["path"] == file["path"] && s["id"] == file["id"]) {
+            // Stored by an earlier backup of the chain: named, not copied.
+            files.push(kept.clone());
+            continue;
+        }
         bar.set_message(path.to_string());
         let mut chunks = Vec::new();
         let mut offset = 0;
         while offset < size {
             let (start, count) = (offset.to_string(), CHUNK.min(size - offset).to_string());
-            let reply = conn.call(&["SNAPSHOT.READ", &snapshot_id, path, &start, &count])?;
+            let reply = conn.call(&["SNAPSHOT.READ", &snapshot.id, path, &start, &count])?;
             let [data, crc] = <[Vec<u8>; 2]>::try_from(bulks(reply, 2)?).expect("two items");
             let crc = String::from_utf8_lossy(&crc).into_owned();
             if data.is_empty() || format!("{:08x}", crc32c::crc32c(&data)) != crc {
@@ -331,43 +397,53 @@ fn create(options: &Options) -> Result<(), Error> {
             }
             let name = format!("{index:06}-{:06}", chunks.len());
             let codec = PartKind::of(path).codec();
-            let stored = codec.compress(&data);
-            std::fs::write(dir.join("chunks").join(&name), &stored).map_err(failed)?;
-            stored_total += stored.len();
+            let compressed = codec.compress(&data);
+            std::fs::write(dir.join("chunks").join(&name), &compressed).map_err(failed)?;
+            stored_total += compressed.len();
             chunks.push(json!({
                 "file": name,
                 "size": data.len(),
-                "stored": stored.len(),
+                "stored": compressed.len(),
                 "crc32c": crc,
                 "codec": codec.name(),
             }));
             offset += data.len() as u64;
             bar.inc(data.len() as u64);
         }
-        files.push(json!({"path": path, "size": size, "chunks": chunks}));
+        let mut entry = json!({"path": path, "size": size, "chunks": chunks});
+        if !file["id"].is_null() {
+            entry["id"] = file["id"].clone();
+        }
+        files.push(entry);
     }
     bar.finish_and_clear();
-    let _ = conn.call(&["SNAPSHOT.RELEASE", &snapshot_id]);
+    snapshot.release(&mut conn);
+    let holds = if snapshot.manifest["kind"] == "incremental" { "log" } else { "parts" };
     let manifest = json!({
         "format": 1,
         "id": id,
         "kind": if base.is_some() { "incremental" } else { "full" },
         "base": base,
-        "level": snapshot["level"],
-        "seq": snapshot["seq"],
+        "holds": holds,
+        "level": snapshot.manifest["level"],
+        "seq": snapshot.manifest["seq"],
         "created_unix_ms": created_unix_ms,
         "server": format!("{}:{}", options.host, options.port),
-        "snapshot": snapshot,
+        "snapshot": snapshot.manifest,
         "files": files,
     });
     // Written last, through a rename: a backup cut short has none.
     let tmp = dir.join("manifest.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest).expect("json")).map_err(failed)?;
     std::fs::rename(&tmp, dir.join("manifest.json")).map_err(failed)?;
+    let kind = match (base.is_some(), holds) {
+        (false, _) => "full",
+        (true, "log") => "incremental (log)",
+        (true, _) => "incremental (parts)",
+    };
     println!(
-        "{id}: {} {} backup of {total} bytes ({stored_total} stored) at sequence {} in {}",
+        "{id}: {} {kind} backup of {total} bytes ({stored_total} stored) at sequence {} in {}",
         manifest["level"].as_str().unwrap_or_default(),
-        manifest["kind"].as_str().unwrap_or_default(),
         manifest["seq"],
         dir.display()
     );
@@ -380,15 +456,17 @@ fn list(options: &Options) -> Result<(), Error> {
         let rows: Vec<Value> = backups
             .iter()
             .map(|(id, m)| {
-                json!({"id": id, "kind": m["kind"], "level": m["level"], "base": m["base"], "seq": m["seq"],
-                       "created_unix_ms": m["created_unix_ms"], "bytes": bytes_of(m)})
+                json!({"id": id, "kind": m["kind"], "holds": holding_kind(m), "level": m["level"], "base": m["base"],
+                       "seq": m["seq"], "created_unix_ms": m["created_unix_ms"], "bytes": bytes_of(m),
+                       "stored": stored_of(m)})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
     } else {
         for (id, m) in &backups {
             let (kind, level) = (m["kind"].as_str().unwrap_or("?"), m["level"].as_str().unwrap_or("?"));
-            println!("{id}  {kind}  {level}  seq {}  {} bytes", m["seq"], bytes_of(m));
+            let (seq, bytes, stored) = (&m["seq"], bytes_of(m), stored_of(m));
+            println!("{id}  {kind} ({})  {level}  seq {seq}  {bytes} bytes  {stored} stored", holding_kind(m));
         }
         let archive = archive_dir(&options.repo);
         if let (Some(first), Ok(Some((last, last_ms)))) =
@@ -400,6 +478,22 @@ fn list(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// What a backup holds: engine parts or log records.
+fn holding_kind(manifest: &Value) -> &'static str {
+    if holds_parts(manifest) {
+        "parts"
+    } else {
+        "log"
+    }
+}
+
+/// Bytes this backup's own chunks take in the repository (table files an
+/// earlier backup stores are not counted).
+fn stored_of(manifest: &Value) -> u64 {
+    let own = manifest["files"].as_array().into_iter().flatten().filter(|f| f["in"].is_null());
+    own.flat_map(|f| f["chunks"].as_array().into_iter().flatten()).filter_map(|c| c["stored"].as_u64()).sum()
+}
+
 fn bytes_of(manifest: &Value) -> u64 {
     manifest["files"].as_array().into_iter().flatten().filter_map(|f| f["size"].as_u64()).sum()
 }
@@ -407,12 +501,15 @@ fn bytes_of(manifest: &Value) -> u64 {
 /// Reads every chunk of backup `id` and checks it; with `to`, writes the
 /// files there.
 fn check_backup(repo: &Path, id: &str, manifest: &Value, to: Option<&Path>) -> Result<(), Error> {
-    let dir = backups_dir(repo).join(id);
+    let plain = |name: &str| Path::new(name).components().all(|c| matches!(c, std::path::Component::Normal(_)));
     for file in manifest["files"].as_array().into_iter().flatten() {
         let path = file["path"].as_str().unwrap_or_default();
-        if !Path::new(path).components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+        // A table file an earlier backup of the chain stores is read there.
+        let holder = file["in"].as_str().unwrap_or(id);
+        if !plain(path) || !plain(holder) {
             return Err(Error::Refused(format!("{id}: the manifest names a file outside the backup: {path}")));
         }
+        let dir = backups_dir(repo).join(holder);
         let mut out = match to {
             Some(to) => {
                 let target = to.join(path);
@@ -451,10 +548,9 @@ fn check_backup(repo: &Path, id: &str, manifest: &Value, to: Option<&Path>) -> R
     Ok(())
 }
 
-/// Backup `id` and the backups it continues, full backup first.
 /// The backup whose chain restores to sequence `seq` with the least
-/// written: the oldest one at or after `seq` whose full backup's parts
-/// hold nothing after it (the log part rolls them forward to `seq`).
+/// written: the oldest one at or after `seq` whose chain's newest engine
+/// parts hold nothing after it (the log rolls them forward to `seq`).
 fn holding(backups: &[(String, Value)], seq: u64) -> Result<&(String, Value), Error> {
     let floor = |full: &Value| match full["level"].as_str() {
         // Parts at their own points, no log: only its own sequence.
@@ -468,7 +564,10 @@ fn holding(backups: &[(String, Value)], seq: u64) -> Result<&(String, Value), Er
         .iter()
         .filter(|(id, manifest)| {
             manifest["seq"].as_u64().is_some_and(|end| end >= seq)
-                && chain(backups, id).is_ok_and(|links| floor(&links[0].1).is_some_and(|floor| floor <= seq))
+                && chain(backups, id).is_ok_and(|links| {
+                    let parts = links.iter().rfind(|(_, m)| holds_parts(m)).unwrap_or(&links[0]);
+                    floor(&parts.1).is_some_and(|floor| floor <= seq)
+                })
         })
         .collect();
     candidates.sort_by_key(|(_, manifest)| manifest["seq"].as_u64());
@@ -477,6 +576,7 @@ fn holding(backups: &[(String, Value)], seq: u64) -> Result<&(String, Value), Er
     })
 }
 
+/// Backup `id` and the backups it continues, full backup first.
 fn chain(backups: &[(String, Value)], id: &str) -> Result<Vec<(String, Value)>, Error> {
     let mut chain = Vec::new();
     let mut at = Some(id.to_string());
@@ -573,8 +673,11 @@ fn restore(options: &Options) -> Result<(), Error> {
     let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let staging = to.with_file_name(format!(".{name}.restoring"));
     let _ = std::fs::remove_dir_all(&staging);
+    // From the newest link holding engine parts: the links before it are
+    // not needed (it holds what they restore to).
+    let links = &links[links.iter().rposition(|(_, m)| holds_parts(m)).unwrap_or(0)..];
     let staged = || -> Result<u64, Error> {
-        for (id, manifest) in &links {
+        for (id, manifest) in links {
             check_backup(&options.repo, id, manifest, Some(&staging))?;
         }
         let (_, full) = links.first().expect("a chain starts with its full backup");
