@@ -638,11 +638,13 @@ impl Keyspace {
         // have no room for it before the switch).
         self.store.engine.drain_if_idle()?;
         let (seq, switch) = self.log.barrier(|seq| {
-            // Appends are held: exactly what the switched memtables hold.
+            // Appends are held while the switch takes what the memtables
+            // will hold: exactly the records up to `seq`. Writing them and
+            // switching go on after, with appends going on too.
             self.durability.rocks_bytes_unswitched.store(0, Ordering::Relaxed);
             self.store.switch_memtables(seq)
         })?;
-        switch?;
+        switch.finish()?;
         self.durability.rocks_switch_seq.fetch_max(seq, Ordering::Relaxed);
         Ok(seq)
     }

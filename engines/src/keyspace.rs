@@ -363,7 +363,7 @@ impl Store {
     /// high-water mark. (Slot counters need no such cut: a slot's writers
     /// hold its shard's lock until their batch is applied, so batches
     /// reach RocksDB in log order for each slot.)
-    pub fn switch_memtables(&self, seq: u64) -> Result<(), EngineError> {
+    pub fn switch_memtables(&self, seq: u64) -> crate::rocks::PendingSwitch<'_> {
         let mut batch = Batch::default();
         self.put_version_mark(&mut batch);
         self.engine.switch_memtables(batch, seq)
@@ -857,7 +857,7 @@ mod tests {
         let second = second.finish().seal();
         second.write();
         first.write();
-        store.switch_memtables(2).unwrap();
+        store.switch_memtables(2).finish().unwrap();
         // A close does not flush (the log holds what RocksDB did not).
         while store.engine.flush_pending() {
             std::thread::sleep(std::time::Duration::from_millis(2));

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use rocksdb::compaction_filter::{CompactionFilter, Decision};
 use rocksdb::compaction_filter_factory::{CompactionFilterContext, CompactionFilterFactory};
@@ -155,6 +155,45 @@ pub struct RocksCheckpoint {
     /// same name and identity in an earlier backup is the same file (an
     /// increment stores only the new ones).
     pub tables: Vec<(String, String)>,
+}
+
+/// A memtable switch begun (`RocksEngine::switch_memtables`): drains are
+/// kept out until `finish`; dropped unfinished, the backlog it took goes
+/// back and nothing is switched.
+pub struct PendingSwitch<'e> {
+    engine: &'e RocksEngine,
+    buffers: Option<MutexGuard<'e, DrainBuffers>>,
+    generation: Option<u64>,
+}
+
+impl PendingSwitch<'_> {
+    /// Writes the backlog taken at the switch's sequence and starts
+    /// flushing the memtables.
+    pub fn finish(mut self) -> Result<(), EngineError> {
+        let engine = self.engine;
+        let writeback = &*engine.writeback;
+        let mut buffers = self.buffers.take().expect("finished once");
+        let switched = writeback.write_taken(&mut buffers, self.generation).and_then(|()| {
+            let mut options = FlushOptions::default();
+            options.set_wait(false);
+            let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| engine.cf(cf)).collect();
+            Ok(engine.db.flush_cfs_opt(&cfs, &options)?)
+        });
+        writeback.room.end_switch(switched.is_ok());
+        switched
+    }
+}
+
+impl Drop for PendingSwitch<'_> {
+    fn drop(&mut self) {
+        if let Some(mut buffers) = self.buffers.take() {
+            let writeback = &*self.engine.writeback;
+            if self.generation.is_some() {
+                writeback.put_back(&mut buffers.spare);
+            }
+            writeback.room.end_switch(false);
+        }
+    }
 }
 
 /// One write of a `WriteBatch` (see `RocksEngine::writes_of`).
@@ -913,10 +952,14 @@ impl RocksEngine {
     }
 
     /// Records that everything up to `seq` is in the memtables (waiting
-    /// for the batches in flight to get there), writes `batch` with it and
-    /// starts flushing them (all column families as one cut). The caller
-    /// holds the log's append lock, and the log is durable through `seq`.
-    pub fn switch_memtables(&self, mut batch: Batch, seq: u64) -> Result<(), EngineError> {
+    /// for the batches in flight to get there) and writes `batch` with it;
+    /// takes the backlog so far, and keeps drains out until the switch
+    /// `finish`es: writing that backlog and starting to flush the memtables
+    /// (all column families as one cut). The caller holds the log's append
+    /// lock, and the log is durable through `seq`; it lets go of the lock
+    /// before `finish` (appends meanwhile reach the cache and the backlog,
+    /// not the memtables, which drains alone write).
+    pub fn switch_memtables(&self, mut batch: Batch, seq: u64) -> PendingSwitch<'_> {
         let writeback = &*self.writeback;
         // Every record is durable: writes waiting for room go in, and
         // finish (writers in flight may be among them).
@@ -927,16 +970,10 @@ impl RocksEngine {
         self.put(&mut batch, Cf::Default, APPLIED_SEQ_KEY.to_vec(), seq.to_le_bytes().to_vec());
         self.write(batch);
         // Held until the room is counted again from zero: no drain slips
-        // into the new memtables uncounted.
+        // into the new memtables uncounted, nor after `seq` into these.
         let mut buffers = writeback.draining.lock();
-        let switched = writeback.drain_locked(&mut buffers, false).and_then(|()| {
-            let mut options = FlushOptions::default();
-            options.set_wait(false);
-            let cfs: Vec<_> = Cf::ALL.iter().map(|&cf| self.cf(cf)).collect();
-            Ok(self.db.flush_cfs_opt(&cfs, &options)?)
-        });
-        writeback.room.end_switch(switched.is_ok());
-        switched
+        let generation = writeback.take_backlog(&mut buffers, false).expect("unguarded");
+        PendingSwitch { engine: self, buffers: Some(buffers), generation }
     }
 
     /// Whether switched memtables are still being flushed.
@@ -944,8 +981,6 @@ impl RocksEngine {
         Cf::ALL.iter().any(|&cf| self.property(cf, "rocksdb.num-immutable-mem-table").unwrap_or(0) > 0)
     }
 
-    /// Flushes every memtable and waits, outside any log barrier: for tests
-    /// of the engine alone (the server switches memtables behind the log).
     /// Records durably that RocksDB holds everything up to `seq` (a
     /// restored snapshot whose parts are stamped at one sequence).
     pub fn stamp_applied_seq(&self, seq: u64) -> Result<(), EngineError> {
@@ -955,6 +990,9 @@ impl RocksEngine {
         self.flush()
     }
 
+    /// Flushes every memtable and waits, outside any log barrier: for tests
+    /// of the engine alone and tools (the server switches memtables behind
+    /// the log).
     pub fn flush(&self) -> Result<(), EngineError> {
         let writeback = &*self.writeback;
         writeback.room.begin_switch();
@@ -1176,40 +1214,54 @@ impl Writeback {
     /// (unless `guarded` is false: a switch is under way, everything is
     /// durable); the caller holds `draining`.
     fn drain_locked(&self, buffers: &mut DrainBuffers, guarded: bool) -> Result<(), EngineError> {
-        let DrainBuffers { spare, sort } = buffers;
-        let generation = {
-            let mut backlog = self.backlog.lock();
-            if backlog.joined.is_empty() {
-                self.due.store(false, Ordering::Relaxed);
-                return Ok(());
-            }
-            // Checked before any work: writers past `BACKLOG_FULL` ask
-            // on every write while the memtables are full.
-            if guarded {
-                self.room.check(memtable_size(backlog.joined.data()))?;
-            }
+        let generation = self.take_backlog(buffers, guarded)?;
+        self.write_taken(buffers, generation)
+    }
+
+    /// Moves the backlog into `buffers.spare` (the backlog goes on in the
+    /// spare buffer, already grown); the generation of its last batch
+    /// (None when it was empty). `guarded`: refused when the memtables
+    /// have no room for it.
+    fn take_backlog(&self, buffers: &mut DrainBuffers, guarded: bool) -> Result<Option<u64>, EngineError> {
+        let mut backlog = self.backlog.lock();
+        if backlog.joined.is_empty() {
             self.due.store(false, Ordering::Relaxed);
-            // The backlog goes on in the spare buffer, already grown.
-            std::mem::swap(&mut backlog.joined, spare);
-            backlog.generation
-        };
-        let joined = spare;
-        let written = self.write_rocks(sort_batch(joined.data(), sort).unwrap_or(joined.data()));
-        if let Err(e) = written {
-            // Should RocksDB refuse the write, the backlog keeps it, in
-            // front of what came since (the next drain tries again), and
-            // the cache keeps its values: readers still see every write.
-            let mut backlog = self.backlog.lock();
-            let mut retry = std::mem::take(joined);
-            retry.append(backlog.joined.data());
-            self.due.store(retry.len() >= BACKLOG_DUE, Ordering::Relaxed);
-            backlog.joined = retry;
+            return Ok(None);
+        }
+        // Checked before any work: writers past `BACKLOG_FULL` ask on every
+        // write while the memtables are full.
+        if guarded {
+            self.room.check(memtable_size(backlog.joined.data()))?;
+        }
+        self.due.store(false, Ordering::Relaxed);
+        std::mem::swap(&mut backlog.joined, &mut buffers.spare);
+        Ok(Some(backlog.generation))
+    }
+
+    /// Writes what `take_backlog` took to RocksDB. Should RocksDB refuse
+    /// the write, the backlog keeps it, in front of what came since (the
+    /// next drain tries again), and the cache keeps its values: readers
+    /// still see every write.
+    fn write_taken(&self, buffers: &mut DrainBuffers, generation: Option<u64>) -> Result<(), EngineError> {
+        let Some(generation) = generation else { return Ok(()) };
+        let DrainBuffers { spare: joined, sort } = buffers;
+        if let Err(e) = self.write_rocks(sort_batch(joined.data(), sort).unwrap_or(joined.data())) {
+            self.put_back(joined);
             return Err(e);
         }
         joined.clear();
         self.cache.set_applied(generation);
         self.applied.store(generation, Ordering::Release);
         Ok(())
+    }
+
+    /// Puts a taken backlog back in front of what came since.
+    fn put_back(&self, taken: &mut BatchData) {
+        let mut backlog = self.backlog.lock();
+        let mut retry = std::mem::take(taken);
+        retry.append(backlog.joined.data());
+        self.due.store(retry.len() >= BACKLOG_DUE, Ordering::Relaxed);
+        backlog.joined = retry;
     }
 
     /// Writes a batch to RocksDB's memtables, counting the room it takes
@@ -1502,7 +1554,7 @@ mod tests {
                 count
             });
             std::thread::sleep(std::time::Duration::from_millis(100));
-            engine.switch_memtables(Batch::default(), 1).unwrap();
+            engine.switch_memtables(Batch::default(), 1).finish().unwrap();
             assert_eq!(scan.join().unwrap(), keys.len(), "the scan waited for the switch and saw every key");
         });
         assert!(!engine.switch_wanted());
@@ -1521,7 +1573,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = RocksEngine::open(dir.path(), &RocksConfig::default()).unwrap();
         put_keys(&engine, 0..10, b"flushed");
-        engine.switch_memtables(Batch::default(), 10).unwrap();
+        engine.switch_memtables(Batch::default(), 10).finish().unwrap();
         while engine.flush_pending() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
