@@ -6,13 +6,15 @@
 //! A thread copies each closed segment (to a temporary name, fsynced, then
 //! renamed: a copy cut short is never taken for a segment) and holds a
 //! retention pin at the last sequence archived, so truncation keeps what
-//! it has not copied yet. The archive only grows at its end: a closed
-//! segment whose records the archive already holds is passed over, one
-//! that starts after the archive's end leaves a gap (archiving was off
-//! meanwhile: said in the server's log), and one that overlaps records the
-//! archive holds differently (another server's archive, or this server's
-//! before a point-in-time restore) stops archiving with an error. A copy
-//! that fails is tried again every second, the segments kept meanwhile.
+//! it has not copied yet. The archive only grows at its end: of a closed
+//! segment whose records the archive partly holds already, the same ones
+//! (a server restored to a point within the archive goes on from there),
+//! the rest is archived; one that starts after the archive's end leaves a
+//! gap (archiving was off meanwhile: said in the server's log); one whose
+//! records differ from the archive's (another server's archive, or this
+//! server's before a restore to an earlier point) stops archiving with an
+//! error. A copy that fails is tried again every second, the segments
+//! kept meanwhile.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
