@@ -10,7 +10,10 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use serde_json::Value;
 
+use indexmap::IndexSet;
+
 use crate::config::ClientClass;
+use crate::pubsub::{Kind, Subscriber};
 
 /// What other connections may see of a client (CLIENT LIST) or do to it
 /// (CLIENT KILL).
@@ -40,6 +43,11 @@ pub struct ClientShared {
     pub fd: AtomicI32,
     /// The connection's buffers as it last published them.
     pub buffers: BufferSizes,
+    /// Pub/sub messages on their way to the connection.
+    pub mailbox: Arc<crate::pubsub::Mailbox>,
+    /// Channels, patterns and shard channels subscribed (CLIENT LIST's
+    /// `sub`, `psub`, `ssub`).
+    pub subscribed: [AtomicUsize; 3],
 }
 
 /// A connection's buffers, published for CLIENT LIST by the connection
@@ -98,6 +106,10 @@ impl ClientShared {
         if self.dirty_cas.load(Ordering::Relaxed) {
             flags.push('d');
         }
+        let [sub, psub, ssub] = self.subscribed.each_ref().map(|count| count.load(Ordering::Relaxed));
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
@@ -107,7 +119,7 @@ impl ClientShared {
         // Redis watches for writability only while replies wait.
         let events = if obl + oll > 0 { "rw" } else { "r" };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=1024 rbp=0 obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=1024 rbp=0 obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.local_addr,
@@ -117,6 +129,9 @@ impl ClientShared {
             idle,
             flags,
             self.db.load(Ordering::Relaxed),
+            sub,
+            psub,
+            ssub,
             multi,
             load(&buffers.query),
             load(&buffers.query_free),
@@ -160,6 +175,8 @@ impl ClientRegistry {
             dirty_cas: AtomicBool::new(false),
             fd: AtomicI32::new(-1),
             buffers: BufferSizes::default(),
+            mailbox: Arc::default(),
+            subscribed: Default::default(),
         });
         self.clients.lock().insert(id, shared.clone());
         shared
@@ -211,6 +228,38 @@ pub struct Client {
     /// Which `client-output-buffer-limit` applies: Normal until pub/sub or
     /// replication make a client something else.
     pub class: ClientClass,
+    pub subscriptions: Subscriptions,
+}
+
+/// A client's pub/sub subscriptions, in the order it made them.
+#[derive(Default)]
+pub struct Subscriptions {
+    pub channels: IndexSet<Bytes>,
+    pub patterns: IndexSet<Bytes>,
+    pub shard_channels: IndexSet<Bytes>,
+}
+
+impl Subscriptions {
+    pub fn of_mut(&mut self, kind: Kind) -> &mut IndexSet<Bytes> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+
+    /// The count a (un)subscription's reply shows: channels and patterns
+    /// together, shard channels apart (Redis's).
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Channel | Kind::Pattern => self.channels.len() + self.patterns.len(),
+            Kind::Shard => self.shard_channels.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.patterns.is_empty() && self.shard_channels.is_empty()
+    }
 }
 
 impl Client {
@@ -228,7 +277,35 @@ impl Client {
             watched: Vec::new(),
             in_exec: false,
             class: ClientClass::Normal,
+            subscriptions: Subscriptions::default(),
         }
+    }
+
+    /// Where publishers reach this client.
+    pub fn subscriber(&self) -> Subscriber {
+        let shared = self.shared.clone();
+        Subscriber { id: self.shared.id, mailbox: self.shared.mailbox.clone(), kill: Arc::new(move || shared.kill()) }
+    }
+
+    /// After (un)subscribing: CLIENT LIST's counts, and the output limit
+    /// class (`pubsub` while subscribed to anything, as Redis's
+    /// CLIENT_PUBSUB).
+    pub fn subscriptions_changed(&mut self) {
+        let subs = &self.subscriptions;
+        let counts = [subs.channels.len(), subs.patterns.len(), subs.shard_channels.len()];
+        for (shown, count) in self.shared.subscribed.iter().zip(counts) {
+            shown.store(count, Ordering::Relaxed);
+        }
+        self.class = match subs.is_empty() {
+            true => ClientClass::Normal,
+            false => ClientClass::Pubsub,
+        };
+    }
+
+    /// Whether a RESP2 connection may only subscribe, unsubscribe, PING,
+    /// QUIT and RESET (Redis's CLIENT_PUBSUB context).
+    pub fn in_pubsub_context(&self) -> bool {
+        !self.resp3 && !self.subscriptions.is_empty()
     }
 
     pub fn select(&mut self, db: usize) {

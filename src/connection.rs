@@ -113,6 +113,9 @@ async fn session(server: &Server, socket: TcpStream, client: &mut Client, input:
                 }
             }
         }
+        if !conn.deliver_messages(client, &settings) {
+            return Ok(());
+        }
         conn.send(server, client).await?;
         conn.publish(client);
         if quitting && conn.output.is_empty() {
@@ -135,6 +138,7 @@ async fn session(server: &Server, socket: TcpStream, client: &mut Client, input:
                 }
             }
             ready = conn.socket.writable(), if !conn.output.is_empty() => ready?,
+            _ = shared.mailbox.arrived.notified() => {}
             _ = shutdown.changed() => return Ok(()),
             _ = &mut killed => return Ok(()),
             _ = &mut idle_check => {
@@ -321,6 +325,21 @@ impl Connection {
         true
     }
 
+    /// Adds the pub/sub messages waiting in the client's mailbox to its
+    /// replies; false when that takes them over the output limit (the
+    /// connection closes).
+    fn deliver_messages(&mut self, client: &Client, settings: &SessionSettings) -> bool {
+        let messages = client.shared.mailbox.take();
+        if messages.is_empty() {
+            return true;
+        }
+        let encoder = ReplyEncoder { resp3: client.resp3 };
+        for message in &messages {
+            self.output.push_reply(encoder, &message.reply());
+        }
+        !self.over_output_limit(client, settings)
+    }
+
     /// Shows the buffers' sizes to CLIENT LIST.
     fn publish(&self, client: &Client) {
         let sizes = &client.shared.buffers;
@@ -393,6 +412,10 @@ async fn wait_blocked(
     let mut timed_out = false;
     let mut shutdown = server.shutdown_signal();
     loop {
+        if !conn.deliver_messages(client, settings) {
+            blocking.remove(&waiter);
+            return Ok(None);
+        }
         // The replies of the pipeline so far go out while it waits.
         if let Err(e) = conn.send(server, client).await {
             blocking.remove(&waiter);
@@ -427,6 +450,7 @@ async fn wait_blocked(
                     return Ok(None);
                 }
             }
+            _ = client.shared.mailbox.arrived.notified() => {}
             _ = &mut killed => {
                 blocking.remove(&waiter);
                 return Ok(None);

@@ -17,6 +17,7 @@ pub mod long_double;
 pub mod memory_usage;
 pub mod metrics;
 pub mod protocol;
+pub mod pubsub;
 pub mod recovery;
 pub mod server;
 pub mod snapshot;

@@ -12,10 +12,11 @@ use tokio::sync::watch;
 
 use crate::client::ClientRegistry;
 use crate::commands::CommandTable;
-use crate::config::Config;
+use crate::config::{ClientClass, Config};
 use crate::connection;
 use crate::keyspace::{DurabilityConfig, Keyspace};
 use crate::loading::LoadingProgress;
+use crate::pubsub::PubSub;
 use crate::stats::Stats;
 use strata_engines::log::FsyncPolicy;
 use strata_engines::DurabilityMetrics;
@@ -27,6 +28,7 @@ pub struct Server {
     pub commands: CommandTable,
     pub stats: Stats,
     pub clients: ClientRegistry,
+    pub pubsub: crate::pubsub::PubSub,
     pub started: Instant,
     pub started_unix_ms: u64,
     /// `uptime_ms` as of the cron's last tick, as Redis caches its clock
@@ -125,6 +127,7 @@ impl Server {
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         let maxmemory = config.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let pubsub = PubSub::new(config.session().output_limits.of(ClientClass::Pubsub).hard);
         Ok(Arc::new_cyclic(|this| Server {
             this: this.clone(),
             maxmemory: AtomicU64::new(maxmemory),
@@ -134,6 +137,7 @@ impl Server {
             commands: CommandTable::new(),
             stats: Stats::default(),
             clients: ClientRegistry::default(),
+            pubsub,
             started: Instant::now(),
             ticked_ms: AtomicU64::new(0),
             started_unix_ms: strata_engines::now_ms(),

@@ -21,10 +21,15 @@ pub fn register(table: &mut CommandTable) {
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 
 /// `PING [message]`
-fn ping(_ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+fn ping(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let mut args = Args::new(argv);
     let message = args.next_opt();
     args.finish().map_err(|_| CmdError::WrongArity("ping".into()))?;
+    if ctx.client.in_pubsub_context() {
+        // Redis's answer to a subscribed RESP2 client: a `pong` array.
+        let message = message.cloned().unwrap_or_default();
+        return Ok(Reply::Array(vec![Reply::Bulk(Bytes::from_static(b"pong")), Reply::Bulk(message)]));
+    }
     Ok(match message {
         Some(m) => Reply::Bulk(m.clone()),
         None => Reply::Status("PONG"),
@@ -45,6 +50,7 @@ fn quit(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 /// `RESET`: back to a fresh connection's state.
 fn reset(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     super::multi::forget(ctx.server, ctx.client);
+    super::pubsub::forget(ctx.server, ctx.client);
     ctx.client.select(0);
     ctx.client.set_resp3(false);
     ctx.client.authenticated = ctx.server.config.read().requirepass().is_none();

@@ -13,6 +13,7 @@ mod keyspace;
 mod list;
 pub(crate) mod multi;
 mod persistence;
+mod pubsub;
 mod server;
 mod set;
 mod snapshot;
@@ -92,6 +93,8 @@ fn access_of(name: &str, keys: bool) -> Access {
         "exec" => Access::Queued,
         // Two transactions of its own (see `multi::watch`).
         "watch" => Access::None,
+        // Their channel is a key for cluster routing only.
+        "ssubscribe" | "sunsubscribe" | "spublish" => Access::None,
         _ if keys => Access::Keys,
         _ => Access::None,
     }
@@ -260,6 +263,7 @@ impl CommandTable {
         persistence::register(&mut table);
         snapshot::register(&mut table);
         multi::register(&mut table);
+        pubsub::register(&mut table);
         table.check();
         table
     }
@@ -539,6 +543,7 @@ pub fn pop_first_or_block(
 /// The connection is closing: its transaction and watches go.
 pub fn client_closed(server: &Server, client: &mut Client) {
     multi::forget(server, client);
+    pubsub::forget(server, client);
 }
 
 /// Runs one command: lookup, auth and memory checks, handler, stats.
@@ -555,6 +560,12 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
     };
     let refusal = if !client.authenticated && !row.no_auth {
         Some(CmdError::NoAuth)
+    } else if client.in_pubsub_context() && !pubsub::allowed_in_context(&row.name) {
+        Some(CmdError::err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this \
+             context",
+            row.name
+        )))
     } else if client.multi.is_some() && row.no_multi {
         Some(CmdError::err("Command not allowed inside a transaction"))
     } else if row.denyoom && over_maxmemory(server) {

@@ -45,7 +45,7 @@ pub fn validate_client_name(name: &[u8]) -> Result<(), crate::error::CmdError> {
 }
 
 /// A HELP reply: one simple string per line, as Redis's `addReplyHelp`.
-fn help_reply(command: &str, lines: &[&str]) -> Reply {
+pub(super) fn help_reply(command: &str, lines: &[&str]) -> Reply {
     let mut out =
         vec![Reply::StatusOwned(format!("{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"))];
     out.extend(lines.iter().map(|line| Reply::StatusOwned(line.to_string())));
@@ -490,6 +490,8 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     d.checkpoint_max_secs.store(updated.number("checkpoint-max-interval") as u64, Ordering::Relaxed);
     let maxmemory = updated.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
     ctx.server.maxmemory.store(maxmemory, Ordering::Relaxed);
+    let mailbox_limit = updated.session().output_limits.of(crate::config::ClientClass::Pubsub).hard;
+    ctx.server.pubsub.mailbox_limit.store(mailbox_limit, Ordering::Relaxed);
     *config = updated;
     Ok(Reply::ok())
 }

@@ -43,6 +43,8 @@ pub enum Reply {
     RandomPicks(Box<RandomPicks>),
     /// Nothing is written: SHUTDOWN closes the connection instead.
     NoReply,
+    /// Replies one after another: SUBSCRIBE answers once per channel.
+    Several(Vec<Reply>),
 }
 
 /// Replies are equal when a client sees the same bytes from them, in
@@ -313,6 +315,7 @@ impl ReplyEncoder {
             Reply::Encoded(bytes) => out.put_slice(bytes),
             Reply::RandomPicks(picks) => sink.random_picks(picks.clone()),
             Reply::NoReply => {}
+            Reply::Several(replies) => replies.iter().for_each(|reply| self.encode(reply, sink)),
         }
     }
 

@@ -1,0 +1,235 @@
+"""Pub/sub compared with a real Redis: (un)subscribe replies in RESP2 and
+RESP3, the subscribed context's rules, message delivery to channels,
+patterns and shard channels, PUBSUB introspection, CLIENT LIST fields,
+slow subscribers cut off at the pubsub output limit, and delivery under
+concurrency."""
+import socket
+import threading
+import time
+
+from conftest import RawConn, encode, run_both, start_strata
+
+
+def replies(conn, n):
+    """The next `n` replies' bytes and values."""
+    return [conn.read_reply() for _ in range(n)]
+
+
+def same_replies(pair, args, n):
+    """Sends `args` to both; the `n` replies each gives must be the same bytes."""
+    pair.strata.send_raw(encode(args))
+    pair.redis.send_raw(encode(args))
+    ours, theirs = replies(pair.strata, n), replies(pair.redis, n)
+    assert [raw for raw, _ in ours] == [raw for raw, _ in theirs], f"{args!r}: {ours!r} != {theirs!r}"
+    return [value for _, value in theirs]
+
+
+def test_subscribing_and_the_resp2_subscribed_context(pair):
+    same_replies(pair, ("SUBSCRIBE", "a", "b"), 2)
+    same_replies(pair, ("SUBSCRIBE", "a"), 1)
+    same_replies(pair, ("PSUBSCRIBE", "p*", "q?"), 2)
+    # Only (un)subscribing, PING, QUIT and RESET while subscribed.
+    pair.same("GET", "x")
+    pair.same("SET", "x", "1")
+    pair.same("CONFIG", "GET", "maxmemory")
+    pair.same("PING")
+    pair.same("PING", "hi")
+    same_replies(pair, ("UNSUBSCRIBE", "b", "nosuch"), 2)
+    same_replies(pair, ("PUNSUBSCRIBE", "q?"), 1)
+    same_replies(pair, ("PUNSUBSCRIBE",), 1)
+    same_replies(pair, ("UNSUBSCRIBE",), 1)
+    # Nothing left: one reply with a nil name.
+    same_replies(pair, ("UNSUBSCRIBE",), 1)
+    same_replies(pair, ("PUNSUBSCRIBE",), 1)
+    same_replies(pair, ("SUNSUBSCRIBE",), 1)
+    pair.same("PING")
+    pair.same("GET", "x")
+    # Shard channels count apart from channels and patterns.
+    same_replies(pair, ("SSUBSCRIBE", "s1", "s2"), 2)
+    same_replies(pair, ("SUBSCRIBE", "c"), 1)
+    same_replies(pair, ("SUNSUBSCRIBE", "s1"), 1)
+    pair.same("GET", "x")
+    same_replies(pair, ("SUNSUBSCRIBE",), 1)
+    same_replies(pair, ("UNSUBSCRIBE",), 1)
+    pair.same("PING")
+    pair.same("SUBSCRIBE")
+    pair.same("PSUBSCRIBE")
+
+
+def test_resp3_subscribers_get_pushes_and_run_any_command(pair):
+    pair.call("HELLO", "3")
+    same_replies(pair, ("SUBSCRIBE", "a"), 1)
+    pair.same("SET", "x", "1")
+    pair.same("GET", "x")
+    pair.same("PING")
+    same_replies(pair, ("PSUBSCRIBE", "*"), 1)
+    same_replies(pair, ("UNSUBSCRIBE",), 1)
+    pair.same("RESET")
+    pair.same("PING")
+
+
+def test_subscribe_in_multi_and_ssubscribe_refused_in_exec(pair):
+    pair.same("MULTI")
+    pair.same("SUBSCRIBE", "z")
+    pair.same("SSUBSCRIBE", "q")
+    same_replies(pair, ("EXEC",), 1)
+    pair.same("PING")
+    pair.same("RESET")
+
+
+def test_messages_reach_channel_pattern_and_shard_subscribers(strata_server, redis_server):
+    def scenario(cs):
+        subscriber, patterns, both, shard, publisher = cs
+        subscriber.call("SUBSCRIBE", "news", "hello")
+        patterns.send_raw(encode(("PSUBSCRIBE", "h?llo", "n[a-f]ws", "*", "x\\*")))
+        replies(patterns, 4)
+        both.send_raw(encode(("SUBSCRIBE", "news")))
+        replies(both, 1)
+        both.call("PSUBSCRIBE", "news")
+        shard.call("SSUBSCRIBE", "news")
+        got = [publisher.call("PUBLISH", channel, payload)[1] for channel, payload in
+               [("news", "one"), ("hello", "two"), ("hallo", "three"), ("x*", "four"), ("xy", "five"),
+                ("nobody", "")]]
+        got.append(publisher.call("SPUBLISH", "news", "sharded")[1])
+        got.append(publisher.call("SPUBLISH", "hello", "nobody")[1])
+        got.append(replies(subscriber, 2))
+        # Patterns matching one channel are tried in no set order (Redis's
+        # dict order): compared as a set.
+        got.append(sorted(replies(patterns, 9)))
+        got.append(replies(both, 2))
+        got.append(replies(shard, 1))
+        return got
+
+    run_both(strata_server, redis_server, scenario)
+
+
+def test_pubsub_introspection(strata_server, redis_server):
+    def scenario(cs):
+        a, b, c, asker = cs[:4]
+        a.send_raw(encode(("SUBSCRIBE", "ch1", "ch2", "other")))
+        replies(a, 3)
+        b.send_raw(encode(("SUBSCRIBE", "ch1")))
+        replies(b, 1)
+        b.send_raw(encode(("PSUBSCRIBE", "ch*", "x")))
+        replies(b, 2)
+        c.send_raw(encode(("PSUBSCRIBE", "ch*")))
+        replies(c, 1)
+        c.send_raw(encode(("SSUBSCRIBE", "s1", "s2")))
+        replies(c, 2)
+        out = []
+        for args in [("PUBSUB", "CHANNELS"), ("PUBSUB", "CHANNELS", "ch*"), ("PUBSUB", "SHARDCHANNELS"),
+                     ("PUBSUB", "SHARDCHANNELS", "*2")]:
+            raw, value = asker.call(*args)
+            out.append(sorted(value))
+        for args in [("PUBSUB", "NUMSUB"), ("PUBSUB", "NUMSUB", "ch1", "ch2", "nope"), ("PUBSUB", "NUMPAT"),
+                     ("PUBSUB", "SHARDNUMSUB", "s1", "x"), ("PUBSUB", "HELP"), ("PUBSUB", "CHANNELS", "a", "b"),
+                     ("PUBSUB", "numsub"), ("PUBSUB", "FOO"), ("PUBSUB",)]:
+            out.append(asker.call(*args)[0])
+        # A closed subscriber's subscriptions go with it.
+        b.close()
+        time.sleep(0.2)
+        out.append(asker.call("PUBSUB", "NUMSUB", "ch1")[0])
+        out.append(asker.call("PUBSUB", "NUMPAT")[0])
+        return out
+
+    run_both(strata_server, redis_server, scenario)
+
+
+def client_fields(conn):
+    """CLIENT LIST's pub/sub fields of the connection itself."""
+    me = conn.call("CLIENT", "ID")[1]
+    text = conn.call("CLIENT", "LIST")[1].decode().removeprefix("txt:")
+    line = [l for l in text.splitlines() if l.startswith(f"id={me} ")][0]
+    fields = dict(f.split("=", 1) for f in line.split(" "))
+    return {k: fields[k] for k in ("flags", "sub", "psub", "ssub")}
+
+
+def test_client_list_shows_subscriptions(strata_server, redis_server):
+    def scenario(cs):
+        c = cs[0]
+        c.call("HELLO", "3")
+        out = [client_fields(c)]
+        c.send_raw(encode(("SUBSCRIBE", "a", "b")))
+        replies(c, 2)
+        c.call("PSUBSCRIBE", "p")
+        c.call("SSUBSCRIBE", "s")
+        out.append(client_fields(c))
+        c.call("RESET")
+        out.append(client_fields(c))
+        return out
+
+    run_both(strata_server, redis_server, scenario, conns=1)
+
+
+def numsub(conn, channel):
+    return conn.call("PUBSUB", "NUMSUB", channel)[1][1]
+
+
+def test_a_subscriber_that_does_not_read_is_closed_at_the_pubsub_limit(strata_server, redis_server):
+    for server in (strata_server, redis_server):
+        admin = RawConn(server.port)
+        old = admin.call("CONFIG", "GET", "client-output-buffer-limit")[1][1]
+        admin.call("CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 0 0")
+        try:
+            slow = socket.create_connection(("127.0.0.1", server.port))
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            slow.sendall(encode(("SUBSCRIBE", "flood")))
+            deadline = time.time() + 10
+            while numsub(admin, "flood") != 1 and time.time() < deadline:
+                time.sleep(0.01)
+            payload = "x" * 65536
+            sent = 0
+            while numsub(admin, "flood") == 1 and time.time() < deadline:
+                admin.call("PUBLISH", "flood", payload)
+                sent += 1
+            assert numsub(admin, "flood") == 0, f"{server.name}: still subscribed after {sent} messages"
+            assert sent * len(payload) < 64 << 20, f"{server.name}: {sent} messages before the cut"
+            slow.close()
+        finally:
+            admin.call("CONFIG", "SET", "client-output-buffer-limit", old)
+            admin.close()
+
+
+def test_concurrent_publishers_reach_every_subscriber_once_in_order():
+    server = start_strata(["--io-threads", "4"])
+    try:
+        publishers, per_publisher, channels = 4, 1500, ["c0", "c1", "c2"]
+        subscribers = []
+        for i in range(6):
+            conn = RawConn(server.port)
+            if i % 2:
+                conn.call("PSUBSCRIBE", "c*")
+            else:
+                conn.send_raw(encode(("SUBSCRIBE", *channels)))
+                replies(conn, len(channels))
+            subscribers.append(conn)
+        received = [[] for _ in subscribers]
+
+        def read(i):
+            conn = subscribers[i]
+            while len(received[i]) < publishers * per_publisher:
+                _, value = conn.read_reply()
+                received[i].append(value[-1].decode())
+
+        readers = [threading.Thread(target=read, args=(i,)) for i in range(len(subscribers))]
+        for t in readers:
+            t.start()
+
+        def publish(p):
+            conn = RawConn(server.port)
+            for n in range(per_publisher):
+                assert conn.call("PUBLISH", channels[n % 3], f"{p}:{n}")[1] == len(subscribers)
+            conn.close()
+
+        writers = [threading.Thread(target=publish, args=(p,)) for p in range(publishers)]
+        for t in writers:
+            t.start()
+        for t in writers + readers:
+            t.join(timeout=60)
+        for got in received:
+            assert len(got) == publishers * per_publisher
+            for p in range(publishers):
+                mine = [int(m.split(":")[1]) for m in got if m.startswith(f"{p}:")]
+                assert mine == list(range(per_publisher)), f"publisher {p}: out of order or lost"
+    finally:
+        server.close()

@@ -1,0 +1,215 @@
+//! Pub/sub: who listens to which channel, pattern and shard channel, and
+//! the mailboxes that carry messages to their connections.
+//!
+//! A publisher puts each message in the mailbox of every subscribed
+//! connection (in its own publishing order) and wakes it; the connection
+//! encodes what its mailbox holds into its replies, in its protocol, while
+//! idle or between its own requests. A mailbox past the `pubsub` class's
+//! hard output limit closes its connection rather than grow (Redis's
+//! `client-output-buffer-limit pubsub`), as the output buffer does.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::glob::glob_match;
+use crate::protocol::Reply;
+
+/// A message waiting for a connection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// `message`: published to a channel the connection subscribes to.
+    Channel { channel: Bytes, payload: Bytes },
+    /// `pmessage`: published to a channel matching a pattern it subscribes to.
+    Pattern { pattern: Bytes, channel: Bytes, payload: Bytes },
+    /// `smessage`: published to a shard channel it subscribes to.
+    Shard { channel: Bytes, payload: Bytes },
+}
+
+impl Message {
+    /// As the connection sends it: a push in RESP3, an array in RESP2.
+    pub fn reply(&self) -> Reply {
+        let bulk = |b: &Bytes| Reply::Bulk(b.clone());
+        let word = |w: &'static str| Reply::Bulk(Bytes::from_static(w.as_bytes()));
+        Reply::Push(match self {
+            Message::Channel { channel, payload } => vec![word("message"), bulk(channel), bulk(payload)],
+            Message::Pattern { pattern, channel, payload } => {
+                vec![word("pmessage"), bulk(pattern), bulk(channel), bulk(payload)]
+            }
+            Message::Shard { channel, payload } => vec![word("smessage"), bulk(channel), bulk(payload)],
+        })
+    }
+
+    /// Bytes it holds, as a mailbox counts them.
+    fn size(&self) -> usize {
+        match self {
+            Message::Channel { channel, payload } | Message::Shard { channel, payload } => {
+                channel.len() + payload.len() + 32
+            }
+            Message::Pattern { pattern, channel, payload } => pattern.len() + channel.len() + payload.len() + 40,
+        }
+    }
+}
+
+/// A connection's messages on their way to it.
+#[derive(Default)]
+pub struct Mailbox {
+    queue: Mutex<VecDeque<Message>>,
+    bytes: AtomicUsize,
+    /// Wakes the connection (a permit is kept when it is not waiting).
+    pub arrived: tokio::sync::Notify,
+}
+
+impl Mailbox {
+    /// Puts a message in; false (and nothing put) when the mailbox already
+    /// holds `limit` bytes or more (0: no limit): its connection must close.
+    fn deliver(&self, message: Message, limit: usize) -> bool {
+        let size = message.size();
+        if limit > 0 && self.bytes.load(Ordering::Relaxed) + size > limit {
+            return false;
+        }
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.queue.lock().push_back(message);
+        self.arrived.notify_one();
+        true
+    }
+
+    /// Everything waiting, oldest first.
+    pub fn take(&self) -> Vec<Message> {
+        let taken: Vec<Message> = self.queue.lock().drain(..).collect();
+        let size: usize = taken.iter().map(Message::size).sum();
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
+        taken
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// A subscribed connection: where its messages go, and how to close it.
+#[derive(Clone)]
+pub struct Subscriber {
+    pub id: u64,
+    pub mailbox: Arc<Mailbox>,
+    /// Closes the connection (CLIENT KILL's way).
+    pub kill: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// The three kinds of subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+type Listeners = HashMap<Bytes, BTreeMap<u64, Subscriber>>;
+
+/// Every subscription of every connection.
+#[derive(Default)]
+pub struct PubSub {
+    channels: RwLock<Listeners>,
+    patterns: RwLock<Listeners>,
+    shard_channels: RwLock<Listeners>,
+    /// The `pubsub` class's hard output limit (0: none), which mailboxes
+    /// are held to.
+    pub mailbox_limit: AtomicU64,
+}
+
+impl PubSub {
+    /// Registries whose mailboxes hold up to `mailbox_limit` bytes (0:
+    /// no limit).
+    pub fn new(mailbox_limit: u64) -> PubSub {
+        PubSub { mailbox_limit: AtomicU64::new(mailbox_limit), ..PubSub::default() }
+    }
+
+    fn listeners(&self, kind: Kind) -> &RwLock<Listeners> {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shard_channels,
+        }
+    }
+
+    pub fn subscribe(&self, kind: Kind, name: &Bytes, subscriber: &Subscriber) {
+        let mut listeners = self.listeners(kind).write();
+        listeners.entry(name.clone()).or_default().insert(subscriber.id, subscriber.clone());
+    }
+
+    pub fn unsubscribe(&self, kind: Kind, name: &[u8], id: u64) {
+        let mut listeners = self.listeners(kind).write();
+        if let Some(subscribers) = listeners.get_mut(name) {
+            subscribers.remove(&id);
+            if subscribers.is_empty() {
+                listeners.remove(name);
+            }
+        }
+    }
+
+    /// PUBLISH: to the channel's subscribers, then to those of every
+    /// matching pattern; how many received it.
+    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let mut receivers = 0;
+        if let Some(subscribers) = self.channels.read().get(channel) {
+            for subscriber in subscribers.values() {
+                let message = Message::Channel { channel: channel.clone(), payload: payload.clone() };
+                receivers += self.deliver(subscriber, message);
+            }
+        }
+        for (pattern, subscribers) in self.patterns.read().iter() {
+            if !glob_match(pattern, channel, false) {
+                continue;
+            }
+            for subscriber in subscribers.values() {
+                let message =
+                    Message::Pattern { pattern: pattern.clone(), channel: channel.clone(), payload: payload.clone() };
+                receivers += self.deliver(subscriber, message);
+            }
+        }
+        receivers
+    }
+
+    /// SPUBLISH: to the shard channel's subscribers.
+    pub fn spublish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let mut receivers = 0;
+        if let Some(subscribers) = self.shard_channels.read().get(channel) {
+            for subscriber in subscribers.values() {
+                let message = Message::Shard { channel: channel.clone(), payload: payload.clone() };
+                receivers += self.deliver(subscriber, message);
+            }
+        }
+        receivers
+    }
+
+    /// Counts a message as received, as Redis does, also when the mailbox
+    /// is full and its connection is closed for it.
+    fn deliver(&self, subscriber: &Subscriber, message: Message) -> usize {
+        let limit = self.mailbox_limit.load(Ordering::Relaxed) as usize;
+        if !subscriber.mailbox.deliver(message, limit) {
+            tracing::warn!(client = subscriber.id, "client closed for overcoming of output buffer limits");
+            (subscriber.kill)();
+        }
+        1
+    }
+
+    /// Channels (or shard channels) with a subscriber, matching `pattern`.
+    pub fn active(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let listeners = self.listeners(kind).read();
+        let matching = |name: &&Bytes| pattern.is_none_or(|p| glob_match(p, name, false));
+        listeners.keys().filter(matching).cloned().collect()
+    }
+
+    /// Subscribers of a channel (or shard channel).
+    pub fn count(&self, kind: Kind, name: &[u8]) -> usize {
+        self.listeners(kind).read().get(name).map_or(0, BTreeMap::len)
+    }
+
+    /// Patterns subscribed to by anyone (PUBSUB NUMPAT).
+    pub fn pattern_count(&self) -> usize {
+        self.patterns.read().len()
+    }
+}
