@@ -125,6 +125,10 @@ def test_pubsub_introspection(strata_server, redis_server):
                      ("PUBSUB", "SHARDNUMSUB", "s1", "x"), ("PUBSUB", "HELP"), ("PUBSUB", "CHANNELS", "a", "b"),
                      ("PUBSUB", "numsub"), ("PUBSUB", "FOO"), ("PUBSUB",)]:
             out.append(asker.call(*args)[0])
+        stats = asker.call("INFO", "stats")[1].decode()
+        out.append([l for l in stats.splitlines() if l.startswith("pubsub")])
+        listed = asker.call("CLIENT", "LIST", "TYPE", "pubsub")[1].decode()
+        out.append(sorted(f.split("=")[1] for l in listed.splitlines() for f in l.split(" ") if f.startswith("sub=")))
         # A closed subscriber's subscriptions go with it.
         b.close()
         time.sleep(0.2)

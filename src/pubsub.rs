@@ -203,13 +203,14 @@ impl PubSub {
         listeners.keys().filter(matching).cloned().collect()
     }
 
+    /// How many channels, patterns or shard channels have a subscriber
+    /// (PUBSUB NUMPAT counts patterns).
+    pub fn active_count(&self, kind: Kind) -> usize {
+        self.listeners(kind).read().len()
+    }
+
     /// Subscribers of a channel (or shard channel).
     pub fn count(&self, kind: Kind, name: &[u8]) -> usize {
         self.listeners(kind).read().get(name).map_or(0, BTreeMap::len)
-    }
-
-    /// Patterns subscribed to by anyone (PUBSUB NUMPAT).
-    pub fn pattern_count(&self) -> usize {
-        self.patterns.read().len()
     }
 }

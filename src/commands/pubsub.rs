@@ -198,7 +198,7 @@ fn pubsub_shardnumsub(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `PUBSUB NUMPAT`
 fn pubsub_numpat(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    Ok(Reply::Integer(ctx.server.pubsub.pattern_count() as i64))
+    Ok(Reply::Integer(ctx.server.pubsub.active_count(Kind::Pattern) as i64))
 }
 
 /// `PUBSUB HELP`

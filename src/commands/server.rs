@@ -14,6 +14,7 @@ use crate::config::{unsettable_reason, ConfigError};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Tx;
 use crate::protocol::Reply;
+use crate::pubsub::Kind;
 use crate::server::Server;
 
 pub fn register(table: &mut CommandTable) {
@@ -335,8 +336,9 @@ fn stats_fields(server: &Server) -> Fields {
         field("evicted_keys", 0),
         field("keyspace_hits", load(&stats.keyspace_hits)),
         field("keyspace_misses", load(&stats.keyspace_misses)),
-        field("pubsub_channels", 0),
-        field("pubsub_patterns", 0),
+        field("pubsub_channels", server.pubsub.active_count(Kind::Channel)),
+        field("pubsub_patterns", server.pubsub.active_count(Kind::Pattern)),
+        field("pubsubshard_channels", server.pubsub.active_count(Kind::Shard)),
         field("total_error_replies", load(&stats.total_error_replies)),
     ]
 }
@@ -587,8 +589,11 @@ fn parse_client_type(arg: &[u8]) -> Result<ClientType, CmdError> {
     }
 }
 
-fn type_of(_client: &ClientShared) -> ClientType {
-    ClientType::Normal
+fn type_of(client: &ClientShared) -> ClientType {
+    match client.subscribed.iter().any(|count| count.load(Ordering::Relaxed) > 0) {
+        true => ClientType::PubSub,
+        false => ClientType::Normal,
+    }
 }
 
 /// Which clients CLIENT LIST shows.
