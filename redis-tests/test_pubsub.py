@@ -237,3 +237,59 @@ def test_concurrent_publishers_reach_every_subscriber_once_in_order():
                 assert mine == list(range(per_publisher)), f"publisher {p}: out of order or lost"
     finally:
         server.close()
+
+
+def test_notify_keyspace_events_config(pair):
+    for value in ["KEA", "Ex", "zl$gK", "Anm", "KEn", ""]:
+        pair.same("CONFIG", "SET", "notify-keyspace-events", value)
+        pair.same("CONFIG", "GET", "notify-keyspace-events")
+    pair.same("CONFIG", "SET", "notify-keyspace-events", "KEq")
+    pair.same("CONFIG", "GET", "notify-keyspace-events")
+
+
+def events_of(server, commands, flags="KEA"):
+    """The keyspace and keyevent messages `commands` make, in order."""
+    admin, listener = RawConn(server.port), RawConn(server.port)
+    admin.call("FLUSHALL")
+    old = admin.call("CONFIG", "GET", "notify-keyspace-events")[1][1]
+    admin.call("CONFIG", "SET", "notify-keyspace-events", flags)
+    try:
+        listener.call("PSUBSCRIBE", "__key*__:*")
+        listener.call("SUBSCRIBE", "end")
+        for command in commands:
+            if command == "pause":
+                time.sleep(0.05)
+            else:
+                admin.call(*command)
+        admin.call("PUBLISH", "end", "")
+        got = []
+        while True:
+            value = listener.read_reply()[1]
+            if value[0] == b"message":
+                return got
+            got.append(tuple(value[2:]))
+    finally:
+        admin.call("CONFIG", "SET", "notify-keyspace-events", old)
+        admin.close()
+        listener.close()
+
+
+def test_generic_and_string_commands_notify_as_redis_does(strata_server, redis_server):
+    commands = [
+        ("SET", "s", "1"), ("SET", "s", "2", "EX", "100"), ("SETNX", "s", "3"), ("SETNX", "n", "1"),
+        ("SETEX", "e", "100", "v"), ("PSETEX", "e", "100000", "v"), ("GETSET", "s", "4"), ("GETDEL", "n"),
+        ("GETDEL", "nosuch"), ("GETEX", "s", "EX", "50"), ("GETEX", "s", "PERSIST"), ("MSET", "a", "1", "b", "2"),
+        ("MSETNX", "c", "1", "d", "2"), ("MSETNX", "c", "1", "z", "2"), ("APPEND", "a", "x"), ("APPEND", "new", "x"),
+        ("INCR", "i"), ("INCRBY", "i", "5"), ("DECR", "i"), ("DECRBY", "i", "2"), ("INCRBYFLOAT", "f", "1.5"),
+        ("SETRANGE", "r", "2", "ab"), ("SETRANGE", "r", "0", ""), ("SETBIT", "bits", "7", "1"),
+        ("SETBIT", "bits", "7", "1"), ("BITOP", "OR", "dest", "bits", "a"), ("BITOP", "AND", "dest", "nosuch"),
+        ("BITFIELD", "bf", "SET", "u8", "0", "5", "GET", "u8", "0"), ("BITFIELD", "bf", "GET", "u8", "0"),
+        ("DEL", "a", "nosuch", "b"), ("UNLINK", "c"), ("EXPIRE", "d", "100"), ("PEXPIRE", "d", "100000", "XX"),
+        ("EXPIRE", "d", "10", "GT"), ("PERSIST", "d"), ("PERSIST", "d"), ("EXPIREAT", "d", "1"),
+        ("RENAME", "s", "s2"), ("RENAMENX", "s2", "e"), ("SET", "m", "1"), ("MOVE", "m", "1"),
+        ("COPY", "e", "e2"), ("COPY", "e", "e3", "DB", "2"), ("RENAME", "e2", "e3"),
+        ("SET", "gone", "1", "PX", "1"), "pause", ("GET", "gone"), ("FLUSHALL",),
+    ]
+    for flags in ["KEA", "KEAn", "Kg", "E$", "Kx"]:
+        ours, theirs = events_of(strata_server, commands, flags), events_of(redis_server, commands, flags)
+        assert ours == theirs, f"{flags}: strata {ours} != redis {theirs}"

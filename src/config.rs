@@ -187,6 +187,13 @@ pub struct SessionSettings {
     pub output_limits: OutputBufferLimits,
 }
 
+impl Config {
+    /// `notify-keyspace-events` as flags (`crate::notify`).
+    pub fn notify_flags(&self) -> u32 {
+        self.get("notify-keyspace-events").and_then(crate::notify::parse_flags).unwrap_or(0)
+    }
+}
+
 /// The classes of clients `client-output-buffer-limit` sets limits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientClass {
@@ -416,6 +423,10 @@ impl Config {
                 }
                 chosen.join(" ")
             }
+            None if name == "notify-keyspace-events" => match crate::notify::parse_flags(value) {
+                Some(flags) => crate::notify::stored_flags(flags),
+                None => return Err(invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")),
+            },
             None if name == OUTPUT_BUFFER_LIMIT => {
                 let mut limits = self.session.output_limits;
                 limits.apply(value).map_err(invalid)?;

@@ -9,8 +9,8 @@
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -35,6 +35,8 @@ use crate::checkpoint_interval::{interval, Costs, Reason, ASSUMED_REPLAY_BYTES_P
 use crate::commands::multi::Watches;
 use crate::error::CmdError;
 use crate::loading::LoadingProgress;
+use crate::notify::{self, KeyEvent};
+use crate::pubsub::PubSub;
 use crate::recovery::{self, RecoveryReport};
 
 /// The wait before trying a failed checkpoint again, doubled at each
@@ -154,6 +156,10 @@ pub struct Keyspace {
     pub recovery: RecoveryReport,
     /// WATCHed keys; every committed change to one marks its watchers.
     pub watches: Watches,
+    /// `notify-keyspace-events` (CONFIG SET changes it), and where events
+    /// are published (the server's pub/sub, attached once it exists).
+    pub notify_flags: AtomicU32,
+    pubsub: OnceLock<Arc<PubSub>>,
 }
 
 /// Where each engine's durable state stands, for truncation, INFO and
@@ -281,11 +287,24 @@ impl Keyspace {
             memtable_bytes: rocks.write_buffer_bytes as u64,
             recovery: report,
             watches: Watches::default(),
+            notify_flags: AtomicU32::new(0),
+            pubsub: OnceLock::new(),
         })
     }
 
     pub fn databases(&self) -> usize {
         self.store.databases()
+    }
+
+    /// Where keyspace events are published.
+    pub fn attach_pubsub(&self, pubsub: Arc<PubSub>) {
+        let _ = self.pubsub.set(pubsub);
+    }
+
+    fn publish_events(&self, events: &[KeyEvent]) {
+        if let (false, Some(pubsub)) = (events.is_empty(), self.pubsub.get()) {
+            notify::publish(pubsub, self.notify_flags.load(Ordering::Relaxed), events);
+        }
     }
 
     fn lock_keys(&self, keys: &[&[u8]], shared: bool) -> LockedShards<'_> {
@@ -358,6 +377,8 @@ impl Keyspace {
             blocking: &self.blocking,
             store: &self.store,
             watches: &self.watches,
+            events: Vec::new(),
+            notify_flags: self.notify_flags.load(Ordering::Relaxed),
         }
     }
 
@@ -391,11 +412,14 @@ impl Keyspace {
                 Err(e)
             }
         });
-        let Tx { txn, records, shards, .. } = tx;
+        let Tx { txn, records, shards, events, .. } = tx;
         let expired = txn.expired;
         let committed = self.commit_encoded(txn, result.is_ok(), records, &mem);
         put_back_encoding_buffer(mem);
         committed?;
+        // Published with the keys still held: a key's events go out in the
+        // order of its commits.
+        self.publish_events(&events);
         drop(shards);
         if expired > 0 && result.is_ok() {
             self.expired_keys.fetch_add(expired, Ordering::Relaxed);
@@ -936,10 +960,12 @@ impl Keyspace {
             for (slot, key, expire) in due {
                 let _guard = self.shards[shard_of_slot(slot)].write();
                 let mut txn = self.store.txn();
-                if txn.reap(&KeyRef { db: physical, slot, key: &key }, expire)? {
-                    deleted += 1;
-                }
+                let reaped = txn.reap(&KeyRef { db: physical, slot, key: &key }, expire)?;
                 self.commit(txn, true, Vec::new())?;
+                if reaped {
+                    deleted += 1;
+                    self.publish_events(&[expired_event(db, &key)]);
+                }
             }
         }
         for shard in &self.shards {
@@ -960,7 +986,15 @@ impl Keyspace {
                 }
             }
             deleted += records.len();
+            let events: Vec<KeyEvent> = records
+                .iter()
+                .filter_map(|record| match record {
+                    MemRecord::Op { db, op } => Some(expired_event(self.store.logical(*db)?, op.key())),
+                    MemRecord::Flush { .. } => None,
+                })
+                .collect();
             self.commit(self.store.txn(), true, records)?;
+            self.publish_events(&events);
         }
         if all_done {
             self.store.engine.set_expired_before(now);
@@ -968,6 +1002,11 @@ impl Keyspace {
         self.expired_keys.fetch_add(deleted as u64, Ordering::Relaxed);
         Ok(deleted)
     }
+}
+
+/// A key's expiry, as active expiry reports it.
+fn expired_event(db: usize, key: &[u8]) -> KeyEvent {
+    KeyEvent { class: notify::EXPIRED, event: "expired", db, key: Bytes::copy_from_slice(key) }
 }
 
 /// A handler's view of one logical database during a command.
@@ -994,9 +1033,42 @@ pub struct Tx<'s> {
     blocking: &'s Blocking,
     store: &'s Store,
     watches: &'s Watches,
+    /// Keyspace events to publish once the transaction commits, and the
+    /// classes wanted (`notify-keyspace-events` as it began).
+    events: Vec<KeyEvent>,
+    notify_flags: u32,
 }
 
 impl<'s> Tx<'s> {
+    /// Reports what the command did to `key` in this database (see
+    /// `crate::notify`): published if the transaction commits.
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.notify_in(self.db, class, event, key);
+    }
+
+    /// `notify` for a key of logical database `db` (MOVE, COPY DB).
+    pub fn notify_in(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        if self.notify_flags & class != 0 {
+            self.events.push(KeyEvent { class, event, db, key: Bytes::copy_from_slice(key) });
+        }
+    }
+
+    /// `notify` for a key of physical database `physical`.
+    pub fn notify_physical(&mut self, physical: u32, class: u32, event: &'static str, key: &[u8]) {
+        if let Some(db) = self.store.logical(physical) {
+            self.notify_in(db, class, event, key);
+        }
+    }
+
+    /// RocksDB metadata of `k`, an expired key deleted (and reported).
+    fn rocks_meta(&mut self, k: &KeyRef) -> Result<Option<KeyMeta>, EngineError> {
+        let expired = self.txn.expired;
+        let meta = self.txn.meta(k)?;
+        if self.txn.expired > expired {
+            self.notify_physical(k.db, notify::EXPIRED, "expired", k.key);
+        }
+        Ok(meta)
+    }
     /// A key of this database, with its slot.
     pub fn key<'k>(&self, key: &'k [u8]) -> KeyRef<'k> {
         KeyRef { db: self.physical, slot: self.slot(key), key }
@@ -1050,6 +1122,7 @@ impl<'s> Tx<'s> {
         } else {
             self.mem_apply_in(physical, MemOp::Delete { key: Bytes::copy_from_slice(key) });
             self.txn.expired += 1;
+            self.notify_physical(physical, notify::EXPIRED, "expired", key);
         }
         None
     }
@@ -1097,7 +1170,8 @@ impl<'s> Tx<'s> {
 
     /// Marks this point: `rollback_to` takes back every effect after it.
     pub fn savepoint(&mut self) -> TxSavepoint {
-        TxSavepoint { records: self.records.len(), undos: self.undos.len(), txn: self.txn.savepoint() }
+        let (records, undos, events) = (self.records.len(), self.undos.len(), self.events.len());
+        TxSavepoint { records, undos, events, txn: self.txn.savepoint() }
     }
 
     /// Takes back every effect since `savepoint`, in memory and RocksDB
@@ -1105,13 +1179,15 @@ impl<'s> Tx<'s> {
     pub fn rollback_to(&mut self, savepoint: TxSavepoint) {
         self.undo_memory_to(savepoint.undos);
         self.records.truncate(savepoint.records);
+        self.events.truncate(savepoint.events);
         self.txn.rollback_to(savepoint.txn);
     }
 
-    /// Takes back every memory effect of this transaction.
+    /// Takes back every memory effect of this transaction (and its events).
     fn undo_memory(&mut self) {
         self.undo_memory_to(0);
         self.records.clear();
+        self.events.clear();
     }
 
     fn undo_memory_to(&mut self, len: usize) {
@@ -1139,7 +1215,11 @@ impl<'s> Tx<'s> {
     /// Applies a memory effect in `physical` and records it.
     pub fn mem_apply_in(&mut self, physical: u32, op: MemOp) {
         let key = op.key().clone();
+        let created = self.notify_flags & notify::NEW != 0 && self.stored_entry(physical, &key).is_none();
         let undo = self.mem_db_in(physical, &key).apply_undoable(&op);
+        if created && self.stored_entry(physical, &key).is_some() {
+            self.notify_physical(physical, notify::NEW, "new", &key);
+        }
         self.undos.push(TxUndo::Op { physical, undo });
         #[cfg(feature = "failpoints")]
         if fail::eval("mem-apply-panic", |key| key).flatten().is_some_and(|target| target.as_bytes() == key) {
@@ -1178,7 +1258,7 @@ impl<'s> Tx<'s> {
             Some(_) => {}
             None => {
                 let k = self.key(key);
-                if self.txn.meta(&k)?.is_some() {
+                if self.rocks_meta(&k)?.is_some() {
                     return Err(CmdError::WrongType);
                 }
                 return Ok(None);
@@ -1209,7 +1289,7 @@ impl<'s> Tx<'s> {
             }));
         }
         let k = KeyRef { db: physical, slot: self.slot(key), key };
-        Ok(self.txn.meta(&k)?)
+        Ok(self.rocks_meta(&k)?)
     }
 
     /// The key's metadata, or WRONGTYPE when it holds another type.
@@ -1238,7 +1318,7 @@ impl<'s> Tx<'s> {
             return Ok(true);
         }
         let k = KeyRef { db: physical, slot: self.slot(key), key };
-        match self.txn.meta(&k)? {
+        match self.rocks_meta(&k)? {
             Some(meta) => {
                 self.txn.delete_key(&k, &meta)?;
                 Ok(true)
@@ -1250,6 +1330,9 @@ impl<'s> Tx<'s> {
     /// Creates or replaces a RocksDB key's metadata (and thus its TTL). A
     /// memory key of the same name (`old` says so) is deleted first.
     pub fn put_meta(&mut self, key: &[u8], old: Option<&KeyMeta>, new: &KeyMeta) {
+        if old.is_none() {
+            self.notify(notify::NEW, "new", key);
+        }
         let old = match old {
             Some(meta) if is_memory_type(meta.key_type) => {
                 self.mem_apply(MemOp::Delete { key: Bytes::copy_from_slice(key) });
@@ -1437,6 +1520,7 @@ enum TxUndo {
 pub struct TxSavepoint {
     records: usize,
     undos: usize,
+    events: usize,
     txn: strata_engines::keyspace::TxnSavepoint,
 }
 

@@ -16,6 +16,7 @@ pub mod loading;
 pub mod long_double;
 pub mod memory_usage;
 pub mod metrics;
+pub mod notify;
 pub mod protocol;
 pub mod pubsub;
 pub mod recovery;

@@ -28,7 +28,7 @@ pub struct Server {
     pub commands: CommandTable,
     pub stats: Stats,
     pub clients: ClientRegistry,
-    pub pubsub: crate::pubsub::PubSub,
+    pub pubsub: Arc<PubSub>,
     pub started: Instant,
     pub started_unix_ms: u64,
     /// `uptime_ms` as of the cron's last tick, as Redis caches its clock
@@ -127,7 +127,9 @@ impl Server {
         let (shutdown_tx, _) = watch::channel(false);
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         let maxmemory = config.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let pubsub = PubSub::new(config.session().output_limits.of(ClientClass::Pubsub).hard);
+        let pubsub = Arc::new(PubSub::new(config.session().output_limits.of(ClientClass::Pubsub).hard));
+        keyspace.attach_pubsub(pubsub.clone());
+        keyspace.notify_flags.store(config.notify_flags(), Ordering::Relaxed);
         Ok(Arc::new_cyclic(|this| Server {
             this: this.clone(),
             maxmemory: AtomicU64::new(maxmemory),

@@ -19,6 +19,7 @@ use crate::cursor::{key_cursor, key_position, next_by_position, parse_cursor, sp
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::{is_memory_type, Tx};
+use crate::notify;
 use crate::protocol::Reply;
 
 pub fn register(table: &mut CommandTable) {
@@ -57,7 +58,10 @@ fn del(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let deleted = ctx.run(|tx| {
         let mut deleted = 0;
         for key in keys {
-            deleted += tx.delete(key)? as i64;
+            if tx.delete(key)? {
+                tx.notify(notify::GENERIC, "del", key);
+                deleted += 1;
+            }
         }
         Ok(deleted)
     })?;
@@ -117,6 +121,7 @@ fn copy_key(tx: &mut Tx, from_db: u32, src: &[u8], meta: &KeyMeta, to_db: u32, d
         _ => meta.clone(),
     };
     tx.txn.put_meta(&to, None, &new);
+    tx.notify_physical(to_db, notify::NEW, "new", dst);
     Ok(())
 }
 
@@ -138,6 +143,8 @@ fn rename_generic(ctx: &mut Ctx, argv: &[Bytes], nx: bool) -> Result<bool, CmdEr
         let db = tx.physical;
         copy_key(tx, db, src, &meta, db, dst)?;
         tx.delete(src)?;
+        tx.notify(notify::GENERIC, "rename_from", src);
+        tx.notify(notify::GENERIC, "rename_to", dst);
         Ok(true)
     })
 }
@@ -211,6 +218,7 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         let from_db = tx.physical;
         copy_key(tx, from_db, copy.src, &meta, to_db, copy.dst)?;
+        tx.notify_in(copy.db, notify::GENERIC, "copy_to", copy.dst);
         Ok(true)
     })?;
     ctx.server.stats.hit(found.get());
@@ -236,6 +244,8 @@ fn move_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let from_db = tx.physical;
         copy_key(tx, from_db, key, &meta, to_db, key)?;
         tx.delete(key)?;
+        tx.notify(notify::GENERIC, "move_from", key);
+        tx.notify_in(target, notify::GENERIC, "move_to", key);
         Ok(true)
     })?;
     Ok(Reply::Integer(moved as i64))
@@ -302,8 +312,10 @@ fn expire_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str, seconds: bool, rela
         }
         if when <= tx.now_ms() as i64 {
             tx.delete(key)?;
+            tx.notify(notify::GENERIC, "del", key);
         } else {
             tx.set_expire(key, &meta, when as u64);
+            tx.notify(notify::GENERIC, "expire", key);
         }
         Ok(true)
     })?;
@@ -390,6 +402,7 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let removed = ctx.run(|tx| match tx.meta(key)? {
         Some(meta) if meta.expire_ms != 0 => {
             tx.set_expire(key, &meta, 0);
+            tx.notify(notify::GENERIC, "persist", key);
             Ok(true)
         }
         _ => Ok(false),

@@ -435,7 +435,12 @@ fn config_get(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     for pattern in &argv[2..] {
         for (name, value) in config.matching(pattern) {
             if seen.insert(name) {
-                pairs.push((Reply::bulk_str(name), Reply::bulk_str(value)));
+                // Shown as Redis shows it, which hides `n` after `A`.
+                let value = match name {
+                    "notify-keyspace-events" => crate::notify::format_flags(config.notify_flags()),
+                    _ => value.to_string(),
+                };
+                pairs.push((Reply::bulk_str(name), Reply::bulk_str(&value)));
             }
         }
     }
@@ -494,6 +499,7 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     ctx.server.maxmemory.store(maxmemory, Ordering::Relaxed);
     let mailbox_limit = updated.session().output_limits.of(crate::config::ClientClass::Pubsub).hard;
     ctx.server.pubsub.mailbox_limit.store(mailbox_limit, Ordering::Relaxed);
+    ctx.server.keyspace.notify_flags.store(updated.notify_flags(), Ordering::Relaxed);
     *config = updated;
     Ok(Reply::ok())
 }

@@ -13,6 +13,7 @@ use super::args::{pairs, parse_expire, parse_int, TimeUnit};
 use super::{CommandTable, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::long_double::{self, LongDouble};
+use crate::notify;
 use crate::protocol::{parse_i64, Reply};
 
 pub fn register(table: &mut CommandTable) {
@@ -206,6 +207,10 @@ fn set_generic(
             } else {
                 tx.set_string(key, old.as_ref(), value, expire_ms);
             }
+            tx.notify(notify::STRING, "set", key);
+            if let Ttl::At(_) = ttl {
+                tx.notify(notify::GENERIC, "expire", key);
+            }
         }
         Ok(SetOutcome { old: old_value, written })
     })?;
@@ -263,6 +268,7 @@ fn getset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let old = ctx.run(|tx| {
         let old = tx.meta_of(key, KeyType::String)?;
         tx.set_string(key, old.as_ref(), value, 0);
+        tx.notify(notify::STRING, "set", key);
         Ok(old.map(|m| m.body))
     })?;
     ctx.server.stats.hit(old.is_some());
@@ -276,6 +282,7 @@ fn getdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let old = tx.meta_of(key, KeyType::String)?;
         if old.is_some() {
             tx.delete(key)?;
+            tx.notify(notify::GENERIC, "del", key);
         }
         Ok(old.map(|m| m.body))
     })?;
@@ -300,14 +307,17 @@ fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         match expire {
             Some((kind, at)) if kind.is_absolute() && at <= tx.now_ms() => {
                 tx.delete(key)?;
+                tx.notify(notify::GENERIC, "del", key);
             }
             Some((_, at)) => {
                 let new = KeyMeta { expire_ms: at, ..meta.clone() };
                 tx.put_meta(key, Some(&meta), &new);
+                tx.notify(notify::GENERIC, "expire", key);
             }
             None if opts.persist && meta.expire_ms != 0 => {
                 let new = KeyMeta { expire_ms: 0, ..meta.clone() };
                 tx.put_meta(key, Some(&meta), &new);
+                tx.notify(notify::GENERIC, "persist", key);
             }
             None => {}
         }
@@ -348,6 +358,7 @@ fn mset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         for (key, value) in &pairs {
             let old = tx.meta(key)?;
             tx.set_string(key, old.as_ref(), value, 0);
+            tx.notify(notify::STRING, "set", key);
         }
         Ok(Reply::ok())
     })
@@ -367,6 +378,7 @@ fn msetnx(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             // A key repeated in the command exists by its second time.
             let old = tx.meta(key)?;
             tx.set_string(key, old.as_ref(), value, 0);
+            tx.notify(notify::STRING, "set", key);
         }
         Ok(Reply::Integer(1))
     })
@@ -387,6 +399,7 @@ fn append(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         };
         value.extend_from_slice(suffix);
         tx.set_string(key, old.as_ref(), &value, kept_ttl(old.as_ref()));
+        tx.notify(notify::STRING, "append", key);
         Ok(Reply::Integer(value.len() as i64))
     })
 }
@@ -410,6 +423,7 @@ fn incr_by(ctx: &mut Ctx, key: &Bytes, delta: i64) -> CmdResult {
         let value = current.checked_add(delta).ok_or(CmdError::Overflow)?;
         let text = itoa::Buffer::new().format(value).as_bytes().to_vec();
         tx.set_string(key, old.as_ref(), &text, kept_ttl(old.as_ref()));
+        tx.notify(notify::STRING, "incrby", key);
         Ok(Reply::Integer(value))
     })
 }
@@ -456,6 +470,7 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         let text = long_double::format_human(sum);
         tx.set_string(key, old.as_ref(), text.as_bytes(), kept_ttl(old.as_ref()));
+        tx.notify(notify::STRING, "incrbyfloat", key);
         Ok(Reply::bulk(text.into_bytes()))
     })
 }
@@ -508,6 +523,7 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         value[offset..offset + patch.len()].copy_from_slice(patch);
         tx.set_string(key, old.as_ref(), &value, kept_ttl(old.as_ref()));
+        tx.notify(notify::STRING, "setrange", key);
         Ok(Reply::Integer(value.len() as i64))
     })
 }
@@ -702,6 +718,7 @@ fn setbit(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         if old.as_ref().is_none_or(|m| m.body != value) {
             tx.set_string(key, old.as_ref(), &value, kept_ttl(old.as_ref()));
+            tx.notify(notify::STRING, "setbit", key);
         }
         Ok(Reply::Integer(was as i64))
     })
@@ -890,10 +907,13 @@ fn bitop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         let result = bitop_apply(op, &sources);
         if result.is_empty() {
-            tx.delete(dest)?;
+            if tx.delete(dest)? {
+                tx.notify(notify::GENERIC, "del", dest);
+            }
         } else {
             let old = tx.meta(dest)?;
             tx.set_string(dest, old.as_ref(), &result, 0);
+            tx.notify(notify::STRING, "set", dest);
         }
         Ok((result.len(), hits))
     })?;
@@ -1139,14 +1159,18 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], read_only_command: bool) -> C
         if value.len() < needed {
             value.resize(needed, 0);
         }
+        let mut changes = 0;
         let replies = cmds
             .iter()
             .map(|c| match c.op {
                 FieldOp::Get => Reply::Integer(bitfield_read(&value, c)),
-                _ => bitfield_write(&mut value, c).map_or(Reply::Nil, Reply::Integer),
+                _ => bitfield_write(&mut value, c).inspect(|_| changes += 1).map_or(Reply::Nil, Reply::Integer),
             })
             .collect();
         tx.set_string(key, old.as_ref(), &value, kept_ttl(old.as_ref()));
+        if changes > 0 {
+            tx.notify(notify::STRING, "setbit", key);
+        }
         Ok(Reply::Array(replies))
     })
 }
