@@ -293,3 +293,62 @@ def test_generic_and_string_commands_notify_as_redis_does(strata_server, redis_s
     for flags in ["KEA", "KEAn", "Kg", "E$", "Kx"]:
         ours, theirs = events_of(strata_server, commands, flags), events_of(redis_server, commands, flags)
         assert ours == theirs, f"{flags}: strata {ours} != redis {theirs}"
+
+
+def same_events(strata_server, redis_server, commands):
+    for flags in ["KEA", "KEAn", "Kg", "El", "Kh", "Esz", "Kt"]:
+        ours, theirs = events_of(strata_server, commands, flags), events_of(redis_server, commands, flags)
+        assert ours == theirs, f"{flags}: strata {ours} != redis {theirs}"
+
+
+def test_hash_and_list_commands_notify_as_redis_does(strata_server, redis_server):
+    same_events(strata_server, redis_server, [
+        ("HSET", "h", "a", "1", "b", "2"), ("HMSET", "h", "c", "3"), ("HSETNX", "h", "a", "9"),
+        ("HSETNX", "h", "d", "4"), ("HINCRBY", "h", "i", "2"), ("HINCRBYFLOAT", "h", "f", "0.5"),
+        ("HDEL", "h", "nosuch"), ("HDEL", "h", "a", "b"), ("HDEL", "h", "c", "d", "i", "f"), ("HDEL", "h", "x"),
+        ("RPUSH", "l", "a", "b", "c", "d", "e"), ("LPUSH", "l", "z"), ("LPUSHX", "nosuch", "a"), ("RPUSHX", "l", "f"),
+        ("LPOP", "l"), ("RPOP", "l", "2"), ("LPOP", "l", "0"), ("LSET", "l", "0", "x"),
+        ("LINSERT", "l", "BEFORE", "x", "w"), ("LINSERT", "l", "AFTER", "nope", "w"), ("LREM", "l", "0", "nope"),
+        ("LREM", "l", "1", "w"), ("LTRIM", "l", "0", "-1"), ("LTRIM", "l", "0", "0"), ("LTRIM", "nosuch", "0", "1"),
+        ("RPUSH", "m", "1", "2"), ("LMOVE", "m", "n", "LEFT", "RIGHT"), ("RPOPLPUSH", "m", "n"),
+        ("RPOPLPUSH", "n", "n"), ("LMPOP", "2", "nosuch", "n", "LEFT", "COUNT", "5"), ("RPUSH", "q", "1"),
+        ("BLPOP", "q", "0"), ("RPUSH", "q", "1", "2"), ("BRPOP", "q", "0"), ("LTRIM", "q", "1", "0"),
+        ("RPUSH", "r", "a"), ("LREM", "r", "0", "a"),
+    ])
+
+
+def test_set_and_sorted_set_commands_notify_as_redis_does(strata_server, redis_server):
+    same_events(strata_server, redis_server, [
+        ("SADD", "s", "a", "b", "c"), ("SADD", "s", "a"), ("SREM", "s", "x"), ("SREM", "s", "a"),
+        ("SMOVE", "s", "t", "b"), ("SMOVE", "s", "t", "nope"), ("SADD", "t", "c"), ("SMOVE", "s", "t", "c"),
+        ("SADD", "u", "1", "2"), ("SPOP", "u"), ("SPOP", "u", "5"), ("SPOP", "nosuch"),
+        ("SADD", "v", "1"), ("SINTERSTORE", "w", "t", "v"), ("SUNIONSTORE", "w", "t", "v"),
+        ("SUNIONSTORE", "w2", "t", "v"), ("SDIFFSTORE", "w", "t", "t"), ("SDIFFSTORE", "w", "t", "t"),
+        ("SET", "str", "x"), ("SUNIONSTORE", "str", "t"),
+        ("ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"), ("ZADD", "z", "1", "a"), ("ZADD", "z", "INCR", "0", "a"),
+        ("ZADD", "z", "INCR", "5", "a"), ("ZINCRBY", "z", "1", "b"), ("ZADD", "z", "XX", "CH", "9", "c", "1", "new"),
+        ("ZREM", "z", "nope"), ("ZREM", "z", "d"), ("ZREMRANGEBYRANK", "z", "5", "9"),
+        ("ZREMRANGEBYSCORE", "z", "-inf", "1"), ("ZADD", "y", "0", "a", "0", "b", "0", "c"),
+        ("ZREMRANGEBYLEX", "y", "[a", "[a"), ("ZPOPMIN", "y"), ("ZPOPMAX", "y", "5"), ("ZPOPMIN", "nosuch"),
+        ("ZADD", "x", "1", "m", "2", "n"), ("ZMPOP", "2", "nosuch", "x", "MIN"), ("BZPOPMAX", "x", "0"),
+        ("ZADD", "p", "1", "a", "2", "b"), ("ZRANGESTORE", "q", "p", "0", "0"), ("ZRANGESTORE", "q", "p", "5", "9"),
+        ("ZUNIONSTORE", "r", "2", "p", "z"), ("ZINTERSTORE", "r", "2", "p", "z"), ("ZDIFFSTORE", "r", "1", "p"),
+        ("ZDIFFSTORE", "r2", "2", "p", "p"), ("ZREMRANGEBYSCORE", "p", "-inf", "+inf"),
+    ])
+
+
+def test_stream_commands_notify_as_redis_does(strata_server, redis_server):
+    same_events(strata_server, redis_server, [
+        ("XADD", "x", "1-1", "f", "v"), ("XADD", "x", "2-1", "f", "v"), ("XADD", "x", "MAXLEN", "1", "3-1", "f", "v"),
+        ("XADD", "nosuch", "NOMKSTREAM", "*", "f", "v"), ("XADD", "x", "4-1", "f", "v"), ("XDEL", "x", "9-9"),
+        ("XDEL", "x", "3-1"), ("XTRIM", "x", "MAXLEN", "5"), ("XTRIM", "x", "MAXLEN", "0"), ("XSETID", "x", "9-9"),
+        ("XGROUP", "CREATE", "x", "g", "0"), ("XGROUP", "CREATE", "y", "g", "$", "MKSTREAM"),
+        ("XGROUP", "SETID", "x", "g", "0"), ("XGROUP", "CREATECONSUMER", "x", "g", "c1"),
+        ("XGROUP", "CREATECONSUMER", "x", "g", "c1"), ("XADD", "x", "10-1", "f", "v"),
+        ("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "x", ">"), ("XREADGROUP", "GROUP", "g", "c3", "STREAMS", "x", ">"),
+        ("XREADGROUP", "GROUP", "g", "c4", "STREAMS", "x", "0"), ("XCLAIM", "x", "g", "c5", "0", "10-1"),
+        ("XCLAIM", "x", "g", "c6", "0", "99-1"), ("XAUTOCLAIM", "x", "g", "c7", "0", "0"),
+        ("XAUTOCLAIM", "y", "g", "c8", "0", "0"), ("XACK", "x", "g", "10-1"),
+        ("XGROUP", "DELCONSUMER", "x", "g", "c2"), ("XGROUP", "DELCONSUMER", "x", "g", "nope"),
+        ("XGROUP", "DESTROY", "x", "g"), ("XGROUP", "DESTROY", "x", "g"),
+    ])

@@ -1243,6 +1243,20 @@ impl<'s> Tx<'s> {
         self.records.push(MemRecord::Op { db: physical, op });
     }
 
+    /// Stores a memory value at `key` in place of whatever it holds in any
+    /// engine, as Redis's `setKey` does: `new` is reported only when
+    /// nothing was there (STORE variants of SINTER, ZUNION...).
+    pub fn overwrite(&mut self, key: &Bytes, entry: MemEntry) -> Result<(), CmdError> {
+        let existed = self.delete(key)?;
+        let flags = self.notify_flags;
+        if existed {
+            self.notify_flags &= !notify::NEW;
+        }
+        self.mem_apply(MemOp::Put { key: key.clone(), entry });
+        self.notify_flags = flags;
+        Ok(())
+    }
+
     /// Applies a memory effect in this database and records it. The caller
     /// has checked types: a key holds one type across all engines.
     pub fn mem_apply(&mut self, op: MemOp) {

@@ -23,6 +23,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
 use crate::long_double::{self, LongDouble};
+use crate::notify;
 use crate::protocol::{parse_i64, Reply};
 
 pub fn register(table: &mut CommandTable) {
@@ -230,6 +231,7 @@ fn set_pairs(ctx: &mut Ctx, key: &[u8], pairs: &[(&Bytes, &Bytes)]) -> Result<i6
             created += hash.set(tx, field, value)? as i64;
         }
         hash.save(tx, key)?;
+        tx.notify(notify::HASH, "hset", key);
         Ok(created)
     })
 }
@@ -257,6 +259,7 @@ fn hsetnx(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         hash.set(tx, field, value)?;
         hash.save(tx, key)?;
+        tx.notify(notify::HASH, "hset", key);
         Ok(Reply::Integer(1))
     })
 }
@@ -301,7 +304,14 @@ fn hdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 break;
             }
         }
+        let emptied = hash.len() == 0;
         hash.save(tx, key)?;
+        if deleted > 0 {
+            tx.notify(notify::HASH, "hdel", key);
+            if emptied {
+                tx.notify(notify::GENERIC, "del", key);
+            }
+        }
         Ok(Reply::Integer(deleted))
     })
 }
@@ -371,6 +381,7 @@ fn hincrby(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let new = current.checked_add(increment).ok_or(CmdError::Overflow)?;
         hash.set(tx, field, new.to_string().as_bytes())?;
         hash.save(tx, key)?;
+        tx.notify(notify::HASH, "hincrby", key);
         Ok(Reply::Integer(new))
     })
 }
@@ -396,6 +407,7 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let text = long_double::format_human(new);
         hash.set(tx, field, text.as_bytes())?;
         hash.save(tx, key)?;
+        tx.notify(notify::HASH, "hincrbyfloat", key);
         Ok(Reply::bulk(text.into_bytes()))
     })
 }

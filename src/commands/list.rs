@@ -16,6 +16,7 @@ use super::{block_client, pop_first_or_block, CommandTable, Ctx};
 use crate::blocking::parse_timeout;
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Tx;
+use crate::notify;
 use crate::protocol::Reply;
 
 pub fn register(table: &mut CommandTable) {
@@ -54,6 +55,21 @@ fn list_of<'t>(tx: &'t mut Tx, key: &[u8]) -> Result<Option<&'t ListValue>, CmdE
 
 fn apply(tx: &mut Tx, key: &Bytes, op: ListOp) {
     tx.mem_apply(MemOp::List { key: key.clone(), op });
+}
+
+/// A push's event.
+fn notify_push(tx: &mut Tx, key: &[u8], front: bool) {
+    tx.notify(notify::LIST, if front { "lpush" } else { "rpush" }, key);
+}
+
+/// Pops `count` items from an end of the list at `key`, which holds `len`,
+/// with the events Redis sends (and `del` when it empties).
+fn pop_items(tx: &mut Tx, key: &Bytes, front: bool, count: usize, len: usize) {
+    apply(tx, key, ListOp::Pop { front, count });
+    tx.notify(notify::LIST, if front { "lpop" } else { "rpop" }, key);
+    if count >= len {
+        tx.notify(notify::GENERIC, "del", key);
+    }
 }
 
 /// Runs a read of the list at `key` and counts the keyspace hit or miss.
@@ -130,6 +146,7 @@ fn push(ctx: &mut Ctx, argv: &[Bytes], front: bool, only_existing: bool) -> CmdR
         };
         let pushed = items.len();
         apply(tx, key, ListOp::Push { front, items });
+        notify_push(tx, key, front);
         Ok(len + pushed)
     })?;
     Ok(Reply::Integer(len as i64))
@@ -170,8 +187,8 @@ fn pop(ctx: &mut Ctx, argv: &[Bytes], front: bool) -> CmdResult {
         if count == Some(0) {
             return Ok(Reply::Array(Vec::new()));
         }
-        let items = end_items(list, front, count.unwrap_or(1));
-        apply(tx, key, ListOp::Pop { front, count: items.len() });
+        let (items, len) = (end_items(list, front, count.unwrap_or(1)), list.len());
+        pop_items(tx, key, front, items.len(), len);
         Ok(match count {
             None => Reply::opt_bulk(items.into_iter().next()),
             Some(_) => Reply::bulks(items),
@@ -226,6 +243,7 @@ fn lset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let index = parse_int(&argv[2])?;
         let index = resolve_index(list.len(), index).ok_or_else(|| CmdError::err("index out of range"))?;
         apply(tx, key, ListOp::Set { index, item: argv[3].clone() });
+        tx.notify(notify::LIST, "lset", key);
         Ok(Reply::ok())
     })
 }
@@ -245,6 +263,7 @@ fn linsert(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some(at) = list.iter().position(|item| item == pivot) else { return Ok(-1) };
         let len = list.len() as i64 + 1;
         apply(tx, key, ListOp::Insert { index: at + after as usize, item: argv[4].clone() });
+        tx.notify(notify::LIST, "linsert", key);
         Ok(len)
     })?;
     Ok(Reply::Integer(len))
@@ -261,6 +280,10 @@ fn ltrim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let (start, end) = resolve_range(len, start, end).unwrap_or((0, 0));
         if (start, end) != (0, len) {
             apply(tx, key, ListOp::Trim { start, end });
+        }
+        tx.notify(notify::LIST, "ltrim", key);
+        if start == end {
+            tx.notify(notify::GENERIC, "del", key);
         }
         Ok(Reply::ok())
     })
@@ -287,6 +310,10 @@ fn lrem(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         indexes.sort_unstable();
         let removed = indexes.len();
         apply(tx, key, ListOp::Remove { indexes });
+        tx.notify(notify::LIST, "lrem", key);
+        if removed == len {
+            tx.notify(notify::GENERIC, "del", key);
+        }
         Ok(removed)
     })?;
     Ok(Reply::Integer(removed as i64))
@@ -358,13 +385,15 @@ fn lpos(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// their blocking forms). None when `src` is missing.
 fn move_in(tx: &mut Tx, src: &Bytes, dst: &Bytes, from_front: bool, to_front: bool) -> Result<Option<Bytes>, CmdError> {
     let Some(list) = list_of(tx, src)? else { return Ok(None) };
-    let item = end_items(list, from_front, 1).remove(0);
+    let (item, len) = (end_items(list, from_front, 1).remove(0), list.len());
     // Both keys are checked before the first effect.
     list_of(tx, dst)?;
     // Push before popping: when source and destination are the same
     // key, the list never goes empty, so it keeps its TTL (as in Redis).
     apply(tx, dst, ListOp::Push { front: to_front, items: vec![item.clone()] });
-    apply(tx, src, ListOp::Pop { front: from_front, count: 1 });
+    notify_push(tx, dst, to_front);
+    let len = if src == dst { len + 1 } else { len };
+    pop_items(tx, src, from_front, 1, len);
     Ok(Some(item))
 }
 
@@ -390,8 +419,8 @@ fn rpoplpush(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn mpop_in(tx: &mut Tx, mpop: &MultiPop) -> Result<Option<Reply>, CmdError> {
     for key in mpop.keys {
         let Some(list) = list_of(tx, key)? else { continue };
-        let items = end_items(list, mpop.end, mpop.count);
-        apply(tx, key, ListOp::Pop { front: mpop.end, count: items.len() });
+        let (items, len) = (end_items(list, mpop.end, mpop.count), list.len());
+        pop_items(tx, key, mpop.end, items.len(), len);
         return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::bulks(items)])));
     }
     Ok(None)
@@ -407,8 +436,8 @@ fn lmpop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn blocking_pop(ctx: &mut Ctx, argv: &[Bytes], front: bool) -> CmdResult {
     pop_first_or_block(ctx, argv, |tx, key| {
         let Some(list) = list_of(tx, key)? else { return Ok(None) };
-        let item = end_items(list, front, 1).remove(0);
-        apply(tx, key, ListOp::Pop { front, count: 1 });
+        let (item, len) = (end_items(list, front, 1).remove(0), list.len());
+        pop_items(tx, key, front, 1, len);
         Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(item)])))
     })
 }

@@ -23,6 +23,7 @@ use crate::cursor::{member_position, next_by_position, parse_cursor, ScanOptions
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
+use crate::notify;
 use crate::protocol::Reply;
 
 pub fn register(table: &mut CommandTable) {
@@ -92,6 +93,7 @@ fn sadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let count = added.len() as i64;
         if count > 0 {
             apply(tx, key, SetOp::Add(added.into_iter().collect()));
+            tx.notify(notify::SET, "sadd", key);
         }
         Ok(Reply::Integer(count))
     })
@@ -105,9 +107,13 @@ fn srem(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             return Ok(Reply::Integer(0));
         };
         let removed: SetValue = members.iter().filter(|m| set.contains(*m)).cloned().collect();
-        let count = removed.len() as i64;
+        let (count, emptied) = (removed.len() as i64, removed.len() == set.len());
         if count > 0 {
             apply(tx, key, SetOp::Remove(removed.into_iter().collect()));
+            tx.notify(notify::SET, "srem", key);
+            if emptied {
+                tx.notify(notify::GENERIC, "del", key);
+            }
         }
         Ok(Reply::Integer(count))
     })
@@ -173,7 +179,12 @@ fn spop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             Some(count) => distinct_sample(set, count),
         };
         if !popped.is_empty() {
+            let emptied = popped.len() == set.len();
             apply(tx, key, SetOp::Remove(popped.clone()));
+            tx.notify(notify::SET, "spop", key);
+            if emptied {
+                tx.notify(notify::GENERIC, "del", key);
+            }
         }
         Ok(match count {
             None => Reply::opt_bulk(popped.into_iter().next()),
@@ -237,13 +248,20 @@ fn smove(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let Some(source) = get_set(tx, src)? else {
             return Ok(Reply::Integer(0));
         };
-        let present = source.contains(member);
-        get_set(tx, dst)?;
+        let (present, emptied) = (source.contains(member), source.len() == 1);
+        let in_destination = get_set(tx, dst)?.is_some_and(|set| set.contains(member));
         if src == dst || !present {
             return Ok(Reply::Integer(present as i64));
         }
         apply(tx, src, SetOp::Remove(vec![member.clone()]));
+        tx.notify(notify::SET, "srem", src);
+        if emptied {
+            tx.notify(notify::GENERIC, "del", src);
+        }
         apply(tx, dst, SetOp::Add(vec![member.clone()]));
+        if !in_destination {
+            tx.notify(notify::SET, "sadd", dst);
+        }
         Ok(Reply::Integer(1))
     })
 }
@@ -254,6 +272,17 @@ enum Algebra {
     Inter,
     Union,
     Diff,
+}
+
+impl Algebra {
+    /// The event of its STORE variant.
+    fn store_event(self) -> &'static str {
+        match self {
+            Algebra::Inter => "sinterstore",
+            Algebra::Union => "sunionstore",
+            Algebra::Diff => "sdiffstore",
+        }
+    }
 }
 
 /// The result of `op` over the sets at `keys` (a missing key is an empty
@@ -321,10 +350,13 @@ fn combine_store(ctx: &mut Ctx, dst: &Bytes, keys: &[Bytes], op: Algebra) -> Cmd
     let (len, found) = ctx.run(|tx| {
         let (result, found) = combine(tx, keys, op)?;
         let len = result.len();
-        tx.delete(dst)?;
-        if len > 0 {
-            let entry = MemEntry { expire_ms: 0, value: MemValue::Set(result) };
-            tx.mem_apply(MemOp::Put { key: dst.clone(), entry });
+        if len == 0 {
+            if tx.delete(dst)? {
+                tx.notify(notify::GENERIC, "del", dst);
+            }
+        } else {
+            tx.overwrite(dst, MemEntry { expire_ms: 0, value: MemValue::Set(result) })?;
+            tx.notify(notify::SET, op.store_event(), dst);
         }
         Ok((len, found))
     })?;

@@ -20,6 +20,7 @@ use super::args::{c_text, parse_int};
 use super::{block_reader, CommandTable, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::keyspace::Tx;
+use crate::notify;
 use crate::protocol::Reply;
 
 /// Entries per radix-tree node (`stream-node-max-entries`).
@@ -122,7 +123,24 @@ fn get_stream<'t>(tx: &'t mut Tx, key: &[u8]) -> Result<Option<&'t StreamValue>,
 }
 
 fn apply(tx: &mut Tx, key: &Bytes, op: StreamOp) {
+    // A read or claim that makes a consumer reports it, as XGROUP
+    // CREATECONSUMER does.
+    let joining = match &op {
+        StreamOp::ReadGroup { group, consumer, .. } | StreamOp::Claim { group, consumer, .. } => {
+            Some((group.clone(), consumer.clone()))
+        }
+        StreamOp::ClaimIds(claim) => Some((claim.group.clone(), claim.consumer.clone())),
+        _ => None,
+    };
+    let has_consumer = |tx: &mut Tx, (group, consumer): &(Bytes, Bytes)| {
+        let stream = get_stream(tx, key).ok().flatten();
+        stream.and_then(|s| s.groups.get(group)).is_some_and(|g| g.consumers.contains_key(consumer))
+    };
+    let joining = joining.filter(|joining| !has_consumer(tx, joining));
     tx.mem_apply(MemOp::Stream { key: key.clone(), op });
+    if joining.is_some_and(|joining| has_consumer(tx, &joining)) {
+        tx.notify(notify::STREAM, "xgroup-createconsumer", key);
+    }
 }
 
 fn id_reply(id: StreamId) -> Reply {
@@ -325,9 +343,11 @@ fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         };
         debug_assert!(exists || last == StreamId::MIN);
         apply(tx, key, StreamOp::Add { id, fields: fields.to_vec() });
+        tx.notify(notify::STREAM, "xadd", key);
         let stream = get_stream(tx, key)?.expect("just added");
         if let Some((through, _)) = args.trim.plan(stream) {
             apply(tx, key, StreamOp::Trim { through });
+            tx.notify(notify::STREAM, "xtrim", key);
         }
         Ok(id_reply(id))
     })
@@ -346,6 +366,7 @@ fn xtrim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             return Ok(Reply::Integer(0));
         };
         apply(tx, key, StreamOp::Trim { through });
+        tx.notify(notify::STREAM, "xtrim", key);
         Ok(Reply::Integer(removed as i64))
     })
 }
@@ -422,6 +443,7 @@ fn xdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let count = removed.len() as i64;
         if count > 0 {
             apply(tx, key, StreamOp::Delete { ids: removed });
+            tx.notify(notify::STREAM, "xdel", key);
         }
         Ok(Reply::Integer(count))
     })
@@ -473,6 +495,7 @@ fn xsetid(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             }
         }
         apply(tx, key, StreamOp::SetId { last_id, entries_added, max_deleted_id });
+        tx.notify(notify::STREAM, "xsetid", key);
         Ok(Reply::ok())
     })
 }
@@ -793,7 +816,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 parse_strict_id(&argv[4])
             }
         };
-        let (op, reply) = match sub.as_str() {
+        let (op, reply, event) = match sub.as_str() {
             "create" => {
                 let last_id = id_arg(stream)?;
                 if g.is_some() {
@@ -804,11 +827,12 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                     let entry = MemEntry { expire_ms: 0, value: MemValue::Stream(Default::default()) };
                     tx.mem_apply(MemOp::Put { key: key.clone(), entry });
                 }
-                (StreamOp::CreateGroup { group: group.clone(), last_id, entries_read }, Reply::ok())
+                (StreamOp::CreateGroup { group: group.clone(), last_id, entries_read }, Reply::ok(), "xgroup-create")
             }
             "setid" => {
                 let last_id = id_arg(stream)?;
-                (StreamOp::SetGroupId { group: group.clone(), last_id, entries_read }, Reply::ok())
+                let op = StreamOp::SetGroupId { group: group.clone(), last_id, entries_read };
+                (op, Reply::ok(), "xgroup-setid")
             }
             "destroy" => {
                 if g.is_none() {
@@ -816,7 +840,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 }
                 // Clients blocked in XREADGROUP on this group learn it is gone.
                 blocking.signal(db, key);
-                (StreamOp::DestroyGroup { group: group.clone() }, Reply::Integer(1))
+                (StreamOp::DestroyGroup { group: group.clone() }, Reply::Integer(1), "xgroup-destroy")
             }
             "createconsumer" => {
                 let consumer = &argv[4];
@@ -826,6 +850,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 (
                     StreamOp::CreateConsumer { group: group.clone(), consumer: consumer.clone(), now_ms },
                     Reply::Integer(1),
+                    "xgroup-createconsumer",
                 )
             }
             "delconsumer" => {
@@ -834,11 +859,13 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                     return Ok(Reply::Integer(0));
                 };
                 let pending = consumer_pending(g, consumer).count() as i64;
-                (StreamOp::DeleteConsumer { group: group.clone(), consumer: consumer.clone() }, Reply::Integer(pending))
+                let op = StreamOp::DeleteConsumer { group: group.clone(), consumer: consumer.clone() };
+                (op, Reply::Integer(pending), "xgroup-delconsumer")
             }
             other => unreachable!("xgroup|{other} is not registered"),
         };
         apply(tx, key, op);
+        tx.notify(notify::STREAM, event, key);
         Ok(reply)
     })
 }
@@ -1007,15 +1034,15 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         // The cursor for the next call: the next pending entry, or 0-0.
         let next = pending.next().map_or(StreamId::MIN, |(id, _)| *id);
         let deleted = Reply::Array(dropped.iter().map(|id| id_reply(*id)).collect());
-        let op = StreamOp::Claim {
-            group: group.clone(),
-            consumer: consumer.clone(),
-            now_ms,
-            claimed,
-            count_delivery: !justid,
-            dropped,
-        };
-        apply(tx, key, op);
+        // As Redis 7.0: the consumer is made (or seen) only when it claims
+        // something; entries whose stream entry is gone just leave the PEL.
+        if !claimed.is_empty() {
+            let count_delivery = !justid;
+            let (group, consumer) = (group.clone(), consumer.clone());
+            apply(tx, key, StreamOp::Claim { group, consumer, now_ms, claimed, count_delivery, dropped });
+        } else if !dropped.is_empty() {
+            apply(tx, key, StreamOp::Ack { group: group.clone(), ids: dropped });
+        }
         Ok(Reply::Array(vec![id_reply(next), Reply::Array(replies), deleted]))
     })
 }

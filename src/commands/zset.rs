@@ -17,6 +17,7 @@ use crate::cursor::{member_position, next_by_position, parse_cursor, ScanOptions
 use crate::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
 use crate::keyspace::Tx;
+use crate::notify;
 use crate::protocol::Reply;
 
 pub fn register(table: &mut CommandTable) {
@@ -255,6 +256,7 @@ fn zadd_generic(ctx: &mut Ctx, key: &Bytes, flags: AddFlags, pairs: Vec<(f64, By
         if !order.is_empty() {
             let items = order.into_iter().map(|m| (changes[&m], m)).collect();
             tx.mem_apply(zset_op(key, ZSetOp::Add(items)));
+            tx.notify(notify::ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
         }
         Ok(if flags.incr {
             if processed > 0 {
@@ -322,11 +324,12 @@ fn zrem(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                 removed.push(member.clone());
             }
         }
-        let count = removed.len() as i64;
+        let (count, len) = (removed.len(), zset.len());
         if count > 0 {
             tx.mem_apply(zset_op(key, ZSetOp::Remove(removed)));
+            removed_from(tx, key, "zrem", count, len);
         }
-        Ok(Reply::Integer(count))
+        Ok(Reply::Integer(count as i64))
     })
 }
 
@@ -572,15 +575,27 @@ fn zrevrangebylex(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// Replaces `dst` with a sorted set of `items` (deleting it when empty);
 /// the *STORE commands' write.
-fn store_result(tx: &mut Tx, dst: &Bytes, items: Vec<(f64, Bytes)>) -> Result<(), CmdError> {
-    tx.delete(dst)?;
-    if !items.is_empty() {
-        let mut zset = SortedSet::default();
-        // As in ZADD: a small stored set keeps -0 as the integer 0.
-        items.into_iter().for_each(|(s, m)| zset.insert(s + 0.0, &m));
-        tx.mem_apply(MemOp::Put { key: dst.clone(), entry: MemEntry { expire_ms: 0, value: MemValue::ZSet(zset) } });
+fn store_result(tx: &mut Tx, dst: &Bytes, items: Vec<(f64, Bytes)>, event: &'static str) -> Result<(), CmdError> {
+    if items.is_empty() {
+        if tx.delete(dst)? {
+            tx.notify(notify::GENERIC, "del", dst);
+        }
+        return Ok(());
     }
+    let mut zset = SortedSet::default();
+    // As in ZADD: a small stored set keeps -0 as the integer 0.
+    items.into_iter().for_each(|(s, m)| zset.insert(s + 0.0, &m));
+    tx.overwrite(dst, MemEntry { expire_ms: 0, value: MemValue::ZSet(zset) })?;
+    tx.notify(notify::ZSET, event, dst);
     Ok(())
+}
+
+/// The events of `count` members removed from `key`, which held `len`.
+fn removed_from(tx: &mut Tx, key: &[u8], event: &'static str, count: usize, len: usize) {
+    tx.notify(notify::ZSET, event, key);
+    if count >= len {
+        tx.notify(notify::GENERIC, "del", key);
+    }
 }
 
 /// `ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]`
@@ -590,7 +605,7 @@ fn zrangestore(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     ctx.run(|tx| {
         let items = zset_at(tx, src)?.map(|z| select(&request, z)).unwrap_or_default();
         let count = items.len() as i64;
-        store_result(tx, dst, items)?;
+        store_result(tx, dst, items, "zrangestore")?;
         Ok(Reply::Integer(count))
     })
 }
@@ -598,12 +613,18 @@ fn zrangestore(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 // ---------------------------------------------------------------- removals
 
 /// Removes the ranks a range selects from `key`; replies the count.
-fn remove_range(ctx: &mut Ctx, key: &Bytes, ranks: impl FnOnce(&SortedSet) -> (usize, usize)) -> CmdResult {
+fn remove_range(
+    ctx: &mut Ctx,
+    key: &Bytes,
+    event: &'static str,
+    ranks: impl FnOnce(&SortedSet) -> (usize, usize),
+) -> CmdResult {
     ctx.run(|tx| {
         let Some(zset) = zset_at(tx, key)? else { return Ok(Reply::Integer(0)) };
-        let (start, end) = ranks(zset);
+        let ((start, end), len) = (ranks(zset), zset.len());
         if start < end {
             tx.mem_apply(zset_op(key, ZSetOp::RemoveRanks { start, end }));
+            removed_from(tx, key, event, end - start, len);
         }
         Ok(Reply::Integer((end.saturating_sub(start)) as i64))
     })
@@ -612,19 +633,19 @@ fn remove_range(ctx: &mut Ctx, key: &Bytes, ranks: impl FnOnce(&SortedSet) -> (u
 /// `ZREMRANGEBYRANK key start stop`
 fn zremrangebyrank(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (start, stop) = (parse_int(&argv[2])?, parse_int(&argv[3])?);
-    remove_range(ctx, &argv[1], |z| rank_range(start, stop, z.len()))
+    remove_range(ctx, &argv[1], "zremrangebyrank", |z| rank_range(start, stop, z.len()))
 }
 
 /// `ZREMRANGEBYSCORE key min max`
 fn zremrangebyscore(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let range = ScoreRange::parse(&argv[2], &argv[3])?;
-    remove_range(ctx, &argv[1], |z| range.ranks(z))
+    remove_range(ctx, &argv[1], "zremrangebyscore", |z| range.ranks(z))
 }
 
 /// `ZREMRANGEBYLEX key min max`
 fn zremrangebylex(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let range = LexRange::parse(&argv[2], &argv[3])?;
-    remove_range(ctx, &argv[1], |z| range.ranks(z))
+    remove_range(ctx, &argv[1], "zremrangebylex", |z| range.ranks(z))
 }
 
 /// Pops up to `count` lowest (or highest) elements of `key`, in pop order.
@@ -639,6 +660,7 @@ fn pop(tx: &mut Tx, key: &Bytes, count: usize, max: bool) -> Result<Vec<(f64, By
     }
     if take > 0 {
         tx.mem_apply(zset_op(key, ZSetOp::RemoveRanks { start, end }));
+        removed_from(tx, key, if max { "zpopmax" } else { "zpopmin" }, take, len);
     }
     Ok(items)
 }
@@ -821,6 +843,17 @@ enum SetOpKind {
     Diff,
 }
 
+impl SetOpKind {
+    /// The event of its STORE variant.
+    fn store_event(self) -> &'static str {
+        match self {
+            SetOpKind::Union => "zunionstore",
+            SetOpKind::Inter => "zinterstore",
+            SetOpKind::Diff => "zdiffstore",
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Aggregate {
     Sum,
@@ -997,7 +1030,7 @@ fn setop_generic(ctx: &mut Ctx, argv: &[Bytes], op: SetOpKind, store: bool) -> C
         match dst {
             Some(dst) => {
                 let count = items.len() as i64;
-                store_result(tx, dst, items)?;
+                store_result(tx, dst, items, op.store_event())?;
                 Ok(Reply::Integer(count))
             }
             None => Ok(scored_reply(items, options.withscores, resp3)),
