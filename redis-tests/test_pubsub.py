@@ -352,3 +352,18 @@ def test_stream_commands_notify_as_redis_does(strata_server, redis_server):
         ("XGROUP", "DELCONSUMER", "x", "g", "c2"), ("XGROUP", "DELCONSUMER", "x", "g", "nope"),
         ("XGROUP", "DESTROY", "x", "g"), ("XGROUP", "DESTROY", "x", "g"),
     ])
+
+
+def test_read_misses_notify_keymiss_as_redis_does(strata_server, redis_server):
+    commands = [
+        ("SET", "a", "x"), ("GET", "nosuch"), ("GET", "a"), ("MGET", "a", "m1", "m2"), ("EXISTS", "nosuch", "a"),
+        ("TYPE", "nosuch"), ("TTL", "nosuch"), ("PTTL", "a"), ("HGET", "nosuch", "f"), ("LRANGE", "nosuch", "0", "-1"),
+        ("LLEN", "nosuch"), ("SMEMBERS", "nosuch"), ("SINTER", "nosuch", "other"), ("ZRANGE", "nosuch", "0", "-1"),
+        ("ZSCORE", "nosuch", "m"), ("XLEN", "nosuch"), ("XRANGE", "nosuch", "-", "+"), ("GETBIT", "nosuch", "1"),
+        ("BITCOUNT", "nosuch"), ("STRLEN", "nosuch"), ("GETRANGE", "nosuch", "0", "1"), ("LCS", "a", "nosuch"),
+        ("COPY", "nosuch", "dst"), ("OBJECT", "ENCODING", "nosuch"), ("SET", "b", "v", "GET"),
+        ("BITOP", "AND", "d", "nosuch", "a"), ("GETDEL", "nosuch"), ("GETEX", "nosuch"),
+    ]
+    for flags in ["KEm", "Em", "KEA"]:
+        ours, theirs = events_of(strata_server, commands, flags), events_of(redis_server, commands, flags)
+        assert ours == theirs, f"{flags}: strata {ours} != redis {theirs}"

@@ -301,7 +301,8 @@ impl Keyspace {
         let _ = self.pubsub.set(pubsub);
     }
 
-    fn publish_events(&self, events: &[KeyEvent]) {
+    /// Publishes committed events (and read misses) as `notify-keyspace-events` asks.
+    pub fn publish_events(&self, events: &[KeyEvent]) {
         if let (false, Some(pubsub)) = (events.is_empty(), self.pubsub.get()) {
             notify::publish(pubsub, self.notify_flags.load(Ordering::Relaxed), events);
         }

@@ -218,7 +218,7 @@ fn read_hash<R>(
         let found = hash.is_some();
         Ok((found, body(tx, hash)?))
     })?;
-    ctx.server.stats.hit(found);
+    ctx.hit(key, found);
     Ok(result)
 }
 

@@ -72,8 +72,8 @@ fn del(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn count_existing(ctx: &mut Ctx, keys: &[Bytes]) -> Result<i64, CmdError> {
     let found =
         ctx.run(|tx| keys.iter().map(|key| Ok(tx.meta(key)?.is_some())).collect::<Result<Vec<bool>, CmdError>>())?;
-    for &hit in &found {
-        ctx.server.stats.hit(hit);
+    for (key, &hit) in keys.iter().zip(&found) {
+        ctx.hit(key, hit);
     }
     Ok(found.iter().filter(|&&hit| hit).count() as i64)
 }
@@ -93,7 +93,7 @@ fn touch(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn type_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let key_type = ctx.run(|tx| tx.key_type(key))?;
-    ctx.server.stats.hit(key_type.is_some());
+    ctx.hit(key, key_type.is_some());
     Ok(Reply::Status(key_type.map_or("none", KeyType::name)))
 }
 
@@ -221,7 +221,7 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         tx.notify_in(copy.db, notify::GENERIC, "copy_to", copy.dst);
         Ok(true)
     })?;
-    ctx.server.stats.hit(found.get());
+    ctx.hit(copy.src, found.get());
     Ok(Reply::Integer(copied as i64))
 }
 
@@ -356,7 +356,7 @@ enum TtlReport {
 fn ttl_generic(ctx: &mut Ctx, argv: &[Bytes], report: TtlReport) -> CmdResult {
     let key = &argv[1];
     let (meta, now) = ctx.run(|tx| Ok((tx.meta(key)?, tx.now_ms())))?;
-    ctx.server.stats.hit(meta.is_some());
+    ctx.hit(key, meta.is_some());
     let Some(meta) = meta else {
         return Ok(Reply::Integer(-2));
     };
@@ -601,6 +601,7 @@ fn randomkey(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 /// The key's metadata for an OBJECT subcommand (counted as a lookup).
 fn object_lookup(ctx: &mut Ctx, key: &Bytes) -> Result<Option<KeyMeta>, CmdError> {
     let meta = ctx.run(|tx| tx.meta(key))?;
+    // Counted, but no keymiss event: Redis looks it up with NONOTIFY.
     ctx.server.stats.hit(meta.is_some());
     Ok(meta)
 }

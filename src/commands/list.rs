@@ -82,7 +82,7 @@ fn read_list<R>(
         let list = list_of(tx, key)?;
         Ok((list.is_some(), body(list)))
     })?;
-    ctx.server.stats.hit(found);
+    ctx.hit(key, found);
     result
 }
 

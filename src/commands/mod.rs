@@ -55,6 +55,22 @@ impl<'a, 's> Ctx<'a, 's> {
         self.tx.as_deref_mut().expect("the command table gives this command no transaction")
     }
 
+    /// Counts a read of `key` as a keyspace hit or miss (INFO stats), and
+    /// reports a miss as Redis's `keymiss` event.
+    pub fn hit(&self, key: &[u8], found: bool) {
+        self.server.stats.hit(found);
+        if !found {
+            let db = self.client.db;
+            let event = crate::notify::KeyEvent {
+                class: crate::notify::KEY_MISS,
+                event: "keymiss",
+                db,
+                key: Bytes::copy_from_slice(key),
+            };
+            self.server.keyspace.publish_events(&[event]);
+        }
+    }
+
     /// Runs `body` in the command's transaction.
     pub fn run<R>(&mut self, body: impl FnOnce(&mut Tx<'s>) -> Result<R, CmdError>) -> Result<R, CmdError> {
         body(self.tx())

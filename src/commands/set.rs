@@ -75,7 +75,7 @@ fn read_set<R>(
         let set = get_set(tx, key)?;
         Ok((set.is_some(), body(set)?))
     })?;
-    ctx.server.stats.hit(found);
+    ctx.hit(key, found);
     Ok(result)
 }
 
@@ -338,7 +338,7 @@ fn combine(tx: &mut Tx, keys: &[Bytes], op: Algebra) -> Result<(SetValue, Vec<bo
 /// SINTER, SUNION, SDIFF: the result as a set reply.
 fn combine_reply(ctx: &mut Ctx, keys: &[Bytes], op: Algebra) -> CmdResult {
     let (result, found) = ctx.run(|tx| combine(tx, keys, op))?;
-    found.into_iter().for_each(|f| ctx.server.stats.hit(f));
+    keys.iter().zip(found).for_each(|(key, f)| ctx.hit(key, f));
     Ok(set_reply(&result))
 }
 
@@ -360,7 +360,7 @@ fn combine_store(ctx: &mut Ctx, dst: &Bytes, keys: &[Bytes], op: Algebra) -> Cmd
         }
         Ok((len, found))
     })?;
-    found.into_iter().for_each(|f| ctx.server.stats.hit(f));
+    keys.iter().zip(found).for_each(|(key, f)| ctx.hit(key, f));
     Ok(Reply::Integer(len as i64))
 }
 
@@ -417,7 +417,7 @@ fn sintercard(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
     }
     let (result, found) = ctx.run(|tx| combine(tx, keys, Algebra::Inter))?;
-    found.into_iter().for_each(|f| ctx.server.stats.hit(f));
+    keys.iter().zip(found).for_each(|(key, f)| ctx.hit(key, f));
     let len = if limit == 0 { result.len() } else { result.len().min(limit) };
     Ok(Reply::Integer(len as i64))
 }

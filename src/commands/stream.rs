@@ -378,7 +378,7 @@ fn xlen(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let stream = get_stream(tx, key)?;
         Ok((stream.is_some(), stream.map_or(0, |s| s.len())))
     })?;
-    ctx.server.stats.hit(found);
+    ctx.hit(key, found);
     Ok(Reply::Integer(len as i64))
 }
 
@@ -424,7 +424,7 @@ fn range_command(ctx: &mut Ctx, argv: &[Bytes], rev: bool) -> CmdResult {
         };
         Ok((true, reply))
     })?;
-    ctx.server.stats.hit(found);
+    ctx.hit(key, found);
     Ok(reply)
 }
 

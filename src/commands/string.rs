@@ -215,7 +215,7 @@ fn set_generic(
         Ok(SetOutcome { old: old_value, written })
     })?;
     if get {
-        ctx.server.stats.hit(outcome.old.is_some());
+        ctx.hit(key, outcome.old.is_some());
     }
     Ok(outcome)
 }
@@ -271,7 +271,7 @@ fn getset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         tx.notify(notify::STRING, "set", key);
         Ok(old.map(|m| m.body))
     })?;
-    ctx.server.stats.hit(old.is_some());
+    ctx.hit(key, old.is_some());
     Ok(Reply::opt_bulk(old))
 }
 
@@ -286,7 +286,7 @@ fn getdel(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         Ok(old.map(|m| m.body))
     })?;
-    ctx.server.stats.hit(old.is_some());
+    ctx.hit(key, old.is_some());
     Ok(Reply::opt_bulk(old))
 }
 
@@ -323,7 +323,7 @@ fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         Ok(Some(meta.body))
     })?;
-    ctx.server.stats.hit(value.is_some());
+    ctx.hit(key, value.is_some());
     Ok(Reply::opt_bulk(value))
 }
 
@@ -339,8 +339,9 @@ fn mget(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     })?;
     let replies = found
         .into_iter()
-        .map(|meta| {
-            ctx.server.stats.hit(meta.is_some());
+        .zip(&keys)
+        .map(|(meta, key)| {
+            ctx.hit(key, meta.is_some());
             match meta {
                 // A key of another type reads as nil, not WRONGTYPE.
                 Some(m) if m.key_type == KeyType::String => Reply::bulk(m.body),
@@ -408,7 +409,7 @@ fn append(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 fn strlen(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let len = ctx.run(|tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body.len())))?;
-    ctx.server.stats.hit(len.is_some());
+    ctx.hit(key, len.is_some());
     Ok(Reply::Integer(len.unwrap_or(0) as i64))
 }
 
@@ -493,7 +494,7 @@ fn getrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let start = parse_int(&argv[2])?;
     let end = parse_int(&argv[3])?;
     let value = ctx.run(|tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
-    ctx.server.stats.hit(value.is_some());
+    ctx.hit(key, value.is_some());
     let value = value.unwrap_or_default();
     Ok(match byte_range(start, end, value.len()) {
         Some((s, e)) => Reply::bulk(value[s..=e].to_vec()),
@@ -533,8 +534,8 @@ fn lcs(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let (key_a, key_b) = (&argv[1], &argv[2]);
     let max = max_bulk_len(ctx);
     let (a, b) = ctx.run(|tx| Ok((tx.meta(key_a)?, tx.meta(key_b)?)))?;
-    ctx.server.stats.hit(a.is_some());
-    ctx.server.stats.hit(b.is_some());
+    ctx.hit(key_a, a.is_some());
+    ctx.hit(key_b, b.is_some());
     // Redis reads the keys before it parses the options.
     let string_of = |meta: Option<KeyMeta>| match meta {
         Some(m) if m.key_type != KeyType::String => Err(CmdError::err("The specified keys must contain string values")),
@@ -729,7 +730,7 @@ fn getbit(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let offset = parse_bit_offset(&argv[2], None, max_bulk_len(ctx))?;
     let value = ctx.run(|tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
-    ctx.server.stats.hit(value.is_some());
+    ctx.hit(key, value.is_some());
     Ok(Reply::Integer(value.is_some_and(|v| bit_at(&v, offset)) as i64))
 }
 
@@ -737,7 +738,7 @@ fn getbit(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// for other types. Counts the keyspace hit or miss.
 fn read_string(ctx: &mut Ctx, key: &Bytes) -> Result<Option<Vec<u8>>, CmdError> {
     let value = ctx.run(|tx| Ok(tx.meta_of(key, KeyType::String)?.map(|m| m.body)))?;
-    ctx.server.stats.hit(value.is_some());
+    ctx.hit(key, value.is_some());
     Ok(value)
 }
 
@@ -917,8 +918,8 @@ fn bitop(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         Ok((result.len(), hits))
     })?;
-    for hit in hits {
-        ctx.server.stats.hit(hit);
+    for (key, hit) in argv[3..].iter().zip(hits) {
+        ctx.hit(key, hit);
     }
     Ok(Reply::Integer(len as i64))
 }

@@ -345,7 +345,7 @@ fn read_zset<R>(
         let zset = zset_at(tx, key)?;
         Ok((zset.is_some(), read(zset)))
     })?;
-    ctx.server.stats.hit(found);
+    ctx.hit(key, found);
     result
 }
 
