@@ -367,3 +367,49 @@ def test_read_misses_notify_keymiss_as_redis_does(strata_server, redis_server):
     for flags in ["KEm", "Em", "KEA"]:
         ours, theirs = events_of(strata_server, commands, flags), events_of(redis_server, commands, flags)
         assert ours == theirs, f"{flags}: strata {ours} != redis {theirs}"
+
+
+def monitor_lines(server, commands):
+    """What a MONITOR client sees of `commands` (run by another client),
+    the time and the client's port taken out."""
+    watcher, actor = RawConn(server.port), RawConn(server.port)
+    assert watcher.call("MONITOR")[1] == "OK"
+    for command in commands:
+        actor.call(*command)
+    actor.call("ECHO", "done")
+    lines = []
+    while True:
+        line = watcher.read_reply()[1]
+        _, rest = line.split(" ", 1)
+        db, _, args = rest.partition("] ")
+        lines.append((db.split(" ")[0], args))
+        if args == '"ECHO" "done"':
+            break
+    watcher.close()
+    actor.close()
+    return lines
+
+
+def test_monitor_shows_each_command_as_redis_does(strata_server, redis_server):
+    commands = [
+        ("SET", "k", "v"), ("GET", "k"), ("SELECT", "1"), ("SET", "k", 'a "b"\n\x00\xff'), ("CONFIG", "GET", "save"),
+        ("MULTI",), ("SET", "x", "1"), ("INCR", "x"), ("EXEC",), ("NOSUCH", "x"), ("GET",), ("SELECT", "0"),
+        ("RPUSH", "l", "a"), ("LPOP", "l"),
+    ]
+    assert monitor_lines(strata_server, commands) == monitor_lines(redis_server, commands)
+
+
+def test_client_reply_on_off_skip(strata_server, redis_server):
+    def scenario(cs):
+        c = cs[0]
+        c.send_raw(b"".join(encode(args) for args in [
+            ("CLIENT", "REPLY", "OFF"), ("SET", "a", "1"), ("GET", "a"), ("GET",), ("CLIENT", "REPLY", "SKIP"),
+            ("CLIENT", "REPLY", "ON"), ("GET", "a"), ("CLIENT", "REPLY", "SKIP"), ("GET", "a"), ("INCR", "a"),
+            ("CLIENT", "REPLY", "FOO"), ("PING",),
+        ]))
+        got = []
+        while not got or got[-1] != "PONG":
+            got.append(c.read_reply()[1])
+        return got
+
+    run_both(strata_server, redis_server, scenario, conns=1)

@@ -48,6 +48,8 @@ pub struct ClientShared {
     /// Channels, patterns and shard channels subscribed (CLIENT LIST's
     /// `sub`, `psub`, `ssub`).
     pub subscribed: [AtomicUsize; 3],
+    /// A MONITOR client (CLIENT LIST's flag `O`).
+    pub monitoring: AtomicBool,
 }
 
 /// A connection's buffers, published for CLIENT LIST by the connection
@@ -100,15 +102,18 @@ impl ClientShared {
         let multi = self.multi.load(Ordering::Relaxed);
         // Redis's flag letters, in Redis's order.
         let mut flags = String::new();
+        if self.monitoring.load(Ordering::Relaxed) {
+            flags.push('O');
+        }
+        let [sub, psub, ssub] = self.subscribed.each_ref().map(|count| count.load(Ordering::Relaxed));
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
         if multi >= 0 {
             flags.push('x');
         }
         if self.dirty_cas.load(Ordering::Relaxed) {
             flags.push('d');
-        }
-        let [sub, psub, ssub] = self.subscribed.each_ref().map(|count| count.load(Ordering::Relaxed));
-        if sub + psub + ssub > 0 {
-            flags.push('P');
         }
         if flags.is_empty() {
             flags.push('N');
@@ -177,6 +182,7 @@ impl ClientRegistry {
             buffers: BufferSizes::default(),
             mailbox: Arc::default(),
             subscribed: Default::default(),
+            monitoring: AtomicBool::new(false),
         });
         self.clients.lock().insert(id, shared.clone());
         shared
@@ -229,6 +235,11 @@ pub struct Client {
     /// replication make a client something else.
     pub class: ClientClass,
     pub subscriptions: Subscriptions,
+    /// CLIENT REPLY: OFF, SKIP in force for the command being run, and
+    /// SKIP asked for the next one.
+    pub reply_off: bool,
+    pub reply_skip: bool,
+    pub reply_skip_next: bool,
 }
 
 /// A client's pub/sub subscriptions, in the order it made them.
@@ -278,7 +289,18 @@ impl Client {
             in_exec: false,
             class: ClientClass::Normal,
             subscriptions: Subscriptions::default(),
+            reply_off: false,
+            reply_skip: false,
+            reply_skip_next: false,
         }
+    }
+
+    /// After a command: whether its reply goes out (CLIENT REPLY), and the
+    /// SKIP asked by this command taking effect for the next.
+    pub fn reply_wanted(&mut self) -> bool {
+        let wanted = !self.reply_off && !self.reply_skip;
+        self.reply_skip = std::mem::take(&mut self.reply_skip_next);
+        wanted
     }
 
     /// Where publishers reach this client.

@@ -208,11 +208,13 @@ async fn run_requests(
             conn.unsynced = true;
             wrote = Some(server.keyspace.log.last_seq());
         }
-        let mark = conn.output.mark();
-        conn.output.push_reply(encoder_for(client), &reply);
-        conn.acks.note(mark, conn.output.mark(), wrote);
-        if conn.over_output_limit(client, settings) {
-            return Ok(Next::Close);
+        if client.reply_wanted() {
+            let mark = conn.output.mark();
+            conn.output.push_reply(encoder_for(client), &reply);
+            conn.acks.note(mark, conn.output.mark(), wrote);
+            if conn.over_output_limit(client, settings) {
+                return Ok(Next::Close);
+            }
         }
         if client.close_after_reply {
             return Ok(Next::Quit);

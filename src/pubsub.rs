@@ -27,11 +27,16 @@ pub enum Message {
     Pattern { pattern: Bytes, channel: Bytes, payload: Bytes },
     /// `smessage`: published to a shard channel it subscribes to.
     Shard { channel: Bytes, payload: Bytes },
+    /// A command some client ran, for a MONITOR client (Redis's line).
+    Monitor(String),
 }
 
 impl Message {
     /// As the connection sends it: a push in RESP3, an array in RESP2.
     pub fn reply(&self) -> Reply {
+        if let Message::Monitor(line) = self {
+            return Reply::StatusOwned(line.clone());
+        }
         let bulk = |b: &Bytes| Reply::Bulk(b.clone());
         let word = |w: &'static str| Reply::Bulk(Bytes::from_static(w.as_bytes()));
         Reply::Push(match self {
@@ -40,6 +45,7 @@ impl Message {
                 vec![word("pmessage"), bulk(pattern), bulk(channel), bulk(payload)]
             }
             Message::Shard { channel, payload } => vec![word("smessage"), bulk(channel), bulk(payload)],
+            Message::Monitor(_) => unreachable!("answered above"),
         })
     }
 
@@ -50,6 +56,7 @@ impl Message {
                 channel.len() + payload.len() + 32
             }
             Message::Pattern { pattern, channel, payload } => pattern.len() + channel.len() + payload.len() + 40,
+            Message::Monitor(line) => line.len() + 16,
         }
     }
 }
@@ -118,6 +125,9 @@ pub struct PubSub {
     /// The `pubsub` class's hard output limit (0: none), which mailboxes
     /// are held to.
     pub mailbox_limit: AtomicU64,
+    /// MONITOR clients, and how many (read by every command).
+    monitors: Mutex<BTreeMap<u64, Subscriber>>,
+    monitor_count: AtomicUsize,
 }
 
 impl PubSub {
@@ -196,6 +206,38 @@ impl PubSub {
         1
     }
 
+    /// Makes a client a MONITOR; false if it is one already.
+    pub fn add_monitor(&self, subscriber: Subscriber) -> bool {
+        let mut monitors = self.monitors.lock();
+        let added = monitors.insert(subscriber.id, subscriber).is_none();
+        self.monitor_count.store(monitors.len(), Ordering::Relaxed);
+        added
+    }
+
+    pub fn remove_monitor(&self, id: u64) {
+        let mut monitors = self.monitors.lock();
+        monitors.remove(&id);
+        self.monitor_count.store(monitors.len(), Ordering::Relaxed);
+    }
+
+    pub fn has_monitors(&self) -> bool {
+        self.monitor_count.load(Ordering::Relaxed) > 0
+    }
+
+    /// Shows a command to every MONITOR client: `db` and `peer` (the
+    /// client's address) as Redis shows them.
+    pub fn feed_monitors(&self, db: usize, peer: &str, argv: &[Bytes]) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut line = format!("{}.{:06} [{db} {peer}]", now.as_secs(), now.subsec_micros());
+        for arg in argv {
+            line.push(' ');
+            line.push_str(&repr(arg));
+        }
+        for monitor in self.monitors.lock().values() {
+            self.deliver(monitor, Message::Monitor(line.clone()));
+        }
+    }
+
     /// Channels (or shard channels) with a subscriber, matching `pattern`.
     pub fn active(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
         let listeners = self.listeners(kind).read();
@@ -212,5 +254,37 @@ impl PubSub {
     /// Subscribers of a channel (or shard channel).
     pub fn count(&self, kind: Kind, name: &[u8]) -> usize {
         self.listeners(kind).read().get(name).map_or(0, BTreeMap::len)
+    }
+}
+
+/// `bytes` quoted as Redis's `sdscatrepr` quotes them.
+pub fn repr(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            7 => out.push_str("\\a"),
+            8 => out.push_str("\\b"),
+            b if b.is_ascii_graphic() || b == b' ' => out.push(b as char),
+            b => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repr_quotes_as_redis_does() {
+        assert_eq!(repr(b"set"), "\"set\"");
+        assert_eq!(repr(b"a b\"c\\\r\n\t\x07\x08\x00\xff"), "\"a b\\\"c\\\\\\r\\n\\t\\a\\b\\x00\\xff\"");
     }
 }

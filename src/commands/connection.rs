@@ -51,6 +51,9 @@ fn quit(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 fn reset(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     super::multi::forget(ctx.server, ctx.client);
     super::pubsub::forget(ctx.server, ctx.client);
+    ctx.server.pubsub.remove_monitor(ctx.client.shared.id);
+    ctx.client.shared.monitoring.store(false, std::sync::atomic::Ordering::Relaxed);
+    (ctx.client.reply_off, ctx.client.reply_skip, ctx.client.reply_skip_next) = (false, false, false);
     ctx.client.select(0);
     ctx.client.set_resp3(false);
     ctx.client.authenticated = ctx.server.config.read().requirepass().is_none();

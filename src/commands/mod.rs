@@ -560,6 +560,7 @@ pub fn pop_first_or_block(
 pub fn client_closed(server: &Server, client: &mut Client) {
     multi::forget(server, client);
     pubsub::forget(server, client);
+    server.pubsub.remove_monitor(client.shared.id);
 }
 
 /// Runs one command: lookup, auth and memory checks, handler, stats.
@@ -616,6 +617,15 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
     });
     row.stats.calls.fetch_add(1, Ordering::Relaxed);
     row.stats.usec.fetch_add(usec, Ordering::Relaxed);
+    // Shown to MONITOR clients after it ran (a SELECT shows its new
+    // database), as Redis does; administrative commands are not shown.
+    if server.pubsub.has_monitors()
+        && !client.retrying_blocked
+        && !row.has_flag("admin")
+        && !row.has_flag("skip_monitor")
+    {
+        server.pubsub.feed_monitors(client.db, &client.shared.addr.to_string(), argv);
+    }
     server.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
     match result {
         Ok(reply) => {

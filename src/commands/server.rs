@@ -32,6 +32,8 @@ pub fn register(table: &mut CommandTable) {
     table.register("client|kill", client_kill);
     table.register("client|help", client_help);
     table.register("client|unblock", client_unblock);
+    table.register("client|reply", client_reply);
+    table.register("monitor", monitor);
     table.register("time", time);
     table.register("shutdown", shutdown);
 }
@@ -544,6 +546,40 @@ fn config_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 
 // ---------------------------------------------------------------- CLIENT
 
+/// `CLIENT REPLY ON|OFF|SKIP`: OFF and SKIP answer nothing.
+fn client_reply(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let client = &mut *ctx.client;
+    match argv[2].to_ascii_lowercase().as_slice() {
+        b"on" => {
+            (client.reply_off, client.reply_skip) = (false, false);
+            Ok(Reply::ok())
+        }
+        b"off" => {
+            client.reply_off = true;
+            Ok(Reply::NoReply)
+        }
+        b"skip" => {
+            client.reply_skip_next = !client.reply_off;
+            Ok(Reply::NoReply)
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+/// `MONITOR`: every command run from then on is shown to this client
+/// (Redis's line: time, database, client address, quoted arguments).
+/// Already monitoring, it answers nothing.
+fn monitor(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(CmdError::err("MONITOR isn't allowed for DENY BLOCKING client"));
+    }
+    if !ctx.server.pubsub.add_monitor(ctx.client.subscriber()) {
+        return Ok(Reply::NoReply);
+    }
+    ctx.client.shared.monitoring.store(true, Ordering::Relaxed);
+    Ok(Reply::ok())
+}
+
 /// `CLIENT ID`
 fn client_id(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(ctx.client.shared.id as i64))
@@ -759,6 +795,8 @@ fn client_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
             "    Return information about client connections. Options:",
             "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
             "      Return clients of specified type.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
             "SETNAME <name>",
             "    Assign the name <name> to the current connection.",
         ],
