@@ -413,3 +413,105 @@ def test_client_reply_on_off_skip(strata_server, redis_server):
         return got
 
     run_both(strata_server, redis_server, scenario, conns=1)
+
+
+def until_pong(conn):
+    """Sends PING; the pushes that come before its PONG."""
+    conn.send_raw(encode(("PING",)))
+    got = []
+    while True:
+        value = conn.read_reply()[1]
+        if value == "PONG":
+            return got
+        got.append(value)
+
+
+def test_client_tracking_invalidates_as_redis_does(strata_server, redis_server):
+    def scenario(cs):
+        tracker, other, bcast, optin, optout = cs
+        for c in (tracker, bcast, optin, optout):
+            c.call("HELLO", "3")
+        out = [tracker.call("CLIENT", "TRACKING", "ON")[1]]
+        bcast.call("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "user:", "PREFIX", "k")
+        optin.call("CLIENT", "TRACKING", "ON", "OPTIN")
+        optout.call("CLIENT", "TRACKING", "ON", "OPTOUT", "NOLOOP")
+        for c in (tracker, optin, optout):
+            c.call("GET", "a")
+            c.call("MGET", "b", "c")
+        optin.call("CLIENT", "CACHING", "YES")
+        optin.call("GET", "d")
+        optout.call("CLIENT", "CACHING", "NO")
+        optout.call("GET", "d")
+        other.call("SET", "a", "1")
+        other.call("MSET", "b", "1", "c", "2", "d", "3", "user:1", "x", "other", "y")
+        other.call("SET", "a", "2")  # not read since: nothing more
+        out += [until_pong(c) for c in (tracker, bcast, optin, optout)]
+        # A tracking client's own write: after its reply (unless NOLOOP).
+        tracker.call("GET", "own")
+        out.append(tracker.call("SET", "own", "1")[1])
+        out.append(until_pong(tracker))
+        optout.call("GET", "own2")
+        optout.call("SET", "own2", "1")
+        out.append(until_pong(optout))
+        # Expired keys are invalidated too; FLUSHALL invalidates everything.
+        tracker.call("SET", "brief", "1", "PX", "1")
+        tracker.call("GET", "brief")
+        time.sleep(0.05)
+        other.call("GET", "brief")
+        out.append(until_pong(tracker))
+        other.call("FLUSHALL")
+        out += [until_pong(c) for c in (tracker, bcast, optin, optout)]
+        out.append(tracker.call("CLIENT", "TRACKINGINFO")[1])
+        out.append(bcast.call("CLIENT", "TRACKINGINFO")[1])
+        out.append(optin.call("CLIENT", "TRACKINGINFO")[1])
+        out.append(other.call("CLIENT", "TRACKINGINFO")[1])
+        out.append(other.call("CLIENT", "GETREDIR")[1])
+        out.append(tracker.call("CLIENT", "GETREDIR")[1])
+        info = other.call("INFO", "clients")[1].decode()
+        out.append([l for l in info.splitlines() if l.startswith("tracking_clients")])
+        out.append(tracker.call("CLIENT", "TRACKING", "OFF")[1])
+        out.append(tracker.call("CLIENT", "TRACKINGINFO")[1])
+        return out
+
+    run_both(strata_server, redis_server, scenario)
+
+
+def test_client_tracking_redirect_and_errors(strata_server, redis_server):
+    def scenario(cs):
+        tracker, listener, other, gone = cs[:4]
+        out = []
+        listener_id = listener.call("CLIENT", "ID")[1]
+        listener.call("SUBSCRIBE", "__redis__:invalidate")
+        out.append(tracker.call("CLIENT", "TRACKING", "ON", "REDIRECT", listener_id)[1])
+        out.append(tracker.call("CLIENT", "GETREDIR")[1] == listener_id)
+        tracker.call("GET", "a")
+        other.call("SET", "a", "1")
+        out.append(listener.read_reply()[1])
+        other.call("FLUSHDB")
+        out.append(listener.read_reply()[1])
+        # The client redirected to is gone: the tracker is told (RESP3).
+        gone_id = gone.call("CLIENT", "ID")[1]
+        tracker.call("HELLO", "3")
+        tracker.call("CLIENT", "TRACKING", "ON", "REDIRECT", gone_id)
+        gone.close()
+        time.sleep(0.1)
+        tracker.call("GET", "b")
+        other.call("SET", "b", "1")
+        pushes = until_pong(tracker)
+        out.append([p[0] for p in pushes])
+        out.append(tracker.call("CLIENT", "TRACKINGINFO")[1][1])
+        line = [l for l in tracker.call("CLIENT", "INFO")[1].decode().split(" ") if l.startswith("flags=")]
+        out.append(line)
+        for args in [("ON", "PREFIX", "x"), ("ON", "BCAST", "OPTIN"), ("ON", "OPTIN", "OPTOUT"),
+                     ("ON", "REDIRECT", "999999"), ("ON", "REDIRECT", "abc"), ("ON", "FOO"), ("MAYBE",),
+                     ("ON", "BCAST", "PREFIX", "ab", "PREFIX", "abc"), ("ON", "REDIRECT")]:
+            out.append(other.call("CLIENT", "TRACKING", *args)[1])
+        out.append(other.call("CLIENT", "CACHING", "YES")[1])
+        other.call("CLIENT", "TRACKING", "ON", "OPTIN")
+        out.append(other.call("CLIENT", "CACHING", "NO")[1])
+        out.append(other.call("CLIENT", "CACHING", "MAYBE")[1])
+        out.append(other.call("CLIENT", "TRACKING", "ON", "OPTOUT")[1])
+        out.append(other.call("CLIENT", "TRACKING", "ON", "BCAST")[1])
+        return out
+
+    run_both(strata_server, redis_server, scenario)

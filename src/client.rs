@@ -50,6 +50,8 @@ pub struct ClientShared {
     pub subscribed: [AtomicUsize; 3],
     /// A MONITOR client (CLIENT LIST's flag `O`).
     pub monitoring: AtomicBool,
+    /// CLIENT TRACKING as CLIENT LIST shows it.
+    pub tracking: crate::tracking::Shown,
 }
 
 /// A connection's buffers, published for CLIENT LIST by the connection
@@ -112,6 +114,12 @@ impl ClientShared {
         if multi >= 0 {
             flags.push('x');
         }
+        let tracking = &self.tracking;
+        for (shown, letter) in [(&tracking.on, 't'), (&tracking.broken, 'R'), (&tracking.bcast, 'B')] {
+            if shown.load(Ordering::Relaxed) {
+                flags.push(letter);
+            }
+        }
         if self.dirty_cas.load(Ordering::Relaxed) {
             flags.push('d');
         }
@@ -124,7 +132,7 @@ impl ClientShared {
         // Redis watches for writability only while replies wait.
         let events = if obl + oll > 0 { "rw" } else { "r" };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=1024 rbp=0 obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=1024 rbp=0 obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir={} resp={}",
             self.id,
             self.addr,
             self.local_addr,
@@ -147,6 +155,7 @@ impl ClientShared {
             load(&buffers.total),
             events,
             self.last_command(),
+            self.tracking.redirect_field(),
             self.resp.load(Ordering::Relaxed),
         )
     }
@@ -183,6 +192,7 @@ impl ClientRegistry {
             mailbox: Arc::default(),
             subscribed: Default::default(),
             monitoring: AtomicBool::new(false),
+            tracking: Default::default(),
         });
         self.clients.lock().insert(id, shared.clone());
         shared
@@ -240,6 +250,8 @@ pub struct Client {
     pub reply_off: bool,
     pub reply_skip: bool,
     pub reply_skip_next: bool,
+    /// CLIENT CACHING was given for the next command (OPTIN/OPTOUT).
+    pub caching: bool,
 }
 
 /// A client's pub/sub subscriptions, in the order it made them.
@@ -292,6 +304,7 @@ impl Client {
             reply_off: false,
             reply_skip: false,
             reply_skip_next: false,
+            caching: false,
         }
     }
 

@@ -101,6 +101,11 @@ async fn session(server: &Server, socket: TcpStream, client: &mut Client, input:
     loop {
         // The settings a batch of requests uses, under one config lock.
         let settings = server.config.read().session();
+        // Messages that came before these requests were read go first, as
+        // Redis writes them when they are published.
+        if !conn.deliver_messages(client, &settings) {
+            return Ok(());
+        }
         if !quitting {
             match run_requests(server, client, &mut conn, &settings, killed.as_mut()).await? {
                 Next::Serve => {}
@@ -331,13 +336,17 @@ impl Connection {
     /// replies; false when that takes them over the output limit (the
     /// connection closes).
     fn deliver_messages(&mut self, client: &Client, settings: &SessionSettings) -> bool {
+        if client.shared.mailbox.bytes() == 0 {
+            return true;
+        }
         let messages = client.shared.mailbox.take();
         if messages.is_empty() {
             return true;
         }
         let encoder = ReplyEncoder { resp3: client.resp3 };
-        for message in &messages {
-            self.output.push_reply(encoder, &message.reply());
+        let subscribed = !client.subscriptions.is_empty();
+        for reply in messages.iter().filter_map(|message| message.reply(client.resp3, subscribed)) {
+            self.output.push_reply(encoder, &reply);
         }
         !self.over_output_limit(client, settings)
     }

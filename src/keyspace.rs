@@ -1449,7 +1449,8 @@ impl Keyspace {
     /// and every memory key an effect names. Writes that change nothing are
     /// never made, so they touch nothing (as Redis's signalModifiedKey).
     fn changed_keys(&self, ws: &WriteSet, records: &[MemRecord]) -> Vec<(u32, Bytes)> {
-        if self.watches.is_empty() {
+        let tracking = self.pubsub.get().is_some_and(|pubsub| pubsub.tracking.is_active());
+        if self.watches.is_empty() && !tracking {
             return Vec::new();
         }
         let mut changed: Vec<(u32, Bytes)> = Vec::new();
@@ -1475,12 +1476,20 @@ impl Keyspace {
         changed
     }
 
-    /// Marks the watchers of changed keys (see `changed_keys`).
+    /// Marks the watchers of changed keys (see `changed_keys`),
+    /// and the tracking clients that read them (CLIENT TRACKING).
     fn touch_watched(&self, changed: Vec<(u32, Bytes)>) {
-        for (physical, key) in changed {
-            if let Some(db) = self.store.logical(physical) {
-                self.watches.touch(db, &key);
+        if changed.is_empty() {
+            return;
+        }
+        for (physical, key) in &changed {
+            if let Some(db) = self.store.logical(*physical) {
+                self.watches.touch(db, key);
             }
+        }
+        if let Some(tracking) = self.pubsub.get().map(|pubsub| &pubsub.tracking).filter(|t| t.is_active()) {
+            let keys: Vec<Bytes> = changed.into_iter().map(|(_, key)| key).collect();
+            tracking.invalidate(&keys, crate::tracking::running());
         }
     }
 }

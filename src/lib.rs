@@ -23,3 +23,4 @@ pub mod recovery;
 pub mod server;
 pub mod snapshot;
 pub mod stats;
+pub mod tracking;

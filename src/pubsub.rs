@@ -29,24 +29,39 @@ pub enum Message {
     Shard { channel: Bytes, payload: Bytes },
     /// A command some client ran, for a MONITOR client (Redis's line).
     Monitor(String),
+    /// Keys a tracking client read changed (None: every key, a flush);
+    /// `redirected`: sent to the client another one redirects to.
+    Invalidate { keys: Option<Vec<Bytes>>, redirected: bool },
+    /// The client a tracking client redirects to is gone.
+    RedirectBroken(u64),
 }
 
 impl Message {
-    /// As the connection sends it: a push in RESP3, an array in RESP2.
-    pub fn reply(&self) -> Reply {
-        if let Message::Monitor(line) = self {
-            return Reply::StatusOwned(line.clone());
-        }
+    /// As a connection in RESP3 (`resp3`) or in RESP2, subscribed to
+    /// something or not (`subscribed`), is sent it: a push in RESP3, an
+    /// array in RESP2; None for what such a connection cannot take (an
+    /// invalidation in RESP2 reaches only a subscribed client redirected to).
+    pub fn reply(&self, resp3: bool, subscribed: bool) -> Option<Reply> {
         let bulk = |b: &Bytes| Reply::Bulk(b.clone());
         let word = |w: &'static str| Reply::Bulk(Bytes::from_static(w.as_bytes()));
-        Reply::Push(match self {
+        Some(Reply::Push(match self {
+            Message::Monitor(line) => return Some(Reply::StatusOwned(line.clone())),
             Message::Channel { channel, payload } => vec![word("message"), bulk(channel), bulk(payload)],
             Message::Pattern { pattern, channel, payload } => {
                 vec![word("pmessage"), bulk(pattern), bulk(channel), bulk(payload)]
             }
             Message::Shard { channel, payload } => vec![word("smessage"), bulk(channel), bulk(payload)],
-            Message::Monitor(_) => unreachable!("answered above"),
-        })
+            Message::Invalidate { keys, redirected } => {
+                let keys = keys.as_ref().map_or(Reply::Nil, |keys| Reply::Array(keys.iter().map(bulk).collect()));
+                match (resp3, redirected & subscribed) {
+                    (true, _) => vec![word("invalidate"), keys],
+                    (false, true) => vec![word("message"), word("__redis__:invalidate"), keys],
+                    (false, false) => return None,
+                }
+            }
+            Message::RedirectBroken(id) if resp3 => vec![word("tracking-redir-broken"), Reply::Integer(*id as i64)],
+            Message::RedirectBroken(_) => return None,
+        }))
     }
 
     /// Bytes it holds, as a mailbox counts them.
@@ -57,6 +72,8 @@ impl Message {
             }
             Message::Pattern { pattern, channel, payload } => pattern.len() + channel.len() + payload.len() + 40,
             Message::Monitor(line) => line.len() + 16,
+            Message::Invalidate { keys, .. } => keys.iter().flatten().map(|k| k.len() + 16).sum::<usize>() + 32,
+            Message::RedirectBroken(_) => 40,
         }
     }
 }
@@ -82,6 +99,12 @@ impl Mailbox {
         self.queue.lock().push_back(message);
         self.arrived.notify_one();
         true
+    }
+
+    /// Puts a message in whatever it holds (the connection's output limit
+    /// bounds it once taken).
+    pub fn push(&self, message: Message) {
+        self.deliver(message, 0);
     }
 
     /// Everything waiting, oldest first.
@@ -125,6 +148,8 @@ pub struct PubSub {
     /// The `pubsub` class's hard output limit (0: none), which mailboxes
     /// are held to.
     pub mailbox_limit: AtomicU64,
+    /// Client-side caching (CLIENT TRACKING).
+    pub tracking: crate::tracking::Tracking,
     /// MONITOR clients, and how many (read by every command).
     monitors: Mutex<BTreeMap<u64, Subscriber>>,
     monitor_count: AtomicUsize,

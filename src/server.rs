@@ -129,6 +129,7 @@ impl Server {
         let maxmemory = config.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
         let pubsub = Arc::new(PubSub::new(config.session().output_limits.of(ClientClass::Pubsub).hard));
         keyspace.attach_pubsub(pubsub.clone());
+        pubsub.tracking.max_keys.store(config.number("tracking-table-max-keys") as u64, Ordering::Relaxed);
         keyspace.notify_flags.store(config.notify_flags(), Ordering::Relaxed);
         Ok(Arc::new_cyclic(|this| Server {
             this: this.clone(),

@@ -52,6 +52,8 @@ fn reset(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     super::multi::forget(ctx.server, ctx.client);
     super::pubsub::forget(ctx.server, ctx.client);
     ctx.server.pubsub.remove_monitor(ctx.client.shared.id);
+    ctx.server.pubsub.tracking.disable(&ctx.client.shared);
+    ctx.client.caching = false;
     ctx.client.shared.monitoring.store(false, std::sync::atomic::Ordering::Relaxed);
     (ctx.client.reply_off, ctx.client.reply_skip, ctx.client.reply_skip_next) = (false, false, false);
     ctx.client.select(0);

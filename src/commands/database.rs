@@ -35,6 +35,7 @@ fn parse_flush_mode(argv: &[Bytes]) -> Result<(), CmdError> {
 fn flushdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     parse_flush_mode(argv)?;
     ctx.run(|tx| tx.flush_database(tx.physical))?;
+    ctx.server.pubsub.tracking.flush();
     Ok(Reply::ok())
 }
 
@@ -48,6 +49,7 @@ fn flushall(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         }
         Ok(())
     })?;
+    ctx.server.pubsub.tracking.flush();
     Ok(Reply::ok())
 }
 

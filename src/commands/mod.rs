@@ -561,6 +561,7 @@ pub fn client_closed(server: &Server, client: &mut Client) {
     multi::forget(server, client);
     pubsub::forget(server, client);
     server.pubsub.remove_monitor(client.shared.id);
+    server.pubsub.tracking.disable(&client.shared);
 }
 
 /// Runs one command: lookup, auth and memory checks, handler, stats.
@@ -604,10 +605,11 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
         return multi::queue(client, argv);
     }
     let handler = row.handler.expect("checked at startup");
+    let id = client.shared.id;
     let (result, usec) = strata_engines::clock::timed(|| {
         let run = std::panic::AssertUnwindSafe(|| match exec {
-            Some(tx) => run_queued(server, client, handler, argv, tx),
-            None => run_in_transaction(server, client, row, handler, argv),
+            Some(tx) => crate::tracking::running_as(id, || run_queued(server, client, handler, argv, tx)),
+            None => crate::tracking::running_as(id, || run_in_transaction(server, client, row, handler, argv)),
         });
         // A bug must not take the server down: the transaction has taken
         // the command's effects back, and the client gets an error.
@@ -617,6 +619,9 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
     });
     row.stats.calls.fetch_add(1, Ordering::Relaxed);
     row.stats.usec.fetch_add(usec, Ordering::Relaxed);
+    if server.pubsub.tracking.is_active() {
+        track_reads(server, client, row, argv);
+    }
     // Shown to MONITOR clients after it ran (a SELECT shows its new
     // database), as Redis does; administrative commands are not shown.
     if server.pubsub.has_monitors()
@@ -640,6 +645,25 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
             server.stats.record_error(&e);
             e.to_reply()
         }
+    }
+}
+
+/// CLIENT TRACKING: a read-only command's keys are remembered for its
+/// client (unless OPTIN without CLIENT CACHING YES before it, or OPTOUT
+/// with CLIENT CACHING NO); CLIENT CACHING lasts one command (outside
+/// MULTI, and a CLIENT subcommand keeps it, as in Redis).
+fn track_reads(server: &Server, client: &mut Client, row: &Command, argv: &[Bytes]) {
+    let tracking = &server.pubsub.tracking;
+    if let Some(mode) = tracking.mode(client.shared.id).filter(|mode| !mode.bcast) {
+        let wanted = !((mode.optin && !client.caching) || (mode.optout && client.caching));
+        if wanted && row.has_flag("readonly") && !row.has_flag("pubsub") {
+            if let Some(keys) = row.keys(argv) {
+                tracking.remember(client.shared.id, &keys);
+            }
+        }
+    }
+    if client.multi.is_none() && !row.name.starts_with("client|") {
+        client.caching = false;
     }
 }
 

@@ -16,6 +16,7 @@ use crate::keyspace::Tx;
 use crate::protocol::Reply;
 use crate::pubsub::Kind;
 use crate::server::Server;
+use crate::tracking::Mode;
 
 pub fn register(table: &mut CommandTable) {
     table.register("info", info);
@@ -33,6 +34,10 @@ pub fn register(table: &mut CommandTable) {
     table.register("client|help", client_help);
     table.register("client|unblock", client_unblock);
     table.register("client|reply", client_reply);
+    table.register("client|tracking", client_tracking);
+    table.register("client|caching", client_caching);
+    table.register("client|getredir", client_getredir);
+    table.register("client|trackinginfo", client_trackinginfo);
     table.register("monitor", monitor);
     table.register("time", time);
     table.register("shutdown", shutdown);
@@ -185,7 +190,7 @@ fn clients_fields(server: &Server) -> Fields {
         field("cluster_connections", 0),
         field("maxclients", server.config.read().maxclients()),
         field("blocked_clients", server.keyspace.blocking.blocked_clients()),
-        field("tracking_clients", 0),
+        field("tracking_clients", server.pubsub.tracking.client_count()),
     ]
 }
 
@@ -326,6 +331,7 @@ fn persistence_fields(server: &Server) -> Fields {
 
 fn stats_fields(server: &Server) -> Fields {
     let stats = &server.stats;
+    let (tracking_keys, tracking_items, tracking_prefixes) = server.pubsub.tracking.totals();
     let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     vec![
         field("total_connections_received", load(&stats.connections_received)),
@@ -341,6 +347,9 @@ fn stats_fields(server: &Server) -> Fields {
         field("pubsub_channels", server.pubsub.active_count(Kind::Channel)),
         field("pubsub_patterns", server.pubsub.active_count(Kind::Pattern)),
         field("pubsubshard_channels", server.pubsub.active_count(Kind::Shard)),
+        field("tracking_total_keys", tracking_keys),
+        field("tracking_total_items", tracking_items),
+        field("tracking_total_prefixes", tracking_prefixes),
         field("total_error_replies", load(&stats.total_error_replies)),
     ]
 }
@@ -502,6 +511,7 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let mailbox_limit = updated.session().output_limits.of(crate::config::ClientClass::Pubsub).hard;
     ctx.server.pubsub.mailbox_limit.store(mailbox_limit, Ordering::Relaxed);
     ctx.server.keyspace.notify_flags.store(updated.notify_flags(), Ordering::Relaxed);
+    ctx.server.pubsub.tracking.max_keys.store(updated.number("tracking-table-max-keys") as u64, Ordering::Relaxed);
     *config = updated;
     Ok(Reply::ok())
 }
@@ -545,6 +555,162 @@ fn config_help(_ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 }
 
 // ---------------------------------------------------------------- CLIENT
+
+/// `CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX prefix ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]`
+fn client_tracking(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let mut mode = Mode { redirect: 0, bcast: false, optin: false, optout: false, noloop: false, prefixes: Vec::new() };
+    let mut redirect_to = None;
+    let mut j = 3;
+    while j < argv.len() {
+        let more = j + 1 < argv.len();
+        match argv[j].to_ascii_lowercase().as_slice() {
+            b"redirect" if more => {
+                j += 1;
+                if mode.redirect != 0 {
+                    return Err(CmdError::err("A client can only redirect to a single other client"));
+                }
+                let id = parse_int(&argv[j])?;
+                redirect_to = u64::try_from(id).ok().and_then(|id| ctx.server.clients.get(id));
+                let Some(target) = &redirect_to else {
+                    return Err(CmdError::err("The client ID you want redirect to does not exist"));
+                };
+                mode.redirect = target.id;
+            }
+            b"bcast" => mode.bcast = true,
+            b"optin" => mode.optin = true,
+            b"optout" => mode.optout = true,
+            b"noloop" => mode.noloop = true,
+            b"prefix" if more => {
+                j += 1;
+                mode.prefixes.push(argv[j].clone());
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+        j += 1;
+    }
+    let tracking = &ctx.server.pubsub.tracking;
+    let client = &ctx.client.shared;
+    match argv[2].to_ascii_lowercase().as_slice() {
+        b"on" => {
+            if !mode.bcast && !mode.prefixes.is_empty() {
+                return Err(CmdError::err("PREFIX option requires BCAST mode to be enabled"));
+            }
+            let current = tracking.mode(client.id);
+            if current.as_ref().is_some_and(|current| current.bcast != mode.bcast) {
+                return Err(CmdError::err(
+                    "You can't switch BCAST mode on/off before disabling tracking for this client, and then \
+                     re-enabling it with a different mode.",
+                ));
+            }
+            if mode.bcast && (mode.optin || mode.optout) {
+                return Err(CmdError::err("OPTIN and OPTOUT are not compatible with BCAST"));
+            }
+            if mode.optin && mode.optout {
+                return Err(CmdError::err("You can't specify both OPTIN mode and OPTOUT mode"));
+            }
+            if current.as_ref().is_some_and(|c| (mode.optin && c.optout) || (mode.optout && c.optin)) {
+                return Err(CmdError::err(
+                    "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then \
+                     re-enabling it with a different mode.",
+                ));
+            }
+            if mode.bcast {
+                let existing = current.map(|c| c.prefixes).unwrap_or_default();
+                check_prefixes(&existing, &mode.prefixes)?;
+                if mode.prefixes.is_empty() && existing.is_empty() {
+                    mode.prefixes.push(Bytes::new());
+                }
+                // A client's prefixes add up across calls, as Redis's.
+                mode.prefixes.extend(existing);
+                mode.prefixes.sort();
+            }
+            tracking.enable(client.clone(), mode, redirect_to.as_ref());
+        }
+        b"off" => {
+            tracking.disable(client);
+            ctx.client.caching = false;
+        }
+        _ => return Err(CmdError::Syntax),
+    }
+    Ok(Reply::ok())
+}
+
+/// Redis's rule that a client's BCAST prefixes must not overlap.
+fn check_prefixes(existing: &[Bytes], new: &[Bytes]) -> Result<(), CmdError> {
+    let overlap = |a: &[u8], b: &[u8]| a.starts_with(b) || b.starts_with(a);
+    for (i, prefix) in new.iter().enumerate() {
+        if let Some(old) = existing.iter().find(|old| overlap(old, prefix)) {
+            return Err(CmdError::err(format!(
+                "Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                c_text(prefix),
+                c_text(old)
+            )));
+        }
+        if let Some(other) = new[i + 1..].iter().find(|other| overlap(other, prefix)) {
+            return Err(CmdError::err(format!(
+                "Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not \
+                 overlap.",
+                c_text(prefix),
+                c_text(other)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `CLIENT CACHING YES|NO`: whether the next command's keys are tracked
+/// (OPTIN and OPTOUT modes).
+fn client_caching(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let Some(mode) = ctx.server.pubsub.tracking.mode(ctx.client.shared.id) else {
+        return Err(CmdError::err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ));
+    };
+    match argv[2].to_ascii_lowercase().as_slice() {
+        b"yes" if mode.optin => ctx.client.caching = true,
+        b"yes" => {
+            return Err(CmdError::err("CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."))
+        }
+        b"no" if mode.optout => ctx.client.caching = true,
+        b"no" => return Err(CmdError::err("CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.")),
+        _ => return Err(CmdError::Syntax),
+    }
+    Ok(Reply::ok())
+}
+
+/// `CLIENT GETREDIR`
+fn client_getredir(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Integer(ctx.client.shared.tracking.redirect_field()))
+}
+
+/// `CLIENT TRACKINGINFO`
+fn client_trackinginfo(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
+    let mode = ctx.server.pubsub.tracking.mode(ctx.client.shared.id);
+    let caching = ctx.client.caching;
+    let mut flags = vec![if mode.is_some() { "on" } else { "off" }];
+    if let Some(mode) = &mode {
+        let shown = &ctx.client.shared.tracking;
+        for (set, flag) in [
+            (mode.bcast, "bcast"),
+            (mode.optin, "optin"),
+            (mode.optin && caching, "caching-yes"),
+            (mode.optout, "optout"),
+            (mode.optout && caching, "caching-no"),
+            (mode.noloop, "noloop"),
+            (shown.broken.load(Ordering::Relaxed), "broken_redirect"),
+        ] {
+            if set {
+                flags.push(flag);
+            }
+        }
+    }
+    let prefixes = mode.map(|m| m.prefixes).unwrap_or_default();
+    Ok(Reply::Map(vec![
+        (Reply::bulk_str("flags"), Reply::Set(flags.into_iter().map(Reply::bulk_str).collect())),
+        (Reply::bulk_str("redirect"), Reply::Integer(ctx.client.shared.tracking.redirect_field())),
+        (Reply::bulk_str("prefixes"), Reply::bulks(prefixes)),
+    ]))
+}
 
 /// `CLIENT REPLY ON|OFF|SKIP`: OFF and SKIP answer nothing.
 fn client_reply(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
