@@ -96,8 +96,14 @@ impl Mailbox {
             return false;
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        self.queue.lock().push_back(message);
-        self.arrived.notify_one();
+        let mut queue = self.queue.lock();
+        queue.push_back(message);
+        // Only the first message wakes the connection: it takes all that
+        // came by the time it runs (a wake per message cost a thread wake
+        // each under a stream of PUBLISH).
+        if queue.len() == 1 {
+            self.arrived.notify_one();
+        }
         true
     }
 
