@@ -194,13 +194,10 @@ impl PubSub {
     /// PUBLISH: to the channel's subscribers, then to those of every
     /// matching pattern; how many received it.
     pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
-        let mut receivers = 0;
-        if let Some(subscribers) = self.channels.read().get(channel) {
-            for subscriber in subscribers.values() {
-                let message = Message::Channel { channel: channel.clone(), payload: payload.clone() };
-                receivers += self.deliver(subscriber, message);
-            }
-        }
+        let mut receivers = self.to_subscribers(Kind::Channel, channel, || Message::Channel {
+            channel: channel.clone(),
+            payload: payload.clone(),
+        });
         for (pattern, subscribers) in self.patterns.read().iter() {
             if !glob_match(pattern, channel, false) {
                 continue;
@@ -216,14 +213,17 @@ impl PubSub {
 
     /// SPUBLISH: to the shard channel's subscribers.
     pub fn spublish(&self, channel: &Bytes, payload: &Bytes) -> usize {
-        let mut receivers = 0;
-        if let Some(subscribers) = self.shard_channels.read().get(channel) {
-            for subscriber in subscribers.values() {
-                let message = Message::Shard { channel: channel.clone(), payload: payload.clone() };
-                receivers += self.deliver(subscriber, message);
-            }
-        }
-        receivers
+        self.to_subscribers(Kind::Shard, channel, || Message::Shard {
+            channel: channel.clone(),
+            payload: payload.clone(),
+        })
+    }
+
+    /// `message()` to each subscriber of a channel or shard channel; how many.
+    fn to_subscribers(&self, kind: Kind, channel: &Bytes, message: impl Fn() -> Message) -> usize {
+        let listeners = self.listeners(kind).read();
+        let subscribers = listeners.get(channel).into_iter().flat_map(|subscribers| subscribers.values());
+        subscribers.map(|subscriber| self.deliver(subscriber, message())).sum()
     }
 
     /// Counts a message as received, as Redis does, also when the mailbox
