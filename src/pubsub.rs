@@ -21,12 +21,9 @@ use crate::protocol::Reply;
 /// A message waiting for a connection.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Message {
-    /// `message`: published to a channel the connection subscribes to.
-    Channel { channel: Bytes, payload: Bytes },
-    /// `pmessage`: published to a channel matching a pattern it subscribes to.
-    Pattern { pattern: Bytes, channel: Bytes, payload: Bytes },
-    /// `smessage`: published to a shard channel it subscribes to.
-    Shard { channel: Bytes, payload: Bytes },
+    /// A published message (`message`, `pmessage` or `smessage`), framed
+    /// once for every receiver: a RESP2 array and a RESP3 push.
+    Published(Frames),
     /// A command some client ran, for a MONITOR client (Redis's line).
     Monitor(String),
     /// Keys a tracking client read changed (None: every key, a flush);
@@ -46,11 +43,7 @@ impl Message {
         let word = |w: &'static str| Reply::Bulk(Bytes::from_static(w.as_bytes()));
         Some(Reply::Push(match self {
             Message::Monitor(line) => return Some(Reply::StatusOwned(line.clone())),
-            Message::Channel { channel, payload } => vec![word("message"), bulk(channel), bulk(payload)],
-            Message::Pattern { pattern, channel, payload } => {
-                vec![word("pmessage"), bulk(pattern), bulk(channel), bulk(payload)]
-            }
-            Message::Shard { channel, payload } => vec![word("smessage"), bulk(channel), bulk(payload)],
+            Message::Published(frames) => return Some(Reply::Encoded(frames.of(resp3).clone())),
             Message::Invalidate { keys, redirected } => {
                 let keys = keys.as_ref().map_or(Reply::Nil, |keys| Reply::Array(keys.iter().map(bulk).collect()));
                 match (resp3, redirected & subscribed) {
@@ -67,13 +60,36 @@ impl Message {
     /// Bytes it holds, as a mailbox counts them.
     fn size(&self) -> usize {
         match self {
-            Message::Channel { channel, payload } | Message::Shard { channel, payload } => {
-                channel.len() + payload.len() + 32
-            }
-            Message::Pattern { pattern, channel, payload } => pattern.len() + channel.len() + payload.len() + 40,
+            Message::Published(frames) => frames.resp2.len(),
             Message::Monitor(line) => line.len() + 16,
             Message::Invalidate { keys, .. } => keys.iter().flatten().map(|k| k.len() + 16).sum::<usize>() + 32,
             Message::RedirectBroken(_) => 40,
+        }
+    }
+}
+
+/// A push of bulk strings as each protocol frames it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frames {
+    resp2: Bytes,
+    resp3: Bytes,
+}
+
+impl Frames {
+    fn of_push(parts: &[&[u8]]) -> Frames {
+        let resp2 = Reply::bulk_array(parts.len(), parts.iter().copied());
+        let Reply::Encoded(resp2) = resp2 else { unreachable!("bulk_array encodes") };
+        // The same bytes but the aggregate's type: `>` for a push.
+        let mut resp3 = resp2.to_vec();
+        resp3[0] = b'>';
+        Frames { resp2, resp3: Bytes::from(resp3) }
+    }
+
+    fn of(&self, resp3: bool) -> &Bytes {
+        if resp3 {
+            &self.resp3
+        } else {
+            &self.resp2
         }
     }
 }
@@ -194,18 +210,13 @@ impl PubSub {
     /// PUBLISH: to the channel's subscribers, then to those of every
     /// matching pattern; how many received it.
     pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
-        let mut receivers = self.to_subscribers(Kind::Channel, channel, || Message::Channel {
-            channel: channel.clone(),
-            payload: payload.clone(),
-        });
+        let mut receivers = self.to_subscribers(Kind::Channel, channel, &[b"message", channel, payload]);
         for (pattern, subscribers) in self.patterns.read().iter() {
-            if !glob_match(pattern, channel, false) {
-                continue;
-            }
-            for subscriber in subscribers.values() {
-                let message =
-                    Message::Pattern { pattern: pattern.clone(), channel: channel.clone(), payload: payload.clone() };
-                receivers += self.deliver(subscriber, message);
+            if glob_match(pattern, channel, false) {
+                let frames = Frames::of_push(&[b"pmessage", pattern, channel, payload]);
+                for subscriber in subscribers.values() {
+                    receivers += self.deliver(subscriber, Message::Published(frames.clone()));
+                }
             }
         }
         receivers
@@ -213,17 +224,16 @@ impl PubSub {
 
     /// SPUBLISH: to the shard channel's subscribers.
     pub fn spublish(&self, channel: &Bytes, payload: &Bytes) -> usize {
-        self.to_subscribers(Kind::Shard, channel, || Message::Shard {
-            channel: channel.clone(),
-            payload: payload.clone(),
-        })
+        self.to_subscribers(Kind::Shard, channel, &[b"smessage", channel, payload])
     }
 
-    /// `message()` to each subscriber of a channel or shard channel; how many.
-    fn to_subscribers(&self, kind: Kind, channel: &Bytes, message: impl Fn() -> Message) -> usize {
+    /// The push of `parts` to each subscriber of a channel or shard
+    /// channel; how many.
+    fn to_subscribers(&self, kind: Kind, channel: &Bytes, parts: &[&[u8]]) -> usize {
         let listeners = self.listeners(kind).read();
-        let subscribers = listeners.get(channel).into_iter().flat_map(|subscribers| subscribers.values());
-        subscribers.map(|subscriber| self.deliver(subscriber, message())).sum()
+        let Some(subscribers) = listeners.get(channel) else { return 0 };
+        let frames = Frames::of_push(parts);
+        subscribers.values().map(|subscriber| self.deliver(subscriber, Message::Published(frames.clone()))).sum()
     }
 
     /// Counts a message as received, as Redis does, also when the mailbox
