@@ -785,10 +785,25 @@ impl Keyspace {
     /// then after twice as long each time (`checkpoint_due`), up to
     /// `CHECKPOINT_RETRY_LAST`.
     pub fn checkpoint(&self) -> Result<(), EngineError> {
-        let d = &self.durability;
-        if d.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
+        if self.durability.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.checkpoint_claimed()
+    }
+
+    /// A checkpoint of its own, after the one in progress if there is one
+    /// (a SAVE must hold what came before it: the one in progress cut
+    /// earlier).
+    fn checkpoint_after_any(&self) -> Result<(), EngineError> {
+        while self.durability.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        self.checkpoint_claimed()
+    }
+
+    /// Writes a checkpoint; the caller has set `checkpoint_in_progress`.
+    fn checkpoint_claimed(&self) -> Result<(), EngineError> {
+        let d = &self.durability;
         let started = std::time::Instant::now();
         // A panic is a failed checkpoint, reported and retried like one: it
         // must not leave one marked in progress forever.
@@ -907,7 +922,7 @@ impl Keyspace {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         self.durability.rocks_flushed_seq.fetch_max(seq, Ordering::Relaxed);
-        self.checkpoint()?;
+        self.checkpoint_after_any()?;
         self.log.rotate()?;
         self.truncate_log()
     }

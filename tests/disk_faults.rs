@@ -501,3 +501,29 @@ fn a_failing_log_archive_keeps_the_segments_it_has_not_copied() {
     assert_eq!(c.info_field("strata_log_archive_failures"), "2");
     assert!(!segment_names(&repo.path().join("log")).is_empty());
 }
+
+/// A SAVE while a checkpoint is being written (the first one's first
+/// shard is held up here) waits for it and writes its own: it holds
+/// everything before the SAVE, and a kill -9 after it replays nothing.
+#[test]
+fn a_save_during_a_checkpoint_writes_its_own() {
+    let mut server = with_faults("checkpoint-shard=1*sleep(1500)->off", &[]);
+    let mut c = server.conn();
+    for i in 0..100 {
+        c.call(&["RPUSH", "list", &i.to_string()]);
+    }
+    assert_eq!(c.call(&["BGSAVE"]), Value::Status("Background saving started".into()));
+    wait_for(&mut c, "rdb_bgsave_in_progress", "1");
+    for i in 0..100 {
+        c.call(&["RPUSH", "tail", &i.to_string()]);
+    }
+    let seq: u64 = c.info_field("strata_log_seq").parse().unwrap();
+    assert_eq!(c.call(&["SAVE"]), ok());
+    let saved: u64 = c.info_field("strata_checkpoint_seq").parse().unwrap();
+    assert!(saved >= seq, "SAVE returned with a checkpoint at {saved}, before its sequence {seq}");
+    drop(c);
+    crash_restart_healthy(&mut server);
+    let mut c = server.conn();
+    assert_eq!(c.info_field("strata_recovery_records"), "0", "nothing to replay after the SAVE");
+    assert_eq!(c.call(&["LLEN", "tail"]), Value::Int(100));
+}
