@@ -1,6 +1,8 @@
 """What the benchmark scripts share: free ports, RESP encoding, waiting for
-a server to answer PONG (not -LOADING), the default Strata binary."""
+a server to answer PONG (not -LOADING), the default Strata binary, INFO
+fields, and the snapshot issue's dataset."""
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,3 +80,125 @@ def call(port, *args):
                     break
                 data += chunk
         return data
+
+
+def info(port, section=""):
+    """INFO `section` as a dict of field to string value."""
+    reply = call(port, "INFO", section) if section else call(port, "INFO")
+    if not reply.startswith(b"$"):
+        raise OSError(f"INFO on port {port}: {reply[:100]!r}")
+    text = reply[reply.index(b"\r\n") + 2:].decode(errors="replace")
+    return dict(line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def wait_loaded(port, proc, timeout=600.0):
+    """Seconds until the server answers PING with PONG and INFO shows
+    loading:0 (polled every 10 ms on fresh connections), from the call;
+    exits if the server dies or `timeout` passes."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server on port {port} exited with status {proc.returncode}")
+        try:
+            if call(port, "PING").startswith(b"+PONG") and info(port, "persistence").get("loading") == "0":
+                return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.01)
+    sys.exit(f"server on port {port} was not serving after {timeout:.0f} s")
+
+
+def peak_rss(pid):
+    """VmHWM of a live process in bytes (0 if it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def start(argv):
+    """Starts a server in its own process group (its pid is the group's
+    id), so that `stop` reaches what it forks too: Redis's BGSAVE and
+    AOF rewrite children, which a SIGKILL of the server alone leaves
+    running."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
+    proc.own_group = True
+    return proc
+
+
+def stop(proc, timeout=30.0):
+    """SIGKILL (kill -9) to a server and, if `start` started it, to its
+    process group; then reaps the server (bounded)."""
+    try:
+        if getattr(proc, "own_group", False):
+            os.killpg(proc.pid, signal.SIGKILL)
+        elif proc.poll() is None:
+            proc.kill()
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        print(f"pid {proc.pid} did not exit {timeout:.0f} s after SIGKILL", file=sys.stderr)
+
+
+# The snapshot issue's dataset: 2 M strings of 50 bytes, 200 k hashes of 10
+# fields, 200 sorted sets of 20 k members, 200 lists of 50 k elements, and
+# one sorted set ("big") of 3 M members.
+ISSUE = {"strings": 2_000_000, "hashes": 200_000, "zsets": 200, "zset_members": 20_000, "lists": 200,
+         "list_items": 50_000, "big_members": 3_000_000}
+
+
+def issue_sizes(scale=1.0):
+    """The issue's sizes scaled: the number of keys of each type and the big
+    sorted set's members (each collection keeps its size)."""
+    sizes = dict(ISSUE)
+    for name in ("strings", "hashes", "zsets", "lists", "big_members"):
+        sizes[name] = max(1, int(ISSUE[name] * scale))
+    return sizes
+
+
+def write_big_zset(f, members):
+    """ZADDs of the sorted set "big": member:i scored i % 9973."""
+    for start in range(0, members, 1000):
+        args = ["ZADD", "big"]
+        for i in range(start, min(start + 1000, members)):
+            args += [str(i % 9973), f"member:{i}"]
+        f.write(resp(*args))
+
+
+def write_issue_mixed(f, sizes=ISSUE):
+    """The issue's mixed keys: strings string:i ("v" * 50), hashes hash:h
+    (f0..f9 = value-h-f), sorted sets zset:z (m<i> scored i), lists list:n
+    (item-i)."""
+    value = "v" * 50
+    for start in range(0, sizes["strings"], 1000):
+        args = ["MSET"]
+        for i in range(start, min(start + 1000, sizes["strings"])):
+            args += [f"string:{i}", value]
+        f.write(resp(*args))
+    for h in range(sizes["hashes"]):
+        args = ["HSET", f"hash:{h}"]
+        for field in range(10):
+            args += [f"f{field}", f"value-{h}-{field}"]
+        f.write(resp(*args))
+    for z in range(sizes["zsets"]):
+        for start in range(0, sizes["zset_members"], 1000):
+            args = ["ZADD", f"zset:{z}"]
+            for i in range(start, min(start + 1000, sizes["zset_members"])):
+                args += [str(i), f"m{i}"]
+            f.write(resp(*args))
+    for name in range(sizes["lists"]):
+        for start in range(0, sizes["list_items"], 1000):
+            stop_at = min(start + 1000, sizes["list_items"])
+            f.write(resp("RPUSH", f"list:{name}", *(f"item-{i}" for i in range(start, stop_at))))
+
+
+def issue_keys(sizes=ISSUE):
+    """How many keys the issue's dataset makes."""
+    return sizes["strings"] + sizes["hashes"] + sizes["zsets"] + sizes["lists"] + (1 if sizes["big_members"] else 0)

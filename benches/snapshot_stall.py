@@ -22,38 +22,14 @@ import tempfile
 import threading
 import time
 
-from benchlib import default_strata, free_port, pipe, resp, server_argv, wait_ready
+from benchlib import default_strata, free_port, pipe, resp, server_argv, wait_ready, write_big_zset, write_issue_mixed
 
 
 def write_dataset(path, members, dataset):
     with open(path, "wb") as f:
-        for start in range(0, members, 1000):
-            args = ["ZADD", "big"]
-            for i in range(start, min(start + 1000, members)):
-                args += [str(i % 9973), f"member:{i}"]
-            f.write(resp(*args))
-        if dataset != "issue":
-            return
-        value = "v" * 50
-        for start in range(0, 2_000_000, 1000):
-            args = ["MSET"]
-            for i in range(start, start + 1000):
-                args += [f"string:{i}", value]
-            f.write(resp(*args))
-        for h in range(200_000):
-            args = ["HSET", f"hash:{h}"]
-            for field in range(10):
-                args += [f"f{field}", f"value-{h}-{field}"]
-            f.write(resp(*args))
-        for z in range(200):
-            for start in range(0, 20_000, 1000):
-                args = ["ZADD", f"zset:{z}"]
-                for i in range(start, start + 1000):
-                    args += [str(i), f"m{i}"]
-                f.write(resp(*args))
-        for name in range(200):
-            for start in range(0, 50_000, 1000):
-                f.write(resp("RPUSH", f"list:{name}", *(f"item-{i}" for i in range(start, start + 1000))))
+        write_big_zset(f, members)
+        if dataset == "issue":
+            write_issue_mixed(f)
 
 
 def info(port):
