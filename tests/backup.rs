@@ -150,14 +150,30 @@ fn backups_cut_short_by_kill_9_leave_the_repository_valid() {
             .unwrap()
     };
     ok(backup(&["create", "--repo", &repo_arg, "-p", &server.port.to_string()]));
+    let backups_dir = repo.path().join("backups");
+    let unfinished = || {
+        let dirs = std::fs::read_dir(&backups_dir).unwrap().map(|e| e.unwrap().path());
+        dirs.filter(|dir| !dir.join("manifest.json").exists()).count()
+    };
     for cycle in 0..8u64 {
         conn.call(&["SET", "s", &cycle.to_string()]);
+        let before = unfinished();
         let mut child = spawn(server.port);
-        std::thread::sleep(Duration::from_millis(5 + cycle * 7));
         if cycle % 2 == 0 {
-            child.kill().unwrap();
+            // The backup is killed part way through its chunks: once its
+            // directory is there, a few milliseconds on.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while unfinished() == before && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(cycle));
+            // (Gone already if it finished meanwhile.)
+            let _ = child.kill();
             child.wait().unwrap();
         } else {
+            // The server dies, at some point of the backup's snapshot or
+            // chunks.
+            std::thread::sleep(Duration::from_millis(5 + cycle * 7));
             server.kill();
             child.wait().unwrap();
             server.start_again();
