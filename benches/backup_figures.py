@@ -43,13 +43,12 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import (call, default_strata, free_port, info, issue_keys, issue_sizes, peak_rss, pipe, resp,
+from benchlib import (call, read_samples, default_strata, free_port, info, issue_keys, issue_sizes, peak_rss, pipe, resp,
                       server_argv, start, stop, wait_loaded, write_big_zset, write_issue_mixed)
 
 EVERY = 100  # every 100th element of each type is changed: 1 %
@@ -113,53 +112,16 @@ def samples(sizes):
     return out
 
 
-def read_reply(s, buf):
-    """One RESP2 reply from socket `s` (after what `buf` holds): (value,
-    rest of the buffer)."""
-    def need(n):
-        nonlocal buf
-        while len(buf) < n:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise OSError("connection closed")
-            buf += chunk
-
-    def line():
-        nonlocal buf
-        while b"\r\n" not in buf:
-            need(len(buf) + 1)
-        head, buf = buf.split(b"\r\n", 1)
-        return head
-
-    def one():
-        nonlocal buf
-        head = line()
-        kind, rest = head[:1], head[1:]
-        if kind in (b"+", b"-", b":"):
-            return head
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            need(n + 2)
-            value, buf = buf[:n], buf[n + 2:]
-            return value
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [one() for _ in range(n)]
-        raise OSError(f"unexpected reply {head[:80]!r}")
-
-    return one(), buf
-
-
-def read_samples(port, commands):
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
-        s.sendall(b"".join(resp(*c) for c in commands))
-        buf, out = b"", []
-        for _ in commands:
-            value, buf = read_reply(s, buf)
-            out.append(value)
-        return out
+def load_settled(port, proc, dataset, kind, r):
+    """Loads `dataset` once the server answers and lets its background saves
+    settle; notes the times, `used_memory` and DBSIZE in `r`."""
+    wait_loaded(port, proc, 60)
+    started = time.monotonic()
+    pipe(port, dataset)
+    r["load_s"] = time.monotonic() - started
+    r["settle_s"] = settle(port, kind)
+    r["used_memory"] = int(info(port, "memory")["used_memory"])
+    r["dbsize"] = read_samples(port, [("DBSIZE",)])[0]
 
 
 def run_timed(argv, log):
@@ -250,13 +212,7 @@ def run_strata(args, dataset, change, sample_commands, scratch):
     try:
         proc = start(argv)
         procs.append(proc)
-        wait_loaded(port, proc, 60)
-        started = time.monotonic()
-        pipe(port, dataset)
-        r["load_s"] = time.monotonic() - started
-        r["settle_s"] = settle(port, "strata")
-        r["used_memory"] = int(info(port, "memory")["used_memory"])
-        r["dbsize"] = read_samples(port, [("DBSIZE",)])[0]
+        load_settled(port, proc, dataset, "strata", r)
 
         log = os.path.join(scratch, "strata-backup.out")
         r["full_s"], out = run_timed([args.backup, "create", "--repo", repo, "-p", str(port)], log)
@@ -321,13 +277,7 @@ def run_redis(args, dataset, change, sample_commands, scratch):
     try:
         proc = start(server_argv("redis", args.redis, port, data, "everysec"))
         procs.append(proc)
-        wait_loaded(port, proc, 60)
-        started = time.monotonic()
-        pipe(port, dataset)
-        r["load_s"] = time.monotonic() - started
-        r["settle_s"] = settle(port, "redis")
-        r["used_memory"] = int(info(port, "memory")["used_memory"])
-        r["dbsize"] = read_samples(port, [("DBSIZE",)])[0]
+        load_settled(port, proc, dataset, "redis", r)
         dump = os.path.join(data, "dump.rdb")
 
         r["full_s"] = bgsave(port)

@@ -202,3 +202,53 @@ def write_issue_mixed(f, sizes=ISSUE):
 def issue_keys(sizes=ISSUE):
     """How many keys the issue's dataset makes."""
     return sizes["strings"] + sizes["hashes"] + sizes["zsets"] + sizes["lists"] + (1 if sizes["big_members"] else 0)
+
+
+def read_reply(s, buf):
+    """One RESP2 reply from socket `s` (after what `buf` holds): (value,
+    rest of the buffer)."""
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise OSError("connection closed")
+            buf += chunk
+
+    def line():
+        nonlocal buf
+        while b"\r\n" not in buf:
+            need(len(buf) + 1)
+        head, buf = buf.split(b"\r\n", 1)
+        return head
+
+    def one():
+        nonlocal buf
+        head = line()
+        kind, rest = head[:1], head[1:]
+        if kind in (b"+", b"-", b":"):
+            return head
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            need(n + 2)
+            value, buf = buf[:n], buf[n + 2:]
+            return value
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [one() for _ in range(n)]
+        raise OSError(f"unexpected reply {head[:80]!r}")
+
+    return one(), buf
+
+
+def read_samples(port, commands, timeout=120):
+    """The replies to `commands`, pipelined on one connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"".join(resp(*c) for c in commands))
+        buf, out = b"", []
+        for _ in commands:
+            value, buf = read_reply(s, buf)
+            out.append(value)
+        return out

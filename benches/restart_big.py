@@ -56,7 +56,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import default_strata, free_port, info, peak_rss, resp, server_argv, start, stop, wait_loaded
+from benchlib import (default_strata, free_port, info, peak_rss, read_samples, resp, server_argv, start, stop,
+                      wait_loaded)
 
 ELEMENTS = 10_000  # per key
 SHARES = {"list": 0.35, "zset": 0.25, "set": 0.15, "stream": 0.25}
@@ -213,41 +214,6 @@ class Guard(threading.Thread):
             sys.exit(f"stopped: {self.tripped}; the server was killed to protect the machine")
 
 
-def read_replies(port, commands):
-    """The raw replies to `commands`, pipelined on one connection (each
-    reply is read whole: sizes are small and known from the RESP)."""
-    import socket
-    with socket.create_connection(("127.0.0.1", port), timeout=300) as s:
-        s.sendall(b"".join(resp(*c) for c in commands))
-        buf, out = b"", []
-
-        def need(n):
-            nonlocal buf
-            while len(buf) < n:
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    raise OSError("connection closed")
-                buf += chunk
-
-        def one():
-            nonlocal buf
-            while b"\r\n" not in buf:
-                need(len(buf) + 1)
-            head, buf = buf.split(b"\r\n", 1)
-            if head[:1] == b"$" and int(head[1:]) >= 0:
-                n = int(head[1:])
-                need(n + 2)
-                value, buf = buf[:n], buf[n + 2:]
-                return head + b" " + value
-            if head[:1] == b"*" and int(head[1:]) >= 0:
-                return [head] + [one() for _ in range(int(head[1:]))]
-            return head
-
-        for _ in commands:
-            out.append(one())
-        return out
-
-
 def load(port, dataset, guard, timeout):
     """Streams the dataset into redis-cli --pipe; seconds."""
     started = time.monotonic()
@@ -326,12 +292,12 @@ def save_everything(kind, port, timeout=1800.0):
             break
         time.sleep(0.1)
     if kind == "strata":
-        reply = read_replies(port, [(b"SAVE",)])[0]
+        reply = read_samples(port, [(b"SAVE",)])[0]
         if reply != b"+OK":
             sys.exit(f"SAVE: {reply!r}")
         return time.monotonic() - started
     rewrites = int(info(port, "persistence")["aof_rewrites"])
-    reply = read_replies(port, [(b"BGREWRITEAOF",)])[0]
+    reply = read_samples(port, [(b"BGREWRITEAOF",)])[0]
     if not reply.startswith(b"+"):
         sys.exit(f"BGREWRITEAOF: {reply!r}")
     while time.monotonic() - started < timeout:
@@ -372,7 +338,7 @@ def one_load(kind, binary, dataset, args, scratch, first):
         wait_loaded(port, proc, 60)
         load_s = load(port, dataset, guard, args.timeout)
         time.sleep(2)
-        expected = read_replies(port, dataset.samples())
+        expected = read_samples(port, dataset.samples(), timeout=300)
         if expected[0] != b":%d" % dataset.total_keys():
             sys.exit(f"{kind}: DBSIZE {expected[0]!r} after loading, expected {dataset.total_keys()}")
         used_memory = int(info(port, "memory")["used_memory"])
@@ -400,7 +366,7 @@ def one_load(kind, binary, dataset, args, scratch, first):
             r["cpu_s"], r["read_bytes"] = cpu_and_reads(proc.pid)
             r["loadavg"] = os.getloadavg()[0]
             r["rss_after"] = peak_rss(proc.pid)
-            got = read_replies(port, dataset.samples())
+            got = read_samples(port, dataset.samples(), timeout=300)
             r["mismatches"] = [(c, a, b) for c, a, b in zip(dataset.samples(), expected, got) if a != b]
             fields = info(port, "persistence")
             r["recovery"] = {k: fields[k] for k in ("strata_recovery_ms", "strata_recovery_records") if k in fields}
