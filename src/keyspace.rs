@@ -851,6 +851,12 @@ impl Keyspace {
         d.previous_window_ms.store(now.saturating_sub(previous_start), Ordering::Relaxed);
         d.previous_window_bytes
             .store(written - d.log_bytes_at_checkpoint.swap(written, Ordering::Relaxed), Ordering::Relaxed);
+        // The previous checkpoint stays as a fallback should the newest
+        // ever read back damaged; older ones go before this one is written,
+        // so the disk never holds more than two.
+        for (_, old) in list_checkpoints(&dir).into_iter().skip(1) {
+            std::fs::remove_file(&old).map_err(|e| EngineError::Io(old.display().to_string(), e))?;
+        }
         let mut writer = CheckpointWriter::create(&dir, SHARDS)?;
         d.cut_kept_bytes.store(0, Ordering::Relaxed);
         let cut = Cut::begin(&self.shards, &self.log, &d.cut_kept_bytes);
@@ -881,9 +887,6 @@ impl Keyspace {
         self.log.sync_now()?;
         let (_, bytes) = writer.finish()?;
         d.last_cut_kept_bytes.store(d.cut_kept_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
-        for (_, old) in list_checkpoints(&dir).into_iter().skip(2) {
-            std::fs::remove_file(&old).map_err(|e| EngineError::Io(old.display().to_string(), e))?;
-        }
         Ok((cut.seq, bytes))
     }
 

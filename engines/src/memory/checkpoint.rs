@@ -244,69 +244,142 @@ impl CutOutput for ShardBody {
     }
 }
 
-/// Reads a whole checkpoint, verifying its checksum first: one image per
-/// shard of the server that wrote it (see `memory::reshard`).
+/// Reads a whole checkpoint: one image per shard of the server that wrote
+/// it (see `memory::reshard`). The file is read shard by shard while every
+/// core decodes the shards already read, so memory holds the decoded keys
+/// plus a few shards' bytes, never the whole file; the checksum at the end
+/// decides whether any of it is used.
 pub fn read_checkpoint(path: &Path) -> Result<Vec<ShardImage>, CheckpointError> {
     let damaged = |what: String| CheckpointError::Damaged { path: path.to_path_buf(), what };
-    // Keys and members are slices of this one buffer: no copy per element.
-    let buf =
-        Bytes::from(std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?);
-    if buf.len() < 20 {
+    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size < 20 {
         return Err(damaged("shorter than its header".into()));
     }
-    let (body, crc) = buf.split_at(buf.len() - 4);
-    if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-        return Err(damaged("checksum mismatch".into()));
-    }
-    if &body[..8] != MAGIC {
+    let mut reader = ChecksummedReader { inner: std::io::BufReader::with_capacity(1 << 20, file), crc: 0 };
+    let mut head = [0u8; 16];
+    reader.read_exact(&mut head).map_err(io)?;
+    if &head[..8] != MAGIC {
         return Err(damaged("not a Strata checkpoint (bad magic)".into()));
     }
-    if u32::from_le_bytes(body[8..12].try_into().expect("4 bytes")) != FORMAT_VERSION {
+    if u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) != FORMAT_VERSION {
         return Err(damaged("unsupported checkpoint format version".into()));
     }
-    let shards = u32::from_le_bytes(body[12..16].try_into().expect("4 bytes")) as usize;
+    let shards = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes")) as usize;
     // Shards split the hash slots, so there are at most as many.
     if !(1..=strata_cluster::SLOT_COUNT).contains(&shards) {
         return Err(damaged(format!("{shards} shards")));
     }
-    // Shard boundaries first, then the shards decoded on every core.
-    let mut d = Decoder::shared(buf.slice(16..buf.len() - 4));
-    let decode_error = |e: super::codec::CodecError| damaged(format!("{e} (after the header)"));
-    let mut parts = Vec::with_capacity(shards);
-    let mut offset = 16;
-    for _ in 0..shards {
-        let seq = d.fixed_u64().map_err(decode_error)?;
-        let len = d.fixed_u64().map_err(decode_error)? as usize;
-        d.skip(len).map_err(decode_error)?;
-        parts.push((seq, buf.slice(offset + 16..offset + 16 + len)));
-        offset += 16 + len;
-    }
-    if !d.is_empty() {
-        return Err(damaged("trailing bytes".into()));
-    }
-    // Every core takes the next shard until none is left (recovery opens
-    // RocksDB meanwhile, so fixed halves would leave one thread waiting on
-    // the other). The decoder copies what it returns: the threads share
-    // the buffer without touching its reference count per value.
+    // Every core takes the next shard read until none is left (recovery
+    // opens RocksDB meanwhile, so fixed shares would leave one thread
+    // waiting on the other). The queue holds one shard per decoder: the
+    // reader stays ahead of them without buffering the file.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut decoded: Vec<(usize, Result<ShardImage, String>)> = std::thread::scope(|scope| {
+    // Decoding copies what it keeps, so a shard's buffer goes back to the
+    // reader for a later shard (fresh ones would each cost page faults).
+    let (send, receive) = std::sync::mpsc::sync_channel::<(usize, u64, Bytes)>(threads);
+    let receive = std::sync::Mutex::new(receive);
+    let (give_back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (read, mut decoded) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                scope.spawn(|| {
+                let give_back = give_back.clone();
+                let receive = &receive;
+                scope.spawn(move || {
                     let mut done = Vec::new();
                     loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((seq, part)) = parts.get(i) else { return done };
-                        done.push((i, decode_shard(*seq, part.clone())));
+                        let next = receive.lock().expect("no decoder panics holding the queue").recv();
+                        let Ok((i, seq, part)) = next else { return done };
+                        done.push((i, decode_shard(seq, part.clone())));
+                        // The reader may have finished: then nobody wants it.
+                        let _ = give_back.send(Vec::from(part));
                     }
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("checkpoint decoder panicked")).collect()
+        let read = read_shards(&mut reader, size, shards, &send, &spare);
+        drop(send);
+        let decoded: Vec<_> =
+            workers.into_iter().flat_map(|w| w.join().expect("checkpoint decoder panicked")).collect();
+        (read, decoded)
     });
+    read.map_err(|e| match e {
+        ReadError::Io(source) => io(source),
+        ReadError::Damaged(what) => damaged(what),
+    })?;
     decoded.sort_unstable_by_key(|(i, _)| *i);
     decoded.into_iter().map(|(_, image)| image.map_err(damaged)).collect()
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    Damaged(String),
+}
+
+/// Reads the shards after the header and hands each to the decoders, then
+/// checks the checksum over everything read.
+fn read_shards(
+    reader: &mut ChecksummedReader,
+    size: u64,
+    shards: usize,
+    decoders: &std::sync::mpsc::SyncSender<(usize, u64, Bytes)>,
+    spare: &std::sync::mpsc::Receiver<Vec<u8>>,
+) -> Result<(), ReadError> {
+    let mut offset = 16u64;
+    for i in 0..shards {
+        let mut head = [0u8; 16];
+        if offset + 16 > size - 4 {
+            return Err(ReadError::Damaged(format!("shard {i} is cut short")));
+        }
+        reader.read_exact(&mut head).map_err(ReadError::Io)?;
+        let seq = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        let len = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
+        offset += 16;
+        // A length past the file is damage, not an allocation to try.
+        if len > size - 4 - offset {
+            return Err(ReadError::Damaged(format!("shard {i} is cut short")));
+        }
+        let mut part = spare.try_recv().unwrap_or_default();
+        reader.read_into(len, &mut part).map_err(ReadError::Io)?;
+        offset += len;
+        decoders.send((i, seq, Bytes::from(part))).expect("the decoders run until the queue is closed");
+    }
+    if offset != size - 4 {
+        return Err(ReadError::Damaged("trailing bytes".into()));
+    }
+    let computed = reader.crc;
+    let mut crc = [0u8; 4];
+    reader.read_exact(&mut crc).map_err(ReadError::Io)?;
+    if computed != u32::from_le_bytes(crc) {
+        return Err(ReadError::Damaged("checksum mismatch".into()));
+    }
+    Ok(())
+}
+
+/// A reader that keeps the CRC32C of what it has read.
+struct ChecksummedReader {
+    inner: std::io::BufReader<File>,
+    crc: u32,
+}
+
+impl ChecksummedReader {
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        std::io::Read::read_exact(&mut self.inner, buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, buf);
+        Ok(())
+    }
+
+    /// Reads `len` bytes into `buf` in place of what it held.
+    fn read_into(&mut self, len: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        buf.clear();
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut self.inner, len), buf)?;
+        if buf.len() as u64 != len {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.crc = crc32c::crc32c_append(self.crc, buf);
+        Ok(())
+    }
 }
 
 fn decode_shard(seq: u64, part: Bytes) -> Result<ShardImage, String> {
