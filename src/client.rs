@@ -252,6 +252,11 @@ pub struct Client {
     pub reply_skip_next: bool,
     /// CLIENT CACHING was given for the next command (OPTIN/OPTOUT).
     pub caching: bool,
+    /// What a replica said of itself with REPLCONF before PSYNC.
+    pub replica_port: u16,
+    pub replica_capabilities: Vec<String>,
+    /// Set by PSYNC and SYNC: the connection becomes a replica's link.
+    pub handoff: Option<crate::replication::master::SyncRequest>,
 }
 
 /// A client's pub/sub subscriptions, in the order it made them.
@@ -305,6 +310,9 @@ impl Client {
             reply_skip: false,
             reply_skip_next: false,
             caching: false,
+            replica_port: 0,
+            replica_capabilities: Vec::new(),
+            handoff: None,
         }
     }
 

@@ -43,12 +43,33 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream, addr: SocketAddr, inp
     shared.fd.store(socket.as_raw_fd(), Ordering::Relaxed);
     let authenticated = server.config.read().requirepass().is_none();
     let mut client = Client::new(shared.clone(), authenticated);
-    if let Err(e) = session(&server, socket, &mut client, input).await {
-        tracing::debug!(client = client.shared.id, error = %e, "connection closed");
-    }
+    let handoff = match session(&server, socket, &mut client, input).await {
+        Ok(handoff) => handoff,
+        Err(e) => {
+            tracing::debug!(client = client.shared.id, error = %e, "connection closed");
+            None
+        }
+    };
     crate::commands::client_closed(&server, &mut client);
-    server.clients.remove(shared.id);
+    match handoff {
+        // The replica's link keeps the client listed until it ends.
+        Some((socket, request)) => {
+            let serving = server.clone();
+            let spawned = std::thread::Builder::new()
+                .name("strata-repl-link".into())
+                .spawn(move || crate::replication::master::serve(serving, socket, shared.id, request));
+            if let Err(e) = spawned {
+                tracing::error!("starting a replica's link: {e}");
+                server.clients.remove(client.shared.id);
+            }
+        }
+        None => server.clients.remove(shared.id),
+    }
 }
+
+/// A connection handed to a replica's link (PSYNC, SYNC): its socket, in
+/// blocking mode, and what the replica asked for.
+type Handoff = (std::net::TcpStream, crate::replication::master::SyncRequest);
 
 /// A client's socket and buffers.
 struct Connection {
@@ -76,9 +97,16 @@ enum Next {
     Quit,
     /// Closes at once (CLIENT KILL, shutdown, an output buffer limit).
     Close,
+    /// Sends the replies it has, then becomes a replica's link.
+    Replicate(crate::replication::master::SyncRequest),
 }
 
-async fn session(server: &Server, socket: TcpStream, client: &mut Client, input: BytesMut) -> std::io::Result<()> {
+async fn session(
+    server: &Server,
+    socket: TcpStream,
+    client: &mut Client,
+    input: BytesMut,
+) -> std::io::Result<Option<Handoff>> {
     let mut conn = Connection {
         socket,
         input,
@@ -104,7 +132,7 @@ async fn session(server: &Server, socket: TcpStream, client: &mut Client, input:
         // Messages that came before these requests were read go first, as
         // Redis writes them when they are published.
         if !conn.deliver_messages(client, &settings) {
-            return Ok(());
+            return Ok(None);
         }
         if !quitting {
             match run_requests(server, client, &mut conn, &settings, killed.as_mut()).await? {
@@ -114,18 +142,29 @@ async fn session(server: &Server, socket: TcpStream, client: &mut Client, input:
                     // What the socket takes at once still goes (CLIENT
                     // KILL's own reply to a client that killed itself).
                     conn.send(server, client).await?;
-                    return Ok(());
+                    return Ok(None);
+                }
+                Next::Replicate(request) => {
+                    while !conn.output.is_empty() {
+                        conn.send(server, client).await?;
+                        if !conn.output.is_empty() {
+                            conn.socket.writable().await?;
+                        }
+                    }
+                    let socket = conn.socket.into_std()?;
+                    socket.set_nonblocking(false)?;
+                    return Ok(Some((socket, request)));
                 }
             }
         }
         if !conn.deliver_messages(client, &settings) {
-            return Ok(());
+            return Ok(None);
         }
         conn.send(server, client).await?;
         conn.publish(client);
         if quitting && conn.output.is_empty() {
             let _ = conn.socket.shutdown().await;
-            return Ok(());
+            return Ok(None);
         }
         let reading = !quitting && conn.output.bytes() < BACKPRESSURE_BYTES;
         if reading {
@@ -139,18 +178,18 @@ async fn session(server: &Server, socket: TcpStream, client: &mut Client, input:
             ready = conn.socket.readable(), if reading => {
                 ready?;
                 if !conn.read(server, client, &settings)? {
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             ready = conn.socket.writable(), if !conn.output.is_empty() => ready?,
             _ = shared.mailbox.arrived.notified() => {}
-            _ = shutdown.changed() => return Ok(()),
-            _ = &mut killed => return Ok(()),
+            _ = shutdown.changed() => return Ok(None),
+            _ = &mut killed => return Ok(None),
             _ = &mut idle_check => {
                 let timeout = Duration::from_secs(server.config.read().session().timeout_secs);
                 let idle = conn.last_io.elapsed();
                 if !timeout.is_zero() && idle >= timeout {
-                    return Ok(());
+                    return Ok(None);
                 }
                 let next = if timeout.is_zero() { IDLE_CHECK } else { (timeout - idle).min(IDLE_CHECK) };
                 idle_check.as_mut().reset((Instant::now() + next).into());
@@ -223,6 +262,9 @@ async fn run_requests(
         }
         if client.close_after_reply {
             return Ok(Next::Quit);
+        }
+        if let Some(request) = client.handoff.take() {
+            return Ok(Next::Replicate(request));
         }
     }
 }

@@ -20,13 +20,15 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use smallvec::{smallvec, SmallVec};
 use strata_cluster::key_slot;
 use strata_engines::encoding::{decode_meta_key, decode_sub_key};
-use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Sealed, Store, Txn};
-use strata_engines::log::{Archiver, FsyncPolicy, Log, LogError};
+use strata_engines::keyspace::{Commit, KeyMeta, KeyRef, Sealed, ServerKey, Store, Txn};
+use strata_engines::log::{Archiver, FsyncPolicy, Log, LogError, LogRecord};
 use strata_engines::memory::cut::KeptBytes;
 use strata_engines::memory::{
     shard_of, shard_of_slot, DbMut, ListOp, MemDb, MemEntry, MemOp, MemRecord, MemShard, MemValue, StreamOp, Undo,
     ZSetOp, SHARDS,
 };
+use strata_engines::rocks::BatchWrite;
+use strata_engines::slots::data_key_slot;
 use strata_engines::writeset::WriteSet;
 use strata_engines::{Cf, DurabilityMetrics, EngineError, KeyType, RocksConfig};
 
@@ -160,6 +162,10 @@ pub struct Keyspace {
     /// are published (the server's pub/sub, attached once it exists).
     pub notify_flags: AtomicU32,
     pubsub: OnceLock<Arc<PubSub>>,
+    /// This node is a replica: its data changes only by its master's
+    /// records (`apply_replicated`); keys expire when the master deletes
+    /// them, and what a read finds expired is not deleted here.
+    pub following_master: AtomicBool,
 }
 
 /// Where each engine's durable state stands, for truncation, INFO and
@@ -239,6 +245,7 @@ impl Keyspace {
         metrics: Arc<DurabilityMetrics>,
         progress: &LoadingProgress,
     ) -> Result<Keyspace, EngineError> {
+        recovery::discard_unfinished_sync(dir)?;
         let recovered = recovery::recover(dir, rocks, progress, config.replay_delay)?;
         let report = recovered.report;
         let log = Log::open(
@@ -289,6 +296,7 @@ impl Keyspace {
             watches: Watches::default(),
             notify_flags: AtomicU32::new(0),
             pubsub: OnceLock::new(),
+            following_master: AtomicBool::new(false),
         })
     }
 
@@ -400,10 +408,15 @@ impl Keyspace {
                 std::panic::resume_unwind(panic);
             }
         };
-        if result.is_err() {
+        if result.is_err() || self.following_master.load(Ordering::Acquire) {
             // Redis's rule: a failing command changes nothing. Its
             // RocksDB writes are never applied; its memory effects go back.
+            // On a replica the only writes a command gets here with are
+            // deletions of keys it found expired: the master's come.
             tx.undo_memory();
+            if result.is_ok() {
+                return result;
+            }
         }
         let mut mem = Vec::new();
         let result = result.and_then(|value| match self.encode_for_log(&tx, &mut mem) {
@@ -491,6 +504,140 @@ impl Keyspace {
         }
         self.touch_watched(changed);
         Ok(())
+    }
+
+    /// Applies a record of this node's master as the master committed it
+    /// (a replica's stream): appended to the log at the master's sequence,
+    /// so both logs hold the same records at the same sequences, and its
+    /// RocksDB writes and memory effects applied with the shards of the
+    /// keys it touches locked. Watchers and blocked clients hear of it as
+    /// of a local write.
+    pub fn apply_replicated(&self, record: &LogRecord) -> Result<(), EngineError> {
+        let engine = &self.store.engine;
+        let writes = engine.writes_of(&record.rocks)?;
+        let mut everything = record.mem.iter().any(|m| matches!(m, MemRecord::Flush { .. }));
+        let mut shards: SmallVec<[usize; 8]> = SmallVec::new();
+        for write in &writes {
+            match write {
+                BatchWrite::Put { cf, key, .. } | BatchWrite::Delete { cf, key } => {
+                    if let Some((_, slot)) = data_key_slot(*cf, key) {
+                        shards.push(shard_of_slot(slot));
+                    } else if matches!(ServerKey::of(key), Some(ServerKey::DbMap)) {
+                        everything = true;
+                    }
+                }
+                BatchWrite::DeleteRange { .. } => everything = true,
+            }
+        }
+        for mem in &record.mem {
+            if let MemRecord::Op { op, .. } = mem {
+                shards.push(shard_of(op.key()));
+            }
+        }
+        let mut locked = match everything {
+            true => self.lock_all(),
+            false => {
+                shards.sort_unstable();
+                shards.dedup();
+                shards
+                    .into_iter()
+                    .map(|s| (s, ShardGuard::Exclusive(strata_engines::spin::write(&self.shards[s]))))
+                    .collect()
+            }
+        };
+        let batch = engine.batch_of(&record.rocks)?;
+        let mem = encode_records(&record.mem);
+        {
+            let mut log = self.log.lock();
+            if log.next_seq() != record.seq {
+                return Err(EngineError::Corrupt(format!(
+                    "the master sent record {} where this log expects {}",
+                    record.seq,
+                    log.next_seq()
+                )));
+            }
+            log.push_encoded(batch.data(), if mem.is_empty() { NO_RECORDS } else { &mem });
+            self.durability.rocks_bytes_unswitched.fetch_add(batch.data().len() as u64, Ordering::Relaxed);
+            engine.begin_write();
+        }
+        if !batch.is_empty() {
+            engine.write(batch);
+        }
+        engine.end_write();
+        self.store.follow(&record.rocks)?;
+        let mut changed: Vec<(u32, Bytes)> = Vec::new();
+        for mem in &record.mem {
+            match mem {
+                MemRecord::Op { db, op } => {
+                    let shard = shard_of(op.key());
+                    let (_, guard) = locked.iter_mut().find(|(s, _)| *s == shard).expect("locked above");
+                    guard.exclusive().db(*db).apply(op);
+                    if let Some(logical) = self.store.logical(*db) {
+                        self.blocking.signal(logical, op.key());
+                    }
+                    changed.push((*db, op.key().clone()));
+                }
+                MemRecord::Flush { db } => {
+                    for (_, guard) in locked.iter_mut() {
+                        guard.exclusive().flush(*db);
+                    }
+                }
+            }
+        }
+        for write in &writes {
+            if let BatchWrite::Put { cf: Cf::Meta, key, .. } | BatchWrite::Delete { cf: Cf::Meta, key } = write {
+                if let Some((db, _, key)) = decode_meta_key(key) {
+                    changed.push((db, Bytes::copy_from_slice(key)));
+                }
+            }
+        }
+        self.touch_watched(changed);
+        drop(locked);
+        Ok(())
+    }
+
+    /// Makes this node's data what the data directory `synced` holds (a
+    /// full sync's snapshot, written there by the replica's link):
+    /// recovered there as at startup, then moved into the live engines,
+    /// and the log started over after the snapshot's sequence. Commands
+    /// wait meanwhile (every shard is locked). A crash before the new
+    /// state is durable leaves a mark that makes the next start begin
+    /// empty (`recovery::SYNC_MARK`): never a mix of old and new.
+    pub fn load_synced(&self, synced: &Path, progress: &LoadingProgress) -> Result<u64, EngineError> {
+        let recovered = recovery::recover(synced, &RocksConfig::default(), progress, Duration::ZERO)?;
+        let seq = recovered.report.last_seq;
+        let mark = recovery::sync_mark(&self.dir);
+        std::fs::write(&mark, b"").map_err(|e| EngineError::Io(mark.display().to_string(), e))?;
+        recovery::sync_dir(&self.dir)?;
+        // No checkpoint may cut the shards while they are replaced.
+        let d = &self.durability;
+        while d.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let replaced = (|| {
+            let mut locked = self.lock_all();
+            self.store.engine.replace_contents(&recovered.engine, &synced.join("ingest"))?;
+            self.store.reload()?;
+            for ((_, guard), shard) in locked.iter_mut().zip(recovered.shards) {
+                *guard.exclusive() = shard;
+            }
+            self.log.restart_after(seq)?;
+            // The old checkpoints hold the old data, some at later sequences.
+            let checkpoints = recovery::checkpoint_dir(&self.dir);
+            for (_, old) in strata_engines::memory::checkpoint::list_checkpoints(&checkpoints) {
+                std::fs::remove_file(&old).map_err(|e| EngineError::Io(old.display().to_string(), e))?;
+            }
+            for position in [&d.rocks_flushed_seq, &d.rocks_switch_seq, &d.checkpoint_seq] {
+                position.store(0, Ordering::Relaxed);
+            }
+            Ok::<(), EngineError>(())
+        })();
+        d.checkpoint_in_progress.store(false, Ordering::Release);
+        replaced?;
+        drop(recovered.engine);
+        self.save()?;
+        std::fs::remove_file(&mark).map_err(|e| EngineError::Io(mark.display().to_string(), e))?;
+        Ok(seq)
     }
 
     /// Makes every record appended so far durable per `appendfsync`
@@ -963,6 +1110,9 @@ impl Keyspace {
     /// samples; the ordered expiry indexes let Strata take exactly the keys
     /// that are due). Returns how many keys were deleted.
     pub fn active_expire(&self, limit_per_db: usize) -> Result<usize, EngineError> {
+        if self.following_master.load(Ordering::Acquire) {
+            return Ok(0); // The master's deletions come as records.
+        }
         let mut deleted = 0;
         let now = strata_engines::now_ms();
         let mut all_done = true;

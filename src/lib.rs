@@ -20,6 +20,7 @@ pub mod notify;
 pub mod protocol;
 pub mod pubsub;
 pub mod recovery;
+pub mod replication;
 pub mod server;
 pub mod snapshot;
 pub mod stats;

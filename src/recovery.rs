@@ -32,6 +32,40 @@ pub fn checkpoint_dir(dir: &Path) -> PathBuf {
     dir.join("checkpoints")
 }
 
+/// Present while a replica moves a full sync's data into its engines
+/// (`Keyspace::load_synced`): a start that finds it begins empty, as the
+/// engines may hold part old and part new data. The replica then syncs
+/// again in full.
+pub fn sync_mark(dir: &Path) -> PathBuf {
+    dir.join("sync-in-progress")
+}
+
+/// Fsyncs directory `dir` (a file created or removed in it is durable).
+pub fn sync_dir(dir: &Path) -> Result<(), EngineError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| EngineError::Io(dir.display().to_string(), e))
+}
+
+/// Empties `dir`'s engines if a full sync was under way when the server
+/// stopped (`sync_mark`).
+pub fn discard_unfinished_sync(dir: &Path) -> Result<(), EngineError> {
+    let mark = sync_mark(dir);
+    if !mark.exists() {
+        return Ok(());
+    }
+    tracing::warn!("a full sync from the master did not finish before the server stopped: starting empty");
+    for part in [rocks_dir(dir), log_dir(dir), checkpoint_dir(dir)] {
+        match std::fs::remove_dir_all(&part) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(EngineError::Io(part.display().to_string(), e));
+            }
+            _ => {}
+        }
+    }
+    sync_dir(dir)?;
+    std::fs::remove_file(&mark).map_err(|e| EngineError::Io(mark.display().to_string(), e))?;
+    sync_dir(dir)
+}
+
 /// What recovery found and did (INFO, metrics, the startup log line).
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {

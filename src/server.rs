@@ -17,6 +17,7 @@ use crate::connection;
 use crate::keyspace::{DurabilityConfig, Keyspace};
 use crate::loading::LoadingProgress;
 use crate::pubsub::PubSub;
+use crate::replication::{MasterAddr, Replication};
 use crate::stats::Stats;
 use strata_engines::log::FsyncPolicy;
 use strata_engines::DurabilityMetrics;
@@ -29,6 +30,7 @@ pub struct Server {
     pub stats: Stats,
     pub clients: ClientRegistry,
     pub pubsub: Arc<PubSub>,
+    pub replication: Replication,
     pub started: Instant,
     pub started_unix_ms: u64,
     /// `uptime_ms` as of the cron's last tick, as Redis caches its clock
@@ -45,6 +47,12 @@ pub struct Server {
     pub this: std::sync::Weak<Server>,
     /// Started with the first connection (in-process servers have none).
     connection_threads: OnceLock<ConnectionThreads>,
+}
+
+/// `replicaof`'s value, "host port" (empty: none).
+pub fn parse_master_addr(text: &str) -> Option<MasterAddr> {
+    let (host, port) = text.trim().split_once(' ')?;
+    Some(MasterAddr { host: host.to_string(), port: port.trim().parse().ok()? })
 }
 
 /// The threads serving connections, `io-threads` of them, each running a
@@ -131,6 +139,9 @@ impl Server {
         keyspace.attach_pubsub(pubsub.clone());
         pubsub.tracking.max_keys.store(config.number("tracking-table-max-keys") as u64, Ordering::Relaxed);
         keyspace.notify_flags.store(config.notify_flags(), Ordering::Relaxed);
+        let master = config.get("replicaof").and_then(parse_master_addr);
+        keyspace.following_master.store(master.is_some(), Ordering::Relaxed);
+        let replication = Replication::open(&dir, master);
         Ok(Arc::new_cyclic(|this| Server {
             this: this.clone(),
             maxmemory: AtomicU64::new(maxmemory),
@@ -141,6 +152,7 @@ impl Server {
             stats: Stats::default(),
             clients: ClientRegistry::default(),
             pubsub,
+            replication,
             started: Instant::now(),
             ticked_ms: AtomicU64::new(0),
             started_unix_ms: strata_engines::now_ms(),
@@ -149,6 +161,31 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             connection_threads: OnceLock::new(),
         }))
+    }
+
+    /// Makes this node a replica of `master`, or (None) a master: the
+    /// link thread of the new epoch starts; the old one ends.
+    pub fn follow(&self, master: Option<MasterAddr>) {
+        let following = master.is_some();
+        // Write commands are refused before the link starts applying.
+        self.keyspace.following_master.store(following, Ordering::Release);
+        let epoch = self.replication.set_master(master, self.keyspace.log.last_seq());
+        self.replication.drop_replicas();
+        if following {
+            if let Some(server) = self.this.upgrade() {
+                crate::replication::replica::start(server, epoch);
+            }
+        }
+    }
+
+    /// Starts the link to the master the configuration names, if any (once
+    /// the server listens: the link tells the master its port).
+    pub fn start_replication(&self) {
+        if self.replication.is_replica() {
+            if let Some(server) = self.this.upgrade() {
+                crate::replication::replica::start(server, self.replication.epoch.load(Ordering::Acquire));
+            }
+        }
     }
 
     /// Asks the server to stop: listeners close, connections finish the
@@ -242,6 +279,7 @@ pub async fn run(server: Arc<Server>, listeners: Vec<TcpListener>) -> Result<(),
         }
     }
     tokio::spawn(cron(server.clone()));
+    server.start_replication();
     tokio::spawn(watch_signals(server.clone()));
     let mut tasks = Vec::new();
     for listener in listeners {

@@ -16,7 +16,7 @@ use crate::encoding::{
     db_end, db_start, decode_expire_key, decode_meta_key, encode_meta, expire_key, meta_key, sub_prefix, HashBody,
     KeyType, Meta,
 };
-use crate::rocks::{Batch, Cf, RocksEngine};
+use crate::rocks::{Batch, BatchWrite, Cf, RocksEngine};
 use crate::writeset::WriteSet;
 use crate::EngineError;
 
@@ -128,6 +128,47 @@ pub fn raise_hash_version(engine: &RocksEngine, batch: &mut Batch, mark: u64) ->
     Ok(())
 }
 
+/// What a store keeps live of what its engine holds: the database map
+/// (physical ids by logical index, `databases` of them at least), each
+/// database's key counters, and the hash versions' mark.
+#[allow(clippy::type_complexity)]
+fn load_state(
+    engine: &RocksEngine,
+    databases: usize,
+) -> Result<(Vec<u32>, HashMap<u32, std::sync::Arc<DbCounters>>, u64), EngineError> {
+    let mut db_map: Vec<u32> = engine.get(Cf::Default, DB_MAP_KEY)?.map_or_else(Vec::new, |raw| decode_db_map(&raw));
+    // Databases added by a larger `databases` setting get fresh ids.
+    while db_map.len() < databases {
+        let next = db_map.iter().copied().max().map_or(0, |m| m + 1);
+        db_map.push(next);
+    }
+    let mut counters = HashMap::new();
+    for &physical in &db_map {
+        let c = DbCounters::default();
+        let (start, end) = (counters_prefix(physical), counters_prefix(physical + 1));
+        let mut damaged = false;
+        engine.scan(Cf::Default, &start, &end, false, &mut |key, value| {
+            let (Some(&[hi, lo, which]), Ok(value)) = (key.get(start.len()..), <[u8; 8]>::try_from(value)) else {
+                damaged = true;
+                return false;
+            };
+            let counter = if which == 0 { Counter::Keys } else { Counter::Expires };
+            c.add(u16::from_be_bytes([hi, lo]), counter, i64::from_le_bytes(value));
+            true
+        })?;
+        if damaged {
+            return Err(EngineError::Corrupt(format!("key counters of database {physical}")));
+        }
+        count_keys_of_an_older_format(engine, physical, &c)?;
+        counters.insert(physical, std::sync::Arc::new(c));
+    }
+    // No mark: a new database, or one whose versions were clock
+    // microseconds (far above anything this count will reach).
+    let last_version =
+        engine.get(Cf::Default, HASH_VERSION_KEY)?.and_then(|raw| decode_hash_version(&raw)).unwrap_or(0);
+    Ok((db_map, counters, last_version))
+}
+
 /// A data directory written before counters were per slot holds one
 /// counter per database: its keys are counted once, by slot, from their
 /// metadata, and the old counters replaced (flushed at once: the log holds
@@ -207,6 +248,12 @@ impl DbCounters {
         slots[slot as usize][counter as usize].fetch_add(delta, Ordering::Relaxed) + delta
     }
 
+    /// Sets a slot's counter (and moves the total with it).
+    fn set(&self, slot: u16, counter: Counter, value: i64) {
+        let now = self.slots.get().map_or(0, |slots| slots[slot as usize][counter as usize].load(Ordering::Relaxed));
+        self.add(slot, counter, value - now);
+    }
+
     /// The slots with something counted, with their values.
     fn counted_slots(&self) -> impl Iterator<Item = (u16, Counter, i64)> + '_ {
         self.slots.get().into_iter().flat_map(|slots| slots.iter()).enumerate().flat_map(|(slot, values)| {
@@ -277,37 +324,7 @@ impl Store {
 
     /// The store over an opened (and recovered) engine.
     pub fn new(engine: RocksEngine, databases: usize) -> Result<Store, EngineError> {
-        let mut db_map: Vec<u32> =
-            engine.get(Cf::Default, DB_MAP_KEY)?.map_or_else(Vec::new, |raw| decode_db_map(&raw));
-        // Databases added by a larger `databases` setting get fresh ids.
-        while db_map.len() < databases {
-            let next = db_map.iter().copied().max().map_or(0, |m| m + 1);
-            db_map.push(next);
-        }
-        let mut counters = HashMap::new();
-        for &physical in &db_map {
-            let c = DbCounters::default();
-            let (start, end) = (counters_prefix(physical), counters_prefix(physical + 1));
-            let mut damaged = false;
-            engine.scan(Cf::Default, &start, &end, false, &mut |key, value| {
-                let (Some(&[hi, lo, which]), Ok(value)) = (key.get(start.len()..), <[u8; 8]>::try_from(value)) else {
-                    damaged = true;
-                    return false;
-                };
-                let counter = if which == 0 { Counter::Keys } else { Counter::Expires };
-                c.add(u16::from_be_bytes([hi, lo]), counter, i64::from_le_bytes(value));
-                true
-            })?;
-            if damaged {
-                return Err(EngineError::Corrupt(format!("key counters of database {physical}")));
-            }
-            count_keys_of_an_older_format(&engine, physical, &c)?;
-            counters.insert(physical, std::sync::Arc::new(c));
-        }
-        // No mark: a new database, or one whose versions were clock
-        // microseconds (far above anything this count will reach).
-        let last_version =
-            engine.get(Cf::Default, HASH_VERSION_KEY)?.and_then(|raw| decode_hash_version(&raw)).unwrap_or(0);
+        let (db_map, counters, last_version) = load_state(&engine, databases)?;
         let store = Store {
             engine,
             db_map: db_map.into_iter().map(AtomicU32::new).collect(),
@@ -316,6 +333,53 @@ impl Store {
         };
         store.persist_db_map()?;
         Ok(store)
+    }
+
+    /// Reads the database map, key counters and hash versions' mark again
+    /// from the engine, whose contents were replaced
+    /// (`RocksEngine::replace_contents`). Nobody may use the store meanwhile.
+    pub fn reload(&self) -> Result<(), EngineError> {
+        let (db_map, counters, last_version) = load_state(&self.engine, self.db_map.len())?;
+        for (slot, physical) in self.db_map.iter().zip(db_map) {
+            slot.store(physical, Ordering::Release);
+        }
+        *self.counters.write() = counters;
+        self.last_version.store(last_version, Ordering::Relaxed);
+        self.persist_db_map()
+    }
+
+    /// Follows what another node's batch (`RocksEngine::batch_of`) stores
+    /// as absolute values: slot counters, the database map and the hash
+    /// versions' mark. A replica applies its master's records as they are,
+    /// so its live values must become the master's.
+    pub fn follow(&self, data: &[u8]) -> Result<(), EngineError> {
+        for write in self.engine.writes_of(data)? {
+            let (key, value) = match write {
+                BatchWrite::Put { cf: Cf::Default, key, value } => (key, Some(value)),
+                BatchWrite::Delete { cf: Cf::Default, key } => (key, None),
+                _ => continue,
+            };
+            match ServerKey::of(key) {
+                Some(ServerKey::Counter { physical, slot }) => {
+                    let counter = if key.last() == Some(&0) { Counter::Keys } else { Counter::Expires };
+                    let stored = value.and_then(|v| <[u8; 8]>::try_from(v).ok()).map_or(0, i64::from_le_bytes);
+                    let counters = self.counters.write().entry(physical).or_default().clone();
+                    counters.set(slot, counter, stored);
+                }
+                Some(ServerKey::DbMap) => {
+                    for (slot, physical) in self.db_map.iter().zip(decode_db_map(value.unwrap_or_default())) {
+                        slot.store(physical, Ordering::Release);
+                    }
+                }
+                Some(ServerKey::HashVersion) => {
+                    if let Some(mark) = value.and_then(decode_hash_version) {
+                        self.last_version.fetch_max(mark, Ordering::Relaxed);
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     fn persist_db_map(&self) -> Result<(), EngineError> {

@@ -182,6 +182,34 @@ fn encode_mark(ms: u64, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// A frame of a record stream sent over a socket (a replica's): the log's
+/// own frames, so the receiver checks each record's checksum and order as
+/// recovery does.
+#[derive(Debug, PartialEq)]
+pub enum StreamFrame {
+    Record(LogRecord),
+    /// The records after it were committed at this unix millisecond time
+    /// (also sent alone, as a heartbeat).
+    Mark(u64),
+}
+
+/// Appends a time mark frame (`StreamFrame::Mark`).
+pub fn encode_mark_frame(ms: u64, out: &mut Vec<u8>) {
+    encode_mark(ms, out);
+}
+
+/// The frame at the start of `buf` and the bytes it takes; None when `buf`
+/// ends inside it.
+pub fn decode_stream_frame(buf: &Bytes) -> Result<Option<(StreamFrame, usize)>, &'static str> {
+    match frame_at(buf, 0, 0) {
+        Frame::Record { record, end } => Ok(Some((StreamFrame::Record(record), end))),
+        Frame::Mark { ms, end } => Ok(Some((StreamFrame::Mark(ms), end))),
+        Frame::Passed { .. } => Err("a record with sequence 0"),
+        Frame::Incomplete => Ok(None),
+        Frame::Bad(what) => Err(what),
+    }
+}
+
 /// One frame at `pos`, if a whole valid one is there.
 enum Frame {
     Record {
@@ -889,6 +917,33 @@ impl Log {
         self.start_segment(&mut segment, &mut appender, last)
     }
 
+    /// Starts the log over after `seq`: every segment is deleted and a new
+    /// one opened at `seq + 1`. A replica's full sync: its engines now hold
+    /// the master's state at `seq` and its log goes on with the master's
+    /// records. Nothing may be appended meanwhile, nor read (readers are
+    /// gone).
+    pub fn restart_after(&self, seq: u64) -> Result<(), LogError> {
+        let mut segment = self.segment.lock();
+        let mut appender = self.appender.lock();
+        self.write_out(&mut segment, &mut appender)?;
+        self.close_segment(&mut segment, &mut appender)?;
+        let next = create_segment(&self.dir, seq + 1).map_err(io_err(&segment_path(&self.dir, seq + 1)))?;
+        for old in list_segments(&self.dir)?.into_iter().filter(|s| s.path != next.path) {
+            std::fs::remove_file(&old.path).map_err(io_err(&old.path))?;
+        }
+        File::open(&self.dir).and_then(|dir| dir.sync_all()).map_err(io_err(&self.dir))?;
+        *segment = next;
+        appender.next_seq = seq + 1;
+        appender.buf.clear();
+        appender.written = 0;
+        appender.mark_due = true;
+        for position in [&self.assigned, &self.written, &self.synced] {
+            position.store(seq, Ordering::Release);
+        }
+        self.unsynced_bytes.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Rotates when the open segment holds records and was opened `age`
     /// ago or more (`log-archive-timeout`: the archive then lags the log by
     /// at most that much).
@@ -901,6 +956,14 @@ impl Log {
             true => self.rotate(),
             false => Ok(()),
         }
+    }
+
+    /// The first sequence the log still holds (its oldest segment's).
+    pub fn first_retained_seq(&self) -> u64 {
+        list_segments(&self.dir)
+            .ok()
+            .and_then(|s| s.first().map(|s| s.first_seq))
+            .unwrap_or_else(|| self.last_seq() + 1)
     }
 
     /// The first sequence of the open segment: the segments before it are

@@ -728,6 +728,59 @@ impl RocksEngine {
         batch.range_deleted |= rowcache::cached(cf);
     }
 
+    /// A batch of this engine holding the writes of `data` (a batch's data
+    /// as another node's log stores it: its column family ids may differ),
+    /// with the row cache's entries for them.
+    pub fn batch_of(&self, data: &[u8]) -> Result<Batch, EngineError> {
+        let mut batch = Batch::default();
+        for write in self.writes_of(data)? {
+            match write {
+                BatchWrite::Put { cf, key, value } => self.put(&mut batch, cf, key.to_vec(), value.to_vec()),
+                BatchWrite::Delete { cf, key } => self.delete(&mut batch, cf, key.to_vec()),
+                BatchWrite::DeleteRange { cf, from, to } => self.delete_range(&mut batch, cf, from, to),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Replaces everything this engine holds with what `from` holds, every
+    /// column family, as RocksDB table files written under `scratch` and
+    /// ingested (a replica's full sync). Nobody may read or write meanwhile.
+    pub fn replace_contents(&self, from: &RocksEngine, scratch: &Path) -> Result<(), EngineError> {
+        let io = |e| EngineError::Io(scratch.display().to_string(), e);
+        self.drain()?;
+        from.drain()?;
+        std::fs::create_dir_all(scratch).map_err(io)?;
+        for cf in Cf::ALL {
+            // Everything from the first key to the last, then the last.
+            let handle = self.cf(cf);
+            let first = self.db.iterator_cf(handle, IteratorMode::Start).next().transpose()?;
+            let last = self.db.iterator_cf(handle, IteratorMode::End).next().transpose()?;
+            if let (Some((first, _)), Some((last, _))) = (first, last) {
+                self.db.delete_range_cf(handle, &first, &last)?;
+                self.db.delete_cf(handle, &last)?;
+            }
+            let path = scratch.join(format!("{}.sst", cf.name()));
+            let options = Options::default();
+            let mut writer = rocksdb::SstFileWriter::create(&options);
+            writer.open(&path)?;
+            let mut any = false;
+            for item in from.db.iterator_cf(from.cf(cf), IteratorMode::Start) {
+                let (key, value) = item?;
+                writer.put(&key, &value)?;
+                any = true;
+            }
+            if any {
+                writer.finish()?;
+                self.db.ingest_external_file_cf(handle, vec![&path])?;
+            }
+            drop(writer);
+            let _ = std::fs::remove_file(&path);
+        }
+        self.writeback.cache.clear();
+        Ok(())
+    }
+
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
         self.db.cf_handle(cf.name()).expect("column family opened at start")
     }

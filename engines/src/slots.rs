@@ -118,8 +118,7 @@ impl SlotExtractor {
                 _ => None,
             };
             let (physical, slot) = match cf {
-                Cf::Meta | Cf::Sub => decode_meta_key(key).map(|(db, slot, _)| (db, slot)),
-                Cf::Expire => decode_expire_key(key).map(|(db, _, slot, _)| (db, slot)),
+                Cf::Meta | Cf::Sub | Cf::Expire => data_key_slot(cf, key),
                 Cf::Default => match ServerKey::of(key) {
                     Some(ServerKey::Counter { physical, slot }) => Some((physical, slot)),
                     Some(ServerKey::HashVersion) => {
@@ -181,6 +180,16 @@ impl SlotExtractor {
             self.db_map = db_map;
         }
         Ok(effects)
+    }
+}
+
+/// The physical database and hash slot a key of the meta, sub or expire
+/// family names (None for the default family's server keys, or garbage).
+pub fn data_key_slot(cf: Cf, key: &[u8]) -> Option<(u32, u16)> {
+    match cf {
+        Cf::Meta | Cf::Sub => decode_meta_key(key).map(|(db, slot, _)| (db, slot)),
+        Cf::Expire => decode_expire_key(key).map(|(db, _, slot, _)| (db, slot)),
+        Cf::Default => None,
     }
 }
 

@@ -14,9 +14,10 @@ mod list;
 pub(crate) mod multi;
 mod persistence;
 mod pubsub;
+mod replication;
 mod server;
 mod set;
-mod snapshot;
+pub(crate) mod snapshot;
 mod stream;
 mod string;
 mod zset;
@@ -280,6 +281,7 @@ impl CommandTable {
         snapshot::register(&mut table);
         multi::register(&mut table);
         pubsub::register(&mut table);
+        replication::register(&mut table);
         table.check();
         table
     }
@@ -588,6 +590,8 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
         Some(CmdError::err("Command not allowed inside a transaction"))
     } else if row.denyoom && over_maxmemory(server) {
         Some(CmdError::Custom("OOM command not allowed when used memory > 'maxmemory'.".into()))
+    } else if row.is_write() && server.keyspace.following_master.load(Ordering::Acquire) && !client.retrying_blocked {
+        Some(CmdError::Custom("READONLY You can't write against a read only replica.".into()))
     } else {
         disk_refusal(server, client, row)
     };

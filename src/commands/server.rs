@@ -339,7 +339,12 @@ fn stats_fields(server: &Server) -> Fields {
         field("instantaneous_ops_per_sec", stats.ops_per_sec(Instant::now())),
         field("total_net_input_bytes", load(&stats.net_input_bytes)),
         field("total_net_output_bytes", load(&stats.net_output_bytes)),
+        field("total_net_repl_input_bytes", load(&stats.net_repl_input_bytes)),
+        field("total_net_repl_output_bytes", load(&stats.net_repl_output_bytes)),
         field("rejected_connections", load(&stats.rejected_connections)),
+        field("sync_full", load(&server.replication.sync_full)),
+        field("sync_partial_ok", load(&server.replication.sync_partial_ok)),
+        field("sync_partial_err", load(&server.replication.sync_partial_err)),
         field("expired_keys", load(&server.keyspace.expired_keys)),
         field("evicted_keys", 0),
         field("keyspace_hits", load(&stats.keyspace_hits)),
@@ -355,20 +360,91 @@ fn stats_fields(server: &Server) -> Fields {
 }
 
 fn replication_fields(server: &Server) -> Fields {
+    let replication = &server.replication;
+    let log = &server.keyspace.log;
+    let ids = replication.ids();
+    let last = log.last_seq();
+    let now_ms = strata_engines::now_ms();
+    let mut fields = Vec::new();
+    match replication.master() {
+        None => fields.push(field("role", "master")),
+        Some(master) => {
+            let link = &replication.link;
+            let state = *link.state.lock();
+            let up = state == "connected";
+            let syncing = state == "sync";
+            fields.extend([
+                field("role", "slave"),
+                field("master_host", &master.host),
+                field("master_port", master.port),
+                field("master_link_status", if up { "up" } else { "down" }),
+                field(
+                    "master_last_io_seconds_ago",
+                    match link.last_io_ms.load(Ordering::Relaxed) {
+                        0 => -1,
+                        at => (now_ms.saturating_sub(at) / 1000) as i64,
+                    },
+                ),
+                field("master_sync_in_progress", syncing as u8),
+                field("slave_read_repl_offset", last),
+                field("slave_repl_offset", last),
+            ]);
+            if syncing {
+                let started = link.sync_started_ms.load(Ordering::Relaxed);
+                fields.extend([
+                    field("master_sync_total_bytes", -1),
+                    field("master_sync_read_bytes", link.sync_read_bytes.load(Ordering::Relaxed)),
+                    field("master_sync_left_bytes", -1),
+                    field("master_sync_perc", "0.00"),
+                    field("master_sync_last_io_seconds_ago", 0),
+                    field("master_sync_elapsed_seconds", now_ms.saturating_sub(started) / 1000),
+                ]);
+            }
+            if !up {
+                let since = link.down_since_ms.load(Ordering::Relaxed);
+                let down = if since == 0 { -1 } else { (now_ms.saturating_sub(since) / 1000) as i64 };
+                fields.push(field("master_link_down_since_seconds", down));
+            }
+            let config = server.config.read();
+            fields.extend([
+                field("slave_priority", config.get("replica-priority").unwrap_or("100")),
+                field("slave_read_only", 1),
+                field("replica_announced", (config.get("replica-announced") != Some("no")) as u8),
+            ]);
+        }
+    }
+    let replicas = replication.replicas();
+    fields.push(field("connected_slaves", replicas.len()));
+    for (i, replica) in replicas.iter().enumerate() {
+        let ack_ms = replica.ack_ms.load(Ordering::Relaxed);
+        fields.push(field(
+            &format!("slave{i}"),
+            format!(
+                "ip={},port={},state={},offset={},lag={}",
+                replica.ip,
+                replica.port,
+                replica.state.lock(),
+                replica.ack_seq.load(Ordering::Relaxed),
+                if ack_ms == 0 { 0 } else { now_ms.saturating_sub(ack_ms) / 1000 }
+            ),
+        ));
+    }
+    // The log is the backlog: what it still holds after the engines' parts.
     let backlog = server.config.read().get("repl-backlog-size").unwrap_or("1048576").to_string();
-    vec![
-        field("role", "master"),
-        field("connected_slaves", 0),
+    let active = replication.backlog_active.load(Ordering::Relaxed);
+    let first = log.first_retained_seq();
+    fields.extend([
         field("master_failover_state", "no-failover"),
-        field("master_replid", &server.run_id),
-        field("master_replid2", "0".repeat(40)),
-        field("master_repl_offset", 0),
-        field("second_repl_offset", -1),
-        field("repl_backlog_active", 0),
+        field("master_replid", &ids.replid),
+        field("master_replid2", &ids.replid2),
+        field("master_repl_offset", last),
+        field("second_repl_offset", ids.second_repl_offset),
+        field("repl_backlog_active", active as u8),
         field("repl_backlog_size", backlog),
-        field("repl_backlog_first_byte_offset", 0),
-        field("repl_backlog_histlen", 0),
-    ]
+        field("repl_backlog_first_byte_offset", if active { first } else { 0 }),
+        field("repl_backlog_histlen", if active { (last + 1).saturating_sub(first) } else { 0 }),
+    ]);
+    fields
 }
 
 /// CPU seconds from `/proc/self/stat` (utime, stime, cutime, cstime, in

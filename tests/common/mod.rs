@@ -368,3 +368,106 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
     }
     out
 }
+
+// Whole-dataset dumps, to compare two servers or one across a restart.
+
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Bulk(b) => String::from_utf8_lossy(b).to_string(),
+        Value::Status(s) | Value::Error(s) | Value::Other(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Nil => "(nil)".into(),
+        Value::Array(items) => format!("[{}]", items.iter().map(text).collect::<Vec<_>>().join(",")),
+    }
+}
+
+/// Every key of the selected database with its type, TTL flag and whole
+/// value, in a form that compares across restarts.
+pub fn dump(conn: &mut Conn) -> Vec<String> {
+    let Value::Array(keys) = conn.call(&["KEYS", "*"]) else { panic!("KEYS") };
+    let mut keys: Vec<String> = keys.iter().map(text).collect();
+    keys.sort();
+    keys.iter()
+        .map(|key| {
+            let kind = text(&conn.call(&["TYPE", key]));
+            let value = match kind.as_str() {
+                "string" => text(&conn.call(&["GET", key])),
+                "hash" => sorted(conn.call(&["HGETALL", key])),
+                "list" => text(&conn.call(&["LRANGE", key, "0", "-1"])),
+                "set" => sorted(conn.call(&["SMEMBERS", key])),
+                "zset" => text(&conn.call(&["ZRANGE", key, "0", "-1", "WITHSCORES"])),
+                "stream" => {
+                    let entries = text(&conn.call(&["XRANGE", key, "-", "+"]));
+                    let groups = text(&conn.call(&["XPENDING", key, "g"]));
+                    format!("{entries} pending={groups}")
+                }
+                other => panic!("unexpected type {other} of {key}"),
+            };
+            let ttl = matches!(conn.call(&["PTTL", key]), Value::Int(t) if t > 0);
+            format!("{key} {kind} ttl={ttl} {value}")
+        })
+        .collect()
+}
+
+pub fn sorted(v: Value) -> String {
+    let Value::Array(items) = v else { panic!("array") };
+    let mut items: Vec<String> = items.iter().map(text).collect();
+    items.sort();
+    items.join(",")
+}
+
+/// Databases 0 to 3 of `server` (`dump_port`).
+pub fn dump_all(server: &TestServer) -> Vec<String> {
+    dump_port(server.port)
+}
+
+/// Databases 0 to 3 of the server on `port`, each key with its type, TTL
+/// flag and value.
+pub fn dump_port(port: u16) -> Vec<String> {
+    let mut conn = Conn::try_connect(port).expect("connect");
+    let mut out = Vec::new();
+    for db in 0..4 {
+        conn.call(&["SELECT", &db.to_string()]);
+        out.extend(dump(&mut conn).into_iter().map(|line| format!("db{db} {line}")));
+    }
+    out
+}
+
+pub fn write_every_type(conn: &mut Conn, round: usize) {
+    for i in 0..50 {
+        let n = (round * 100 + i).to_string();
+        conn.call(&["SET", &format!("s{n}"), &n]);
+        conn.call(&["HSET", "h", &format!("f{n}"), &n]);
+        conn.call(&["RPUSH", "l", &n]);
+        conn.call(&["SADD", "set", &n]);
+        conn.call(&["ZADD", "z", &n, &format!("m{n}")]);
+        conn.call(&["XADD", "x", "*", "n", &n]);
+    }
+    conn.call(&["INCRBYFLOAT", "float", "0.1"]);
+    conn.call(&["LPOP", "l"]);
+    conn.call(&["SPOP", "set"]);
+    conn.call(&["ZPOPMIN", "z"]);
+    conn.call(&["EXPIRE", "l", "1000"]);
+    conn.call(&["SET", "gone", "v", "PX", "1"]);
+    conn.call(&["XGROUP", "CREATE", "x", "g", "0", "MKSTREAM"]);
+    conn.call(&["XREADGROUP", "GROUP", "g", "c", "COUNT", "3", "STREAMS", "x", ">"]);
+    // A transaction across engines.
+    conn.call(&["MULTI"]);
+    conn.call(&["SET", "tx:string", &round.to_string()]);
+    conn.call(&["RPUSH", "tx:list", &round.to_string()]);
+    conn.call(&["ZINCRBY", "tx:zset", "1", "m"]);
+    assert!(matches!(conn.call(&["EXEC"]), Value::Array(_)));
+    // Other databases, SWAPDB and FLUSHDB.
+    conn.call(&["SELECT", "2"]);
+    conn.call(&["RPUSH", "other", &round.to_string()]);
+    conn.call(&["SET", "other:s", "x"]);
+    conn.call(&["SELECT", "3"]);
+    conn.call(&["SADD", "doomed", "x"]);
+    conn.call(&["FLUSHDB"]);
+    conn.call(&["SADD", "kept", &round.to_string()]);
+    conn.call(&["SWAPDB", "1", "2"]);
+    conn.call(&["SELECT", "0"]);
+    // `gone` (PX 1) must be gone before anything is compared: a dump
+    // within its millisecond would list it and a later one would not.
+    std::thread::sleep(std::time::Duration::from_millis(10));
+}

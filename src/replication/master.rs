@@ -1,0 +1,202 @@
+//! The master's side of a replica's link: once a connection has sent
+//! PSYNC (or SYNC) it is handed here, off the connection threads, to a
+//! thread of its own that writes the stream (a snapshot, then records as
+//! the log writes them, and a time mark every second as a heartbeat) and a
+//! second one that reads the replica's `REPLCONF ACK`s.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_engines::log::{encode_frame, encode_mark_frame, LogReader};
+
+use super::{AttachedReplica, STRATA_CAPA};
+use crate::server::Server;
+
+/// What a replica asked for, and what it said of itself during the
+/// handshake.
+#[derive(Clone, Debug)]
+pub struct SyncRequest {
+    /// PSYNC's replication id and offset (the first sequence it wants);
+    /// None for SYNC (always a full sync).
+    pub psync: Option<(String, i64)>,
+    pub listening_port: u16,
+    pub capabilities: Vec<String>,
+}
+
+/// Heartbeats: a time mark this often when there is nothing to send.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Serves a replica on `socket` until it goes or this node's history
+/// changes. `client_id` names its connection in CLIENT LIST and INFO.
+pub fn serve(server: Arc<Server>, socket: std::net::TcpStream, client_id: u64, request: SyncRequest) {
+    let ip = socket.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let replica = Arc::new(AttachedReplica {
+        client_id,
+        ip,
+        port: request.listening_port,
+        state: parking_lot::Mutex::new("wait_bgsave"),
+        ack_seq: Default::default(),
+        ack_ms: Default::default(),
+        dropped: Default::default(),
+    });
+    let replication = &server.replication;
+    replication.attach(replica.clone());
+    let result = (|| {
+        if !request.capabilities.iter().any(|c| c == STRATA_CAPA) {
+            let mut socket = &socket;
+            socket.write_all(b"-ERR this Strata master serves Strata replicas only\r\n")?;
+            return Ok(());
+        }
+        let reader = socket.try_clone()?;
+        let acks = {
+            let (server, replica) = (server.clone(), replica.clone());
+            std::thread::Builder::new()
+                .name("strata-repl-acks".into())
+                .spawn(move || read_acks(&server, reader, &replica))?
+        };
+        let streamed = stream(&server, &socket, &replica, &request);
+        replica.dropped.store(true, Ordering::Release);
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+        let _ = acks.join();
+        streamed
+    })();
+    if let Err(e) = result {
+        tracing::info!(replica = client_id, "replica link ended: {e}");
+    }
+    replication.detach(client_id);
+    server.clients.remove(client_id);
+}
+
+/// Continues the replica from its log position if this node's log holds
+/// what follows it, else sends a snapshot first; then records forever.
+fn stream(
+    server: &Server,
+    mut socket: &TcpStream,
+    replica: &AttachedReplica,
+    request: &SyncRequest,
+) -> std::io::Result<()> {
+    let keyspace = &server.keyspace;
+    let replication = &server.replication;
+    let ids = replication.ids();
+    let continued = request.psync.as_ref().and_then(|(replid, first)| {
+        let have = u64::try_from(*first - 1).ok()?;
+        if !ids.continues(replid, have) || have > keyspace.log.last_seq() {
+            return None;
+        }
+        keyspace.log.reader(have).ok()
+    });
+    let mut reader = match continued {
+        Some(reader) => {
+            replication.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+            socket.write_all(format!("+CONTINUE {}\r\n", ids.replid).as_bytes())?;
+            reader
+        }
+        None => {
+            if request.psync.as_ref().is_some_and(|(replid, _)| replid != "?") {
+                replication.sync_partial_err.fetch_add(1, Ordering::Relaxed);
+            }
+            replication.sync_full.fetch_add(1, Ordering::Relaxed);
+            full_sync(server, socket, replica, &ids.replid)?
+        }
+    };
+    *replica.state.lock() = "online";
+    replica.ack_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
+    let mut out = Vec::with_capacity(1 << 16);
+    let mut last_sent = Instant::now();
+    while !replica.dropped.load(Ordering::Acquire) && !server.is_shutting_down() {
+        out.clear();
+        while out.len() < 1 << 20 {
+            match reader.next_record().map_err(std::io::Error::other)? {
+                Some(record) => encode_frame(record.seq, &record.rocks, &record.mem, &mut out),
+                None => break,
+            }
+        }
+        if out.is_empty() && last_sent.elapsed() >= HEARTBEAT {
+            encode_mark_frame(strata_engines::now_ms(), &mut out);
+        }
+        if !out.is_empty() {
+            socket.write_all(&out)?;
+            server.stats.net_repl_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+            last_sent = Instant::now();
+            continue;
+        }
+        reader.wait(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// `+FULLRESYNC`, then a strict snapshot in Redis's `$EOF:<mark>`
+/// framing; the reader of the records after it.
+fn full_sync(
+    server: &Server,
+    mut socket: &TcpStream,
+    replica: &AttachedReplica,
+    replid: &str,
+) -> std::io::Result<LogReader> {
+    let keyspace = &server.keyspace;
+    let dir = crate::commands::snapshot::snapshots_dir(keyspace.data_dir()).join(format!("sync-{}", replica.client_id));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The records after the snapshot stay while it is taken.
+    let pin = keyspace.log.pin(keyspace.log.last_seq());
+    let taken = crate::snapshot::take(keyspace, &dir, crate::snapshot::Level::Strict);
+    let result = (|| {
+        let manifest = taken.map_err(std::io::Error::other)?;
+        let reader = keyspace.log.reader(manifest.seq).map_err(std::io::Error::other)?;
+        drop(pin);
+        socket.write_all(format!("+FULLRESYNC {replid} {}\r\n", manifest.seq).as_bytes())?;
+        *replica.state.lock() = "send_bulk";
+        let mark = super::new_replid();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, socket);
+        out.write_all(format!("$EOF:{mark}\r\n").as_bytes())?;
+        let sent = super::transfer::send(&dir, manifest.seq, &mut out)?;
+        out.write_all(mark.as_bytes())?;
+        out.flush()?;
+        server.stats.net_repl_output_bytes.fetch_add(sent, Ordering::Relaxed);
+        tracing::info!(replica = replica.client_id, seq = manifest.seq, bytes = sent, "full sync sent");
+        Ok(reader)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Reads `REPLCONF ACK <seq>` lines (RESP arrays) from the replica.
+fn read_acks(server: &Server, socket: TcpStream, replica: &AttachedReplica) {
+    let mut input = BufReader::new(socket);
+    let mut line = String::new();
+    let mut args: Vec<String> = Vec::new();
+    let mut expected = 0usize;
+    while !replica.dropped.load(Ordering::Acquire) {
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = line.trim_end();
+        if let Some(count) = text.strip_prefix('*') {
+            expected = count.parse().unwrap_or(0);
+            args.clear();
+            continue;
+        }
+        if text.starts_with('$') {
+            continue;
+        }
+        args.push(text.to_string());
+        if args.len() < expected {
+            continue;
+        }
+        if let [command, sub, seq] = &args[..] {
+            if command.eq_ignore_ascii_case("replconf") && sub.eq_ignore_ascii_case("ack") {
+                if let Ok(seq) = seq.parse::<u64>() {
+                    replica.ack_seq.fetch_max(seq, Ordering::AcqRel);
+                    replica.ack_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
+                    server.replication.notify_acked();
+                }
+            }
+        }
+        args.clear();
+    }
+    replica.dropped.store(true, Ordering::Release);
+}

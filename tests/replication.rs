@@ -1,0 +1,126 @@
+//! Replication between real strata-server processes on loopback ports: a
+//! replica ends with exactly its master's data (every engine, MULTI across
+//! engines, SWAPDB, FLUSHDB, expiry), refuses writes, continues after a
+//! restart with a partial resync, and becomes a master with REPLICAOF NO ONE.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{dump_port, wait_until, write_every_type, Conn, TestServer, Value};
+
+fn offset(conn: &mut Conn, field: &str) -> u64 {
+    conn.info_field(field).parse().unwrap_or(0)
+}
+
+/// Waits until the replica's link is up and it holds every record the
+/// master has.
+fn wait_caught_up(master: &TestServer, replica: &TestServer) {
+    let (mut m, mut r) = (master.conn(), replica.conn());
+    wait_until(Duration::from_secs(30), "the replica to catch up", || {
+        r.info_field("master_link_status") == "up"
+            && offset(&mut r, "slave_repl_offset") == offset(&mut m, "master_repl_offset")
+    });
+}
+
+fn replicate(replica: &TestServer, master: &TestServer) {
+    let reply = replica.conn().call(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+    assert_eq!(reply, Value::Status("OK".into()));
+}
+
+#[test]
+fn a_replica_holds_exactly_what_its_master_holds() {
+    let master = TestServer::start();
+    write_every_type(&mut master.conn(), 0);
+    // Keys that expire: the replica must drop them when the master does.
+    master.conn().call(&["SET", "short", "v", "PX", "300"]);
+    master.conn().call(&["RPUSH", "short-list", "v"]);
+    master.conn().call(&["PEXPIRE", "short-list", "300"]);
+
+    let replica = TestServer::start();
+    replica.conn().call(&["SET", "only-on-the-replica", "x"]);
+    replicate(&replica, &master);
+    wait_caught_up(&master, &replica);
+    assert_eq!(dump_port(replica.port), dump_port(master.port), "after the full sync");
+    assert_eq!(replica.conn().call(&["EXISTS", "only-on-the-replica"]), Value::Int(0));
+    assert_eq!(master.conn().info_field("sync_full"), "1");
+
+    // Live records, while connected.
+    for round in 1..3 {
+        write_every_type(&mut master.conn(), round);
+    }
+    wait_caught_up(&master, &replica);
+    assert_eq!(dump_port(replica.port), dump_port(master.port), "after streamed records");
+
+    // Expired keys go when the master's deletions arrive.
+    std::thread::sleep(Duration::from_millis(400));
+    wait_until(Duration::from_secs(10), "the master to expire its keys", || {
+        master.conn().call(&["DBSIZE"]) == replica.conn().call(&["DBSIZE"])
+            && replica.conn().call(&["EXISTS", "short", "short-list"]) == Value::Int(0)
+    });
+    wait_caught_up(&master, &replica);
+    assert_eq!(dump_port(replica.port), dump_port(master.port), "after expiry");
+
+    let mut r = replica.conn();
+    assert_eq!(
+        r.call(&["SET", "k", "v"]),
+        Value::Error("READONLY You can't write against a read only replica.".into())
+    );
+    assert_eq!(
+        r.call(&["RPUSH", "l", "v"]),
+        Value::Error("READONLY You can't write against a read only replica.".into())
+    );
+    assert_eq!(r.info_field("role"), "slave");
+    let Value::Array(role) = r.call(&["ROLE"]) else { panic!("ROLE") };
+    assert_eq!(role[0], Value::bulk("slave"));
+    assert_eq!(role[3], Value::bulk("connected"));
+    let mut m = master.conn();
+    assert_eq!(m.info_field("connected_slaves"), "1");
+    assert!(m.info_field("slave0").contains("state=online"), "{}", m.info_field("slave0"));
+    assert_eq!(m.info_field("master_replid"), r.info_field("master_replid"));
+}
+
+#[test]
+fn a_replica_killed_and_restarted_continues_where_it_was() {
+    let master = TestServer::start();
+    write_every_type(&mut master.conn(), 0);
+    let port = master.port.to_string();
+    let mut replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    wait_caught_up(&master, &replica);
+
+    // Kill -9, while the master goes on; the replica restarts with its
+    // master in its configuration and asks for what it misses.
+    replica.kill();
+    write_every_type(&mut master.conn(), 1);
+    replica.start_again();
+    wait_caught_up(&master, &replica);
+    assert_eq!(dump_port(replica.port), dump_port(master.port));
+    let mut m = master.conn();
+    assert_eq!(m.info_field("sync_full"), "1", "no second full sync");
+    assert_eq!(m.info_field("sync_partial_ok"), "1");
+}
+
+#[test]
+fn a_promoted_replica_takes_writes_and_a_sibling_continues_with_it() {
+    let master = TestServer::start();
+    write_every_type(&mut master.conn(), 0);
+    let (first, second) = (TestServer::start(), TestServer::start());
+    replicate(&first, &master);
+    replicate(&second, &master);
+    wait_caught_up(&master, &first);
+    wait_caught_up(&master, &second);
+    let old_id = master.conn().info_field("master_replid");
+    drop(master);
+
+    assert_eq!(first.conn().call(&["REPLICAOF", "NO", "ONE"]), Value::Status("OK".into()));
+    let mut promoted = first.conn();
+    assert_eq!(promoted.info_field("role"), "master");
+    assert_eq!(promoted.info_field("master_replid2"), old_id);
+    assert_eq!(promoted.call(&["SET", "after", "promotion"]), Value::Status("OK".into()));
+
+    replicate(&second, &first);
+    wait_caught_up(&first, &second);
+    assert_eq!(dump_port(second.port), dump_port(first.port));
+    assert_eq!(first.conn().info_field("sync_partial_ok"), "1", "the sibling continued");
+    assert_eq!(first.conn().info_field("sync_full"), "0");
+}
