@@ -170,6 +170,11 @@ impl Blocking {
         }
     }
 
+    /// Whether `waiter` still waits for its outcome.
+    pub fn is_waiting(&self, waiter: &Waiter) -> bool {
+        matches!(*waiter.state.lock(), WaiterState::Waiting(_))
+    }
+
     /// Takes a waiter for a writer to run its command on its behalf. False
     /// when it already has its outcome or another writer holds it.
     pub fn claim(&self, waiter: &Waiter) -> bool {

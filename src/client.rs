@@ -50,6 +50,8 @@ pub struct ClientShared {
     pub subscribed: [AtomicUsize; 3],
     /// A MONITOR client (CLIENT LIST's flag `O`).
     pub monitoring: AtomicBool,
+    /// A replica's link (flag `S`).
+    pub replica_link: AtomicBool,
     /// CLIENT TRACKING as CLIENT LIST shows it.
     pub tracking: crate::tracking::Shown,
 }
@@ -106,6 +108,8 @@ impl ClientShared {
         let mut flags = String::new();
         if self.monitoring.load(Ordering::Relaxed) {
             flags.push('O');
+        } else if self.replica_link.load(Ordering::Relaxed) {
+            flags.push('S');
         }
         let [sub, psub, ssub] = self.subscribed.each_ref().map(|count| count.load(Ordering::Relaxed));
         if sub + psub + ssub > 0 {
@@ -192,6 +196,7 @@ impl ClientRegistry {
             mailbox: Arc::default(),
             subscribed: Default::default(),
             monitoring: AtomicBool::new(false),
+            replica_link: AtomicBool::new(false),
             tracking: Default::default(),
         });
         self.clients.lock().insert(id, shared.clone());

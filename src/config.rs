@@ -53,6 +53,7 @@ const MEMORY_PARAMS: &[&str] = &[
     "active-defrag-ignore-bytes",
     "auto-aof-rewrite-min-size",
     "log-max-size",
+    "repl-backlog-size",
 ];
 
 /// Parameters Redis refuses to change at run time ("can't set immutable
@@ -503,7 +504,9 @@ impl Config {
                 .map(|w| String::from_utf8_lossy(&w).to_ascii_lowercase());
             match directive {
                 Some(name) if !line.trim_start().starts_with('#') && self.values.contains_key(&name) => {
-                    if written.insert(name.clone()) {
+                    // A master's file names no master: Redis drops the lines.
+                    let no_master = matches!(name.as_str(), "replicaof" | "slaveof") && self.values[&name].is_empty();
+                    if written.insert(name.clone()) && !no_master {
                         out.push_str(&config_line(&name, &self.values[&name]));
                     }
                 }

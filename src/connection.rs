@@ -54,10 +54,11 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream, addr: SocketAddr, inp
     match handoff {
         // The replica's link keeps the client listed until it ends.
         Some((socket, request)) => {
+            shared.replica_link.store(true, Ordering::Relaxed);
             let serving = server.clone();
             let spawned = std::thread::Builder::new()
                 .name("strata-repl-link".into())
-                .spawn(move || crate::replication::master::serve(serving, socket, shared.id, request));
+                .spawn(move || crate::replication::master::serve(serving, socket, shared, request));
             if let Err(e) = spawned {
                 tracing::error!("starting a replica's link: {e}");
                 server.clients.remove(client.shared.id);

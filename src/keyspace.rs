@@ -214,6 +214,9 @@ pub struct Durability {
     /// reached it: write commands are refused until it is truncated.
     pub log_max_bytes: AtomicU64,
     log_full: AtomicBool,
+    /// `repl-backlog-size`: the newest bytes of log kept for replicas'
+    /// partial resyncs, whatever the engines hold.
+    pub repl_backlog_bytes: AtomicU64,
     /// When the cron last warned that the log is half way to the limit.
     log_warned_ms: AtomicU64,
     /// RocksDB batch bytes applied since the last memtable switch: what the
@@ -1045,7 +1048,8 @@ impl Keyspace {
         // No checkpoint yet: the memory engines need the whole log.
         let memory = kept.iter().map(|(seq, _)| *seq).min().unwrap_or(0);
         let rocks = self.durability.rocks_flushed_seq.load(Ordering::Relaxed);
-        self.log.truncate_through(memory.min(rocks))?;
+        let backlog = self.log.keeping_newest(self.durability.repl_backlog_bytes.load(Ordering::Relaxed));
+        self.log.truncate_through(memory.min(rocks).min(backlog))?;
         Ok(())
     }
 

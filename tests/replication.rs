@@ -32,11 +32,6 @@ fn replicate(replica: &TestServer, master: &TestServer) {
 fn a_replica_holds_exactly_what_its_master_holds() {
     let master = TestServer::start();
     write_every_type(&mut master.conn(), 0);
-    // Keys that expire: the replica must drop them when the master does.
-    master.conn().call(&["SET", "short", "v", "PX", "300"]);
-    master.conn().call(&["RPUSH", "short-list", "v"]);
-    master.conn().call(&["PEXPIRE", "short-list", "300"]);
-
     let replica = TestServer::start();
     replica.conn().call(&["SET", "only-on-the-replica", "x"]);
     replicate(&replica, &master);
@@ -52,7 +47,11 @@ fn a_replica_holds_exactly_what_its_master_holds() {
     wait_caught_up(&master, &replica);
     assert_eq!(dump_port(replica.port), dump_port(master.port), "after streamed records");
 
-    // Expired keys go when the master's deletions arrive.
+    // Keys that expire: the replica drops them when the master's
+    // deletions arrive, never on its own.
+    master.conn().call(&["SET", "short", "v", "PX", "300"]);
+    master.conn().call(&["RPUSH", "short-list", "v"]);
+    master.conn().call(&["PEXPIRE", "short-list", "300"]);
     std::thread::sleep(Duration::from_millis(400));
     wait_until(Duration::from_secs(10), "the master to expire its keys", || {
         master.conn().call(&["DBSIZE"]) == replica.conn().call(&["DBSIZE"])
@@ -123,4 +122,61 @@ fn a_promoted_replica_takes_writes_and_a_sibling_continues_with_it() {
     assert_eq!(dump_port(second.port), dump_port(first.port));
     assert_eq!(first.conn().info_field("sync_partial_ok"), "1", "the sibling continued");
     assert_eq!(first.conn().info_field("sync_full"), "0");
+}
+
+#[test]
+fn wait_counts_the_replicas_that_hold_every_write_so_far() {
+    let master = TestServer::start();
+    let port = master.port.to_string();
+    let first = TestServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let mut second = TestServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    wait_caught_up(&master, &first);
+    wait_caught_up(&master, &second);
+    let mut m = master.conn();
+    m.call(&["SET", "k", "1"]);
+    assert_eq!(m.call(&["WAIT", "2", "5000"]), Value::Int(2));
+    // More than there are: the time runs out, and the answer is how many.
+    let started = std::time::Instant::now();
+    assert_eq!(m.call(&["WAIT", "3", "200"]), Value::Int(2));
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    assert_eq!(m.call(&["WAIT", "1", "-1"]), Value::Error("ERR timeout is negative".into()));
+    assert!(
+        matches!(first.conn().call(&["WAIT", "1", "0"]), Value::Error(e) if e.starts_with("ERR WAIT cannot be used with replica"))
+    );
+
+    // A replica gone: writes are refused below min-replicas-to-write.
+    second.kill();
+    wait_until(Duration::from_secs(10), "the master to see the replica go", || m.info_field("connected_slaves") == "1");
+    m.call(&["RPUSH", "l", "a"]);
+    assert_eq!(m.call(&["WAIT", "2", "300"]), Value::Int(1));
+    assert_eq!(m.call(&["CONFIG", "SET", "min-replicas-to-write", "2"]), Value::Status("OK".into()));
+    assert_eq!(m.call(&["SET", "k", "2"]), Value::Error("NOREPLICAS Not enough good replicas to write.".into()));
+    assert_eq!(m.call(&["GET", "k"]), Value::bulk("1"), "reads go on");
+    assert_eq!(m.call(&["CONFIG", "SET", "min-replicas-to-write", "1"]), Value::Status("OK".into()));
+    assert_eq!(m.call(&["SET", "k", "3"]), Value::Status("OK".into()));
+    assert_eq!(m.call(&["WAIT", "1", "5000"]), Value::Int(1));
+    assert_eq!(first.conn().call(&["GET", "k"]), Value::bulk("3"), "acknowledged means applied");
+
+    // CLIENT KILL TYPE replica ends the link; the replica comes back.
+    let Value::Int(killed) = m.call(&["CLIENT", "KILL", "TYPE", "replica"]) else { panic!("CLIENT KILL") };
+    assert_eq!(killed, 1);
+    wait_until(Duration::from_secs(10), "the replica to continue where it was", || {
+        m.info_field("sync_partial_ok") == "1"
+    });
+    assert_eq!(m.info_field("sync_full"), "2", "one full sync per replica, none after the kill");
+}
+
+#[test]
+fn config_rewrite_keeps_the_master_replicaof_names() {
+    let master = TestServer::start();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "# a replica\n").unwrap();
+    let replica = TestServer::start_with_config(config.path(), &[]);
+    replicate(&replica, &master);
+    assert_eq!(replica.conn().call(&["CONFIG", "REWRITE"]), Value::Status("OK".into()));
+    let text = std::fs::read_to_string(config.path()).unwrap();
+    assert!(text.contains(&format!("replicaof 127.0.0.1 {}", master.port)), "{text}");
+    assert_eq!(replica.conn().call(&["REPLICAOF", "NO", "ONE"]), Value::Status("OK".into()));
+    assert_eq!(replica.conn().call(&["CONFIG", "REWRITE"]), Value::Status("OK".into()));
+    assert!(!std::fs::read_to_string(config.path()).unwrap().contains("replicaof"));
 }

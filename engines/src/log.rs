@@ -958,6 +958,20 @@ impl Log {
         }
     }
 
+    /// The last sequence truncation may remove and still keep the newest
+    /// `bytes` of the log (whole segments): a replica that fell that far
+    /// behind continues from the log (`repl-backlog-size`).
+    pub fn keeping_newest(&self, bytes: u64) -> u64 {
+        let mut kept = 0;
+        for segment in list_segments(&self.dir).unwrap_or_default().iter().rev() {
+            kept += std::fs::metadata(&segment.path).map_or(0, |m| m.len());
+            if kept >= bytes {
+                return segment.first_seq - 1;
+            }
+        }
+        0
+    }
+
     /// The first sequence the log still holds (its oldest segment's).
     pub fn first_retained_seq(&self) -> u64 {
         list_segments(&self.dir)

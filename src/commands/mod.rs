@@ -592,6 +592,8 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
         Some(CmdError::Custom("OOM command not allowed when used memory > 'maxmemory'.".into()))
     } else if row.is_write() && server.keyspace.following_master.load(Ordering::Acquire) && !client.retrying_blocked {
         Some(CmdError::Custom("READONLY You can't write against a read only replica.".into()))
+    } else if row.is_write() && !client.in_exec && server.replication.too_few_replicas() {
+        Some(CmdError::Custom("NOREPLICAS Not enough good replicas to write.".into()))
     } else {
         disk_refusal(server, client, row)
     };

@@ -20,6 +20,78 @@ pub fn register(table: &mut CommandTable) {
     table.register("replconf", replconf);
     table.register("psync", psync);
     table.register("sync", sync);
+    table.register("wait", wait);
+}
+
+/// `WAIT numreplicas timeout`: blocks until `numreplicas` replicas have
+/// acknowledged every record so far, or `timeout` ms pass (0: no limit);
+/// answers how many did.
+fn wait(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let server = ctx.server;
+    if server.replication.is_replica() {
+        return Err(CmdError::err(
+            "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is \
+             configured to be writable (which is not the default) writes to replicas are just local and are not \
+             propagated.",
+        ));
+    }
+    let wanted = parse_int(&argv[1])?;
+    let timeout = parse_int(&argv[2])?;
+    if timeout < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    let seq = server.keyspace.log.last_seq();
+    let acked = server.replication.acked_by(seq);
+    let handle = tokio::runtime::Handle::try_current();
+    let this = server.this.upgrade();
+    let (Ok(handle), Some(this)) = (handle, this) else { return Ok(Reply::Integer(acked as i64)) };
+    if acked as i64 >= wanted || ctx.client.in_exec {
+        return Ok(Reply::Integer(acked as i64));
+    }
+    let call = server.keyspace.blocking.block(
+        ctx.client.shared.clone(),
+        ctx.client.db,
+        argv,
+        Vec::new(),
+        None,
+        Reply::Integer(acked as i64),
+        false,
+    );
+    let waiter = call.waiter.clone();
+    let deadline =
+        (timeout > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
+    handle.spawn(async move {
+        let replication = &this.replication;
+        let blocking = &this.keyspace.blocking;
+        let acked = loop {
+            let acknowledged = replication.acked_async.notified();
+            tokio::pin!(acknowledged);
+            acknowledged.as_mut().enable();
+            let acked = replication.acked_by(seq);
+            if acked as i64 >= wanted {
+                break acked;
+            }
+            // A client that went (or CLIENT UNBLOCK) needs no answer.
+            if !blocking.is_waiting(&waiter) {
+                return;
+            }
+            let next_look = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+            let until = deadline.map_or(next_look, |at| at.min(next_look));
+            tokio::select! {
+                _ = acknowledged => {}
+                _ = tokio::time::sleep_until(until) => {
+                    if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                        break replication.acked_by(seq);
+                    }
+                }
+            }
+        };
+        if blocking.claim(&waiter) {
+            blocking.serve(&waiter, Reply::Integer(acked as i64));
+        }
+    });
+    ctx.client.blocked = Some(call);
+    Ok(Reply::NoReply)
 }
 
 /// `REPLICAOF host port` / `REPLICAOF NO ONE`

@@ -579,6 +579,7 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if let Some(limit) = updated.get("log-max-size").and_then(|v| v.parse().ok()) {
         d.log_max_bytes.store(limit, Ordering::Relaxed);
     }
+    d.repl_backlog_bytes.store(updated.number("repl-backlog-size") as u64, Ordering::Relaxed);
     d.checkpoint_mtbf_secs.store(updated.number("checkpoint-mtbf-hours") as u64 * 3600, Ordering::Relaxed);
     d.checkpoint_min_secs.store(updated.number("checkpoint-min-interval") as u64, Ordering::Relaxed);
     d.checkpoint_max_secs.store(updated.number("checkpoint-max-interval") as u64, Ordering::Relaxed);
@@ -588,6 +589,7 @@ fn config_set(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     ctx.server.pubsub.mailbox_limit.store(mailbox_limit, Ordering::Relaxed);
     ctx.server.keyspace.notify_flags.store(updated.notify_flags(), Ordering::Relaxed);
     ctx.server.pubsub.tracking.max_keys.store(updated.number("tracking-table-max-keys") as u64, Ordering::Relaxed);
+    ctx.server.replication.configure(&updated);
     *config = updated;
     Ok(Reply::ok())
 }
@@ -609,7 +611,13 @@ fn config_resetstat(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
 
 /// `CONFIG REWRITE`
 fn config_rewrite(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    ctx.server.config.read().rewrite().map_err(CmdError::err)?;
+    // `replicaof` as REPLICAOF left it, as Redis writes it.
+    let master = ctx.server.replication.master().map(|m| format!("{} {}", m.host, m.port)).unwrap_or_default();
+    let mut config = ctx.server.config.write();
+    for (name, value) in [("replicaof", master.as_str()), ("slaveof", "")] {
+        config.set(name, value).map_err(CmdError::err)?;
+    }
+    config.rewrite().map_err(CmdError::err)?;
     Ok(Reply::ok())
 }
 
@@ -874,6 +882,9 @@ fn parse_client_type(arg: &[u8]) -> Result<ClientType, CmdError> {
 }
 
 fn type_of(client: &ClientShared) -> ClientType {
+    if client.replica_link.load(Ordering::Relaxed) {
+        return ClientType::Replica;
+    }
     match client.subscribed.iter().any(|count| count.load(Ordering::Relaxed) > 0) {
         true => ClientType::PubSub,
         false => ClientType::Normal,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use strata_engines::log::{encode_frame, encode_mark_frame, LogReader};
 
 use super::{AttachedReplica, STRATA_CAPA};
+use crate::client::ClientShared;
 use crate::server::Server;
 
 /// What a replica asked for, and what it said of itself during the
@@ -29,9 +30,10 @@ pub struct SyncRequest {
 /// Heartbeats: a time mark this often when there is nothing to send.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// Serves a replica on `socket` until it goes or this node's history
-/// changes. `client_id` names its connection in CLIENT LIST and INFO.
-pub fn serve(server: Arc<Server>, socket: std::net::TcpStream, client_id: u64, request: SyncRequest) {
+/// Serves a replica on `socket` until it goes, CLIENT KILL ends it, or
+/// this node's history changes. `client` is its connection in CLIENT LIST.
+pub fn serve(server: Arc<Server>, socket: std::net::TcpStream, client: Arc<ClientShared>, request: SyncRequest) {
+    let client_id = client.id;
     let ip = socket.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let replica = Arc::new(AttachedReplica {
         client_id,
@@ -57,7 +59,7 @@ pub fn serve(server: Arc<Server>, socket: std::net::TcpStream, client_id: u64, r
                 .name("strata-repl-acks".into())
                 .spawn(move || read_acks(&server, reader, &replica))?
         };
-        let streamed = stream(&server, &socket, &replica, &request);
+        let streamed = stream(&server, &socket, &client, &replica, &request);
         replica.dropped.store(true, Ordering::Release);
         let _ = socket.shutdown(std::net::Shutdown::Both);
         let _ = acks.join();
@@ -75,6 +77,7 @@ pub fn serve(server: Arc<Server>, socket: std::net::TcpStream, client_id: u64, r
 fn stream(
     server: &Server,
     mut socket: &TcpStream,
+    client: &ClientShared,
     replica: &AttachedReplica,
     request: &SyncRequest,
 ) -> std::io::Result<()> {
@@ -106,7 +109,10 @@ fn stream(
     replica.ack_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
     let mut out = Vec::with_capacity(1 << 16);
     let mut last_sent = Instant::now();
-    while !replica.dropped.load(Ordering::Acquire) && !server.is_shutting_down() {
+    while !replica.dropped.load(Ordering::Acquire)
+        && !client.killed.load(Ordering::Acquire)
+        && !server.is_shutting_down()
+    {
         out.clear();
         while out.len() < 1 << 20 {
             match reader.next_record().map_err(std::io::Error::other)? {

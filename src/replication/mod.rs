@@ -110,11 +110,15 @@ pub struct Replication {
     replicas: Mutex<Vec<Arc<AttachedReplica>>>,
     /// Woken whenever a replica acknowledges (WAIT).
     acked: (Mutex<()>, Condvar),
+    pub acked_async: tokio::sync::Notify,
     /// Whether a replica ever attached (`repl_backlog_active`).
     pub backlog_active: AtomicBool,
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag` (seconds).
+    pub min_replicas: AtomicU64,
+    pub min_replicas_max_lag: AtomicU64,
 }
 
 impl Replication {
@@ -145,15 +149,24 @@ impl Replication {
             link: Arc::default(),
             replicas: Mutex::new(Vec::new()),
             acked: (Mutex::new(()), Condvar::new()),
+            acked_async: tokio::sync::Notify::new(),
             backlog_active: AtomicBool::new(false),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            min_replicas: AtomicU64::new(0),
+            min_replicas_max_lag: AtomicU64::new(10),
         };
         if let Err(e) = replication.store_ids() {
             tracing::warn!("writing the replication ids: {e}");
         }
         replication
+    }
+
+    /// Takes the settings replication reads on every write.
+    pub fn configure(&self, config: &crate::config::Config) {
+        self.min_replicas.store(config.number("min-replicas-to-write") as u64, Ordering::Relaxed);
+        self.min_replicas_max_lag.store(config.number("min-replicas-max-lag") as u64, Ordering::Relaxed);
     }
 
     pub fn ids(&self) -> ReplIds {
@@ -228,6 +241,28 @@ impl Replication {
     pub fn notify_acked(&self) {
         let _guard = self.acked.0.lock();
         self.acked.1.notify_all();
+        self.acked_async.notify_waiters();
+    }
+
+    /// Whether writes are refused for want of replicas
+    /// (`min-replicas-to-write`): fewer online replicas than it asks for
+    /// acknowledged within `min-replicas-max-lag` seconds.
+    pub fn too_few_replicas(&self) -> bool {
+        let wanted = self.min_replicas.load(Ordering::Relaxed);
+        let max_lag = self.min_replicas_max_lag.load(Ordering::Relaxed);
+        if wanted == 0 || max_lag == 0 || self.is_replica() {
+            return false;
+        }
+        let now = strata_engines::now_ms();
+        let good = self
+            .replicas
+            .lock()
+            .iter()
+            .filter(|r| {
+                *r.state.lock() == "online" && now.saturating_sub(r.ack_ms.load(Ordering::Relaxed)) / 1000 <= max_lag
+            })
+            .count();
+        (good as u64) < wanted
     }
 
     /// Replicas that acknowledged `seq` or later.

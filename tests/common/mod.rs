@@ -388,9 +388,11 @@ pub fn dump(conn: &mut Conn) -> Vec<String> {
     let mut keys: Vec<String> = keys.iter().map(text).collect();
     keys.sort();
     keys.iter()
-        .map(|key| {
+        .filter_map(|key| {
             let kind = text(&conn.call(&["TYPE", key]));
             let value = match kind.as_str() {
+                // Expired since KEYS listed it.
+                "none" => return None,
                 "string" => text(&conn.call(&["GET", key])),
                 "hash" => sorted(conn.call(&["HGETALL", key])),
                 "list" => text(&conn.call(&["LRANGE", key, "0", "-1"])),
@@ -404,7 +406,7 @@ pub fn dump(conn: &mut Conn) -> Vec<String> {
                 other => panic!("unexpected type {other} of {key}"),
             };
             let ttl = matches!(conn.call(&["PTTL", key]), Value::Int(t) if t > 0);
-            format!("{key} {kind} ttl={ttl} {value}")
+            Some(format!("{key} {kind} ttl={ttl} {value}"))
         })
         .collect()
 }
