@@ -585,6 +585,14 @@ impl Keyspace {
                         guard.exclusive().flush(*db);
                     }
                 }
+                MemRecord::Publish { shard, channel, message } => {
+                    if let Some(pubsub) = self.pubsub.get() {
+                        match shard {
+                            true => pubsub.spublish(channel, message),
+                            false => pubsub.publish(channel, message),
+                        };
+                    }
+                }
             }
         }
         for write in &writes {
@@ -597,6 +605,13 @@ impl Keyspace {
         self.touch_watched(changed);
         drop(locked);
         Ok(())
+    }
+
+    /// Puts a published message in the log, for the replicas' subscribers
+    /// (`MemRecord::Publish`).
+    pub fn log_publish(&self, shard: bool, channel: &Bytes, message: &Bytes) -> Result<(), EngineError> {
+        let record = MemRecord::Publish { shard, channel: channel.clone(), message: message.clone() };
+        self.commit(self.store.txn(), false, vec![record])
     }
 
     /// Makes this node's data what the data directory `synced` holds (a
@@ -1163,7 +1178,7 @@ impl Keyspace {
                 .iter()
                 .filter_map(|record| match record {
                     MemRecord::Op { db, op } => Some(expired_event(self.store.logical(*db)?, op.key())),
-                    MemRecord::Flush { .. } => None,
+                    MemRecord::Flush { .. } | MemRecord::Publish { .. } => None,
                 })
                 .collect();
             self.commit(self.store.txn(), true, records)?;

@@ -180,3 +180,35 @@ fn config_rewrite_keeps_the_master_replicaof_names() {
     assert_eq!(replica.conn().call(&["CONFIG", "REWRITE"]), Value::Status("OK".into()));
     assert!(!std::fs::read_to_string(config.path()).unwrap().contains("replicaof"));
 }
+
+#[test]
+fn a_replica_of_a_replica_follows_and_messages_reach_subscribers_on_replicas() {
+    let master = TestServer::start();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    let chained = TestServer::start_with(&["--replicaof", "127.0.0.1", &replica.port.to_string()]);
+    wait_caught_up(&master, &replica);
+    wait_caught_up(&replica, &chained);
+    write_every_type(&mut master.conn(), 0);
+    wait_caught_up(&master, &replica);
+    wait_caught_up(&replica, &chained);
+    assert_eq!(dump_port(chained.port), dump_port(master.port));
+
+    // Subscribers on both replicas get what is published on the master,
+    // after the writes before it.
+    let mut subscribers: Vec<Conn> = [&replica, &chained].iter().map(|s| s.conn()).collect();
+    for subscriber in &mut subscribers {
+        assert!(matches!(subscriber.call(&["SUBSCRIBE", "news"]), Value::Array(_)));
+    }
+    let mut m = master.conn();
+    m.call(&["SET", "headline", "strata"]);
+    assert_eq!(m.call(&["PUBLISH", "news", "hello"]), Value::Int(0), "no subscriber on the master itself");
+    for subscriber in &mut subscribers {
+        let message = subscriber.read().expect("a message");
+        assert_eq!(message, Value::Array(vec![Value::bulk("message"), Value::bulk("news"), Value::bulk("hello")]));
+    }
+    assert_eq!(chained.conn().call(&["GET", "headline"]), Value::bulk("strata"));
+    // A replica's own PUBLISH reaches its own subscribers only.
+    assert_eq!(replica.conn().call(&["PUBLISH", "news", "local"]), Value::Int(1));
+    wait_caught_up(&master, &replica);
+    assert_eq!(offset(&mut replica.conn(), "master_repl_offset"), offset(&mut m, "master_repl_offset"));
+}

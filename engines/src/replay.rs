@@ -54,6 +54,8 @@ impl<'e> Replay<'e> {
                         }
                     }
                 }
+                // Delivered when it was published; a restart sends nothing.
+                MemRecord::Publish { .. } => {}
             }
         }
         Ok(())

@@ -159,6 +159,8 @@ impl SlotExtractor {
                         effects.flushed.push(logical);
                     }
                 }
+                // Messages are not data: nothing of a slot range.
+                MemRecord::Publish { .. } => {}
             }
         }
         if let Some(db_map) = swapped {

@@ -152,12 +152,25 @@ fn sunsubscribe(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `PUBLISH channel message`
 fn publish(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    propagate(ctx, false, argv)?;
     Ok(Reply::Integer(ctx.server.pubsub.publish(&argv[1], &argv[2]) as i64))
 }
 
 /// `SPUBLISH shardchannel message`
 fn spublish(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    propagate(ctx, true, argv)?;
     Ok(Reply::Integer(ctx.server.pubsub.spublish(&argv[1], &argv[2]) as i64))
+}
+
+/// A message published while replicas are attached goes to them through
+/// the log, in order with the writes (Redis propagates PUBLISH).
+fn propagate(ctx: &mut Ctx, shard: bool, argv: &[Bytes]) -> Result<(), CmdError> {
+    // A replica's own PUBLISH stays local: its log holds its master's records only.
+    let following = ctx.server.keyspace.following_master.load(std::sync::atomic::Ordering::Acquire);
+    if ctx.server.replication.has_replicas() && !following {
+        ctx.server.keyspace.log_publish(shard, &argv[1], &argv[2]).map_err(CmdError::from)?;
+    }
+    Ok(())
 }
 
 /// `PUBSUB CHANNELS [pattern]` and `PUBSUB SHARDCHANNELS [pattern]`

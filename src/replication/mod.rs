@@ -227,6 +227,10 @@ impl Replication {
         self.notify_acked();
     }
 
+    pub fn has_replicas(&self) -> bool {
+        !self.replicas.lock().is_empty()
+    }
+
     pub fn replicas(&self) -> Vec<Arc<AttachedReplica>> {
         self.replicas.lock().clone()
     }

@@ -106,6 +106,12 @@ impl Encoder<'_> {
                 self.u8(1);
                 self.varint(*db as u64);
             }
+            MemRecord::Publish { shard, channel, message } => {
+                self.u8(2);
+                self.bool(*shard);
+                self.bytes(channel);
+                self.bytes(message);
+            }
         }
     }
 
@@ -530,6 +536,7 @@ impl Decoder {
         match self.u8()? {
             0 => Ok(MemRecord::Op { db: self.u32()?, op: self.op()? }),
             1 => Ok(MemRecord::Flush { db: self.u32()? }),
+            2 => Ok(MemRecord::Publish { shard: self.bool()?, channel: self.bytes()?, message: self.bytes()? }),
             _ => self.fail("unknown record tag"),
         }
     }
@@ -805,6 +812,7 @@ mod tests {
             },
             MemRecord::Op { db: 0, op: MemOp::Delete { key: b("gone") } },
             MemRecord::Flush { db: u32::MAX },
+            MemRecord::Publish { shard: true, channel: b("news"), message: b("") },
         ]
     }
 

@@ -144,6 +144,10 @@ impl MemOp {
 pub enum MemRecord {
     Op { db: u32, op: MemOp },
     Flush { db: u32 },
+    /// A message PUBLISHed (SPUBLISHed when `shard`) while replicas were
+    /// attached: it changes no data, and reaches the replicas' subscribers
+    /// in order with the writes, as Redis propagates PUBLISH.
+    Publish { shard: bool, channel: Bytes, message: Bytes },
 }
 
 /// The memory keys of one physical database within one lock shard.
@@ -430,6 +434,7 @@ pub fn replay(records: &[MemRecord]) -> MemImage {
             MemRecord::Flush { db } => {
                 dbs.remove(db);
             }
+            MemRecord::Publish { .. } => {}
         }
     }
     dbs.into_iter().filter(|(_, db)| !db.is_empty()).map(|(id, db)| (id, db.keys.into_iter().collect())).collect()
