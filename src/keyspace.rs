@@ -635,6 +635,9 @@ impl Keyspace {
         let replaced = (|| {
             let mut locked = self.lock_all();
             self.store.engine.replace_contents(&recovered.engine, &synced.join("ingest"))?;
+            if let Some(error) = strata_engines::faults::injected_error("repl-sync-load") {
+                return Err(EngineError::Io("loading a full sync".into(), error));
+            }
             self.store.reload()?;
             for ((_, guard), shard) in locked.iter_mut().zip(recovered.shards) {
                 *guard.exclusive() = shard;

@@ -212,3 +212,127 @@ fn a_replica_of_a_replica_follows_and_messages_reach_subscribers_on_replicas() {
     wait_caught_up(&master, &replica);
     assert_eq!(offset(&mut replica.conn(), "master_repl_offset"), offset(&mut m, "master_repl_offset"));
 }
+
+/// One random command of any type on a few keys (so they collide), with
+/// TTLs short enough to expire during the run.
+fn random_command(rng: &mut rand::rngs::StdRng) -> Vec<String> {
+    use rand::Rng;
+    let key = |rng: &mut rand::rngs::StdRng, kind: &str| format!("{kind}{}", rng.random_range(0..8));
+    let v = rng.random_range(0..1000).to_string();
+    let any = ["s", "h", "l", "t", "z", "x"][rng.random_range(0..6)];
+    let words: Vec<String> = match rng.random_range(0..22) {
+        0 => vec!["SET".into(), key(rng, "s"), v],
+        1 => vec!["INCRBY".into(), key(rng, "n"), v],
+        2 => vec!["APPEND".into(), key(rng, "s"), v],
+        3 => vec!["HSET".into(), key(rng, "h"), format!("f{}", rng.random_range(0..5)), v],
+        4 => vec!["HDEL".into(), key(rng, "h"), format!("f{}", rng.random_range(0..5))],
+        5 => vec!["RPUSH".into(), key(rng, "l"), v.clone(), v],
+        6 => vec!["LPOP".into(), key(rng, "l")],
+        7 => vec!["LREM".into(), key(rng, "l"), "1".into(), v],
+        8 => vec!["LINSERT".into(), key(rng, "l"), "BEFORE".into(), v.clone(), "x".into()],
+        9 => vec!["SADD".into(), key(rng, "t"), v],
+        10 => vec!["SPOP".into(), key(rng, "t")],
+        11 => vec!["ZADD".into(), key(rng, "z"), v.clone(), format!("m{v}")],
+        12 => vec!["ZINCRBY".into(), key(rng, "z"), "1.5".into(), format!("m{}", rng.random_range(0..20))],
+        13 => vec!["ZPOPMIN".into(), key(rng, "z")],
+        14 => vec!["XADD".into(), key(rng, "x"), "MAXLEN".into(), "50".into(), "*".into(), "f".into(), v],
+        15 => vec!["PEXPIRE".into(), key(rng, any), rng.random_range(1..400).to_string()],
+        16 => vec!["DEL".into(), key(rng, any)],
+        17 => vec!["RENAME".into(), key(rng, "l"), key(rng, "l")],
+        18 => vec!["SUNIONSTORE".into(), key(rng, "t"), key(rng, "t"), key(rng, "t")],
+        19 => vec!["SET".into(), key(rng, "s"), v, "PX".into(), rng.random_range(1..300).to_string()],
+        20 => vec!["HINCRBYFLOAT".into(), key(rng, "h"), "f9".into(), "0.25".into()],
+        _ => vec!["LMOVE".into(), key(rng, "l"), key(rng, "l"), "LEFT".into(), "RIGHT".into()],
+    };
+    words
+}
+
+#[test]
+fn random_writes_from_several_clients_end_the_same_on_both_nodes() {
+    use rand::{Rng, SeedableRng};
+    let master = TestServer::start();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|seed| {
+            let (port, stop) = (master.port, stop.clone());
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut conn = Conn::try_connect(port).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if rng.random_range(0..10) == 0 {
+                        // A transaction across engines.
+                        conn.call(&["MULTI"]);
+                        for _ in 0..3 {
+                            let words = random_command(&mut rng);
+                            conn.call(&words.iter().map(String::as_str).collect::<Vec<_>>());
+                        }
+                        conn.call(&["EXEC"]);
+                    } else {
+                        let words = random_command(&mut rng);
+                        conn.call(&words.iter().map(String::as_str).collect::<Vec<_>>());
+                    }
+                }
+            })
+        })
+        .collect();
+    // The replica starts while the writers run: its full sync's snapshot is
+    // cut under load, then records stream.
+    std::thread::sleep(Duration::from_millis(300));
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    // Let the short TTLs run out and the master delete them.
+    std::thread::sleep(Duration::from_millis(500));
+    wait_until(Duration::from_secs(20), "both nodes to hold the same data", || {
+        let mut m = master.conn();
+        let mut r = replica.conn();
+        r.info_field("master_link_status") == "up"
+            && offset(&mut r, "slave_repl_offset") == offset(&mut m, "master_repl_offset")
+            && dump_port(replica.port) == dump_port(master.port)
+    });
+    assert!(offset(&mut master.conn(), "master_repl_offset") > 1000, "the writers wrote");
+}
+
+#[test]
+fn a_failed_send_or_load_is_retried_and_a_crash_during_a_load_starts_empty() {
+    // The master's stream breaks once: the replica continues from its log.
+    let master = TestServer::start_with_env(&[("FAILPOINTS", "repl-stream-send=1*return->off")], &[]);
+    write_every_type(&mut master.conn(), 0);
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    for round in 1..4 {
+        write_every_type(&mut master.conn(), round);
+    }
+    wait_until(Duration::from_secs(20), "the broken link to continue", || {
+        master.conn().info_field("sync_partial_ok") == "1"
+    });
+    wait_caught_up(&master, &replica);
+    assert_eq!(dump_port(replica.port), dump_port(master.port));
+    assert_eq!(master.conn().info_field("sync_full"), "1");
+
+    // The replica's first load fails half way (RocksDB's part moved in,
+    // the rest not): the next full sync replaces everything.
+    let replica = TestServer::start_with_env(
+        &[("FAILPOINTS", "repl-sync-load=1*return->off")],
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    wait_caught_up(&master, &replica);
+    assert_eq!(dump_port(replica.port), dump_port(master.port));
+
+    // Every load fails; kill -9 while one is half done: the restart finds
+    // the sync mark, starts empty and syncs in full.
+    let mut replica = TestServer::start_with_env(
+        &[("FAILPOINTS", "repl-sync-load=return")],
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    let mark = replica.dir.join("sync-in-progress");
+    wait_until(Duration::from_secs(20), "a load to fail half way", || mark.exists());
+    replica.kill();
+    replica.set_env(&[]);
+    replica.start_again();
+    wait_caught_up(&master, &replica);
+    assert!(!mark.exists());
+    assert_eq!(dump_port(replica.port), dump_port(master.port));
+}

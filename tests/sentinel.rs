@@ -146,8 +146,8 @@ fn sentinel_fails_over_and_every_write_confirmed_by_wait_survives() {
     assert_eq!(unique.len(), items.len(), "nothing appears twice");
     let after = items.len() as i64;
     wait_until(Duration::from_secs(30), "both replicas to hold the same list", || {
-        [other.port, master.port].iter().all(|&port| {
-            Conn::try_connect(port).is_ok_and(|mut c| c.call(&["LLEN", "log"]) == Value::Int(after))
-        })
+        [other.port, master.port]
+            .iter()
+            .all(|&port| Conn::try_connect(port).is_ok_and(|mut c| c.call(&["LLEN", "log"]) == Value::Int(after)))
     });
 }

@@ -9,7 +9,9 @@
 //! `checkpoint-shard` (writing one shard of a memory checkpoint, while the
 //! cut of the shards after it is in progress), `checkpoint-write`
 //! (finishing a memory checkpoint) and `log-archive` (copying a closed log
-//! segment into the archive).
+//! segment into the archive). The server's: `repl-stream-send` (a master's
+//! write of records to a replica) and `repl-sync-load` (a replica moving a
+//! full sync into its engines, after RocksDB's part).
 
 /// The I/O error the failpoint `name` injects when it is on:
 /// `name=return(ENOSPC)`, `return(EIO)`, `return(<errno>)`, or `return`

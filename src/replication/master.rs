@@ -124,6 +124,9 @@ fn stream(
             encode_mark_frame(strata_engines::now_ms(), &mut out);
         }
         if !out.is_empty() {
+            if let Some(error) = strata_engines::faults::injected_error("repl-stream-send") {
+                return Err(error);
+            }
             socket.write_all(&out)?;
             server.stats.net_repl_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
             last_sent = Instant::now();

@@ -142,12 +142,21 @@ impl MemOp {
 /// database emptied.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MemRecord {
-    Op { db: u32, op: MemOp },
-    Flush { db: u32 },
+    Op {
+        db: u32,
+        op: MemOp,
+    },
+    Flush {
+        db: u32,
+    },
     /// A message PUBLISHed (SPUBLISHed when `shard`) while replicas were
     /// attached: it changes no data, and reaches the replicas' subscribers
     /// in order with the writes, as Redis propagates PUBLISH.
-    Publish { shard: bool, channel: Bytes, message: Bytes },
+    Publish {
+        shard: bool,
+        channel: Bytes,
+        message: Bytes,
+    },
 }
 
 /// The memory keys of one physical database within one lock shard.
