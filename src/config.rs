@@ -44,6 +44,29 @@ const STRATA_PARAMS: &[(&str, &str)] = &[
     ("log-archive-timeout", "60"),
 ];
 
+/// Redis's old names of parameters, and their names now: setting either
+/// sets both (CONFIG GET shows both, CONFIG REWRITE writes the new one).
+const ALIASES: &[(&str, &str)] = &[
+    ("slaveof", "replicaof"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-priority", "replica-priority"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("cluster-slave-validity-factor", "cluster-replica-validity-factor"),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+];
+
+/// The parameter's current name (itself unless it is an old one).
+fn current_name(name: &str) -> &str {
+    ALIASES.iter().find(|(old, _)| *old == name).map_or(name, |(_, new)| new)
+}
+
 /// Parameters that take a size with an optional unit (`1gb`, `512mb`).
 const MEMORY_PARAMS: &[&str] = &[
     "maxmemory",
@@ -455,7 +478,12 @@ impl Config {
             }
             _ => {}
         }
-        self.values.insert(name, normalized);
+        if let Some((old, new)) = ALIASES.iter().find(|(old, new)| *old == name || *new == name) {
+            self.values.insert(old.to_string(), normalized.clone());
+            self.values.insert(new.to_string(), normalized);
+        } else {
+            self.values.insert(name, normalized);
+        }
         self.session = SessionSettings::parse(&self.values);
         Ok(())
     }
@@ -502,10 +530,10 @@ impl Config {
             let directive = split_inline_args(line.trim().as_bytes())
                 .and_then(|words| words.into_iter().next())
                 .map(|w| String::from_utf8_lossy(&w).to_ascii_lowercase());
-            match directive {
+            match directive.map(|name| current_name(&name).to_string()) {
                 Some(name) if !line.trim_start().starts_with('#') && self.values.contains_key(&name) => {
                     // A master's file names no master: Redis drops the lines.
-                    let no_master = matches!(name.as_str(), "replicaof" | "slaveof") && self.values[&name].is_empty();
+                    let no_master = name == "replicaof" && self.values[&name].is_empty();
                     if written.insert(name.clone()) && !no_master {
                         out.push_str(&config_line(&name, &self.values[&name]));
                     }
@@ -519,7 +547,7 @@ impl Config {
         let defaults = Config::default();
         let mut header = false;
         for (name, value) in &self.values {
-            if written.contains(name) || defaults.values.get(name) == Some(value) {
+            if written.contains(name) || defaults.values.get(name) == Some(value) || current_name(name) != name {
                 continue;
             }
             if !header {

@@ -139,7 +139,7 @@ impl Server {
         keyspace.attach_pubsub(pubsub.clone());
         pubsub.tracking.max_keys.store(config.number("tracking-table-max-keys") as u64, Ordering::Relaxed);
         keyspace.notify_flags.store(config.notify_flags(), Ordering::Relaxed);
-        let master = ["replicaof", "slaveof"].iter().find_map(|name| config.get(name).and_then(parse_master_addr));
+        let master = config.get("replicaof").and_then(parse_master_addr);
         keyspace.following_master.store(master.is_some(), Ordering::Relaxed);
         let replication = Replication::open(&dir, master);
         replication.configure(&config);
@@ -170,14 +170,9 @@ impl Server {
     pub fn follow(&self, master: Option<MasterAddr>) {
         let following = master.is_some();
         let value = master.as_ref().map(|m| format!("{} {}", m.host, m.port)).unwrap_or_default();
-        let mut config = self.config.write();
-        // `slaveof` is the old name: the value lives under `replicaof`.
-        for (name, value) in [("replicaof", value.as_str()), ("slaveof", "")] {
-            if let Err(e) = config.set(name, value) {
-                tracing::warn!("keeping {name} in the configuration: {e}");
-            }
+        if let Err(e) = self.config.write().set("replicaof", &value) {
+            tracing::warn!("keeping replicaof in the configuration: {e}");
         }
-        drop(config);
         // Write commands are refused before the link starts applying.
         self.keyspace.following_master.store(following, Ordering::Release);
         let epoch = self.replication.set_master(master, self.keyspace.log.last_seq());

@@ -336,3 +336,31 @@ fn a_failed_send_or_load_is_retried_and_a_crash_during_a_load_starts_empty() {
     assert!(!mark.exists());
     assert_eq!(dump_port(replica.port), dump_port(master.port));
 }
+
+#[test]
+fn a_replica_cut_off_from_its_master_serves_stale_data_only_if_allowed() {
+    let mut master = TestServer::start();
+    master.conn().call(&["SET", "k", "v"]);
+    let port = master.port.to_string();
+    let allowed = TestServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let refused = TestServer::start_with(&["--replicaof", "127.0.0.1", &port, "--slave-serve-stale-data", "no"]);
+    wait_caught_up(&master, &allowed);
+    wait_caught_up(&master, &refused);
+    assert_eq!(refused.conn().call(&["GET", "k"]), Value::bulk("v"), "the link is up");
+    master.kill();
+    wait_until(Duration::from_secs(20), "the replicas to see the link down", || {
+        refused.conn().info_field("master_link_status") == "down"
+            && allowed.conn().info_field("master_link_status") == "down"
+    });
+    assert_eq!(allowed.conn().call(&["GET", "k"]), Value::bulk("v"));
+    let masterdown =
+        Value::Error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.".into());
+    let mut conn = refused.conn();
+    assert_eq!(conn.call(&["GET", "k"]), masterdown);
+    assert_eq!(conn.call(&["PING"]), masterdown);
+    assert_eq!(conn.info_field("role"), "slave", "INFO is served");
+    let Value::Array(got) = conn.call(&["CONFIG", "GET", "replica-serve-stale-data"]) else { panic!("CONFIG GET") };
+    assert_eq!(got[1], Value::bulk("no"), "the old name set the new one");
+    master.start_again();
+    wait_until(Duration::from_secs(20), "the link to come back", || conn.call(&["GET", "k"]) == Value::bulk("v"));
+}

@@ -137,6 +137,9 @@ pub struct Command {
     denyoom: bool,
     no_auth: bool,
     no_multi: bool,
+    /// Runs on a replica whose link is down under
+    /// `replica-serve-stale-data no`.
+    stale: bool,
     pub first_key: i64,
     pub last_key: i64,
     pub step: i64,
@@ -239,6 +242,7 @@ fn row_from_info(info: &'static Value, docs: &'static Value) -> Command {
         denyoom: has("denyoom"),
         no_auth: has("no_auth"),
         no_multi: has("no_multi"),
+        stale: has("stale"),
         movable_keys: has("movablekeys"),
         shared: has("readonly") && !has("blocking"),
         flags,
@@ -592,6 +596,13 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
         Some(CmdError::Custom("OOM command not allowed when used memory > 'maxmemory'.".into()))
     } else if row.is_write() && server.keyspace.following_master.load(Ordering::Acquire) && !client.retrying_blocked {
         Some(CmdError::Custom("READONLY You can't write against a read only replica.".into()))
+    } else if !row.stale
+        && server.keyspace.following_master.load(Ordering::Acquire)
+        && server.replication.stale_refused()
+    {
+        Some(CmdError::Custom(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.".into(),
+        ))
     } else if row.is_write() && !client.in_exec && server.replication.too_few_replicas() {
         Some(CmdError::Custom("NOREPLICAS Not enough good replicas to write.".into()))
     } else {

@@ -614,9 +614,7 @@ fn config_rewrite(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     // `replicaof` as REPLICAOF left it, as Redis writes it.
     let master = ctx.server.replication.master().map(|m| format!("{} {}", m.host, m.port)).unwrap_or_default();
     let mut config = ctx.server.config.write();
-    for (name, value) in [("replicaof", master.as_str()), ("slaveof", "")] {
-        config.set(name, value).map_err(CmdError::err)?;
-    }
+    config.set("replicaof", &master).map_err(CmdError::err)?;
     config.rewrite().map_err(CmdError::err)?;
     Ok(Reply::ok())
 }

@@ -119,6 +119,8 @@ pub struct Replication {
     /// `min-replicas-to-write` and `min-replicas-max-lag` (seconds).
     pub min_replicas: AtomicU64,
     pub min_replicas_max_lag: AtomicU64,
+    /// `replica-serve-stale-data`.
+    serve_stale: AtomicBool,
 }
 
 impl Replication {
@@ -156,6 +158,7 @@ impl Replication {
             sync_partial_err: AtomicU64::new(0),
             min_replicas: AtomicU64::new(0),
             min_replicas_max_lag: AtomicU64::new(10),
+            serve_stale: AtomicBool::new(true),
         };
         if let Err(e) = replication.store_ids() {
             tracing::warn!("writing the replication ids: {e}");
@@ -167,6 +170,13 @@ impl Replication {
     pub fn configure(&self, config: &crate::config::Config) {
         self.min_replicas.store(config.number("min-replicas-to-write") as u64, Ordering::Relaxed);
         self.min_replicas_max_lag.store(config.number("min-replicas-max-lag") as u64, Ordering::Relaxed);
+        self.serve_stale.store(config.get("replica-serve-stale-data") != Some("no"), Ordering::Relaxed);
+    }
+
+    /// Whether a replica refuses commands that need fresh data: its link
+    /// is down and `replica-serve-stale-data` is `no`.
+    pub fn stale_refused(&self) -> bool {
+        !self.serve_stale.load(Ordering::Relaxed) && self.is_replica() && *self.link.state.lock() != "connected"
     }
 
     pub fn ids(&self) -> ReplIds {
