@@ -622,8 +622,11 @@ impl Keyspace {
     /// state is durable leaves a mark that makes the next start begin
     /// empty (`recovery::SYNC_MARK`): never a mix of old and new.
     pub fn load_synced(&self, synced: &Path, progress: &LoadingProgress) -> Result<u64, EngineError> {
+        // The slow parts run before anything is locked: recovery, and
+        // RocksDB's data written out as table files to take in.
         let recovered = recovery::recover(synced, &RocksConfig::default(), progress, Duration::ZERO)?;
         let seq = recovered.report.last_seq;
+        let tables = recovered.engine.export_tables(&synced.join("tables"))?;
         let mark = recovery::sync_mark(&self.dir);
         std::fs::write(&mark, b"").map_err(|e| EngineError::Io(mark.display().to_string(), e))?;
         recovery::sync_dir(&self.dir)?;
@@ -634,7 +637,7 @@ impl Keyspace {
         }
         let replaced = (|| {
             let mut locked = self.lock_all();
-            self.store.engine.replace_contents(&recovered.engine, &synced.join("ingest"))?;
+            self.store.engine.replace_contents(&tables)?;
             if let Some(error) = strata_engines::faults::injected_error("repl-sync-load") {
                 return Err(EngineError::Io("loading a full sync".into(), error));
             }

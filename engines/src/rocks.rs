@@ -743,14 +743,38 @@ impl RocksEngine {
         Ok(batch)
     }
 
-    /// Replaces everything this engine holds with what `from` holds, every
-    /// column family, as RocksDB table files written under `scratch` and
-    /// ingested (a replica's full sync). Nobody may read or write meanwhile.
-    pub fn replace_contents(&self, from: &RocksEngine, scratch: &Path) -> Result<(), EngineError> {
-        let io = |e| EngineError::Io(scratch.display().to_string(), e);
+    /// Writes everything this engine holds as RocksDB table files under
+    /// `scratch`, one per column family that holds anything, for another
+    /// engine to take in place of its own (`replace_contents`). Writers may
+    /// go on: the files hold what was applied when each family was read.
+    pub fn export_tables(&self, scratch: &Path) -> Result<Vec<(Cf, std::path::PathBuf)>, EngineError> {
         self.drain()?;
-        from.drain()?;
-        std::fs::create_dir_all(scratch).map_err(io)?;
+        std::fs::create_dir_all(scratch).map_err(|e| EngineError::Io(scratch.display().to_string(), e))?;
+        let mut tables = Vec::new();
+        for cf in Cf::ALL {
+            let path = scratch.join(format!("{}.sst", cf.name()));
+            let options = Options::default();
+            let mut writer = rocksdb::SstFileWriter::create(&options);
+            writer.open(&path)?;
+            let mut any = false;
+            for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+                let (key, value) = item?;
+                writer.put(&key, &value)?;
+                any = true;
+            }
+            if any {
+                writer.finish()?;
+                tables.push((cf, path));
+            }
+        }
+        Ok(tables)
+    }
+
+    /// Replaces everything this engine holds with the tables
+    /// `export_tables` wrote (a replica's full sync): every column family
+    /// emptied, the files ingested. Nobody may read or write meanwhile.
+    pub fn replace_contents(&self, tables: &[(Cf, std::path::PathBuf)]) -> Result<(), EngineError> {
+        self.drain()?;
         for cf in Cf::ALL {
             // Everything from the first key to the last, then the last.
             let handle = self.cf(cf);
@@ -760,22 +784,10 @@ impl RocksEngine {
                 self.db.delete_range_cf(handle, &first, &last)?;
                 self.db.delete_cf(handle, &last)?;
             }
-            let path = scratch.join(format!("{}.sst", cf.name()));
-            let options = Options::default();
-            let mut writer = rocksdb::SstFileWriter::create(&options);
-            writer.open(&path)?;
-            let mut any = false;
-            for item in from.db.iterator_cf(from.cf(cf), IteratorMode::Start) {
-                let (key, value) = item?;
-                writer.put(&key, &value)?;
-                any = true;
+            let files: Vec<&std::path::PathBuf> = tables.iter().filter(|(c, _)| *c == cf).map(|(_, p)| p).collect();
+            if !files.is_empty() {
+                self.db.ingest_external_file_cf(handle, files)?;
             }
-            if any {
-                writer.finish()?;
-                self.db.ingest_external_file_cf(handle, vec![&path])?;
-            }
-            drop(writer);
-            let _ = std::fs::remove_file(&path);
         }
         self.writeback.cache.clear();
         Ok(())
