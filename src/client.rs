@@ -259,6 +259,7 @@ pub struct Client {
     pub caching: bool,
     /// What a replica said of itself with REPLCONF before PSYNC.
     pub replica_port: u16,
+    pub replica_address: Option<String>,
     pub replica_capabilities: Vec<String>,
     /// Set by PSYNC and SYNC: the connection becomes a replica's link.
     pub handoff: Option<crate::replication::master::SyncRequest>,
@@ -316,6 +317,7 @@ impl Client {
             reply_skip_next: false,
             caching: false,
             replica_port: 0,
+            replica_address: None,
             replica_capabilities: Vec::new(),
             handoff: None,
         }

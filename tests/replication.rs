@@ -364,3 +364,30 @@ fn a_replica_cut_off_from_its_master_serves_stale_data_only_if_allowed() {
     master.start_again();
     wait_until(Duration::from_secs(20), "the link to come back", || conn.call(&["GET", "k"]) == Value::bulk("v"));
 }
+
+#[test]
+fn a_replica_is_listed_at_the_address_it_announces() {
+    let master = TestServer::start();
+    let port = master.port.to_string();
+    let _replica = TestServer::start_with(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--replica-announce-ip",
+        "10.0.0.9",
+        "--slave-announce-port",
+        "7777",
+    ]);
+    let mut m = master.conn();
+    wait_until(Duration::from_secs(20), "the replica to be online", || m.info_field("slave0").contains("state=online"));
+    assert!(m.info_field("slave0").starts_with("ip=10.0.0.9,port=7777,"), "{}", m.info_field("slave0"));
+    let Value::Array(role) = m.call(&["ROLE"]) else { panic!("ROLE") };
+    assert_eq!(
+        role[2],
+        Value::Array(vec![Value::Array(vec![
+            Value::bulk("10.0.0.9"),
+            Value::bulk("7777"),
+            Value::bulk(&offset(&mut m, "master_repl_offset").to_string())
+        ])])
+    );
+}

@@ -171,10 +171,9 @@ fn replconf(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             ctx.client.replica_port = u16::try_from(port).map_err(|_| CmdError::NotInteger)?;
         } else if option.eq_ignore_ascii_case(b"capa") {
             ctx.client.replica_capabilities.push(String::from_utf8_lossy(value).to_ascii_lowercase());
-        } else if option.eq_ignore_ascii_case(b"ip-address")
-            || option.eq_ignore_ascii_case(b"rdb-only")
-            || option.eq_ignore_ascii_case(b"rdb-filter-only")
-        {
+        } else if option.eq_ignore_ascii_case(b"ip-address") {
+            ctx.client.replica_address = Some(String::from_utf8_lossy(value).into_owned());
+        } else if option.eq_ignore_ascii_case(b"rdb-only") || option.eq_ignore_ascii_case(b"rdb-filter-only") {
             // Accepted as Redis accepts them; Strata's stream is whole.
         } else if option.eq_ignore_ascii_case(b"ack") || option.eq_ignore_ascii_case(b"getack") {
             // Only meaningful on a replication link, where the link reads them.
@@ -204,6 +203,7 @@ fn hand_off(ctx: &mut Ctx, psync: Option<(String, i64)>) -> CmdResult {
     }
     ctx.client.handoff = Some(SyncRequest {
         psync,
+        announced_ip: ctx.client.replica_address.take(),
         listening_port: ctx.client.replica_port,
         capabilities: std::mem::take(&mut ctx.client.replica_capabilities),
     });

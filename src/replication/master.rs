@@ -23,6 +23,9 @@ pub struct SyncRequest {
     /// PSYNC's replication id and offset (the first sequence it wants);
     /// None for SYNC (always a full sync).
     pub psync: Option<(String, i64)>,
+    /// `REPLCONF ip-address` (`replica-announce-ip`), shown instead of the
+    /// connection's address.
+    pub announced_ip: Option<String>,
     pub listening_port: u16,
     pub capabilities: Vec<String>,
 }
@@ -34,7 +37,14 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// this node's history changes. `client` is its connection in CLIENT LIST.
 pub fn serve(server: Arc<Server>, socket: std::net::TcpStream, client: Arc<ClientShared>, request: SyncRequest) {
     let client_id = client.id;
-    let ip = socket.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let ip = match &request.announced_ip {
+        Some(ip) => ip.clone(),
+        None => socket.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+    };
+    // A replica that stops reading, or stops acknowledging, for
+    // `repl-timeout` is let go (it reconnects and continues).
+    let timeout = std::time::Duration::from_secs(server.config.read().number("repl-timeout").max(1) as u64);
+    let _ = socket.set_write_timeout(Some(timeout));
     let replica = Arc::new(AttachedReplica {
         client_id,
         ip,
@@ -59,7 +69,7 @@ pub fn serve(server: Arc<Server>, socket: std::net::TcpStream, client: Arc<Clien
                 .name("strata-repl-acks".into())
                 .spawn(move || read_acks(&server, reader, &replica))?
         };
-        let streamed = stream(&server, &socket, &client, &replica, &request);
+        let streamed = stream(&server, &socket, &client, &replica, &request, timeout);
         replica.dropped.store(true, Ordering::Release);
         let _ = socket.shutdown(std::net::Shutdown::Both);
         let _ = acks.join();
@@ -80,6 +90,7 @@ fn stream(
     client: &ClientShared,
     replica: &AttachedReplica,
     request: &SyncRequest,
+    timeout: Duration,
 ) -> std::io::Result<()> {
     let keyspace = &server.keyspace;
     let replication = &server.replication;
@@ -119,6 +130,10 @@ fn stream(
                 Some(record) => encode_frame(record.seq, &record.rocks, &record.mem, &mut out),
                 None => break,
             }
+        }
+        let acked_ms = replica.ack_ms.load(Ordering::Relaxed);
+        if strata_engines::now_ms().saturating_sub(acked_ms) > timeout.as_millis() as u64 {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no acknowledgement within repl-timeout"));
         }
         if out.is_empty() && last_sent.elapsed() >= HEARTBEAT {
             encode_mark_frame(strata_engines::now_ms(), &mut out);

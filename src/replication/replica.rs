@@ -81,11 +81,16 @@ impl Link {
 
 /// One connection to the master, from the handshake until it fails.
 fn follow(server: &Server, master: &MasterAddr, epoch: u64) -> LinkResult<()> {
-    let (config_timeout, port, auth) = {
+    let (config_timeout, port, announced_ip, auth) = {
         let config = server.config.read();
         let timeout = config.get("repl-timeout").and_then(|t| t.parse().ok()).unwrap_or(60u64);
         let auth = config.get("masterauth").filter(|p| !p.is_empty()).map(str::to_string);
-        (Duration::from_secs(timeout.max(1)), server.port.load(Ordering::Relaxed), auth)
+        let port = match config.number("replica-announce-port") {
+            0 => server.port.load(Ordering::Relaxed),
+            announced => announced as u16,
+        };
+        let ip = config.get("replica-announce-ip").filter(|ip| !ip.is_empty()).map(str::to_string);
+        (Duration::from_secs(timeout.max(1)), port, ip, auth)
     };
     let address = (master.host.as_str(), master.port)
         .to_socket_addrs()
@@ -110,6 +115,12 @@ fn follow(server: &Server, master: &MasterAddr, epoch: u64) -> LinkResult<()> {
     let reply = link.call(&["REPLCONF", "listening-port", &port.to_string()])?;
     if !reply.starts_with('+') {
         return Err(format!("REPLCONF listening-port: {reply}"));
+    }
+    if let Some(ip) = &announced_ip {
+        let reply = link.call(&["REPLCONF", "ip-address", ip])?;
+        if !reply.starts_with('+') {
+            return Err(format!("REPLCONF ip-address: {reply}"));
+        }
     }
     let reply = link.call(&["REPLCONF", "capa", "eof", "capa", "psync2", "capa", STRATA_CAPA])?;
     if !reply.starts_with('+') {
