@@ -215,8 +215,11 @@ pub struct Durability {
     pub log_max_bytes: AtomicU64,
     log_full: AtomicBool,
     /// `repl-backlog-size`: the newest bytes of log kept for replicas'
-    /// partial resyncs, whatever the engines hold.
+    /// partial resyncs, whatever the engines hold, once replication is
+    /// active (a replica attached, or this node replicates: as Redis
+    /// creates its backlog).
     pub repl_backlog_bytes: AtomicU64,
+    pub repl_backlog_active: AtomicBool,
     /// When the cron last warned that the log is half way to the limit.
     log_warned_ms: AtomicU64,
     /// RocksDB batch bytes applied since the last memtable switch: what the
@@ -1069,7 +1072,11 @@ impl Keyspace {
         // No checkpoint yet: the memory engines need the whole log.
         let memory = kept.iter().map(|(seq, _)| *seq).min().unwrap_or(0);
         let rocks = self.durability.rocks_flushed_seq.load(Ordering::Relaxed);
-        let backlog = self.log.keeping_newest(self.durability.repl_backlog_bytes.load(Ordering::Relaxed));
+        let d = &self.durability;
+        let backlog = match d.repl_backlog_active.load(Ordering::Relaxed) {
+            true => self.log.keeping_newest(d.repl_backlog_bytes.load(Ordering::Relaxed)),
+            false => u64::MAX,
+        };
         self.log.truncate_through(memory.min(rocks).min(backlog))?;
         Ok(())
     }

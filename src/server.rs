@@ -169,6 +169,9 @@ impl Server {
     /// link thread of the new epoch starts; the old one ends.
     pub fn follow(&self, master: Option<MasterAddr>) {
         let following = master.is_some();
+        if following {
+            self.keyspace.durability.repl_backlog_active.store(true, Ordering::Relaxed);
+        }
         let value = master.as_ref().map(|m| format!("{} {}", m.host, m.port)).unwrap_or_default();
         if let Err(e) = self.config.write().set("replicaof", &value) {
             tracing::warn!("keeping replicaof in the configuration: {e}");
@@ -188,6 +191,7 @@ impl Server {
     /// the server listens: the link tells the master its port).
     pub fn start_replication(&self) {
         if self.replication.is_replica() {
+            self.keyspace.durability.repl_backlog_active.store(true, Ordering::Relaxed);
             if let Some(server) = self.this.upgrade() {
                 crate::replication::replica::start(server, self.replication.epoch.load(Ordering::Acquire));
             }

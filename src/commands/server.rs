@@ -431,7 +431,7 @@ fn replication_fields(server: &Server) -> Fields {
     }
     // The log is the backlog: what it still holds after the engines' parts.
     let backlog = server.config.read().get("repl-backlog-size").unwrap_or("1048576").to_string();
-    let active = replication.backlog_active.load(Ordering::Relaxed);
+    let active = server.keyspace.durability.repl_backlog_active.load(Ordering::Relaxed);
     let first = log.first_retained_seq();
     fields.extend([
         field("master_failover_state", "no-failover"),

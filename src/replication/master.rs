@@ -55,6 +55,7 @@ pub fn serve(server: Arc<Server>, socket: std::net::TcpStream, client: Arc<Clien
         dropped: Default::default(),
     });
     let replication = &server.replication;
+    server.keyspace.durability.repl_backlog_active.store(true, Ordering::Relaxed);
     replication.attach(replica.clone());
     let result = (|| {
         if !request.capabilities.iter().any(|c| c == STRATA_CAPA) {

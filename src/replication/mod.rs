@@ -111,8 +111,6 @@ pub struct Replication {
     /// Woken whenever a replica acknowledges (WAIT).
     acked: (Mutex<()>, Condvar),
     pub acked_async: tokio::sync::Notify,
-    /// Whether a replica ever attached (`repl_backlog_active`).
-    pub backlog_active: AtomicBool,
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
@@ -152,7 +150,6 @@ impl Replication {
             replicas: Mutex::new(Vec::new()),
             acked: (Mutex::new(()), Condvar::new()),
             acked_async: tokio::sync::Notify::new(),
-            backlog_active: AtomicBool::new(false),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -228,7 +225,6 @@ impl Replication {
     }
 
     pub fn attach(&self, replica: Arc<AttachedReplica>) {
-        self.backlog_active.store(true, Ordering::Relaxed);
         self.replicas.lock().push(replica);
     }
 
