@@ -391,3 +391,50 @@ fn a_replica_is_listed_at_the_address_it_announces() {
         ])])
     );
 }
+
+#[test]
+fn a_replica_away_longer_than_the_backlog_syncs_in_full() {
+    // A backlog of one byte: the log keeps only what the engines need.
+    let master = TestServer::start_with(&["--repl-backlog-size", "1"]);
+    write_every_type(&mut master.conn(), 0);
+    let mut replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    wait_caught_up(&master, &replica);
+    replica.kill();
+    // SAVE makes the engines hold everything and truncates the log.
+    let mut m = master.conn();
+    for round in 1..3 {
+        write_every_type(&mut m, round);
+        assert_eq!(m.call(&["SAVE"]), Value::Status("OK".into()));
+    }
+    replica.start_again();
+    wait_caught_up(&master, &replica);
+    assert_eq!(dump_port(replica.port), dump_port(master.port));
+    assert_eq!(m.info_field("sync_full"), "2", "the records it missed were gone");
+    assert_eq!(m.info_field("sync_partial_err"), "1");
+}
+
+#[test]
+fn a_diverged_old_master_rejoining_as_a_replica_drops_what_was_never_replicated() {
+    let mut old = TestServer::start();
+    let mut new = TestServer::start_with(&["--replicaof", "127.0.0.1", &old.port.to_string()]);
+    old.conn().call(&["SET", "both", "1"]);
+    old.conn().call(&["RPUSH", "list", "a"]);
+    wait_caught_up(&old, &new);
+    // The replica is cut off; the old master takes writes it never gets.
+    new.kill();
+    old.conn().call(&["SET", "lost", "x"]);
+    old.conn().call(&["RPUSH", "list", "lost"]);
+    old.kill();
+    // The replica is promoted and takes writes of its own.
+    new.start_again();
+    assert_eq!(new.conn().call(&["REPLICAOF", "NO", "ONE"]), Value::Status("OK".into()));
+    new.conn().call(&["RPUSH", "list", "b"]);
+    // The old master comes back and follows the new one.
+    old.start_again();
+    replicate(&old, &new);
+    wait_caught_up(&new, &old);
+    assert_eq!(dump_port(old.port), dump_port(new.port));
+    let mut conn = old.conn();
+    assert_eq!(conn.call(&["EXISTS", "lost"]), Value::Int(0));
+    assert_eq!(conn.call(&["LRANGE", "list", "0", "-1"]), Value::Array(vec![Value::bulk("a"), Value::bulk("b")]));
+}

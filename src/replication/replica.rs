@@ -130,7 +130,12 @@ fn follow(server: &Server, master: &MasterAddr, epoch: u64) -> LinkResult<()> {
     let replication = &server.replication;
     let ids = replication.ids();
     let last = keyspace.log.last_seq();
-    let reply = link.call(&["PSYNC", &ids.replid, &(last + 1).to_string()])?;
+    // A node with no history asks for everything, as a new Redis replica does.
+    let (replid, first) = match last {
+        0 => ("?".to_string(), "-1".to_string()),
+        _ => (ids.replid.clone(), (last + 1).to_string()),
+    };
+    let reply = link.call(&["PSYNC", &replid, &first])?;
     let words: Vec<&str> = reply.split_whitespace().collect();
     match words[..] {
         ["+FULLRESYNC", replid, _] => {
