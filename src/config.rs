@@ -473,6 +473,11 @@ impl Config {
             {
                 return Err(invalid("argument must be between 1 and 2147483647 inclusive"))
             }
+            // A replica's log holds its master's records only: local writes
+            // would take sequences the master's records need.
+            "replica-read-only" | "slave-read-only" if normalized == "no" => {
+                return Err(invalid("Strata replicas are always read-only"))
+            }
             "maxclients" if normalized.parse::<i64>().unwrap_or(0) < 1 => {
                 return Err(invalid("argument must be between 1 and 4294967295 inclusive"))
             }
@@ -698,6 +703,20 @@ mod tests {
         assert!(config.set("appendfsync", "sometimes").is_err());
         config.set("lazyfree-lazy-eviction", "yes").unwrap();
         assert_eq!(config.get("lazyfree-lazy-eviction"), Some("yes"));
+    }
+
+    #[test]
+    fn old_names_set_the_new_ones_and_replicas_stay_read_only() {
+        let mut config = Config::default();
+        config.set("min-slaves-to-write", "2").unwrap();
+        assert_eq!((config.get("min-replicas-to-write"), config.get("min-slaves-to-write")), (Some("2"), Some("2")));
+        config.set("replica-priority", "7").unwrap();
+        assert_eq!(config.get("slave-priority"), Some("7"));
+        for name in ["replica-read-only", "slave-read-only"] {
+            let err = config.set(name, "no").unwrap_err().to_string();
+            assert!(err.contains("always read-only"), "{err}");
+        }
+        assert_eq!(config.get("replica-read-only"), Some("yes"));
     }
 
     #[test]

@@ -408,7 +408,7 @@ fn replication_fields(server: &Server) -> Fields {
             let config = server.config.read();
             fields.extend([
                 field("slave_priority", config.get("replica-priority").unwrap_or("100")),
-                field("slave_read_only", 1),
+                field("slave_read_only", (config.get("replica-read-only") != Some("no")) as u8),
                 field("replica_announced", (config.get("replica-announced") != Some("no")) as u8),
             ]);
         }
