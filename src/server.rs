@@ -124,12 +124,17 @@ impl Server {
             Arc::new(DurabilityMetrics::default()),
             progress,
         )?;
-        // Snapshots left from the last run: no client can still be reading
-        // them.
-        let leftover = crate::commands::snapshots_dir(&dir);
-        if leftover.exists() {
+        // Snapshots left from the last run (no client can still be reading
+        // them), and full syncs a replica was receiving when it stopped.
+        let syncs = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|entry| entry.path());
+        let leftovers = syncs
+            .filter(|path| path.is_dir() && path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("sync-")));
+        for leftover in std::iter::once(crate::commands::snapshots_dir(&dir)).chain(leftovers) {
+            if !leftover.exists() {
+                continue;
+            }
             if let Err(e) = std::fs::remove_dir_all(&leftover) {
-                tracing::warn!(dir = %leftover.display(), error = %e, "removing old snapshots failed");
+                tracing::warn!(dir = %leftover.display(), error = %e, "removing what the last run left failed");
             }
         }
         let (shutdown_tx, _) = watch::channel(false);

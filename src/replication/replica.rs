@@ -162,8 +162,8 @@ fn follow(server: &Server, master: &MasterAddr, epoch: u64) -> LinkResult<()> {
     apply_stream(server, &mut link, epoch, config_timeout)
 }
 
-/// Reads a full sync's snapshot into the data directory's `sync` folder
-/// and loads it; the sequence it holds.
+/// Reads a full sync's snapshot into a `sync-<epoch>` folder of the data
+/// directory and loads it; the sequence it holds.
 fn full_sync(server: &Server, link: &mut Link, epoch: u64) -> LinkResult<u64> {
     let header = link.line()?;
     let mark = header
@@ -171,7 +171,8 @@ fn full_sync(server: &Server, link: &mut Link, epoch: u64) -> LinkResult<u64> {
         .filter(|m| m.len() == 40)
         .ok_or_else(|| format!("the master sent {header:?} where a snapshot was expected (not a Strata master?)"))?;
     let mark = mark.to_string();
-    let dir = server.keyspace.data_dir().join("sync");
+    // Per epoch: the link of an older REPLICAOF may still be receiving.
+    let dir = server.keyspace.data_dir().join(format!("sync-{epoch}"));
     let _ = std::fs::remove_dir_all(&dir);
     let link_state = &server.replication.link;
     link_state.sync_started_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
