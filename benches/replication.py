@@ -428,8 +428,8 @@ def part_lag(cluster, args, dataset):
         lags, round_trips, missing = probe_lag(master.port, replica.port, LAG_SECONDS)
     finally:
         loader.finish()
-    if loader.error:
-        raise Failed(f"the loader: {loader.error}")
+    if loader.error or loader.is_alive():
+        raise Failed(f"the loader: {loader.error or 'still running 30 s after it was stopped'}")
     if not lags:
         raise Failed(f"the replica showed none of the {missing} probes")
     wait_for("the replica to catch up after the load", lambda: synced(replica.port, master.port), 60)
