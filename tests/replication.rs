@@ -247,53 +247,76 @@ fn random_command(rng: &mut rand::rngs::StdRng) -> Vec<String> {
     words
 }
 
-#[test]
-fn random_writes_from_several_clients_end_the_same_on_both_nodes() {
+/// Four clients writing random commands (`random_command`, and MULTI
+/// across engines) to the server on `port` until `stop` is set.
+fn random_writers(port: u16, stop: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
     use rand::{Rng, SeedableRng};
-    let master = TestServer::start();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
+    (0..4)
         .map(|seed| {
-            let (port, stop) = (master.port, stop.clone());
+            let stop = stop.clone();
             std::thread::spawn(move || {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                 let mut conn = Conn::try_connect(port).unwrap();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if rng.random_range(0..10) == 0 {
-                        // A transaction across engines.
+                    let transaction = rng.random_range(0..10) == 0;
+                    if transaction {
                         conn.call(&["MULTI"]);
-                        for _ in 0..3 {
-                            let words = random_command(&mut rng);
-                            conn.call(&words.iter().map(String::as_str).collect::<Vec<_>>());
-                        }
-                        conn.call(&["EXEC"]);
-                    } else {
+                    }
+                    for _ in 0..if transaction { 3 } else { 1 } {
                         let words = random_command(&mut rng);
                         conn.call(&words.iter().map(String::as_str).collect::<Vec<_>>());
+                    }
+                    if transaction {
+                        conn.call(&["EXEC"]);
                     }
                 }
             })
         })
-        .collect();
-    // The replica starts while the writers run: its full sync's snapshot is
-    // cut under load, then records stream.
+        .collect()
+}
+
+/// Random writes while `replica_of` makes a replica of the master (its
+/// full sync's snapshot cut under load, then records), then the short TTLs
+/// run out; the replica on the returned port must end equal.
+fn random_writes_while_a_replica_joins(master: &TestServer, replica_of: impl FnOnce() -> u16) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers = random_writers(master.port, &stop);
     std::thread::sleep(Duration::from_millis(300));
-    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    let replica = replica_of();
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for writer in writers {
         writer.join().unwrap();
     }
-    // Let the short TTLs run out and the master delete them.
     std::thread::sleep(Duration::from_millis(500));
-    wait_until(Duration::from_secs(20), "both nodes to hold the same data", || {
-        let mut m = master.conn();
-        let mut r = replica.conn();
-        r.info_field("master_link_status") == "up"
-            && offset(&mut r, "slave_repl_offset") == offset(&mut m, "master_repl_offset")
-            && dump_port(replica.port) == dump_port(master.port)
+    wait_until(Duration::from_secs(30), "both nodes to hold the same data", || {
+        dump_port(replica) == dump_port(master.port)
     });
     assert!(offset(&mut master.conn(), "master_repl_offset") > 1000, "the writers wrote");
+}
+
+#[test]
+fn random_writes_from_several_clients_end_the_same_on_both_nodes() {
+    let master = TestServer::start();
+    let mut replica = None;
+    random_writes_while_a_replica_joins(&master, || {
+        let started = TestServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+        let port = started.port;
+        replica = Some(started);
+        port
+    });
+    let replica = replica.unwrap();
+    assert_eq!(offset(&mut replica.conn(), "slave_repl_offset"), offset(&mut master.conn(), "master_repl_offset"));
+}
+
+#[test]
+fn a_redis_replica_follows_random_writes_of_a_strata_master() {
+    let master = TestServer::start();
+    let Some(redis) = common::RedisServer::start() else { return };
+    random_writes_while_a_replica_joins(&master, || {
+        redis.conn().call(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+        redis.port
+    });
 }
 
 #[test]
@@ -379,7 +402,9 @@ fn a_replica_is_listed_at_the_address_it_announces() {
         "7777",
     ]);
     let mut m = master.conn();
-    wait_until(Duration::from_secs(20), "the replica to be online", || m.info_field("slave0").contains("state=online"));
+    wait_until(Duration::from_secs(20), "the replica to be online", || {
+        m.info_field("connected_slaves") == "1" && m.info_field("slave0").contains("state=online")
+    });
     assert!(m.info_field("slave0").starts_with("ip=10.0.0.9,port=7777,"), "{}", m.info_field("slave0"));
     let Value::Array(role) = m.call(&["ROLE"]) else { panic!("ROLE") };
     assert_eq!(
@@ -437,4 +462,73 @@ fn a_diverged_old_master_rejoining_as_a_replica_drops_what_was_never_replicated(
     let mut conn = old.conn();
     assert_eq!(conn.call(&["EXISTS", "lost"]), Value::Int(0));
     assert_eq!(conn.call(&["LRANGE", "list", "0", "-1"]), Value::Array(vec![Value::bulk("a"), Value::bulk("b")]));
+}
+
+#[test]
+fn a_redis_replica_of_a_strata_master_ends_with_the_same_data() {
+    use common::RedisServer;
+    let master = TestServer::start();
+    write_every_type(&mut master.conn(), 0);
+    let Some(redis) = RedisServer::start() else { return };
+    let reply = redis.conn().call(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+    assert_eq!(reply, Value::Status("OK".into()));
+    wait_until(Duration::from_secs(30), "the Redis replica to hold the master's data", || {
+        redis.conn().info_field("master_link_status") == "up" && dump_port(redis.port) == dump_port(master.port)
+    });
+    // Records as they come: every type, MULTI across engines, FLUSHDB,
+    // SWAPDB, list inserts and removals by index, consumer groups.
+    for round in 1..3 {
+        write_every_type(&mut master.conn(), round);
+    }
+    let mut m = master.conn();
+    m.call(&["LINSERT", "l", "BEFORE", "150", "inserted"]);
+    m.call(&["LREM", "l", "2", "inserted"]);
+    m.call(&["RPUSH", "l", "x", "y", "x"]);
+    m.call(&["LREM", "l", "-1", "x"]);
+    m.call(&["HSET", "h2", "a", "1", "b", "2"]);
+    m.call(&["DEL", "h2"]);
+    m.call(&["HSET", "h2", "c", "3"]);
+    m.call(&["XGROUP", "CREATE", "x", "g2", "0"]);
+    m.call(&["XREADGROUP", "GROUP", "g2", "c2", "COUNT", "5", "STREAMS", "x", ">"]);
+    m.call(&["XACK", "x", "g2", "0-1"]);
+    m.call(&["ZADD", "zf", "0.1", "a", "1e300", "b", "-inf", "c"]);
+    wait_until(Duration::from_secs(30), "the Redis replica to apply the stream", || {
+        dump_port(redis.port) == dump_port(master.port)
+    });
+    let Value::Array(role) = m.call(&["ROLE"]) else { panic!("ROLE") };
+    assert_eq!(role[0], Value::bulk("master"));
+}
+
+#[test]
+fn redis_cli_replica_shows_the_writes_of_a_strata_master() {
+    let master = TestServer::start();
+    let mut cli = std::process::Command::new("redis-cli")
+        .args(["-p", &master.port.to_string(), "--replica"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli is installed");
+    let stdout = cli.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    wait_until(Duration::from_secs(10), "redis-cli to attach", || master.conn().info_field("connected_slaves") == "1");
+    master.conn().call(&["SET", "greeting", "hello"]);
+    master.conn().call(&["RPUSH", "queue", "job"]);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seen.iter().any(|l: &String| l.contains("\"RPUSH\",\"queue\",\"job\"")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("redis-cli showed {seen:?}"),
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("\"SET\",\"greeting\",\"hello\"")), "{seen:?}");
+    let _ = cli.kill();
+    let _ = cli.wait();
 }

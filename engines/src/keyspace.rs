@@ -392,6 +392,11 @@ impl Store {
         self.db_map.iter().flat_map(|p| p.load(Ordering::Relaxed).to_be_bytes()).collect()
     }
 
+    /// The highest hash version handed out.
+    pub fn hash_mark(&self) -> u64 {
+        self.last_version.load(Ordering::Relaxed)
+    }
+
     /// The physical id of logical database `index`.
     pub fn physical(&self, index: usize) -> u32 {
         self.db_map[index].load(Ordering::Acquire)

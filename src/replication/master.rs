@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use strata_engines::log::{encode_frame, encode_mark_frame, LogReader};
 
-use super::{AttachedReplica, STRATA_CAPA};
+use super::{render, AttachedReplica, STRATA_CAPA};
 use crate::client::ClientShared;
 use crate::server::Server;
 
@@ -53,16 +53,12 @@ pub fn serve(server: Arc<Server>, socket: std::net::TcpStream, client: Arc<Clien
         ack_seq: Default::default(),
         ack_ms: Default::default(),
         dropped: Default::default(),
+        plain: (!request.capabilities.iter().any(|c| c == STRATA_CAPA)).then(Default::default),
     });
     let replication = &server.replication;
     server.keyspace.durability.repl_backlog_active.store(true, Ordering::Relaxed);
     replication.attach(replica.clone());
     let result = (|| {
-        if !request.capabilities.iter().any(|c| c == STRATA_CAPA) {
-            let mut socket = &socket;
-            socket.write_all(b"-ERR this Strata master serves Strata replicas only\r\n")?;
-            return Ok(());
-        }
         let reader = socket.try_clone()?;
         let acks = {
             let (server, replica) = (server.clone(), replica.clone());
@@ -93,6 +89,9 @@ fn stream(
     request: &SyncRequest,
     timeout: Duration,
 ) -> std::io::Result<()> {
+    if replica.plain.is_some() {
+        return stream_plain(server, socket, client, replica, request, timeout);
+    }
     let keyspace = &server.keyspace;
     let replication = &server.replication;
     let ids = replication.ids();
@@ -147,6 +146,105 @@ fn stream(
             server.stats.net_repl_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
             last_sent = Instant::now();
             continue;
+        }
+        reader.wait(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// A replica that is not Strata (a Redis replica, `redis-cli --replica`):
+/// always a full sync, of an empty RDB followed by the data as commands
+/// (`render`), then each record as commands, with a PING every
+/// `repl-ping-replica-period`. Its byte offsets map to sequences through
+/// the marks kept as records go out.
+fn stream_plain(
+    server: &Server,
+    socket: &TcpStream,
+    client: &ClientShared,
+    replica: &AttachedReplica,
+    request: &SyncRequest,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let keyspace = &server.keyspace;
+    let replication = &server.replication;
+    let plain = replica.plain.as_ref().expect("a plain replica");
+    replication.sync_full.fetch_add(1, Ordering::Relaxed);
+    let dir = crate::commands::snapshot::snapshots_dir(keyspace.data_dir()).join(format!("sync-{}", replica.client_id));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pin = keyspace.log.pin(keyspace.log.last_seq());
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, socket);
+    let sent = (|| {
+        let manifest =
+            crate::snapshot::take(keyspace, &dir, crate::snapshot::Level::Strict).map_err(std::io::Error::other)?;
+        let reader = keyspace.log.reader(manifest.seq).map_err(std::io::Error::other)?;
+        drop(pin);
+        plain.base.store(manifest.seq, Ordering::Release);
+        if request.psync.is_some() {
+            out.write_all(format!("+FULLRESYNC {} {}\r\n", replication.ids().replid, manifest.seq).as_bytes())?;
+        }
+        *replica.state.lock() = "send_bulk";
+        out.write_all(format!("${}\r\n", render::EMPTY_RDB.len()).as_bytes())?;
+        out.write_all(render::EMPTY_RDB)?;
+        let recovered = crate::recovery::recover(&dir, &Default::default(), &Default::default(), Duration::ZERO)
+            .map_err(std::io::Error::other)?;
+        let store = strata_engines::keyspace::Store::new(recovered.engine, keyspace.databases())
+            .map_err(std::io::Error::other)?;
+        let mut bytes = 0u64;
+        let renderer = render::render_snapshot(&store, &recovered.shards, &mut |chunk| {
+            bytes += chunk.len() as u64;
+            out.write_all(chunk)?;
+            chunk.clear();
+            Ok(())
+        })
+        .map_err(std::io::Error::other)?;
+        out.flush()?;
+        Ok::<_, std::io::Error>((reader, renderer, bytes))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut reader, mut renderer, mut sent) = sent?;
+    let mut out = out.into_inner().map_err(|e| e.into_error())?;
+    server.stats.net_repl_output_bytes.fetch_add(sent, Ordering::Relaxed);
+    *replica.state.lock() = "online";
+    replica.ack_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
+    let ping_every = Duration::from_secs(server.config.read().number("repl-ping-replica-period").max(1) as u64);
+    let engine = &keyspace.store.engine;
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut last_sent = Instant::now();
+    while !replica.dropped.load(Ordering::Acquire)
+        && !client.killed.load(Ordering::Acquire)
+        && !server.is_shutting_down()
+    {
+        buf.clear();
+        let mut last_seq = None;
+        while buf.len() < 1 << 20 {
+            match reader.next_record().map_err(std::io::Error::other)? {
+                Some(record) => {
+                    renderer.record(engine, &record, &mut buf).map_err(std::io::Error::other)?;
+                    last_seq = Some(record.seq);
+                }
+                None => break,
+            }
+        }
+        if buf.is_empty() && last_sent.elapsed() >= ping_every {
+            buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        }
+        if !buf.is_empty() {
+            out.write_all(&buf)?;
+            sent += buf.len() as u64;
+            server.stats.net_repl_output_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            if let Some(seq) = last_seq {
+                plain.marks.lock().push_back((sent, seq));
+            }
+            last_sent = Instant::now();
+            continue;
+        }
+        let acked_ms = replica.ack_ms.load(Ordering::Relaxed);
+        // redis-cli --replica acknowledges nothing: only real replicas,
+        // which acknowledge every second, are held to repl-timeout.
+        if plain.acked.load(Ordering::Relaxed)
+            && strata_engines::now_ms().saturating_sub(acked_ms) > timeout.as_millis() as u64
+        {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no acknowledgement within repl-timeout"));
         }
         reader.wait(Duration::from_millis(100));
     }
@@ -214,7 +312,10 @@ fn read_acks(server: &Server, socket: TcpStream, replica: &AttachedReplica) {
         }
         if let [command, sub, seq] = &args[..] {
             if command.eq_ignore_ascii_case("replconf") && sub.eq_ignore_ascii_case("ack") {
-                if let Ok(seq) = seq.parse::<u64>() {
+                if let Ok(mut seq) = seq.parse::<u64>() {
+                    if let Some(plain) = &replica.plain {
+                        seq = plain.seq_at(seq);
+                    }
                     replica.ack_seq.fetch_max(seq, Ordering::AcqRel);
                     replica.ack_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
                     server.replication.notify_acked();

@@ -14,6 +14,7 @@
 //! They survive restarts in `replication.json` of the data directory.
 
 pub mod master;
+pub mod render;
 pub mod replica;
 pub mod transfer;
 
@@ -96,6 +97,44 @@ pub struct AttachedReplica {
     pub ack_ms: AtomicU64,
     /// Set to make its link end.
     pub dropped: AtomicBool,
+    /// For a replica that is not Strata: how its byte offsets map to
+    /// sequences.
+    pub plain: Option<PlainOffsets>,
+}
+
+/// A Redis replica counts the bytes of commands it has processed from the
+/// offset of its full sync (`base`, the snapshot's sequence); `marks` hold
+/// (bytes sent, last sequence in them) as records go out.
+#[derive(Default)]
+pub struct PlainOffsets {
+    pub base: AtomicU64,
+    pub marks: Mutex<std::collections::VecDeque<(u64, u64)>>,
+    /// Whether it has acknowledged anything (redis-cli --replica never does).
+    pub acked: AtomicBool,
+}
+
+impl PlainOffsets {
+    /// The last sequence a replica that acknowledges byte offset `offset`
+    /// holds; marks it has passed are let go.
+    pub fn seq_at(&self, offset: u64) -> u64 {
+        self.acked.store(true, Ordering::Relaxed);
+        let base = self.base.load(Ordering::Acquire);
+        let processed = offset.saturating_sub(base);
+        let mut marks = self.marks.lock();
+        let mut seq = base;
+        while let Some(&(bytes, mark)) = marks.front() {
+            if bytes > processed {
+                break;
+            }
+            seq = mark;
+            marks.pop_front();
+        }
+        // Passed marks are gone: the last one passed stays as the floor.
+        if seq != base {
+            marks.push_front((0, seq));
+        }
+        seq
+    }
 }
 
 /// A node's replication state: its ids, its master if any, and the
