@@ -495,8 +495,32 @@ fn a_redis_replica_of_a_strata_master_ends_with_the_same_data() {
     wait_until(Duration::from_secs(30), "the Redis replica to apply the stream", || {
         dump_port(redis.port) == dump_port(master.port)
     });
+    // WAIT counts it once it acknowledged the bytes of the last record.
+    m.call(&["SET", "acknowledged", "1"]);
+    let started = std::time::Instant::now();
+    assert_eq!(m.call(&["WAIT", "1", "5000"]), Value::Int(1));
+    assert!(started.elapsed() < Duration::from_secs(2), "GETACK asked it at once");
     let Value::Array(role) = m.call(&["ROLE"]) else { panic!("ROLE") };
     assert_eq!(role[0], Value::bulk("master"));
+}
+
+#[test]
+fn a_replica_authenticates_with_masterauth() {
+    let master = TestServer::start_with(&["--requirepass", "s3cret"]);
+    let mut m = master.conn();
+    m.call(&["AUTH", "s3cret"]);
+    m.call(&["SET", "k", "v"]);
+    let port = master.port.to_string();
+    let replica = TestServer::start_with(&["--replicaof", "127.0.0.1", &port, "--masterauth", "s3cret"]);
+    let refused = TestServer::start_with(&["--replicaof", "127.0.0.1", &port, "--masterauth", "wrong"]);
+    wait_until(Duration::from_secs(20), "the replica to sync", || {
+        replica.conn().call(&["GET", "k"]) == Value::bulk("v")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut r = refused.conn();
+    assert_eq!(r.info_field("master_link_status"), "down");
+    assert_eq!(r.call(&["GET", "k"]), Value::Nil);
+    assert_eq!(m.info_field("connected_slaves"), "1");
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn wait(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if acked as i64 >= wanted || ctx.client.in_exec {
         return Ok(Reply::Integer(acked as i64));
     }
+    server.replication.request_acks();
     let call = server.keyspace.blocking.block(
         ctx.client.shared.clone(),
         ctx.client.db,

@@ -228,6 +228,9 @@ fn stream_plain(
         if buf.is_empty() && last_sent.elapsed() >= ping_every {
             buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
         }
+        if plain.getack.swap(false, Ordering::AcqRel) {
+            buf.extend_from_slice(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n");
+        }
         if !buf.is_empty() {
             out.write_all(&buf)?;
             sent += buf.len() as u64;

@@ -109,6 +109,8 @@ pub struct AttachedReplica {
 pub struct PlainOffsets {
     pub base: AtomicU64,
     pub marks: Mutex<std::collections::VecDeque<(u64, u64)>>,
+    /// A WAIT asks it to acknowledge now (`REPLCONF GETACK *`).
+    pub getack: AtomicBool,
     /// Whether it has acknowledged anything (redis-cli --replica never does).
     pub acked: AtomicBool,
 }
@@ -312,6 +314,16 @@ impl Replication {
             })
             .count();
         (good as u64) < wanted
+    }
+
+    /// Asks the replicas that are not Strata to acknowledge at once, as
+    /// Redis does for WAIT (Strata replicas acknowledge every batch).
+    pub fn request_acks(&self) {
+        for replica in self.replicas.lock().iter() {
+            if let Some(plain) = &replica.plain {
+                plain.getack.store(true, Ordering::Release);
+            }
+        }
     }
 
     /// Replicas that acknowledged `seq` or later.
