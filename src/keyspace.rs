@@ -552,7 +552,6 @@ impl Keyspace {
             }
         };
         let batch = engine.batch_of(&record.rocks)?;
-        let mem = encode_records(&record.mem);
         {
             let mut log = self.log.lock();
             if log.next_seq() != record.seq {
@@ -562,7 +561,7 @@ impl Keyspace {
                     log.next_seq()
                 )));
             }
-            log.push_encoded(batch.data(), if mem.is_empty() { NO_RECORDS } else { &mem });
+            log.push_encoded(batch.data(), &record.mem_encoded);
             self.durability.rocks_bytes_unswitched.fetch_add(batch.data().len() as u64, Ordering::Relaxed);
             engine.begin_write();
         }

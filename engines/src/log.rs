@@ -125,6 +125,9 @@ pub struct LogRecord {
     /// memory engines.
     pub rocks: Bytes,
     pub mem: Vec<MemRecord>,
+    /// `mem` as the frame holds it (`encode_records`): passed on as it is
+    /// (a replica's stream, a replica's own log).
+    pub mem_encoded: Bytes,
     /// Bytes the record takes in its segment, frame included (progress).
     pub size: usize,
     /// When it was committed, in unix milliseconds, as the time mark
@@ -167,8 +170,9 @@ fn decode_payload(payload: Bytes) -> Option<LogRecord> {
     let size = payload.len() + FRAME_HEAD;
     let mut d = Decoder::shared(payload.slice(8..));
     let rocks = d.bytes().ok()?;
+    let mem_encoded = payload.slice(8 + d.position()..);
     let mem = d.records().ok()?;
-    Some(LogRecord { seq, rocks, mem, size, time_ms: 0 })
+    Some(LogRecord { seq, rocks, mem, mem_encoded, size, time_ms: 0 })
 }
 
 /// Appends a time mark: the records after it were committed at `ms`.

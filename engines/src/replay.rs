@@ -93,7 +93,7 @@ mod tests {
         let entry = MemEntry { expire_ms: 0, value: MemValue::Stream(Default::default()) };
         let mem =
             keys.iter().map(|key| MemRecord::Op { db: 0, op: MemOp::Put { key: key.clone(), entry: entry.clone() } });
-        LogRecord { seq, rocks: Bytes::new(), mem: mem.collect(), size: 0, time_ms: 0 }
+        LogRecord { seq, rocks: Bytes::new(), mem: mem.collect(), mem_encoded: Bytes::new(), size: 0, time_ms: 0 }
     }
 
     #[test]
@@ -110,6 +110,7 @@ mod tests {
                 seq: 8,
                 rocks: Bytes::new(),
                 mem: vec![MemRecord::Flush { db: 1 }],
+                mem_encoded: Bytes::new(),
                 size: 0,
                 time_ms: 0,
             })

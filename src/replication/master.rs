@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata_engines::log::{encode_frame, encode_mark_frame, LogReader};
+use strata_engines::log::{encode_frame_encoded, encode_mark_frame, LogReader};
 
 use super::{render, AttachedReplica, STRATA_CAPA};
 use crate::client::ClientShared;
@@ -127,7 +127,7 @@ fn stream(
         out.clear();
         while out.len() < 1 << 20 {
             match reader.next_record().map_err(std::io::Error::other)? {
-                Some(record) => encode_frame(record.seq, &record.rocks, &record.mem, &mut out),
+                Some(record) => encode_frame_encoded(record.seq, &record.rocks, &record.mem_encoded, &mut out),
                 None => break,
             }
         }
