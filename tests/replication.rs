@@ -556,3 +556,29 @@ fn redis_cli_replica_shows_the_writes_of_a_strata_master() {
     let _ = cli.kill();
     let _ = cli.wait();
 }
+
+#[test]
+fn a_silent_peer_is_let_go_after_repl_timeout_and_the_link_comes_back() {
+    let master = TestServer::start_with(&["--repl-timeout", "2"]);
+    let replica =
+        TestServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string(), "--repl-timeout", "2"]);
+    wait_caught_up(&master, &replica);
+    // A replica that stops (SIGSTOP) acknowledges nothing: the master lets
+    // it go; once it runs again it reconnects and continues.
+    replica.signal("STOP");
+    let mut m = master.conn();
+    wait_until(Duration::from_secs(15), "the master to let the silent replica go", || {
+        m.info_field("connected_slaves") == "0"
+    });
+    m.call(&["SET", "while", "stopped"]);
+    replica.signal("CONT");
+    wait_caught_up(&master, &replica);
+    assert_eq!(replica.conn().call(&["GET", "while"]), Value::bulk("stopped"));
+    // A master that stops sending (SIGSTOP): the replica's link goes down.
+    master.signal("STOP");
+    wait_until(Duration::from_secs(15), "the replica to give up on the silent master", || {
+        replica.conn().info_field("master_link_status") == "down"
+    });
+    master.signal("CONT");
+    wait_caught_up(&master, &replica);
+}

@@ -206,6 +206,14 @@ fn unsafe_sigterm(pid: u32) {
     Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill -TERM");
 }
 
+impl TestServer {
+    /// Sends `signal` (`STOP`, `CONT` ...) to the running server.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("kill");
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
