@@ -49,7 +49,7 @@ import tempfile
 import time
 
 from benchlib import (call, read_samples, default_strata, free_port, info, issue_keys, issue_sizes, peak_rss, pipe, resp,
-                      server_argv, start, stop, wait_loaded, write_big_zset, write_issue_mixed)
+                      server_argv, settle, start, stop, wait_loaded, write_big_zset, write_issue_mixed)
 
 EVERY = 100  # every 100th element of each type is changed: 1 %
 
@@ -119,7 +119,7 @@ def load_settled(port, proc, dataset, kind, r):
     started = time.monotonic()
     pipe(port, dataset)
     r["load_s"] = time.monotonic() - started
-    r["settle_s"] = settle(port, kind)
+    r["settle_s"] = settled(port, kind)
     r["used_memory"] = int(info(port, "memory")["used_memory"])
     r["dbsize"] = read_samples(port, [("DBSIZE",)])[0]
 
@@ -144,23 +144,11 @@ def run_timed(argv, log):
     return elapsed, text
 
 
-def settle(port, kind, timeout=300.0):
-    """Waits (bounded) until the server has nothing in the background: no
-    save or AOF rewrite running; for Strata also no checkpoint due for the
-    load (its checkpoint sequence stops moving for 3 s). Returns seconds."""
+def settled(port, kind, timeout=300.0):
+    """`settle`, going on when the server stays busy; seconds waited."""
     started = time.monotonic()
-    stable_since, last = time.monotonic(), None
-    while time.monotonic() - started < timeout:
-        fields = info(port, "persistence")
-        busy = fields.get("rdb_bgsave_in_progress") != "0" or fields.get("aof_rewrite_in_progress", "0") != "0" \
-            or fields.get("aof_rewrite_scheduled", "0") != "0"
-        mark = (fields.get("strata_checkpoint_seq"), fields.get("strata_rocksdb_flushed_seq"))
-        if busy or mark != last:
-            stable_since, last = time.monotonic(), mark
-        elif time.monotonic() - stable_since >= 3:
-            return time.monotonic() - started
-        time.sleep(0.2)
-    print(f"{kind}: still busy in the background after {timeout:.0f} s; going on", file=sys.stderr)
+    if settle(port, timeout) is None:
+        print(f"{kind}: still busy in the background after {timeout:.0f} s; going on", file=sys.stderr)
     return time.monotonic() - started
 
 
@@ -285,7 +273,7 @@ def run_redis(args, dataset, change, sample_commands, scratch):
         started = time.monotonic()
         pipe(port, change)
         r["change_s"] = time.monotonic() - started
-        settle(port, "redis")  # an AOF rewrite the change started would refuse BGSAVE
+        settled(port, "redis")  # an AOF rewrite the change started would refuse BGSAVE
         r["incr_s"] = bgsave(port)
         r["incr"] = {"stored": os.path.getsize(dump)}
         r["source"] = read_samples(port, sample_commands)

@@ -252,3 +252,32 @@ def read_samples(port, commands, timeout=120):
             value, buf = read_reply(s, buf)
             out.append(value)
         return out
+
+
+def settle(port, timeout):
+    """Waits (bounded) until the server has nothing in the background: no
+    save, AOF rewrite or rewrite scheduled, and Strata's checkpoint and
+    RocksDB flush sequences unmoved for 3 s. Seconds waited, or None when
+    it was still busy after `timeout` (the caller decides what that means)."""
+    started = stable_since = time.monotonic()
+    last = None
+    while time.monotonic() - started < timeout:
+        f = info(port, "persistence")
+        busy = "1" in (f.get("rdb_bgsave_in_progress"), f.get("aof_rewrite_in_progress"),
+                       f.get("aof_rewrite_scheduled"))
+        mark = (f.get("strata_checkpoint_seq"), f.get("strata_rocksdb_flushed_seq"))
+        if busy or mark != last:
+            stable_since, last = time.monotonic(), mark
+        elif time.monotonic() - stable_since >= 3:
+            return time.monotonic() - started
+        time.sleep(0.2)
+    return None
+
+
+def mem_available():
+    """MemAvailable from /proc/meminfo, in bytes (0 if unreadable)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0

@@ -62,8 +62,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import (call, default_strata, free_port, info, read_reply, read_samples, resp, server_argv, stop,
-                      wait_ready)
+from benchlib import (call, default_strata, free_port, info, mem_available, read_reply, read_samples, resp, server_argv,
+                      settle, stop, wait_ready)
 
 PARTS = ("failover", "lag", "sync", "throughput")
 KEPT_LOGS = "/tmp/repl-bench-logs"
@@ -481,24 +481,14 @@ def write_sync_dataset(path, gb):
     return keys
 
 
-def settle(port, timeout=600.0):
-    """Waits until no BGSAVE, AOF rewrite or checkpoint runs and Strata's
-    checkpoint and flush sequences have held for 3 s, so that the full
-    sync is timed alone (Redis postpones a sync's save until its AOF
-    rewrite ends). Seconds."""
-    started = stable_since = time.monotonic()
-    last = None
-    while time.monotonic() - started < timeout:
-        f = info(port, "persistence")
-        busy = "1" in (f.get("rdb_bgsave_in_progress"), f.get("aof_rewrite_in_progress"),
-                       f.get("aof_rewrite_scheduled"))
-        mark = (f.get("strata_checkpoint_seq"), f.get("strata_rocksdb_flushed_seq"))
-        if busy or mark != last:
-            stable_since, last = time.monotonic(), mark
-        elif time.monotonic() - stable_since >= 3:
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise Failed(f"port {port} still saving or checkpointing after {timeout:.0f} s")
+def settled(port, timeout=600.0):
+    """`settle`, so that a full sync is timed alone (Redis postpones a
+    sync's save until its AOF rewrite ends); a server still busy fails the
+    part. Seconds."""
+    waited = settle(port, timeout)
+    if waited is None:
+        raise Failed(f"port {port} still saving or checkpointing after {timeout:.0f} s")
+    return waited
 
 
 def part_sync(cluster, args, dataset):
@@ -514,7 +504,7 @@ def part_sync(cluster, args, dataset):
         raise Failed(f"redis-cli --pipe: {out.decode(errors='replace')[-500:]}")
     if integer_reply(master.port, "DBSIZE") != keys:
         raise Failed(f"DBSIZE {integer_reply(master.port, 'DBSIZE')} after loading, expected {keys}")
-    settle_s = settle(master.port)
+    settle_s = settled(master.port)
     used_memory = int(info(master.port, "memory")["used_memory"])
     started = time.monotonic()
     replica = cluster.node("replica", master.port)
@@ -556,7 +546,7 @@ def part_throughput(cluster, args, dataset):
         # A replica's AOF rewrite or checkpoint after its sync, or the
         # master's, would land in some runs and not others.
         for node in (master, *replicas):
-            settle(node.port)
+            settled(node.port)
         rps = redis_benchmark(master.port)
         runs[label].append(rps)
         print(f"{cluster.kind} throughput, {label}: " + ", ".join(f"{t} {v:.0f}/s" for t, v in rps.items()),
@@ -642,14 +632,6 @@ def print_table(results, args):
             row(f"{test} -P 16 -c 50, master alone (ops/s)", lambda r: r["throughput"][test]["alone"], "{:.0f}")
             row("  with 2 replicas (ops/s)", lambda r: r["throughput"][test]["replicas"], "{:.0f}")
             row("  with / without", lambda r: r["throughput"][test]["ratio"], "{:.3f}")
-
-
-def mem_available():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def main():

@@ -56,8 +56,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import (default_strata, free_port, info, peak_rss, read_samples, resp, server_argv, start, stop,
-                      wait_loaded)
+from benchlib import (default_strata, free_port, info, mem_available, peak_rss, read_samples, resp, server_argv, settle,
+                      start, stop, wait_loaded)
 
 ELEMENTS = 10_000  # per key
 SHARES = {"list": 0.35, "zset": 0.25, "set": 0.15, "stream": 0.25}
@@ -158,14 +158,6 @@ def cpu_and_reads(pid):
         return 0.0, 0
 
 
-def mem_available():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def dir_bytes(path):
     total = 0
     for root, _, files in os.walk(path):
@@ -237,22 +229,11 @@ def load(port, dataset, guard, timeout):
     return time.monotonic() - started
 
 
-def settle(port, timeout=1800.0):
-    """Waits (bounded) until no checkpoint, save or AOF rewrite runs and
-    Strata's checkpoint sequence has not moved for 3 s; seconds."""
-    started = stable_since = time.monotonic()
-    last = None
-    while time.monotonic() - started < timeout:
-        f = info(port, "persistence")
-        busy = "1" in (f.get("rdb_bgsave_in_progress"), f.get("aof_rewrite_in_progress"),
-                       f.get("aof_rewrite_scheduled"))
-        mark = (f.get("strata_checkpoint_seq"), f.get("strata_rocksdb_flushed_seq"))
-        if busy or mark != last:
-            stable_since, last = time.monotonic(), mark
-        elif time.monotonic() - stable_since >= 3:
-            return time.monotonic() - started
-        time.sleep(0.2)
-    print(f"port {port}: still busy after {timeout:.0f} s; going on", file=sys.stderr)
+def settled(port, timeout):
+    """`settle`, going on when the server stays busy; seconds waited."""
+    started = time.monotonic()
+    if settle(port, timeout) is None:
+        print(f"port {port}: still busy after {timeout:.0f} s; going on", file=sys.stderr)
     return time.monotonic() - started
 
 
@@ -345,7 +326,7 @@ def one_load(kind, binary, dataset, args, scratch, first):
         for label in (("after load",) if first == "after load" else ("idle", "saved")):
             r = {"label": label, "load_s": load_s, "used_memory": used_memory}
             if label == "idle":
-                r["wait_s"] = settle(port)
+                r["wait_s"] = settled(port, 1800.0)
             elif label == "saved":
                 r["wait_s"] = save_everything(kind, port)
             else:
