@@ -116,14 +116,10 @@ fn stream(
             full_sync(server, socket, replica, &ids.replid)?
         }
     };
-    *replica.state.lock() = "online";
-    replica.ack_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
+    go_online(replica);
     let mut out = Vec::with_capacity(1 << 16);
     let mut last_sent = Instant::now();
-    while !replica.dropped.load(Ordering::Acquire)
-        && !client.killed.load(Ordering::Acquire)
-        && !server.is_shutting_down()
-    {
+    while still_linked(server, client, replica) {
         out.clear();
         while out.len() < 1 << 20 {
             match reader.next_record().map_err(std::io::Error::other)? {
@@ -131,10 +127,7 @@ fn stream(
                 None => break,
             }
         }
-        let acked_ms = replica.ack_ms.load(Ordering::Relaxed);
-        if strata_engines::now_ms().saturating_sub(acked_ms) > timeout.as_millis() as u64 {
-            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no acknowledgement within repl-timeout"));
-        }
+        check_acknowledging(replica, timeout)?;
         if out.is_empty() && last_sent.elapsed() >= HEARTBEAT {
             encode_mark_frame(strata_engines::now_ms(), &mut out);
         }
@@ -204,16 +197,12 @@ fn stream_plain(
     let (mut reader, mut renderer, mut sent) = sent?;
     let mut out = out.into_inner().map_err(|e| e.into_error())?;
     server.stats.net_repl_output_bytes.fetch_add(sent, Ordering::Relaxed);
-    *replica.state.lock() = "online";
-    replica.ack_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
+    go_online(replica);
     let ping_every = Duration::from_secs(server.config.read().number("repl-ping-replica-period").max(1) as u64);
     let engine = &keyspace.store.engine;
     let mut buf = Vec::with_capacity(1 << 16);
     let mut last_sent = Instant::now();
-    while !replica.dropped.load(Ordering::Acquire)
-        && !client.killed.load(Ordering::Acquire)
-        && !server.is_shutting_down()
-    {
+    while still_linked(server, client, replica) {
         buf.clear();
         let mut last_seq = None;
         while buf.len() < 1 << 20 {
@@ -241,15 +230,32 @@ fn stream_plain(
             last_sent = Instant::now();
             continue;
         }
-        let acked_ms = replica.ack_ms.load(Ordering::Relaxed);
         // redis-cli --replica acknowledges nothing: only real replicas,
         // which acknowledge every second, are held to repl-timeout.
-        if plain.acked.load(Ordering::Relaxed)
-            && strata_engines::now_ms().saturating_sub(acked_ms) > timeout.as_millis() as u64
-        {
-            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no acknowledgement within repl-timeout"));
+        if plain.acked.load(Ordering::Relaxed) {
+            check_acknowledging(replica, timeout)?;
         }
         reader.wait(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// The replica has its data: records follow, and acknowledgements count.
+fn go_online(replica: &AttachedReplica) {
+    *replica.state.lock() = "online";
+    replica.ack_ms.store(strata_engines::now_ms(), Ordering::Relaxed);
+}
+
+/// Whether the link goes on: not dropped, killed or shut down.
+fn still_linked(server: &Server, client: &ClientShared, replica: &AttachedReplica) -> bool {
+    !replica.dropped.load(Ordering::Acquire) && !client.killed.load(Ordering::Acquire) && !server.is_shutting_down()
+}
+
+/// An error once the replica has acknowledged nothing for `timeout`.
+fn check_acknowledging(replica: &AttachedReplica, timeout: Duration) -> std::io::Result<()> {
+    let silent_ms = strata_engines::now_ms().saturating_sub(replica.ack_ms.load(Ordering::Relaxed));
+    if silent_ms > timeout.as_millis() as u64 {
+        return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no acknowledgement within repl-timeout"));
     }
     Ok(())
 }
