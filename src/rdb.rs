@@ -1,0 +1,1588 @@
+//! Redis 7.0's DUMP / RESTORE payload format: the RDB encoding of one value,
+//! followed by the 2-byte little-endian RDB version and an 8-byte
+//! little-endian CRC64 of everything before it.
+//!
+//! The module is self-contained: it speaks a neutral value model
+//! ([`RdbValue`]) so that the keyspace can convert to and from its own types
+//! without this code knowing about them.
+//!
+//! `dump` writes the encodings Redis 7.0.15 writes with its default
+//! configuration (listpack / intset thresholds, LZF compression of strings
+//! longer than 20 bytes), so small values come out byte for byte identical to
+//! Redis's DUMP. `restore` reads every encoding a Redis 7.0 DUMP can contain,
+//! including the older ziplist / zipmap / plain encodings that a Redis 7.0
+//! still emits when it loaded them from an old RDB file.
+//!
+//! Everything read from a payload is untrusted: counts are bounded by the
+//! bytes left before anything is allocated, and malformed input gives
+//! [`RdbError::BadData`] rather than a panic.
+
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// The RDB version Redis 7.0 writes; RESTORE refuses payloads from newer ones.
+pub const RDB_VERSION: u16 = 10;
+
+/// A value as it travels in a DUMP payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RdbValue {
+    String(Bytes),
+    List(Vec<Bytes>),
+    /// Members in no particular order (Redis's own order is a hash table's).
+    Set(Vec<Bytes>),
+    /// Members in ascending (score, member) order, as ZRANGE lists them.
+    ZSet(Vec<(f64, Bytes)>),
+    Hash(Vec<(Bytes, Bytes)>),
+    Stream(RdbStream),
+}
+
+/// A stream entry ID: milliseconds and sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RdbStream {
+    /// Live entries in ascending ID order (deleted entries are not carried).
+    pub entries: Vec<RdbStreamEntry>,
+    pub last_id: StreamId,
+    /// How many entries were ever added, including deleted ones.
+    pub entries_added: u64,
+    /// The greatest ID ever deleted (0-0 when none).
+    pub max_deleted_id: StreamId,
+    /// The first live entry's ID (0-0 when the stream is empty).
+    pub first_id: StreamId,
+    pub groups: Vec<RdbConsumerGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RdbStreamEntry {
+    pub id: StreamId,
+    pub fields: Vec<(Bytes, Bytes)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RdbConsumerGroup {
+    pub name: Bytes,
+    pub last_id: StreamId,
+    /// The group's logical read counter; `None` when Redis marks it invalid.
+    pub entries_read: Option<u64>,
+    /// Delivered but not yet acknowledged entries, in ascending ID order.
+    pub pending: Vec<RdbPendingEntry>,
+    pub consumers: Vec<RdbConsumer>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RdbPendingEntry {
+    pub id: StreamId,
+    pub delivery_time_ms: u64,
+    pub delivery_count: u64,
+    /// The consumer that owns the entry; it must be one of the group's
+    /// consumers.
+    pub consumer: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RdbConsumer {
+    pub name: Bytes,
+    pub seen_time_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdbError {
+    /// The version is newer than ours or the checksum does not match.
+    BadPayload,
+    /// The payload's checksum is right but its content cannot be decoded.
+    BadData,
+}
+
+impl fmt::Display for RdbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Redis's RESTORE error texts, so clients see the same replies.
+        match self {
+            RdbError::BadPayload => f.write_str("DUMP payload version or checksum are wrong"),
+            RdbError::BadData => f.write_str("Bad data format"),
+        }
+    }
+}
+
+impl std::error::Error for RdbError {}
+
+type Result<T> = std::result::Result<T, RdbError>;
+
+// Object type bytes (rdb.h).
+const TYPE_STRING: u8 = 0;
+const TYPE_LIST: u8 = 1;
+const TYPE_SET: u8 = 2;
+const TYPE_ZSET: u8 = 3;
+const TYPE_HASH: u8 = 4;
+const TYPE_ZSET_2: u8 = 5;
+const TYPE_HASH_ZIPMAP: u8 = 9;
+const TYPE_LIST_ZIPLIST: u8 = 10;
+const TYPE_SET_INTSET: u8 = 11;
+const TYPE_ZSET_ZIPLIST: u8 = 12;
+const TYPE_HASH_ZIPLIST: u8 = 13;
+const TYPE_LIST_QUICKLIST: u8 = 14;
+const TYPE_STREAM_LISTPACKS: u8 = 15;
+const TYPE_HASH_LISTPACK: u8 = 16;
+const TYPE_ZSET_LISTPACK: u8 = 17;
+const TYPE_LIST_QUICKLIST_2: u8 = 18;
+const TYPE_STREAM_LISTPACKS_2: u8 = 19;
+
+// Redis 7.0's default thresholds for the compact encodings.
+const SET_MAX_INTSET_ENTRIES: usize = 512;
+const ZSET_MAX_LISTPACK_ENTRIES: usize = 128;
+const ZSET_MAX_LISTPACK_VALUE: usize = 64;
+const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
+const HASH_MAX_LISTPACK_VALUE: usize = 64;
+/// list-max-listpack-size -2: a quicklist node holds up to 8 KiB.
+const LIST_MAX_NODE_BYTES: usize = 8192;
+/// quicklist.c's estimate of an element's listpack header and backlen
+/// when it decides whether one more element fits in a node.
+const LIST_ELEMENT_OVERHEAD: usize = 8;
+const STREAM_NODE_MAX_BYTES: usize = 4096;
+const STREAM_NODE_MAX_ENTRIES: usize = 100;
+
+// Quicklist node containers (RDB_TYPE_LIST_QUICKLIST_2).
+const QUICKLIST_NODE_PLAIN: u64 = 1;
+const QUICKLIST_NODE_PACKED: u64 = 2;
+
+// Stream entry flags inside a listpack.
+const STREAM_ITEM_DELETED: i64 = 1;
+const STREAM_ITEM_SAME_FIELDS: i64 = 2;
+
+// ---------------------------------------------------------------------------
+// Payload envelope
+// ---------------------------------------------------------------------------
+
+/// Serializes `value` as Redis's DUMP does, version and checksum included.
+pub fn dump(value: &RdbValue) -> Vec<u8> {
+    let mut out = Vec::new();
+    match value {
+        RdbValue::String(s) => {
+            out.push(TYPE_STRING);
+            write_string(&mut out, s);
+        }
+        RdbValue::List(items) => write_list(&mut out, items),
+        RdbValue::Set(members) => write_set(&mut out, members),
+        RdbValue::ZSet(members) => write_zset(&mut out, members),
+        RdbValue::Hash(fields) => write_hash(&mut out, fields),
+        RdbValue::Stream(stream) => write_stream(&mut out, stream),
+    }
+    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let checksum = crc64(0, &out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
+}
+
+/// Decodes a DUMP payload as Redis's RESTORE does.
+pub fn restore(payload: &[u8]) -> Result<RdbValue> {
+    verify_footer(payload)?;
+    let body = &payload[..payload.len() - 10];
+    // Like Redis, bytes between the object and the footer are ignored: the
+    // checksum covers them, and RESTORE in 7.0.15 accepts such payloads.
+    read_object(&mut Reader::new(body))
+}
+
+/// verifyDumpPayload: the version must not be newer than ours and the CRC64
+/// must match. A zero CRC gets no special treatment: RESTORE only skips the
+/// check when `skip-checksum-validation` is configured.
+fn verify_footer(payload: &[u8]) -> Result<()> {
+    if payload.len() < 10 {
+        return Err(RdbError::BadPayload);
+    }
+    let footer = &payload[payload.len() - 10..];
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    if version > RDB_VERSION {
+        return Err(RdbError::BadPayload);
+    }
+    let stored = u64::from_le_bytes(footer[2..].try_into().expect("8 bytes"));
+    if crc64(0, &payload[..payload.len() - 8]) != stored {
+        return Err(RdbError::BadPayload);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// CRC64 (Jones polynomial, reflected, no final xor), as Redis's crc64.c
+// ---------------------------------------------------------------------------
+
+/// 0xad93d23594c935a9 with its bits reversed, for the reflected algorithm.
+const CRC64_JONES_REFLECTED: u64 = 0x95ac_9329_ac4b_c9b5;
+
+const CRC64_TABLE: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut crc = byte as u64;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ CRC64_JONES_REFLECTED } else { crc >> 1 };
+            bit += 1;
+        }
+        table[byte] = crc;
+        byte += 1;
+    }
+    table
+};
+
+pub fn crc64(mut crc: u64, data: &[u8]) -> u64 {
+    for &byte in data {
+        crc = CRC64_TABLE[((crc ^ byte as u64) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+// ---------------------------------------------------------------------------
+// LZF, as Redis's lzf_c.c / lzf_d.c (HLOG 16, VERY_FAST)
+// ---------------------------------------------------------------------------
+
+const LZF_HASH_LOG: u32 = 16;
+const LZF_MAX_LITERAL: usize = 1 << 5;
+const LZF_MAX_OFFSET: usize = 1 << 13;
+const LZF_MAX_REFERENCE: usize = (1 << 8) + (1 << 3);
+
+fn lzf_hash_slot(hash: u32) -> usize {
+    (((hash >> (3 * 8 - LZF_HASH_LOG)).wrapping_sub(hash.wrapping_mul(5))) & ((1 << LZF_HASH_LOG) - 1)) as usize
+}
+
+/// Compresses `input` into at most `out_limit` bytes, or gives `None` when
+/// it does not fit. The algorithm follows liblzf step by step (including
+/// its quirks, such as matches that may run to the very end of the input
+/// when fewer than 19 bytes are left) because Redis's choice to store a
+/// string compressed depends on the exact output length, and DUMP payloads
+/// are compared byte for byte.
+fn lzf_compress(input: &[u8], out_limit: usize) -> Option<Vec<u8>> {
+    let in_len = input.len();
+    if in_len < 3 || out_limit == 0 {
+        return None;
+    }
+    // Positions of the last occurrence of each 3-byte hash; 0 means none,
+    // which loses nothing since a match at position 0 is never taken.
+    let mut table = vec![0u32; 1 << LZF_HASH_LOG];
+    // Slack past the limit: liblzf may step one byte beyond `out_end`
+    // before noticing that the output is full.
+    let mut out = vec![0u8; out_limit + 4];
+    let out_end = out_limit;
+    let mut ip = 0usize;
+    let mut op = 1usize; // out[0] is reserved for the first literal run's length
+    let mut lit = 0usize;
+    let mut hash = (u32::from(input[0]) << 8) | u32::from(input[1]);
+
+    while ip < in_len - 2 {
+        hash = (hash << 8) | u32::from(input[ip + 2]);
+        let slot = lzf_hash_slot(hash);
+        let reference = table[slot] as usize;
+        table[slot] = ip as u32;
+
+        let is_match = reference > 0
+            && reference < ip
+            && ip - reference - 1 < LZF_MAX_OFFSET
+            && input[reference..reference + 3] == input[ip..ip + 3];
+        if is_match {
+            let offset = ip - reference - 1;
+            let mut len = 2usize;
+            let max_len = (in_len - ip - len).min(LZF_MAX_REFERENCE);
+            if op + 3 + 1 >= out_end && op - usize::from(lit == 0) + 3 + 1 >= out_end {
+                return None;
+            }
+            out[op - lit - 1] = (lit as u8).wrapping_sub(1); // close the literal run
+            op -= usize::from(lit == 0); // an empty run takes no byte
+            let mut mismatch = false;
+            if max_len > 16 {
+                for _ in 0..16 {
+                    len += 1;
+                    if input[reference + len] != input[ip + len] {
+                        mismatch = true;
+                        break;
+                    }
+                }
+            }
+            if !mismatch {
+                loop {
+                    len += 1;
+                    if !(len < max_len && input[reference + len] == input[ip + len]) {
+                        break;
+                    }
+                }
+            }
+            len -= 2; // the encoded length is the match length minus 2
+            ip += 1;
+            if len < 7 {
+                out[op] = ((offset >> 8) + (len << 5)) as u8;
+                op += 1;
+            } else {
+                out[op] = ((offset >> 8) + (7 << 5)) as u8;
+                out[op + 1] = (len - 7) as u8;
+                op += 2;
+            }
+            out[op] = offset as u8;
+            op += 2; // the offset byte, then room for the next run's length
+            lit = 0;
+            ip += len + 1;
+            if ip >= in_len - 2 {
+                break;
+            }
+            // Hash the last two positions of the match so later data can
+            // refer into it.
+            ip -= 2;
+            hash = (u32::from(input[ip]) << 8) | u32::from(input[ip + 1]);
+            for _ in 0..2 {
+                hash = (hash << 8) | u32::from(input[ip + 2]);
+                table[lzf_hash_slot(hash)] = ip as u32;
+                ip += 1;
+            }
+        } else {
+            if op >= out_end {
+                return None;
+            }
+            out[op] = input[ip];
+            op += 1;
+            ip += 1;
+            lit += 1;
+            if lit == LZF_MAX_LITERAL {
+                out[op - lit - 1] = (lit - 1) as u8;
+                lit = 0;
+                op += 1;
+            }
+        }
+    }
+    if op + 3 > out_end {
+        return None;
+    }
+    while ip < in_len {
+        out[op] = input[ip];
+        op += 1;
+        ip += 1;
+        lit += 1;
+        if lit == LZF_MAX_LITERAL {
+            out[op - lit - 1] = (lit - 1) as u8;
+            lit = 0;
+            op += 1;
+        }
+    }
+    out[op - lit - 1] = (lit as u8).wrapping_sub(1);
+    op -= usize::from(lit == 0);
+    out.truncate(op);
+    Some(out)
+}
+
+/// Decompresses LZF data that must expand to exactly `expected_len` bytes.
+/// The output grows with what the input actually produces, so a lying
+/// length cannot make us allocate more than the data expands to.
+fn lzf_decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::with_capacity(expected_len.min(input.len().saturating_mul(4)));
+    let mut ip = 0;
+    while ip < input.len() {
+        let control = input[ip] as usize;
+        ip += 1;
+        if control < LZF_MAX_LITERAL {
+            let run = control + 1;
+            let literal = input.get(ip..ip + run).ok_or(RdbError::BadData)?;
+            if out.len() + run > expected_len {
+                return Err(RdbError::BadData);
+            }
+            out.extend_from_slice(literal);
+            ip += run;
+        } else {
+            let mut len = control >> 5;
+            if len == 7 {
+                len += *input.get(ip).ok_or(RdbError::BadData)? as usize;
+                ip += 1;
+            }
+            len += 2;
+            let low = *input.get(ip).ok_or(RdbError::BadData)? as usize;
+            ip += 1;
+            let distance = ((control & 0x1f) << 8) + low + 1;
+            if distance > out.len() || out.len() + len > expected_len {
+                return Err(RdbError::BadData);
+            }
+            // Byte by byte: the source may overlap what is being written.
+            let start = out.len() - distance;
+            for i in 0..len {
+                out.push(out[start + i]);
+            }
+        }
+    }
+    if out.len() != expected_len {
+        return Err(RdbError::BadData);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Integers in text form
+// ---------------------------------------------------------------------------
+
+/// Parses `text` when it is the canonical decimal form of an i64 (Redis's
+/// string2ll: no sign on zero, no leading zeros, no spaces, no '+').
+fn parse_canonical_i64(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'0'] => return Some(0),
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    match digits.first() {
+        Some(b'1'..=b'9') if digits.len() <= 19 => {}
+        _ => return None,
+    }
+    let mut magnitude: u64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+    }
+    if negative {
+        if magnitude > 1 << 63 {
+            return None;
+        }
+        Some((magnitude as i64).wrapping_neg())
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+fn i64_to_bytes(value: i64) -> Bytes {
+    Bytes::from(value.to_string())
+}
+
+/// Redis's d2string: how a score is written into a listpack. Integral
+/// values within ±2^62 print as integers, others as printf's "%.17g".
+fn format_score(score: f64) -> String {
+    if score.is_nan() {
+        return "nan".into();
+    }
+    if score.is_infinite() {
+        return if score < 0.0 { "-inf".into() } else { "inf".into() };
+    }
+    if score == 0.0 {
+        return if score.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let integral_limit = (i64::MAX / 2) as f64;
+    if (-integral_limit..=integral_limit).contains(&score) && score.trunc() == score {
+        return (score as i64).to_string();
+    }
+    format_g17(score)
+}
+
+/// printf's "%.17g" for a finite, non-zero double.
+fn format_g17(value: f64) -> String {
+    const PRECISION: i32 = 17;
+    // Rust's exponent form gives the 17 correctly rounded significant
+    // digits; %g then picks fixed or exponent notation by the exponent.
+    let scientific = format!("{:.*e}", (PRECISION - 1) as usize, value);
+    let (mantissa, exponent) = scientific.split_once('e').expect("exponent form");
+    let exponent: i32 = exponent.parse().expect("integer exponent");
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let mut text = String::new();
+    if negative {
+        text.push('-');
+    }
+    if (-4..PRECISION).contains(&exponent) {
+        if exponent < 0 {
+            text.push_str("0.");
+            text.extend(std::iter::repeat_n('0', (-exponent - 1) as usize));
+            text.push_str(digits.trim_end_matches('0'));
+        } else {
+            let (whole, fraction) = digits.split_at(exponent as usize + 1);
+            text.push_str(whole);
+            let fraction = fraction.trim_end_matches('0');
+            if !fraction.is_empty() {
+                text.push('.');
+                text.push_str(fraction);
+            }
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        text.push_str(first);
+        let rest = rest.trim_end_matches('0');
+        if !rest.is_empty() {
+            text.push('.');
+            text.push_str(rest);
+        }
+        text.push('e');
+        text.push(if exponent < 0 { '-' } else { '+' });
+        text.push_str(&format!("{:02}", exponent.abs()));
+    }
+    text
+}
+
+/// Parses a score the way strtod would accept it from a listpack or an
+/// old-style RDB_TYPE_ZSET string.
+fn parse_score(text: &[u8]) -> Result<f64> {
+    let text = std::str::from_utf8(text).map_err(|_| RdbError::BadData)?;
+    text.parse::<f64>().map_err(|_| RdbError::BadData)
+}
+
+// ---------------------------------------------------------------------------
+// Writing RDB primitives
+// ---------------------------------------------------------------------------
+
+/// rdbSaveLen: 6-bit, 14-bit, 32-bit or 64-bit big-endian lengths.
+fn write_length(out: &mut Vec<u8>, len: u64) {
+    if len < 1 << 6 {
+        out.push(len as u8);
+    } else if len < 1 << 14 {
+        out.push(0x40 | (len >> 8) as u8);
+        out.push(len as u8);
+    } else if len <= u64::from(u32::MAX) {
+        out.push(0x80);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    } else {
+        out.push(0x81);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// rdbSaveRawString: small canonical integers as 1/2/4-byte integers,
+/// strings over 20 bytes LZF-compressed when that saves at least 4 bytes,
+/// everything else verbatim.
+fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+    if s.len() <= 11 {
+        if let Some(value) = parse_canonical_i64(s) {
+            if let Ok(small) = i8::try_from(value) {
+                out.extend_from_slice(&[0xc0, small as u8]);
+                return;
+            }
+            if let Ok(medium) = i16::try_from(value) {
+                out.push(0xc1);
+                out.extend_from_slice(&medium.to_le_bytes());
+                return;
+            }
+            if let Ok(large) = i32::try_from(value) {
+                out.push(0xc2);
+                out.extend_from_slice(&large.to_le_bytes());
+                return;
+            }
+        }
+    }
+    if s.len() > 20 {
+        if let Some(compressed) = lzf_compress(s, s.len() - 4) {
+            out.push(0xc3);
+            write_length(out, compressed.len() as u64);
+            write_length(out, s.len() as u64);
+            out.extend_from_slice(&compressed);
+            return;
+        }
+    }
+    write_length(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+fn write_binary_double(out: &mut Vec<u8>, value: f64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn write_stream_id_raw(out: &mut Vec<u8>, id: StreamId) {
+    out.extend_from_slice(&id.ms.to_be_bytes());
+    out.extend_from_slice(&id.seq.to_be_bytes());
+}
+
+// ---------------------------------------------------------------------------
+// Listpack
+// ---------------------------------------------------------------------------
+
+/// Builds a listpack blob: 4-byte total size, 2-byte element count,
+/// elements each followed by their own length (for backward walks), 0xFF.
+#[derive(Default)]
+struct ListpackBuilder {
+    elements: Vec<u8>,
+    count: usize,
+}
+
+const LISTPACK_HEADER_BYTES: usize = 6;
+const LISTPACK_END: u8 = 0xff;
+/// The element count field saturates here, meaning "count them".
+const LISTPACK_UNKNOWN_COUNT: u16 = u16::MAX;
+
+impl ListpackBuilder {
+    /// Appends a string, stored as an integer when it is a canonical one,
+    /// as lpAppend does.
+    fn push_bytes(&mut self, s: &[u8]) {
+        match parse_canonical_i64(s) {
+            Some(value) => self.push_integer(value),
+            None => self.push_string(s),
+        }
+    }
+
+    fn push_string(&mut self, s: &[u8]) {
+        let start = self.elements.len();
+        let len = s.len();
+        if len < 1 << 6 {
+            self.elements.push(0x80 | len as u8);
+        } else if len < 1 << 12 {
+            self.elements.push(0xe0 | (len >> 8) as u8);
+            self.elements.push(len as u8);
+        } else {
+            self.elements.push(0xf0);
+            self.elements.extend_from_slice(&(len as u32).to_le_bytes());
+        }
+        self.elements.extend_from_slice(s);
+        self.finish_element(start);
+    }
+
+    fn push_integer(&mut self, value: i64) {
+        let start = self.elements.len();
+        if (0..=127).contains(&value) {
+            self.elements.push(value as u8);
+        } else if (-4096..=4095).contains(&value) {
+            let bits = (value as u64) & 0x1fff;
+            self.elements.push(0xc0 | (bits >> 8) as u8);
+            self.elements.push(bits as u8);
+        } else if let Ok(v) = i16::try_from(value) {
+            self.elements.push(0xf1);
+            self.elements.extend_from_slice(&v.to_le_bytes());
+        } else if (-(1 << 23)..(1 << 23)).contains(&value) {
+            self.elements.push(0xf2);
+            self.elements.extend_from_slice(&value.to_le_bytes()[..3]);
+        } else if let Ok(v) = i32::try_from(value) {
+            self.elements.push(0xf3);
+            self.elements.extend_from_slice(&v.to_le_bytes());
+        } else {
+            self.elements.push(0xf4);
+            self.elements.extend_from_slice(&value.to_le_bytes());
+        }
+        self.finish_element(start);
+    }
+
+    fn finish_element(&mut self, start: usize) {
+        let element_len = self.elements.len() - start;
+        self.elements.extend_from_slice(&listpack_backlen(element_len));
+        self.count += 1;
+    }
+
+    /// The size of the finished blob.
+    fn total_bytes(&self) -> usize {
+        LISTPACK_HEADER_BYTES + self.elements.len() + 1
+    }
+
+    fn finish(self) -> Vec<u8> {
+        let total = self.total_bytes();
+        let mut blob = Vec::with_capacity(total);
+        blob.extend_from_slice(&(total as u32).to_le_bytes());
+        let count = u16::try_from(self.count).unwrap_or(LISTPACK_UNKNOWN_COUNT);
+        blob.extend_from_slice(&count.to_le_bytes());
+        blob.extend_from_slice(&self.elements);
+        blob.push(LISTPACK_END);
+        blob
+    }
+}
+
+/// An element's length written after it, 7 bits a byte, most significant
+/// first, every byte but the first flagged with 0x80.
+fn listpack_backlen(len: usize) -> Vec<u8> {
+    let mut groups = vec![(len & 0x7f) as u8];
+    let mut rest = len >> 7;
+    while rest > 0 {
+        groups.push((rest & 0x7f) as u8);
+        rest >>= 7;
+    }
+    groups.reverse();
+    for byte in groups.iter_mut().skip(1) {
+        *byte |= 0x80;
+    }
+    groups
+}
+
+/// One decoded listpack or ziplist element.
+#[derive(Debug, Clone, PartialEq)]
+enum PackedElement {
+    Integer(i64),
+    Bytes(Bytes),
+}
+
+impl PackedElement {
+    fn into_bytes(self) -> Bytes {
+        match self {
+            PackedElement::Integer(value) => i64_to_bytes(value),
+            PackedElement::Bytes(bytes) => bytes,
+        }
+    }
+
+    fn integer(&self) -> Result<i64> {
+        match self {
+            PackedElement::Integer(value) => Ok(*value),
+            PackedElement::Bytes(text) => parse_canonical_i64(text).ok_or(RdbError::BadData),
+        }
+    }
+}
+
+fn parse_listpack(blob: &[u8]) -> Result<Vec<PackedElement>> {
+    if blob.len() < LISTPACK_HEADER_BYTES + 1 {
+        return Err(RdbError::BadData);
+    }
+    let total = u32::from_le_bytes(blob[0..4].try_into().expect("4 bytes")) as usize;
+    let declared_count = u16::from_le_bytes([blob[4], blob[5]]);
+    if total != blob.len() || blob[total - 1] != LISTPACK_END {
+        return Err(RdbError::BadData);
+    }
+    let mut reader = Reader::new(&blob[LISTPACK_HEADER_BYTES..total - 1]);
+    let mut elements = Vec::new();
+    while reader.remaining() > 0 {
+        let start = reader.position;
+        let element = read_listpack_element(&mut reader)?;
+        let element_len = reader.position - start;
+        if reader.take(listpack_backlen(element_len).len())? != listpack_backlen(element_len).as_slice() {
+            return Err(RdbError::BadData);
+        }
+        elements.push(element);
+    }
+    if declared_count != LISTPACK_UNKNOWN_COUNT && usize::from(declared_count) != elements.len() {
+        return Err(RdbError::BadData);
+    }
+    Ok(elements)
+}
+
+fn read_listpack_element(reader: &mut Reader<'_>) -> Result<PackedElement> {
+    let first = reader.byte()?;
+    let element = match first {
+        0x00..=0x7f => PackedElement::Integer(i64::from(first)),
+        0x80..=0xbf => PackedElement::Bytes(reader.bytes(usize::from(first & 0x3f))?),
+        0xc0..=0xdf => {
+            let bits = (u64::from(first & 0x1f) << 8) | u64::from(reader.byte()?);
+            PackedElement::Integer(sign_extend(bits, 13))
+        }
+        0xe0..=0xef => {
+            let len = (usize::from(first & 0x0f) << 8) | usize::from(reader.byte()?);
+            PackedElement::Bytes(reader.bytes(len)?)
+        }
+        0xf0 => {
+            let len = u32::from_le_bytes(reader.array()?) as usize;
+            PackedElement::Bytes(reader.bytes(len)?)
+        }
+        0xf1 => PackedElement::Integer(i64::from(i16::from_le_bytes(reader.array()?))),
+        0xf2 => {
+            let [a, b, c] = reader.array()?;
+            PackedElement::Integer(sign_extend(u64::from(u32::from_le_bytes([a, b, c, 0])), 24))
+        }
+        0xf3 => PackedElement::Integer(i64::from(i32::from_le_bytes(reader.array()?))),
+        0xf4 => PackedElement::Integer(i64::from_le_bytes(reader.array()?)),
+        _ => return Err(RdbError::BadData),
+    };
+    Ok(element)
+}
+
+fn sign_extend(bits: u64, width: u32) -> i64 {
+    let shift = 64 - width;
+    ((bits << shift) as i64) >> shift
+}
+
+// ---------------------------------------------------------------------------
+// Ziplist, zipmap and intset (read only: Redis 7.0 no longer writes the
+// first two, and intsets are written by `write_intset`)
+// ---------------------------------------------------------------------------
+
+const ZIPLIST_HEADER_BYTES: usize = 10;
+const ZIPLIST_END: u8 = 0xff;
+
+fn parse_ziplist(blob: &[u8]) -> Result<Vec<PackedElement>> {
+    if blob.len() < ZIPLIST_HEADER_BYTES + 1 {
+        return Err(RdbError::BadData);
+    }
+    let total = u32::from_le_bytes(blob[0..4].try_into().expect("4 bytes")) as usize;
+    let tail_offset = u32::from_le_bytes(blob[4..8].try_into().expect("4 bytes")) as usize;
+    let declared_count = u16::from_le_bytes([blob[8], blob[9]]);
+    if total != blob.len() || blob[total - 1] != ZIPLIST_END {
+        return Err(RdbError::BadData);
+    }
+    let mut reader = Reader::new(&blob[..total - 1]);
+    reader.position = ZIPLIST_HEADER_BYTES;
+    let mut elements = Vec::new();
+    let mut previous_len = 0usize;
+    let mut last_start = ZIPLIST_HEADER_BYTES;
+    while reader.remaining() > 0 {
+        let start = reader.position;
+        let first = reader.byte()?;
+        let prevlen = if first < 0xfe {
+            usize::from(first)
+        } else if first == 0xfe {
+            u32::from_le_bytes(reader.array()?) as usize
+        } else {
+            return Err(RdbError::BadData);
+        };
+        if prevlen != previous_len {
+            return Err(RdbError::BadData);
+        }
+        elements.push(read_ziplist_payload(&mut reader)?);
+        previous_len = reader.position - start;
+        last_start = start;
+    }
+    if tail_offset != last_start {
+        return Err(RdbError::BadData);
+    }
+    if declared_count != u16::MAX && usize::from(declared_count) != elements.len() {
+        return Err(RdbError::BadData);
+    }
+    Ok(elements)
+}
+
+fn read_ziplist_payload(reader: &mut Reader<'_>) -> Result<PackedElement> {
+    let encoding = reader.byte()?;
+    let element = match encoding >> 6 {
+        0 => PackedElement::Bytes(reader.bytes(usize::from(encoding & 0x3f))?),
+        1 => {
+            let len = (usize::from(encoding & 0x3f) << 8) | usize::from(reader.byte()?);
+            PackedElement::Bytes(reader.bytes(len)?)
+        }
+        2 if encoding == 0x80 => {
+            let len = u32::from_be_bytes(reader.array()?) as usize;
+            PackedElement::Bytes(reader.bytes(len)?)
+        }
+        2 => return Err(RdbError::BadData),
+        _ => match encoding {
+            0xc0 => PackedElement::Integer(i64::from(i16::from_le_bytes(reader.array()?))),
+            0xd0 => PackedElement::Integer(i64::from(i32::from_le_bytes(reader.array()?))),
+            0xe0 => PackedElement::Integer(i64::from_le_bytes(reader.array()?)),
+            0xf0 => {
+                let [a, b, c] = reader.array()?;
+                PackedElement::Integer(sign_extend(u64::from(u32::from_le_bytes([a, b, c, 0])), 24))
+            }
+            0xfe => PackedElement::Integer(i64::from(reader.byte()? as i8)),
+            // 4-bit immediates 0001..1101 stand for 0..12.
+            0xf1..=0xfd => PackedElement::Integer(i64::from(encoding & 0x0f) - 1),
+            _ => return Err(RdbError::BadData),
+        },
+    };
+    Ok(element)
+}
+
+/// Zipmap, the pre-2.6 small-hash encoding: a count byte, then per pair a
+/// key length, key, value length, a count of free bytes, value, free bytes.
+fn parse_zipmap(blob: &[u8]) -> Result<Vec<(Bytes, Bytes)>> {
+    let mut reader = Reader::new(blob);
+    reader.byte()?; // a count hint, saturated at 254: the pairs are counted instead
+    let mut pairs = Vec::new();
+    loop {
+        let Some(key_len) = read_zipmap_length(&mut reader)? else { break };
+        let key = reader.bytes(key_len)?;
+        let value_len = read_zipmap_length(&mut reader)?.ok_or(RdbError::BadData)?;
+        let free = usize::from(reader.byte()?);
+        let value = reader.bytes(value_len)?;
+        reader.take(free)?;
+        pairs.push((key, value));
+    }
+    if reader.remaining() != 0 {
+        return Err(RdbError::BadData);
+    }
+    Ok(pairs)
+}
+
+/// A zipmap length, or `None` at the end marker.
+fn read_zipmap_length(reader: &mut Reader<'_>) -> Result<Option<usize>> {
+    match reader.byte()? {
+        0xff => Ok(None),
+        0xfe => Ok(Some(u32::from_le_bytes(reader.array()?) as usize)),
+        len => Ok(Some(usize::from(len))),
+    }
+}
+
+/// Intset: 4-byte element width (2, 4 or 8), 4-byte count, then the
+/// members sorted ascending, all little-endian.
+fn parse_intset(blob: &[u8]) -> Result<Vec<i64>> {
+    let mut reader = Reader::new(blob);
+    let width = u32::from_le_bytes(reader.array()?) as usize;
+    let count = u32::from_le_bytes(reader.array()?) as usize;
+    if !matches!(width, 2 | 4 | 8) || count.checked_mul(width) != Some(reader.remaining()) {
+        return Err(RdbError::BadData);
+    }
+    let mut members = Vec::with_capacity(count);
+    for _ in 0..count {
+        let raw = reader.take(width)?;
+        let member = match width {
+            2 => i64::from(i16::from_le_bytes(raw.try_into().expect("2 bytes"))),
+            4 => i64::from(i32::from_le_bytes(raw.try_into().expect("4 bytes"))),
+            _ => i64::from_le_bytes(raw.try_into().expect("8 bytes")),
+        };
+        if members.last().is_some_and(|&previous| previous >= member) {
+            return Err(RdbError::BadData);
+        }
+        members.push(member);
+    }
+    Ok(members)
+}
+
+fn build_intset(members: &[i64]) -> Vec<u8> {
+    let mut sorted = members.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let width: usize = if sorted.iter().all(|&m| i16::try_from(m).is_ok()) {
+        2
+    } else if sorted.iter().all(|&m| i32::try_from(m).is_ok()) {
+        4
+    } else {
+        8
+    };
+    let mut blob = Vec::with_capacity(8 + sorted.len() * width);
+    blob.extend_from_slice(&(width as u32).to_le_bytes());
+    blob.extend_from_slice(&(sorted.len() as u32).to_le_bytes());
+    for member in sorted {
+        blob.extend_from_slice(&member.to_le_bytes()[..width]);
+    }
+    blob
+}
+
+// ---------------------------------------------------------------------------
+// Writing values
+// ---------------------------------------------------------------------------
+
+/// A quicklist of listpack nodes, split where Redis would start a new node
+/// with list-max-listpack-size -2 (8 KiB per node).
+fn write_list(out: &mut Vec<u8>, items: &[Bytes]) {
+    out.push(TYPE_LIST_QUICKLIST_2);
+    let mut nodes: Vec<ListpackBuilder> = Vec::new();
+    for item in items {
+        let needs_new_node = match nodes.last() {
+            None => true,
+            Some(node) => node.total_bytes() + item.len() + LIST_ELEMENT_OVERHEAD > LIST_MAX_NODE_BYTES,
+        };
+        if needs_new_node {
+            nodes.push(ListpackBuilder::default());
+        }
+        nodes.last_mut().expect("a node was just ensured").push_bytes(item);
+    }
+    write_length(out, nodes.len() as u64);
+    for node in nodes {
+        write_length(out, QUICKLIST_NODE_PACKED);
+        write_string(out, &node.finish());
+    }
+}
+
+fn write_set(out: &mut Vec<u8>, members: &[Bytes]) {
+    if members.len() <= SET_MAX_INTSET_ENTRIES {
+        let integers: Option<Vec<i64>> = members.iter().map(|m| parse_canonical_i64(m)).collect();
+        if let Some(integers) = integers {
+            out.push(TYPE_SET_INTSET);
+            write_string(out, &build_intset(&integers));
+            return;
+        }
+    }
+    out.push(TYPE_SET);
+    write_length(out, members.len() as u64);
+    for member in members {
+        write_string(out, member);
+    }
+}
+
+fn write_zset(out: &mut Vec<u8>, members: &[(f64, Bytes)]) {
+    let fits_listpack = members.len() <= ZSET_MAX_LISTPACK_ENTRIES
+        && members.iter().all(|(_, member)| member.len() <= ZSET_MAX_LISTPACK_VALUE);
+    if fits_listpack {
+        out.push(TYPE_ZSET_LISTPACK);
+        let mut listpack = ListpackBuilder::default();
+        for (score, member) in members {
+            listpack.push_bytes(member);
+            listpack.push_bytes(format_score(*score).as_bytes());
+        }
+        write_string(out, &listpack.finish());
+    } else {
+        out.push(TYPE_ZSET_2);
+        write_length(out, members.len() as u64);
+        // Redis writes the skiplist from the greatest element down, so that
+        // loading inserts each element at the head in O(1).
+        for (score, member) in members.iter().rev() {
+            write_string(out, member);
+            write_binary_double(out, *score);
+        }
+    }
+}
+
+fn write_hash(out: &mut Vec<u8>, fields: &[(Bytes, Bytes)]) {
+    let fits_listpack = fields.len() <= HASH_MAX_LISTPACK_ENTRIES
+        && fields
+            .iter()
+            .all(|(field, value)| field.len() <= HASH_MAX_LISTPACK_VALUE && value.len() <= HASH_MAX_LISTPACK_VALUE);
+    if fits_listpack {
+        out.push(TYPE_HASH_LISTPACK);
+        let mut listpack = ListpackBuilder::default();
+        for (field, value) in fields {
+            listpack.push_bytes(field);
+            listpack.push_bytes(value);
+        }
+        write_string(out, &listpack.finish());
+    } else {
+        out.push(TYPE_HASH);
+        write_length(out, fields.len() as u64);
+        for (field, value) in fields {
+            write_string(out, field);
+            write_string(out, value);
+        }
+    }
+}
+
+/// One stream listpack ("macro node") being filled, as streamAppendItem
+/// fills it: a master entry holding the first entry's field names, then
+/// every entry delta-encoded against the master ID.
+struct StreamNode<'a> {
+    master_id: StreamId,
+    master_fields: Vec<&'a [u8]>,
+    entries: ListpackBuilder,
+    entry_count: usize,
+}
+
+impl<'a> StreamNode<'a> {
+    fn new(first: &'a RdbStreamEntry) -> Self {
+        StreamNode {
+            master_id: first.id,
+            master_fields: first.fields.iter().map(|(field, _)| field.as_ref()).collect(),
+            entries: ListpackBuilder::default(),
+            entry_count: 0,
+        }
+    }
+
+    fn master_entry(&self) -> ListpackBuilder {
+        let mut master = ListpackBuilder::default();
+        master.push_integer(self.entry_count as i64);
+        master.push_integer(0); // deleted entries: we carry none
+        master.push_integer(self.master_fields.len() as i64);
+        for field in &self.master_fields {
+            master.push_bytes(field);
+        }
+        master.push_integer(0); // the master entry's terminator
+        master
+    }
+
+    fn total_bytes(&self) -> usize {
+        self.master_entry().total_bytes() + self.entries.elements.len()
+    }
+
+    fn push(&mut self, entry: &RdbStreamEntry) {
+        let same_fields = entry.fields.len() == self.master_fields.len()
+            && entry.fields.iter().zip(&self.master_fields).all(|((field, _), master)| field.as_ref() == *master);
+        let flags = if same_fields { STREAM_ITEM_SAME_FIELDS } else { 0 };
+        self.entries.push_integer(flags);
+        self.entries.push_integer(entry.id.ms.wrapping_sub(self.master_id.ms) as i64);
+        self.entries.push_integer(entry.id.seq.wrapping_sub(self.master_id.seq) as i64);
+        if same_fields {
+            for (_, value) in &entry.fields {
+                self.entries.push_bytes(value);
+            }
+        } else {
+            self.entries.push_integer(entry.fields.len() as i64);
+            for (field, value) in &entry.fields {
+                self.entries.push_bytes(field);
+                self.entries.push_bytes(value);
+            }
+        }
+        // The element count of this entry, so it can be walked backwards.
+        let fixed_elements = 3;
+        let element_count =
+            if same_fields { fixed_elements + entry.fields.len() } else { fixed_elements + 1 + 2 * entry.fields.len() };
+        self.entries.push_integer(element_count as i64);
+        self.entry_count += 1;
+    }
+
+    fn finish(self) -> Vec<u8> {
+        let mut listpack = self.master_entry();
+        listpack.elements.extend_from_slice(&self.entries.elements);
+        listpack.count += self.entries.count;
+        listpack.finish()
+    }
+}
+
+fn split_stream_nodes(entries: &[RdbStreamEntry]) -> Vec<StreamNode<'_>> {
+    let mut nodes: Vec<StreamNode<'_>> = Vec::new();
+    for entry in entries {
+        let payload_bytes: usize = entry.fields.iter().map(|(field, value)| field.len() + value.len()).sum();
+        let needs_new_node = match nodes.last() {
+            None => true,
+            Some(node) => {
+                node.total_bytes() + payload_bytes >= STREAM_NODE_MAX_BYTES
+                    || node.entry_count >= STREAM_NODE_MAX_ENTRIES
+            }
+        };
+        if needs_new_node {
+            nodes.push(StreamNode::new(entry));
+        }
+        nodes.last_mut().expect("a node was just ensured").push(entry);
+    }
+    nodes
+}
+
+fn write_stream(out: &mut Vec<u8>, stream: &RdbStream) {
+    out.push(TYPE_STREAM_LISTPACKS_2);
+    let nodes = split_stream_nodes(&stream.entries);
+    write_length(out, nodes.len() as u64);
+    for node in nodes {
+        let mut key = Vec::with_capacity(16);
+        write_stream_id_raw(&mut key, node.master_id);
+        write_string(out, &key);
+        write_string(out, &node.finish());
+    }
+    write_length(out, stream.entries.len() as u64);
+    for id in [stream.last_id, stream.first_id, stream.max_deleted_id] {
+        write_length(out, id.ms);
+        write_length(out, id.seq);
+    }
+    write_length(out, stream.entries_added);
+
+    // Redis keeps groups, consumers and PELs in radix trees, so they come
+    // out sorted by name or ID.
+    let mut groups: Vec<&RdbConsumerGroup> = stream.groups.iter().collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    write_length(out, groups.len() as u64);
+    for group in groups {
+        write_string(out, &group.name);
+        write_length(out, group.last_id.ms);
+        write_length(out, group.last_id.seq);
+        // Redis stores an unknown counter as -1 through an unsigned length.
+        write_length(out, group.entries_read.unwrap_or(u64::MAX));
+
+        let mut pending: Vec<&RdbPendingEntry> = group.pending.iter().collect();
+        pending.sort_by_key(|entry| entry.id);
+        write_length(out, pending.len() as u64);
+        for entry in &pending {
+            write_stream_id_raw(out, entry.id);
+            out.extend_from_slice(&entry.delivery_time_ms.to_le_bytes());
+            write_length(out, entry.delivery_count);
+        }
+
+        let mut consumers: Vec<&RdbConsumer> = group.consumers.iter().collect();
+        consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        write_length(out, consumers.len() as u64);
+        for consumer in consumers {
+            write_string(out, &consumer.name);
+            out.extend_from_slice(&consumer.seen_time_ms.to_le_bytes());
+            let owned: Vec<&&RdbPendingEntry> =
+                pending.iter().filter(|entry| entry.consumer == consumer.name).collect();
+            write_length(out, owned.len() as u64);
+            for entry in owned {
+                write_stream_id_raw(out, entry.id);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------
+
+struct Reader<'a> {
+    input: &'a [u8],
+    position: usize,
+}
+
+/// What follows a length byte: a plain length or a special string encoding.
+enum LengthOrEncoding {
+    Length(u64),
+    Encoding(u8),
+}
+
+impl<'a> Reader<'a> {
+    fn new(input: &'a [u8]) -> Self {
+        Reader { input, position: 0 }
+    }
+
+    fn remaining(&self) -> usize {
+        self.input.len() - self.position
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8]> {
+        if len > self.remaining() {
+            return Err(RdbError::BadData);
+        }
+        let slice = &self.input[self.position..self.position + len];
+        self.position += len;
+        Ok(slice)
+    }
+
+    fn bytes(&mut self, len: usize) -> Result<Bytes> {
+        Ok(Bytes::copy_from_slice(self.take(len)?))
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("exact length"))
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn length_or_encoding(&mut self) -> Result<LengthOrEncoding> {
+        let first = self.byte()?;
+        let length = match first >> 6 {
+            0 => u64::from(first & 0x3f),
+            1 => (u64::from(first & 0x3f) << 8) | u64::from(self.byte()?),
+            2 if first == 0x80 => u64::from(u32::from_be_bytes(self.array()?)),
+            2 if first == 0x81 => u64::from_be_bytes(self.array()?),
+            2 => return Err(RdbError::BadData),
+            _ => return Ok(LengthOrEncoding::Encoding(first & 0x3f)),
+        };
+        Ok(LengthOrEncoding::Length(length))
+    }
+
+    fn length(&mut self) -> Result<u64> {
+        match self.length_or_encoding()? {
+            LengthOrEncoding::Length(len) => Ok(len),
+            LengthOrEncoding::Encoding(_) => Err(RdbError::BadData),
+        }
+    }
+
+    /// A count of things that each take at least one byte: anything larger
+    /// than the bytes left is a lie, refused before allocating for it.
+    fn count(&mut self) -> Result<usize> {
+        let count = self.length()?;
+        if count > self.remaining() as u64 {
+            return Err(RdbError::BadData);
+        }
+        Ok(count as usize)
+    }
+
+    fn string(&mut self) -> Result<Bytes> {
+        match self.length_or_encoding()? {
+            LengthOrEncoding::Length(len) => {
+                let len = usize::try_from(len).map_err(|_| RdbError::BadData)?;
+                self.bytes(len)
+            }
+            LengthOrEncoding::Encoding(0) => Ok(i64_to_bytes(i64::from(self.byte()? as i8))),
+            LengthOrEncoding::Encoding(1) => Ok(i64_to_bytes(i64::from(i16::from_le_bytes(self.array()?)))),
+            LengthOrEncoding::Encoding(2) => Ok(i64_to_bytes(i64::from(i32::from_le_bytes(self.array()?)))),
+            LengthOrEncoding::Encoding(3) => {
+                let compressed_len = usize::try_from(self.length()?).map_err(|_| RdbError::BadData)?;
+                let original_len = usize::try_from(self.length()?).map_err(|_| RdbError::BadData)?;
+                let compressed = self.take(compressed_len)?;
+                // Redis refuses an empty original: LZF never yields one.
+                if original_len == 0 {
+                    return Err(RdbError::BadData);
+                }
+                Ok(Bytes::from(lzf_decompress(compressed, original_len)?))
+            }
+            LengthOrEncoding::Encoding(_) => Err(RdbError::BadData),
+        }
+    }
+
+    fn millis(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn binary_double(&mut self) -> Result<f64> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+
+    /// RDB_TYPE_ZSET's scores: a length byte with three special values,
+    /// then the score as text.
+    fn text_double(&mut self) -> Result<f64> {
+        match self.byte()? {
+            253 => Ok(f64::NAN),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            len => parse_score(self.take(usize::from(len))?),
+        }
+    }
+
+    fn raw_stream_id(&mut self) -> Result<StreamId> {
+        Ok(StreamId { ms: u64::from_be_bytes(self.array()?), seq: u64::from_be_bytes(self.array()?) })
+    }
+
+    fn length_stream_id(&mut self) -> Result<StreamId> {
+        Ok(StreamId { ms: self.length()?, seq: self.length()? })
+    }
+}
+
+fn read_object(reader: &mut Reader<'_>) -> Result<RdbValue> {
+    let value = match reader.byte()? {
+        TYPE_STRING => RdbValue::String(reader.string()?),
+        TYPE_LIST => {
+            let count = reader.count()?;
+            let items = (0..count).map(|_| reader.string()).collect::<Result<Vec<_>>>()?;
+            RdbValue::List(items)
+        }
+        TYPE_LIST_ZIPLIST => RdbValue::List(into_bytes(parse_ziplist(&reader.string()?)?)),
+        TYPE_LIST_QUICKLIST => {
+            let node_count = reader.count()?;
+            let mut items = Vec::new();
+            for _ in 0..node_count {
+                items.extend(into_bytes(parse_ziplist(&reader.string()?)?));
+            }
+            RdbValue::List(items)
+        }
+        TYPE_LIST_QUICKLIST_2 => RdbValue::List(read_quicklist_2(reader)?),
+        TYPE_SET => {
+            let count = reader.count()?;
+            let members = (0..count).map(|_| reader.string()).collect::<Result<Vec<_>>>()?;
+            RdbValue::Set(members)
+        }
+        TYPE_SET_INTSET => {
+            let members = parse_intset(&reader.string()?)?;
+            RdbValue::Set(members.into_iter().map(i64_to_bytes).collect())
+        }
+        TYPE_ZSET | TYPE_ZSET_2 => {
+            let binary = reader.input[reader.position - 1] == TYPE_ZSET_2;
+            let count = reader.count()?;
+            let mut members = Vec::with_capacity(count);
+            for _ in 0..count {
+                let member = reader.string()?;
+                let score = if binary { reader.binary_double()? } else { reader.text_double()? };
+                if score.is_nan() {
+                    return Err(RdbError::BadData);
+                }
+                members.push((score, member));
+            }
+            // Written from the greatest element down.
+            members.reverse();
+            RdbValue::ZSet(members)
+        }
+        TYPE_ZSET_ZIPLIST => RdbValue::ZSet(scored_pairs(parse_ziplist(&reader.string()?)?)?),
+        TYPE_ZSET_LISTPACK => RdbValue::ZSet(scored_pairs(parse_listpack(&reader.string()?)?)?),
+        TYPE_HASH => {
+            let count = reader.count()?;
+            let mut fields = Vec::with_capacity(count);
+            for _ in 0..count {
+                fields.push((reader.string()?, reader.string()?));
+            }
+            RdbValue::Hash(fields)
+        }
+        TYPE_HASH_ZIPMAP => RdbValue::Hash(parse_zipmap(&reader.string()?)?),
+        TYPE_HASH_ZIPLIST => RdbValue::Hash(pairs(parse_ziplist(&reader.string()?)?)?),
+        TYPE_HASH_LISTPACK => RdbValue::Hash(pairs(parse_listpack(&reader.string()?)?)?),
+        TYPE_STREAM_LISTPACKS => RdbValue::Stream(read_stream(reader, false)?),
+        TYPE_STREAM_LISTPACKS_2 => RdbValue::Stream(read_stream(reader, true)?),
+        _ => return Err(RdbError::BadData),
+    };
+    check_loadable(&value)?;
+    Ok(value)
+}
+
+/// What Redis refuses after decoding: empty collections (it never keeps
+/// one, so RESTORE reports "Bad data format") and duplicate members or
+/// fields, which would break the structures they are loaded into.
+fn check_loadable(value: &RdbValue) -> Result<()> {
+    fn unique<'a>(mut keys: impl ExactSizeIterator<Item = &'a Bytes>) -> Result<()> {
+        if keys.len() == 0 {
+            return Err(RdbError::BadData);
+        }
+        let mut seen = HashSet::with_capacity(keys.len());
+        if keys.all(|key| seen.insert(key)) {
+            Ok(())
+        } else {
+            Err(RdbError::BadData)
+        }
+    }
+    match value {
+        RdbValue::String(_) | RdbValue::Stream(_) => Ok(()),
+        RdbValue::List(items) if items.is_empty() => Err(RdbError::BadData),
+        RdbValue::List(_) => Ok(()),
+        RdbValue::Set(members) => unique(members.iter()),
+        RdbValue::ZSet(members) => unique(members.iter().map(|(_, member)| member)),
+        RdbValue::Hash(fields) => unique(fields.iter().map(|(field, _)| field)),
+    }
+}
+
+fn into_bytes(elements: Vec<PackedElement>) -> Vec<Bytes> {
+    elements.into_iter().map(PackedElement::into_bytes).collect()
+}
+
+fn pairs(elements: Vec<PackedElement>) -> Result<Vec<(Bytes, Bytes)>> {
+    if elements.len() % 2 != 0 {
+        return Err(RdbError::BadData);
+    }
+    let mut elements = elements.into_iter().map(PackedElement::into_bytes);
+    let mut pairs = Vec::new();
+    while let (Some(first), Some(second)) = (elements.next(), elements.next()) {
+        pairs.push((first, second));
+    }
+    Ok(pairs)
+}
+
+fn scored_pairs(elements: Vec<PackedElement>) -> Result<Vec<(f64, Bytes)>> {
+    pairs(elements)?
+        .into_iter()
+        .map(|(member, score)| {
+            let score = parse_score(&score)?;
+            if score.is_nan() {
+                return Err(RdbError::BadData);
+            }
+            Ok((score, member))
+        })
+        .collect()
+}
+
+fn read_quicklist_2(reader: &mut Reader<'_>) -> Result<Vec<Bytes>> {
+    let node_count = reader.count()?;
+    let mut items = Vec::new();
+    for _ in 0..node_count {
+        match reader.length()? {
+            // A single element too large for a listpack, stored as is.
+            QUICKLIST_NODE_PLAIN => items.push(reader.string()?),
+            QUICKLIST_NODE_PACKED => items.extend(into_bytes(parse_listpack(&reader.string()?)?)),
+            _ => return Err(RdbError::BadData),
+        }
+    }
+    Ok(items)
+}
+
+fn read_stream(reader: &mut Reader<'_>, version_2: bool) -> Result<RdbStream> {
+    let node_count = reader.count()?;
+    let mut entries: Vec<RdbStreamEntry> = Vec::new();
+    for _ in 0..node_count {
+        let key = reader.string()?;
+        let master_id = Reader::new(&key).raw_stream_id()?;
+        if key.len() != 16 {
+            return Err(RdbError::BadData);
+        }
+        let elements = parse_listpack(&reader.string()?)?;
+        if elements.is_empty() {
+            return Err(RdbError::BadData);
+        }
+        read_stream_node(master_id, elements, &mut entries)?;
+    }
+    if entries.windows(2).any(|pair| pair[0].id >= pair[1].id) {
+        return Err(RdbError::BadData);
+    }
+
+    let length = reader.length()?;
+    if length != entries.len() as u64 {
+        return Err(RdbError::BadData);
+    }
+    let last_id = reader.length_stream_id()?;
+    let (first_id, max_deleted_id, entries_added) = if version_2 {
+        (reader.length_stream_id()?, reader.length_stream_id()?, reader.length()?)
+    } else {
+        // Redis 7.0 loading a 6.x stream: it assumes nothing was deleted
+        // and takes the first ID from the entries.
+        (entries.first().map(|entry| entry.id).unwrap_or_default(), StreamId::default(), length)
+    };
+    let mut stream = RdbStream { entries, last_id, entries_added, max_deleted_id, first_id, groups: Vec::new() };
+
+    let group_count = reader.count()?;
+    for _ in 0..group_count {
+        let group = read_consumer_group(reader, &stream, version_2)?;
+        stream.groups.push(group);
+    }
+    Ok(stream)
+}
+
+/// Decodes one stream listpack: the master entry, then entries of
+/// flags, ID deltas, fields (or only values when they share the master's
+/// field names) and a trailing element count.
+fn read_stream_node(
+    master_id: StreamId,
+    elements: Vec<PackedElement>,
+    entries: &mut Vec<RdbStreamEntry>,
+) -> Result<()> {
+    let mut elements = elements.into_iter();
+    let mut next = || elements.next().ok_or(RdbError::BadData);
+    let live_count = next()?.integer()?;
+    let deleted_count = next()?.integer()?;
+    let master_field_count = usize::try_from(next()?.integer()?).map_err(|_| RdbError::BadData)?;
+    let mut master_fields = Vec::new();
+    for _ in 0..master_field_count {
+        master_fields.push(next()?.into_bytes());
+    }
+    if next()?.integer()? != 0 {
+        return Err(RdbError::BadData);
+    }
+
+    let (mut live_seen, mut deleted_seen) = (0i64, 0i64);
+    while live_seen + deleted_seen < live_count.saturating_add(deleted_count) {
+        let flags = next()?.integer()?;
+        let id = StreamId {
+            ms: master_id.ms.wrapping_add(next()?.integer()? as u64),
+            seq: master_id.seq.wrapping_add(next()?.integer()? as u64),
+        };
+        let mut fields = Vec::new();
+        if flags & STREAM_ITEM_SAME_FIELDS != 0 {
+            for field in &master_fields {
+                fields.push((field.clone(), next()?.into_bytes()));
+            }
+        } else {
+            let field_count = next()?.integer()?;
+            for _ in 0..field_count {
+                fields.push((next()?.into_bytes(), next()?.into_bytes()));
+            }
+        }
+        next()?.integer()?; // the element count, only needed to walk backwards
+        if flags & STREAM_ITEM_DELETED != 0 {
+            deleted_seen += 1;
+        } else {
+            live_seen += 1;
+            entries.push(RdbStreamEntry { id, fields });
+        }
+    }
+    if live_seen != live_count || deleted_seen != deleted_count || next().is_ok() {
+        return Err(RdbError::BadData);
+    }
+    Ok(())
+}
+
+fn read_consumer_group(reader: &mut Reader<'_>, stream: &RdbStream, version_2: bool) -> Result<RdbConsumerGroup> {
+    let name = reader.string()?;
+    let last_id = reader.length_stream_id()?;
+    let entries_read = if version_2 {
+        Some(reader.length()?).filter(|&count| count != u64::MAX)
+    } else {
+        estimate_entries_read(stream, last_id)
+    };
+
+    let pending_count = reader.count()?;
+    let mut pending: Vec<(StreamId, u64, u64)> = Vec::with_capacity(pending_count);
+    for _ in 0..pending_count {
+        let id = reader.raw_stream_id()?;
+        pending.push((id, reader.millis()?, reader.length()?));
+    }
+    if pending.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+        return Err(RdbError::BadData);
+    }
+    let mut owners: HashMap<StreamId, Option<Bytes>> = pending.iter().map(|&(id, ..)| (id, None)).collect();
+
+    let consumer_count = reader.count()?;
+    let mut consumers = Vec::with_capacity(consumer_count);
+    for _ in 0..consumer_count {
+        let consumer_name = reader.string()?;
+        let seen_time_ms = reader.millis()?;
+        let owned_count = reader.count()?;
+        for _ in 0..owned_count {
+            // Each consumer's PEL must point into the group's PEL, and an
+            // entry has a single owner.
+            let id = reader.raw_stream_id()?;
+            match owners.get_mut(&id) {
+                Some(owner @ None) => *owner = Some(consumer_name.clone()),
+                _ => return Err(RdbError::BadData),
+            }
+        }
+        consumers.push(RdbConsumer { name: consumer_name, seen_time_ms });
+    }
+
+    let pending = pending
+        .into_iter()
+        .map(|(id, delivery_time_ms, delivery_count)| {
+            let consumer = owners.remove(&id).flatten().ok_or(RdbError::BadData)?;
+            Ok(RdbPendingEntry { id, delivery_time_ms, delivery_count, consumer })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RdbConsumerGroup { name, last_id, entries_read, pending, consumers })
+}
+
+/// A version-1 stream has no per-group read counter: Redis 7.0 estimates
+/// it from the group's last ID (streamEstimateDistanceFromFirstEverEntry),
+/// `None` standing for its "invalid" marker.
+fn estimate_entries_read(stream: &RdbStream, group_last_id: StreamId) -> Option<u64> {
+    if stream.entries_added == 0 {
+        return Some(0);
+    }
+    if stream.entries.is_empty() && group_last_id <= stream.last_id {
+        return Some(stream.entries_added);
+    }
+    if group_last_id == stream.last_id {
+        return Some(stream.entries_added);
+    }
+    if group_last_id > stream.last_id {
+        return None;
+    }
+    let length = stream.entries.len() as u64;
+    let no_deletions_before_first =
+        stream.max_deleted_id == StreamId::default() || stream.max_deleted_id < stream.first_id;
+    if no_deletions_before_first {
+        if group_last_id < stream.first_id {
+            return Some(stream.entries_added.wrapping_sub(length));
+        }
+        if group_last_id == stream.first_id {
+            return Some(stream.entries_added.wrapping_sub(length).wrapping_add(1));
+        }
+    }
+    None
+}
