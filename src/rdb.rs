@@ -1309,24 +1309,10 @@ fn read_object(reader: &mut Reader<'_>) -> Result<RdbValue> {
             let members = parse_intset(&reader.string()?)?;
             RdbValue::Set(members.into_iter().map(i64_to_bytes).collect())
         }
-        TYPE_ZSET | TYPE_ZSET_2 => {
-            let binary = reader.input[reader.position - 1] == TYPE_ZSET_2;
-            let count = reader.count()?;
-            let mut members = Vec::with_capacity(count);
-            for _ in 0..count {
-                let member = reader.string()?;
-                let score = if binary { reader.binary_double()? } else { reader.text_double()? };
-                if score.is_nan() {
-                    return Err(RdbError::BadData);
-                }
-                members.push((score, member));
-            }
-            // Written from the greatest element down.
-            members.reverse();
-            RdbValue::ZSet(members)
-        }
-        TYPE_ZSET_ZIPLIST => RdbValue::ZSet(scored_pairs(parse_ziplist(&reader.string()?)?)?),
-        TYPE_ZSET_LISTPACK => RdbValue::ZSet(scored_pairs(parse_listpack(&reader.string()?)?)?),
+        TYPE_ZSET => RdbValue::ZSet(read_skiplist_zset(reader, Reader::text_double)?),
+        TYPE_ZSET_2 => RdbValue::ZSet(read_skiplist_zset(reader, Reader::binary_double)?),
+        TYPE_ZSET_ZIPLIST => RdbValue::ZSet(in_zset_order(scored_pairs(parse_ziplist(&reader.string()?)?)?)),
+        TYPE_ZSET_LISTPACK => RdbValue::ZSet(in_zset_order(scored_pairs(parse_listpack(&reader.string()?)?)?)),
         TYPE_HASH => {
             let count = reader.count()?;
             let mut fields = Vec::with_capacity(count);
@@ -1385,6 +1371,32 @@ fn pairs(elements: Vec<PackedElement>) -> Result<Vec<(Bytes, Bytes)>> {
         pairs.push((first, second));
     }
     Ok(pairs)
+}
+
+/// The skiplist encodings: a count, then member and score pairs (Redis
+/// writes them from the greatest down).
+fn read_skiplist_zset<'a>(
+    reader: &mut Reader<'a>,
+    read_score: fn(&mut Reader<'a>) -> Result<f64>,
+) -> Result<Vec<(f64, Bytes)>> {
+    let count = reader.count()?;
+    let mut members = Vec::with_capacity(count);
+    for _ in 0..count {
+        let member = reader.string()?;
+        let score = read_score(reader)?;
+        if score.is_nan() {
+            return Err(RdbError::BadData);
+        }
+        members.push((score, member));
+    }
+    Ok(in_zset_order(members))
+}
+
+/// Ascending by score, then by member bytes, as Redis orders a sorted set
+/// (so -0 and 0 tie). Scores are never NaN here.
+fn in_zset_order(mut members: Vec<(f64, Bytes)>) -> Vec<(f64, Bytes)> {
+    members.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.1.cmp(&b.1)));
+    members
 }
 
 fn scored_pairs(elements: Vec<PackedElement>) -> Result<Vec<(f64, Bytes)>> {
@@ -1803,7 +1815,7 @@ mod tests {
         assert_round_trip(RdbValue::ZSet(zset(128, 64)));
         assert_round_trip(RdbValue::ZSet(zset(3, 65)));
         assert_round_trip(RdbValue::ZSet(zset(1000, 8)));
-        assert_round_trip(RdbValue::ZSet(vec![(-0.0, b("z")), (1e300, b("big")), (-1.5e-300, b("tiny"))]));
+        assert_round_trip(RdbValue::ZSet(vec![(-1.5e-300, b("tiny")), (-0.0, b("z")), (1e300, b("big"))]));
 
         // Hashes: listpack, too many fields, too long a value.
         let hash = |count: usize, value_len: usize| -> Vec<(Bytes, Bytes)> {
@@ -1961,10 +1973,10 @@ mod tests {
             ),
             "old_list_quicklist" => RdbValue::List(strings(&["a", "1", "b", "-2"])),
             "old_zset_text" => RdbValue::ZSet(vec![
-                (-2.0, b("d")),
                 (f64::NEG_INFINITY, b("c")),
-                (f64::INFINITY, b("b")),
+                (-2.0, b("d")),
                 (1.5, b("a")),
+                (f64::INFINITY, b("b")),
             ]),
             "old_zset_ziplist" => RdbValue::ZSet(vec![(1.0, b("a")), (2.5, b("b")), (f64::INFINITY, b("c"))]),
             "old_hash_ziplist" => RdbValue::Hash(vec![(b("f"), b("v")), (b("n"), b("12")), (b("m"), b("-7"))]),
@@ -2189,5 +2201,113 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A throwaway redis-server, when one is installed, to check that Redis
+    /// itself accepts what we write where the bytes cannot be compared.
+    struct LiveRedis {
+        child: std::process::Child,
+        connection: std::io::BufReader<std::net::TcpStream>,
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Reply {
+        Status(String),
+        Error(String),
+        Bulk(Vec<u8>),
+    }
+
+    impl LiveRedis {
+        fn start() -> Option<LiveRedis> {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+            let mut child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .ok()?;
+            for _ in 0..100 {
+                if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    return Some(LiveRedis { child, connection: std::io::BufReader::new(stream) });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+
+        fn command(&mut self, args: &[&[u8]]) -> Reply {
+            use std::io::{BufRead, Read, Write};
+            let mut request = format!("*{}\r\n", args.len()).into_bytes();
+            for arg in args {
+                request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+                request.extend_from_slice(arg);
+                request.extend_from_slice(b"\r\n");
+            }
+            self.connection.get_mut().write_all(&request).expect("send to redis-server");
+            let mut line = Vec::new();
+            self.connection.read_until(b'\n', &mut line).expect("reply from redis-server");
+            let text = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
+            match line[0] {
+                b'+' => Reply::Status(text),
+                b'-' => Reply::Error(text),
+                b'$' => {
+                    let len: usize = text.parse().expect("bulk length");
+                    let mut data = vec![0; len + 2];
+                    self.connection.read_exact(&mut data).expect("bulk data");
+                    data.truncate(len);
+                    Reply::Bulk(data)
+                }
+                other => panic!("unexpected reply type {other}"),
+            }
+        }
+    }
+
+    impl Drop for LiveRedis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[test]
+    fn redis_server_restores_our_dumps_where_bytes_cannot_be_compared() {
+        let Some(mut redis) = LiveRedis::start() else {
+            eprintln!("redis-server is not installed: skipped");
+            return;
+        };
+        let numbered = |prefix: &str, count: usize| -> Vec<Bytes> {
+            (0..count).map(|i| Bytes::from(format!("{prefix}{i}"))).collect()
+        };
+        let values = [
+            RdbValue::Set(numbered("member:", 3000)),
+            RdbValue::Set(numbered("", 513)),
+            RdbValue::Hash(numbered("f", 513).into_iter().zip(numbered("v", 513)).collect()),
+            RdbValue::Hash(vec![(b("long"), Bytes::from(vec![b'v'; 65])), (b("n"), b("-5"))]),
+            RdbValue::ZSet((0..1000).map(|i| (f64::from(i) * 0.25 - 3.0, Bytes::from(format!("m{i}")))).collect()),
+            RdbValue::List(numbered("item-", 20_000)),
+            RdbValue::List(vec![Bytes::from(vec![b'x'; 20_000]), b("after")]),
+            RdbValue::Stream(sample_stream(2000)),
+            RdbValue::Stream(RdbStream::default()),
+        ];
+        for (index, value) in values.into_iter().enumerate() {
+            let key = format!("key{index}");
+            let reply = redis.command(&[b"RESTORE", key.as_bytes(), b"0", &dump(&value)]);
+            assert_eq!(reply, Reply::Status("OK".into()), "value {index}");
+            let Reply::Bulk(payload) = redis.command(&[b"DUMP", key.as_bytes()]) else { panic!("DUMP {index}") };
+            assert_eq!(
+                normalized(restore(&payload).expect("restores Redis's DUMP")),
+                normalized(value),
+                "value {index}"
+            );
+        }
+        // And Redis refuses what we refuse.
+        let mut zero_crc = dump(&RdbValue::String(b("x")));
+        let len = zero_crc.len();
+        zero_crc[len - 8..].fill(0);
+        let reply = redis.command(&[b"RESTORE", b"bad", b"0", &zero_crc]);
+        assert_eq!(reply, Reply::Error(format!("ERR {}", RdbError::BadPayload)));
+        let reply = redis.command(&[b"RESTORE", b"bad", b"0", &seal(&[TYPE_LIST_QUICKLIST_2, 0])]);
+        assert_eq!(reply, Reply::Error(format!("ERR {}", RdbError::BadData)));
     }
 }
