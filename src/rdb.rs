@@ -1962,6 +1962,9 @@ mod tests {
             "hash_large" => RdbValue::Hash(
                 (0..200).map(|i| (Bytes::from(format!("field:{i}")), Bytes::from(format!("value:{i}")))).collect(),
             ),
+            "hash_table" => RdbValue::Hash(
+                (0..600).map(|i| (Bytes::from(format!("field:{i}")), Bytes::from(format!("value:{i}")))).collect(),
+            ),
             "hash_long_value" => RdbValue::Hash(vec![(b("f"), Bytes::from(vec![b'v'; 65]))]),
             "old_list_plain" => RdbValue::List(strings(&["x", "5", "zz"])),
             "old_list_ziplist" => RdbValue::List(
@@ -2043,6 +2046,7 @@ mod tests {
             "hash_long_value",
             "stream_simple",
             "stream_groups",
+            "stream_big_values",
             "stream_empty",
         ];
         let mut mismatches = Vec::new();

@@ -1,3 +1,5 @@
+# Prints "name hex" DUMP payloads for rdb.rs's tests: python3 generate-dumps.py <port>
+# of a scratch redis-server 7.0 (it is flushed).
 import socket, sys, struct
 
 def crc64(data):
@@ -70,6 +72,7 @@ r.cmd("ZADD", "zset_long_member", "1", "m" * 65, "2", "short"); dump("zset_long_
 # hashes
 r.cmd("HSET", "hash_small", "f1", "v1", "n", "123", "neg", "-70000", "empty", ""); dump("hash_small", "hash_small")
 r.cmd("HSET", "hash_large", *sum([["field:%d" % i, "value:%d" % i] for i in range(200)], [])); dump("hash_large", "hash_large")
+r.cmd("HSET", "hash_table", *sum([["field:%d" % i, "value:%d" % i] for i in range(600)], [])); dump("hash_table", "hash_table")
 r.cmd("HSET", "hash_long_value", "f", "v" * 65); dump("hash_long_value", "hash_long_value")
 # streams
 r.cmd("XADD", "stream_simple", "1-1", "name", "ann", "age", "30")
@@ -86,6 +89,9 @@ r.cmd("XREADGROUP", "GROUP", "g1", "bob", "COUNT", "2", "STREAMS", "stream_group
 r.cmd("XACK", "stream_groups", "g1", "20-0")
 r.cmd("XGROUP", "CREATECONSUMER", "stream_groups", "g1", "idle")
 dump("stream_groups", "stream_groups")
+for i in range(1, 61):
+    r.cmd("XADD", "stream_big_values", "%d-%d" % (1000 + i // 4, i % 4), "payload", "p" * (i * 7 % 250), "i", str(i))
+dump("stream_big_values", "stream_big_values")
 r.cmd("XADD", "stream_deleted", "1-0", "a", "1"); r.cmd("XADD", "stream_deleted", "2-0", "a", "2"); r.cmd("XADD", "stream_deleted", "3-0", "b", "3")
 r.cmd("XDEL", "stream_deleted", "2-0"); dump("stream_deleted", "stream_deleted")
 r.cmd("XADD", "stream_empty", "7-7", "a", "1"); r.cmd("XDEL", "stream_empty", "7-7"); dump("stream_empty", "stream_empty")
@@ -135,13 +141,23 @@ old = {
   "old_set_plain": payload(b"\x02" + rlen(2) + rstr(b"p") + rstr(b"q")),
   "old_hash_plain": payload(b"\x04" + rlen(1) + rstr(b"f") + rstr(b"v")),
 }
-# Version 1 stream: a v2 DUMP of stream_groups with the 7.0-only fields removed
-# is awkward to cut, so take a small v2 stream and rebuild it as v1.
-lp_simple = None
+# A version-1 stream (RDB_TYPE_STREAM_LISTPACKS, Redis < 7.0): stream_simple's
+# node with the 7.0-only fields left out, and groups without read counters.
+v2 = out["stream_simple"][:-10]
+node = v2[1:1 + 1 + 17 + 83]  # node count, 16-byte key, 81-byte listpack
+assert v2[1 + 1 + 17 + 83:] == bytes([3, 5, 0, 1, 1, 0, 0, 3, 0]), v2.hex()
+def id16(ms, seq): return struct.pack(">QQ", ms, seq)
+def group(name, ms, seq): return rstr(name) + rlen(ms) + rlen(seq)
+body = b"\x0f" + node + bytes([3, 5, 0]) + rlen(3)
+body += group(b"g", 1, 2) + rlen(1) + id16(1, 1) + struct.pack("<Q", 1000) + rlen(2)
+body += rlen(1) + rstr(b"c") + struct.pack("<Q", 2000) + rlen(1) + id16(1, 1)
+body += group(b"last", 5, 0) + rlen(0) + rlen(0)
+body += group(b"zero", 0, 0) + rlen(0) + rlen(0)
+old["old_stream_v1"] = payload(body)
 for name, p in old.items():
     res = r.cmd("RESTORE", name, "0", p)
     assert res == b"OK", (name, res)
     out[name] = p
-print("# restored old encodings OK", file=sys.stderr)
+print(r.cmd("XINFO", "STREAM", "old_stream_v1", "FULL"), file=sys.stderr)
 for name in sorted(out):
     print("%s %s" % (name, out[name].hex()))
