@@ -9,9 +9,13 @@
 //! `dump` writes the encodings Redis 7.0.15 writes with its default
 //! configuration (listpack / intset thresholds, LZF compression of strings
 //! longer than 20 bytes), so small values come out byte for byte identical to
-//! Redis's DUMP. `restore` reads every encoding a Redis 7.0 DUMP can contain,
-//! including the older ziplist / zipmap / plain encodings that a Redis 7.0
-//! still emits when it loaded them from an old RDB file.
+//! Redis's DUMP. Redis picks an encoding from a value's history (a hash that
+//! once held a long value stays a hash table), `dump` from its current shape;
+//! RESTORE accepts either.
+//!
+//! `restore` reads every encoding Redis 7.0's RESTORE accepts: the ones 7.0
+//! writes and the older ziplist / zipmap / plain / version-1 stream encodings
+//! found in payloads dumped by earlier versions.
 //!
 //! Everything read from a payload is untrusted: counts are bounded by the
 //! bytes left before anything is allocated, and malformed input gives
@@ -726,8 +730,8 @@ fn parse_listpack(blob: &[u8]) -> Result<Vec<PackedElement>> {
     while reader.remaining() > 0 {
         let start = reader.position;
         let element = read_listpack_element(&mut reader)?;
-        let element_len = reader.position - start;
-        if reader.take(listpack_backlen(element_len).len())? != listpack_backlen(element_len).as_slice() {
+        let backlen = listpack_backlen(reader.position - start);
+        if reader.take(backlen.len())? != backlen.as_slice() {
             return Err(RdbError::BadData);
         }
         elements.push(element);
@@ -1430,11 +1434,12 @@ fn read_stream(reader: &mut Reader<'_>, version_2: bool) -> Result<RdbStream> {
     let node_count = reader.count()?;
     let mut entries: Vec<RdbStreamEntry> = Vec::new();
     for _ in 0..node_count {
+        // The node's key is its master entry ID, 128 bits big-endian.
         let key = reader.string()?;
-        let master_id = Reader::new(&key).raw_stream_id()?;
         if key.len() != 16 {
             return Err(RdbError::BadData);
         }
+        let master_id = Reader::new(&key).raw_stream_id()?;
         let elements = parse_listpack(&reader.string()?)?;
         if elements.is_empty() {
             return Err(RdbError::BadData);
@@ -1501,7 +1506,7 @@ fn read_stream_node(
                 fields.push((field.clone(), next()?.into_bytes()));
             }
         } else {
-            let field_count = next()?.integer()?;
+            let field_count = usize::try_from(next()?.integer()?).map_err(|_| RdbError::BadData)?;
             for _ in 0..field_count {
                 fields.push((next()?.into_bytes(), next()?.into_bytes()));
             }
@@ -1646,7 +1651,8 @@ mod tests {
         items.iter().map(|item| b(item)).collect()
     }
 
-    /// Sets carry no order; compare them sorted.
+    /// Sets and hashes carry no order (Redis keeps big ones in hash tables);
+    /// compare them sorted.
     fn normalized(value: RdbValue) -> RdbValue {
         match value {
             RdbValue::Set(mut members) => {
