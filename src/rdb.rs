@@ -2224,6 +2224,7 @@ mod tests {
     enum Reply {
         Status(String),
         Error(String),
+        Integer(i64),
         Bulk(Vec<u8>),
     }
 
@@ -2261,6 +2262,7 @@ mod tests {
             match line[0] {
                 b'+' => Reply::Status(text),
                 b'-' => Reply::Error(text),
+                b':' => Reply::Integer(text.parse().expect("integer reply")),
                 b'$' => {
                     let len: usize = text.parse().expect("bulk length");
                     let mut data = vec![0; len + 2];
@@ -2319,5 +2321,54 @@ mod tests {
         assert_eq!(reply, Reply::Error(format!("ERR {}", RdbError::BadPayload)));
         let reply = redis.command(&[b"RESTORE", b"bad", b"0", &seal(&[TYPE_LIST_QUICKLIST_2, 0])]);
         assert_eq!(reply, Reply::Error(format!("ERR {}", RdbError::BadData)));
+    }
+
+    #[test]
+    fn redis_server_dumps_strings_and_scores_exactly_as_we_do() {
+        let Some(mut redis) = LiveRedis::start() else {
+            eprintln!("redis-server is not installed: skipped");
+            return;
+        };
+        // Strings across LZF's decisions: lengths around the 20-byte floor,
+        // small alphabets (many matches), runs, and long inputs.
+        let mut noise = Noise(0x5eed);
+        let mut samples: Vec<Vec<u8>> = Vec::new();
+        for len in [19, 20, 21, 22, 24, 25, 30, 33, 64, 100, 255, 256, 300, 1000, 5000, 70_000] {
+            for alphabet in [1u8, 2, 3, 4, 16, 64] {
+                samples.push(noise.bytes(len).iter().map(|byte| b'a' + byte % alphabet).collect());
+            }
+        }
+        for (index, sample) in samples.iter().enumerate() {
+            let key = format!("string{index}");
+            assert_eq!(redis.command(&[b"SET", key.as_bytes(), sample]), Reply::Status("OK".into()));
+            let Reply::Bulk(payload) = redis.command(&[b"DUMP", key.as_bytes()]) else { panic!("DUMP") };
+            assert_eq!(dump(&RdbValue::String(Bytes::from(sample.clone()))), payload, "sample {index}");
+        }
+
+        // Scores as d2string prints them into a listpack: arbitrary doubles,
+        // sent in Rust's shortest round-trip form, which strtod reads back.
+        for round in 0..20 {
+            let members: Vec<(f64, Bytes)> = (0..100)
+                .map(|i| {
+                    let score = match i % 3 {
+                        0 => f64::from_bits(noise.next_u64()),
+                        1 => (noise.next_u64() % 1_000_000) as f64 / 1000.0,
+                        _ => (noise.next_u64() as i64 >> (noise.next_u64() % 64)) as f64,
+                    };
+                    let score = if score.is_finite() { score } else { i as f64 };
+                    (score, Bytes::from(format!("m{i}")))
+                })
+                .collect();
+            let key = format!("zset{round}");
+            let mut command: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), key.clone().into_bytes()];
+            for (score, member) in &members {
+                command.push(score.to_string().into_bytes());
+                command.push(member.to_vec());
+            }
+            let args: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
+            assert!(matches!(redis.command(&args), Reply::Integer(100)));
+            let Reply::Bulk(payload) = redis.command(&[b"DUMP", key.as_bytes()]) else { panic!("DUMP") };
+            assert_eq!(dump(&RdbValue::ZSet(in_zset_order(members))), payload, "round {round}");
+        }
     }
 }
