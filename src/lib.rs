@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod notify;
 pub mod protocol;
 pub mod pubsub;
+pub mod rdb;
 pub mod recovery;
 pub mod replication;
 pub mod server;
