@@ -8,6 +8,7 @@ pub mod args;
 mod command;
 mod connection;
 mod database;
+mod dump;
 mod hash;
 mod keyspace;
 mod list;
@@ -286,6 +287,7 @@ impl CommandTable {
         multi::register(&mut table);
         pubsub::register(&mut table);
         replication::register(&mut table);
+        dump::register(&mut table);
         table.check();
         table
     }
