@@ -551,7 +551,7 @@ impl Keyspace {
                     .collect()
             }
         };
-        let batch = engine.batch_of(&record.rocks)?;
+        let batch = engine.batch_of(&writes);
         {
             let mut log = self.log.lock();
             if log.next_seq() != record.seq {
@@ -569,7 +569,7 @@ impl Keyspace {
             engine.write(batch);
         }
         engine.end_write();
-        self.store.follow(&record.rocks)?;
+        self.store.follow(&writes);
         let mut changed: Vec<(u32, Bytes)> = Vec::new();
         for mem in &record.mem {
             match mem {
@@ -634,9 +634,7 @@ impl Keyspace {
         recovery::sync_dir(&self.dir)?;
         // No checkpoint may cut the shards while they are replaced.
         let d = &self.durability;
-        while d.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.claim_checkpointing();
         let replaced = (|| {
             let mut locked = self.lock_all();
             self.store.engine.replace_contents(&tables)?;
@@ -968,10 +966,17 @@ impl Keyspace {
     /// (a SAVE must hold what came before it: the one in progress cut
     /// earlier).
     fn checkpoint_after_any(&self) -> Result<(), EngineError> {
-        while self.durability.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        self.claim_checkpointing();
         self.checkpoint_claimed()
+    }
+
+    /// Waits for a running checkpoint to end and marks one in progress:
+    /// the caller checkpoints, or keeps checkpoints off the shards, until
+    /// it clears `checkpoint_in_progress`.
+    fn claim_checkpointing(&self) {
+        while self.durability.checkpoint_in_progress.swap(true, Ordering::AcqRel) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Writes a checkpoint; the caller has set `checkpoint_in_progress`.

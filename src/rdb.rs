@@ -2264,12 +2264,8 @@ mod tests {
 
         fn command(&mut self, args: &[&[u8]]) -> Reply {
             use std::io::{BufRead, Read, Write};
-            let mut request = format!("*{}\r\n", args.len()).into_bytes();
-            for arg in args {
-                request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-                request.extend_from_slice(arg);
-                request.extend_from_slice(b"\r\n");
-            }
+            let mut request = Vec::new();
+            crate::protocol::encode_request(args, &mut request);
             self.connection.get_mut().write_all(&request).expect("send to redis-server");
             let mut line = Vec::new();
             self.connection.read_until(b'\n', &mut line).expect("reply from redis-server");

@@ -174,9 +174,6 @@ impl Server {
     /// link thread of the new epoch starts; the old one ends.
     pub fn follow(&self, master: Option<MasterAddr>) {
         let following = master.is_some();
-        if following {
-            self.keyspace.durability.repl_backlog_active.store(true, Ordering::Relaxed);
-        }
         let value = master.as_ref().map(|m| format!("{} {}", m.host, m.port)).unwrap_or_default();
         if let Err(e) = self.config.write().set("replicaof", &value) {
             tracing::warn!("keeping replicaof in the configuration: {e}");
@@ -186,9 +183,7 @@ impl Server {
         let epoch = self.replication.set_master(master, self.keyspace.log.last_seq());
         self.replication.drop_replicas();
         if following {
-            if let Some(server) = self.this.upgrade() {
-                crate::replication::replica::start(server, epoch);
-            }
+            self.start_link(epoch);
         }
     }
 
@@ -196,10 +191,16 @@ impl Server {
     /// the server listens: the link tells the master its port).
     pub fn start_replication(&self) {
         if self.replication.is_replica() {
-            self.keyspace.durability.repl_backlog_active.store(true, Ordering::Relaxed);
-            if let Some(server) = self.this.upgrade() {
-                crate::replication::replica::start(server, self.replication.epoch.load(Ordering::Acquire));
-            }
+            self.start_link(self.replication.epoch.load(Ordering::Acquire));
+        }
+    }
+
+    /// Starts the link to the master for replication epoch `epoch`; this
+    /// node now keeps a backlog, as Redis does once it replicates.
+    fn start_link(&self, epoch: u64) {
+        self.keyspace.durability.repl_backlog_active.store(true, Ordering::Relaxed);
+        if let Some(server) = self.this.upgrade() {
+            crate::replication::replica::start(server, epoch);
         }
     }
 

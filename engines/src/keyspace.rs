@@ -348,13 +348,13 @@ impl Store {
         self.persist_db_map()
     }
 
-    /// Follows what another node's batch (`RocksEngine::batch_of`) stores
-    /// as absolute values: slot counters, the database map and the hash
-    /// versions' mark. A replica applies its master's records as they are,
-    /// so its live values must become the master's.
-    pub fn follow(&self, data: &[u8]) -> Result<(), EngineError> {
-        for write in self.engine.writes_of(data)? {
-            let (key, value) = match write {
+    /// Follows what another node's batch writes (`RocksEngine::batch_of`)
+    /// store as absolute values: slot counters, the database map and the
+    /// hash versions' mark. A replica applies its master's records as they
+    /// are, so its live values must become the master's.
+    pub fn follow(&self, writes: &[BatchWrite]) {
+        for write in writes {
+            let (key, value) = match *write {
                 BatchWrite::Put { cf: Cf::Default, key, value } => (key, Some(value)),
                 BatchWrite::Delete { cf: Cf::Default, key } => (key, None),
                 _ => continue,
@@ -379,7 +379,6 @@ impl Store {
                 None => {}
             }
         }
-        Ok(())
     }
 
     fn persist_db_map(&self) -> Result<(), EngineError> {

@@ -728,19 +728,19 @@ impl RocksEngine {
         batch.range_deleted |= rowcache::cached(cf);
     }
 
-    /// A batch of this engine holding the writes of `data` (a batch's data
-    /// as another node's log stores it: its column family ids may differ),
-    /// with the row cache's entries for them.
-    pub fn batch_of(&self, data: &[u8]) -> Result<Batch, EngineError> {
+    /// A batch of this engine holding `writes` (read from another node's
+    /// batch with `writes_of`: its column family ids may differ), with the
+    /// row cache's entries for them.
+    pub fn batch_of(&self, writes: &[BatchWrite]) -> Batch {
         let mut batch = Batch::default();
-        for write in self.writes_of(data)? {
-            match write {
+        for write in writes {
+            match *write {
                 BatchWrite::Put { cf, key, value } => self.put(&mut batch, cf, key.to_vec(), value.to_vec()),
                 BatchWrite::Delete { cf, key } => self.delete(&mut batch, cf, key.to_vec()),
                 BatchWrite::DeleteRange { cf, from, to } => self.delete_range(&mut batch, cf, from, to),
             }
         }
-        Ok(batch)
+        batch
     }
 
     /// Writes everything this engine holds as RocksDB table files under

@@ -189,12 +189,8 @@ impl Conn {
     }
 
     fn call(&mut self, args: &[&str]) -> Result<Reply, Error> {
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg.as_bytes());
-            request.extend_from_slice(b"\r\n");
-        }
+        let mut request = Vec::new();
+        strata::protocol::encode_request(args, &mut request);
         self.writer.write_all(&request).map_err(failed)?;
         self.read()
     }

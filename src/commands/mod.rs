@@ -135,6 +135,7 @@ pub struct Command {
     pub arity: i64,
     pub flags: Vec<String>,
     /// The flags every call checks, looked up once.
+    write: bool,
     denyoom: bool,
     no_auth: bool,
     no_multi: bool,
@@ -166,7 +167,7 @@ impl Command {
     }
 
     pub fn is_write(&self) -> bool {
-        self.has_flag("write")
+        self.write
     }
 
     /// Whether the client's argument count fits the arity.
@@ -240,6 +241,7 @@ fn row_from_info(info: &'static Value, docs: &'static Value) -> Command {
         access: access_of(&name, has_keys),
         name,
         arity: int(1),
+        write: has("write"),
         denyoom: has("denyoom"),
         no_auth: has("no_auth"),
         no_multi: has("no_multi"),

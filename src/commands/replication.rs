@@ -65,7 +65,7 @@ fn wait(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let replication = &this.replication;
         let blocking = &this.keyspace.blocking;
         let acked = loop {
-            let acknowledged = replication.acked_async.notified();
+            let acknowledged = replication.acked.notified();
             tokio::pin!(acknowledged);
             acknowledged.as_mut().enable();
             let acked = replication.acked_by(seq);

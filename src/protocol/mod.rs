@@ -8,5 +8,6 @@ mod request;
 pub use output::{OutputBuffer, OutputMark};
 pub use reply::{encode_double, RandomPicks, RandomPicksBuilder, Reply, ReplyEncoder, ReplySink};
 pub use request::{
-    parse_i64, parse_request, split_inline_args, ParseOutcome, ProtocolError, RequestLimits, RequestParser,
+    encode_request, parse_i64, parse_request, split_inline_args, ParseOutcome, ProtocolError, RequestLimits,
+    RequestParser,
 };

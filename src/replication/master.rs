@@ -14,6 +14,7 @@ use strata_engines::log::{encode_frame_encoded, encode_mark_frame, LogReader};
 
 use super::{render, AttachedReplica, STRATA_CAPA};
 use crate::client::ClientShared;
+use crate::protocol::encode_request;
 use crate::server::Server;
 
 /// What a replica asked for, and what it said of itself during the
@@ -162,23 +163,15 @@ fn stream_plain(
     let replication = &server.replication;
     let plain = replica.plain.as_ref().expect("a plain replica");
     replication.sync_full.fetch_add(1, Ordering::Relaxed);
-    let dir = crate::commands::snapshot::snapshots_dir(keyspace.data_dir()).join(format!("sync-{}", replica.client_id));
-    let _ = std::fs::remove_dir_all(&dir);
-    let pin = keyspace.log.pin(keyspace.log.last_seq());
     let mut out = std::io::BufWriter::with_capacity(1 << 20, socket);
-    let sent = (|| {
-        let manifest =
-            crate::snapshot::take(keyspace, &dir, crate::snapshot::Level::Strict).map_err(std::io::Error::other)?;
-        let reader = keyspace.log.reader(manifest.seq).map_err(std::io::Error::other)?;
-        drop(pin);
-        plain.base.store(manifest.seq, Ordering::Release);
+    let sent = with_sync_snapshot(server, replica, |dir, seq| {
+        plain.base.store(seq, Ordering::Release);
         if request.psync.is_some() {
-            out.write_all(format!("+FULLRESYNC {} {}\r\n", replication.ids().replid, manifest.seq).as_bytes())?;
+            out.write_all(format!("+FULLRESYNC {} {seq}\r\n", replication.ids().replid).as_bytes())?;
         }
-        *replica.state.lock() = "send_bulk";
         out.write_all(format!("${}\r\n", render::EMPTY_RDB.len()).as_bytes())?;
         out.write_all(render::EMPTY_RDB)?;
-        let recovered = crate::recovery::recover(&dir, &Default::default(), &Default::default(), Duration::ZERO)
+        let recovered = crate::recovery::recover(dir, &Default::default(), &Default::default(), Duration::ZERO)
             .map_err(std::io::Error::other)?;
         let store = strata_engines::keyspace::Store::new(recovered.engine, keyspace.databases())
             .map_err(std::io::Error::other)?;
@@ -191,10 +184,9 @@ fn stream_plain(
         })
         .map_err(std::io::Error::other)?;
         out.flush()?;
-        Ok::<_, std::io::Error>((reader, renderer, bytes))
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    let (mut reader, mut renderer, mut sent) = sent?;
+        Ok((renderer, bytes))
+    });
+    let (mut reader, (mut renderer, mut sent)) = sent?;
     let mut out = out.into_inner().map_err(|e| e.into_error())?;
     server.stats.net_repl_output_bytes.fetch_add(sent, Ordering::Relaxed);
     go_online(replica);
@@ -215,10 +207,10 @@ fn stream_plain(
             }
         }
         if buf.is_empty() && last_sent.elapsed() >= ping_every {
-            buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+            encode_request(&["PING"], &mut buf);
         }
         if plain.getack.swap(false, Ordering::AcqRel) {
-            buf.extend_from_slice(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n");
+            encode_request(&["REPLCONF", "GETACK", "*"], &mut buf);
         }
         if !buf.is_empty() {
             out.write_all(&buf)?;
@@ -268,27 +260,41 @@ fn full_sync(
     replica: &AttachedReplica,
     replid: &str,
 ) -> std::io::Result<LogReader> {
+    let (reader, ()) = with_sync_snapshot(server, replica, |dir, seq| {
+        socket.write_all(format!("+FULLRESYNC {replid} {seq}\r\n").as_bytes())?;
+        let mark = super::new_replid();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, socket);
+        out.write_all(format!("$EOF:{mark}\r\n").as_bytes())?;
+        let sent = super::transfer::send(dir, seq, &mut out)?;
+        out.write_all(mark.as_bytes())?;
+        out.flush()?;
+        server.stats.net_repl_output_bytes.fetch_add(sent, Ordering::Relaxed);
+        tracing::info!(replica = replica.client_id, seq, bytes = sent, "full sync sent");
+        Ok(())
+    })?;
+    Ok(reader)
+}
+
+/// Takes a strict snapshot for `replica`'s full sync in a folder of its
+/// own, gives `send` the folder and the snapshot's sequence, and removes
+/// it; the reader of the records after the snapshot, and what `send` gave.
+fn with_sync_snapshot<T>(
+    server: &Server,
+    replica: &AttachedReplica,
+    send: impl FnOnce(&std::path::Path, u64) -> std::io::Result<T>,
+) -> std::io::Result<(LogReader, T)> {
     let keyspace = &server.keyspace;
     let dir = crate::commands::snapshot::snapshots_dir(keyspace.data_dir()).join(format!("sync-{}", replica.client_id));
     let _ = std::fs::remove_dir_all(&dir);
     // The records after the snapshot stay while it is taken.
     let pin = keyspace.log.pin(keyspace.log.last_seq());
-    let taken = crate::snapshot::take(keyspace, &dir, crate::snapshot::Level::Strict);
     let result = (|| {
-        let manifest = taken.map_err(std::io::Error::other)?;
+        let manifest =
+            crate::snapshot::take(keyspace, &dir, crate::snapshot::Level::Strict).map_err(std::io::Error::other)?;
         let reader = keyspace.log.reader(manifest.seq).map_err(std::io::Error::other)?;
         drop(pin);
-        socket.write_all(format!("+FULLRESYNC {replid} {}\r\n", manifest.seq).as_bytes())?;
         *replica.state.lock() = "send_bulk";
-        let mark = super::new_replid();
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, socket);
-        out.write_all(format!("$EOF:{mark}\r\n").as_bytes())?;
-        let sent = super::transfer::send(&dir, manifest.seq, &mut out)?;
-        out.write_all(mark.as_bytes())?;
-        out.flush()?;
-        server.stats.net_repl_output_bytes.fetch_add(sent, Ordering::Relaxed);
-        tracing::info!(replica = replica.client_id, seq = manifest.seq, bytes = sent, "full sync sent");
-        Ok(reader)
+        Ok((reader, send(&dir, manifest.seq)?))
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use serde_json::json;
 
 /// Capability a Strata replica announces (`REPLCONF capa strata`): it
@@ -117,23 +117,17 @@ pub struct PlainOffsets {
 
 impl PlainOffsets {
     /// The last sequence a replica that acknowledges byte offset `offset`
-    /// holds; marks it has passed are let go.
+    /// is known to hold (at least the snapshot's); marks it has passed are
+    /// let go (the caller keeps the highest sequence acknowledged).
     pub fn seq_at(&self, offset: u64) -> u64 {
         self.acked.store(true, Ordering::Relaxed);
         let base = self.base.load(Ordering::Acquire);
         let processed = offset.saturating_sub(base);
         let mut marks = self.marks.lock();
         let mut seq = base;
-        while let Some(&(bytes, mark)) = marks.front() {
-            if bytes > processed {
-                break;
-            }
+        while let Some(&(_, mark)) = marks.front().filter(|(bytes, _)| *bytes <= processed) {
             seq = mark;
             marks.pop_front();
-        }
-        // Passed marks are gone: the last one passed stays as the floor.
-        if seq != base {
-            marks.push_front((0, seq));
         }
         seq
     }
@@ -150,8 +144,7 @@ pub struct Replication {
     pub link: Arc<LinkState>,
     replicas: Mutex<Vec<Arc<AttachedReplica>>>,
     /// Woken whenever a replica acknowledges (WAIT).
-    acked: (Mutex<()>, Condvar),
-    pub acked_async: tokio::sync::Notify,
+    pub acked: tokio::sync::Notify,
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
@@ -189,8 +182,7 @@ impl Replication {
             epoch: AtomicU64::new(0),
             link: Arc::default(),
             replicas: Mutex::new(Vec::new()),
-            acked: (Mutex::new(()), Condvar::new()),
-            acked_async: tokio::sync::Notify::new(),
+            acked: tokio::sync::Notify::new(),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -290,9 +282,7 @@ impl Replication {
     }
 
     pub fn notify_acked(&self) {
-        let _guard = self.acked.0.lock();
-        self.acked.1.notify_all();
-        self.acked_async.notify_waiters();
+        self.acked.notify_waiters();
     }
 
     /// Whether writes are refused for want of replicas
@@ -333,26 +323,6 @@ impl Replication {
             .iter()
             .filter(|r| *r.state.lock() == "online" && r.ack_seq.load(Ordering::Acquire) >= seq)
             .count()
-    }
-
-    /// Waits until `count` replicas acknowledged `seq`, or `until`; how
-    /// many did.
-    pub fn wait_acked(&self, seq: u64, count: usize, until: Option<std::time::Instant>) -> usize {
-        let mut guard = self.acked.0.lock();
-        loop {
-            let acked = self.acked_by(seq);
-            if acked >= count {
-                return acked;
-            }
-            match until {
-                Some(until) => {
-                    if self.acked.1.wait_until(&mut guard, until).timed_out() {
-                        return self.acked_by(seq);
-                    }
-                }
-                None => self.acked.1.wait(&mut guard),
-            }
-        }
     }
 }
 

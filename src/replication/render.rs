@@ -14,6 +14,8 @@ use strata_engines::memory::{ListOp, MemEntry, MemOp, MemRecord, MemShard, MemVa
 use strata_engines::rocks::BatchWrite;
 use strata_engines::{Cf, EngineError, KeyType, RocksEngine};
 
+use crate::protocol::encode_request;
+
 /// An RDB file with no keys (Redis 7.0's version 10, checksum 0: not
 /// checked), sent as a full sync's payload before the data as commands.
 pub const EMPTY_RDB: &[u8] = b"REDIS0010\xff\0\0\0\0\0\0\0\0";
@@ -59,12 +61,7 @@ impl Renderer {
 
     /// Appends `args` as a RESP command.
     fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
-        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for arg in args {
-            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            out.extend_from_slice(arg);
-            out.extend_from_slice(b"\r\n");
-        }
+        encode_request(args, out);
     }
 
     /// SELECTs the logical database of `physical` if the replica is not in
@@ -270,7 +267,7 @@ impl Renderer {
                     if let Some(read) = group.entries_read {
                         args.extend([b"ENTRIESREAD".to_vec(), read.to_string().into_bytes()]);
                     }
-                    emit(out, b"XGROUP", b"", &args);
+                    emit_unkeyed(out, b"XGROUP", &args);
                     for consumer in group.consumers.keys() {
                         Renderer::command(out, &[b"XGROUP", b"CREATECONSUMER", key, name, consumer]);
                     }
@@ -341,7 +338,7 @@ impl Renderer {
                         self.marker.clone().into_bytes(),
                     ];
                     args.extend(indexes.iter().map(|i| text(*i)));
-                    emit(out, b"EVAL", b"", &args);
+                    emit_unkeyed(out, b"EVAL", &args);
                 }
             },
             MemOp::Set { op, .. } => {
@@ -458,12 +455,16 @@ fn key_writes<'k>(keys: &'k mut Vec<((u32, Vec<u8>), KeyWrites)>, db: u32, key: 
     &mut keys[at].1
 }
 
-/// `name key args...` (no key when `key` is empty).
+/// `name key args...`
 fn emit(out: &mut Vec<u8>, name: &[u8], key: &[u8], args: &[Vec<u8>]) {
+    let mut all: Vec<&[u8]> = vec![name, key];
+    all.extend(args.iter().map(Vec::as_slice));
+    Renderer::command(out, &all);
+}
+
+/// `name args...`, for commands whose key is not their first argument.
+fn emit_unkeyed(out: &mut Vec<u8>, name: &[u8], args: &[Vec<u8>]) {
     let mut all: Vec<&[u8]> = vec![name];
-    if !key.is_empty() {
-        all.push(key);
-    }
     all.extend(args.iter().map(Vec::as_slice));
     Renderer::command(out, &all);
 }
@@ -522,7 +523,7 @@ fn stream_op(key: &[u8], op: &StreamOp, out: &mut Vec<u8>) {
             if let Some(read) = entries_read {
                 args.extend([b"ENTRIESREAD".to_vec(), read.to_string().into_bytes()]);
             }
-            emit(out, b"XGROUP", b"", &args);
+            emit_unkeyed(out, b"XGROUP", &args);
         }
         StreamOp::DestroyGroup { group } => Renderer::command(out, &[b"XGROUP", b"DESTROY", key, group]),
         StreamOp::CreateConsumer { group, consumer, .. } => {
@@ -582,7 +583,7 @@ fn stream_op(key: &[u8], op: &StreamOp, out: &mut Vec<u8>) {
                 if let Some(last) = c.last_id {
                     args.extend([b"LASTID".to_vec(), last.to_string().into_bytes()]);
                 }
-                emit(out, b"XCLAIM", b"", &args);
+                emit_unkeyed(out, b"XCLAIM", &args);
             }
         }
     }

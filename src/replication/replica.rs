@@ -16,6 +16,7 @@ use strata_engines::log::{decode_stream_frame, FsyncPolicy, StreamFrame};
 
 use super::{MasterAddr, STRATA_CAPA};
 use crate::loading::LoadingProgress;
+use crate::protocol::encode_request;
 use crate::server::Server;
 
 /// How often the link looks at its epoch and sends an ACK when idle.
@@ -61,11 +62,9 @@ struct Link {
 
 impl Link {
     fn call(&mut self, args: &[&str]) -> LinkResult<String> {
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        self.output.write_all(request.as_bytes()).map_err(|e| format!("sending {}: {e}", args[0]))?;
+        let mut request = Vec::new();
+        encode_request(args, &mut request);
+        self.output.write_all(&request).map_err(|e| format!("sending {}: {e}", args[0]))?;
         self.line()
     }
 
@@ -253,8 +252,9 @@ fn apply_stream(server: &Server, link: &mut Link, epoch: u64, timeout: Duration)
             if keyspace.log.policy() == FsyncPolicy::Always {
                 keyspace.log.sync_now().map_err(|e| e.to_string())?;
             }
-            let ack = format!("*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{last}\r\n", last.to_string().len());
-            link.output.write_all(ack.as_bytes()).map_err(|e| format!("acknowledging: {e}"))?;
+            let mut ack = Vec::new();
+            encode_request(&["REPLCONF", "ACK", &last.to_string()], &mut ack);
+            link.output.write_all(&ack).map_err(|e| format!("acknowledging: {e}"))?;
             acked = last;
             last_ack = Instant::now();
         }
