@@ -263,6 +263,12 @@ pub struct Client {
     pub replica_capabilities: Vec<String>,
     /// Set by PSYNC and SYNC: the connection becomes a replica's link.
     pub handoff: Option<crate::replication::master::SyncRequest>,
+    /// ASKING came before the command being run (cluster mode): it may
+    /// use a slot this node imports. Lasts one command.
+    pub asking: bool,
+    /// READONLY (cluster mode): a replica serves reads of its master's
+    /// slots to this client.
+    pub readonly: bool,
 }
 
 /// A client's pub/sub subscriptions, in the order it made them.
@@ -320,6 +326,8 @@ impl Client {
             replica_address: None,
             replica_capabilities: Vec::new(),
             handoff: None,
+            asking: false,
+            readonly: false,
         }
     }
 

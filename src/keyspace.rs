@@ -1142,6 +1142,16 @@ impl Keyspace {
         count_keys(&self.store, self.store.physical(db), |index, read| read(&self.shards[index].read()))
     }
 
+    /// Keys of `slot` in a logical database, across engines: RocksDB's
+    /// per-slot counter and the memory engines' slot index, so the cost is
+    /// that of the slot's memory keys at most.
+    pub fn keys_in_slot(&self, db: usize, slot: u16) -> u64 {
+        let physical = self.store.physical(db);
+        let stored = self.store.counters(physical).keys_in_slot(slot).max(0) as u64;
+        let shard = self.shards[shard_of_slot(slot)].read();
+        stored + shard.db_ref(physical).map_or(0, |mem| mem.keys_in_slot(slot, b"").count() as u64)
+    }
+
     /// One active-expiry pass over every database (Redis's `activeExpireCycle`
     /// samples; the ordered expiry indexes let Strata take exactly the keys
     /// that are due). Returns how many keys were deleted.

@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod checkpoint_interval;
 pub mod client;
+pub mod cluster;
 pub mod codec;
 pub mod commands;
 pub mod config;

@@ -33,7 +33,10 @@ fn main() {
         "nothing" => "off",
         _ => "info",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // openraft narrates every vote and append at info: only its warnings
+    // belong in a server log.
+    let quiet_raft = if level == "debug" { String::new() } else { ",openraft=warn".to_string() };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level}{quiet_raft}")));
     // Colours only on a terminal: a log file or journal gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)

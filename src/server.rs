@@ -47,6 +47,10 @@ pub struct Server {
     pub this: std::sync::Weak<Server>,
     /// Started with the first connection (in-process servers have none).
     connection_threads: OnceLock<ConnectionThreads>,
+    /// MIGRATE's connections to its targets.
+    pub migrate_sockets: crate::commands::migrate::MigrateSockets,
+    /// This node's part in a cluster (`cluster-enabled yes`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// `replicaof`'s value, "host port" (empty: none).
@@ -98,6 +102,8 @@ pub enum StartError {
     Storage(#[from] strata_engines::EngineError),
     #[error("could not create server TCP listening socket {0}: {1}")]
     Bind(String, std::io::Error),
+    #[error("cluster mode: {0}")]
+    Cluster(String),
 }
 
 impl Server {
@@ -144,7 +150,12 @@ impl Server {
         keyspace.attach_pubsub(pubsub.clone());
         pubsub.tracking.max_keys.store(config.number("tracking-table-max-keys") as u64, Ordering::Relaxed);
         keyspace.notify_flags.store(config.notify_flags(), Ordering::Relaxed);
-        let master = config.get("replicaof").and_then(parse_master_addr);
+        // In cluster mode the cluster's state says whom to replicate.
+        let cluster = match config.get("cluster-enabled") == Some("yes") {
+            true => Some(crate::cluster::Cluster::open(&config, &dir).map_err(StartError::Cluster)?),
+            false => None,
+        };
+        let master = config.get("replicaof").filter(|_| cluster.is_none()).and_then(parse_master_addr);
         keyspace.following_master.store(master.is_some(), Ordering::Relaxed);
         let replication = Replication::open(&dir, master);
         replication.configure(&config);
@@ -167,6 +178,8 @@ impl Server {
             shutdown_tx,
             shutting_down: AtomicBool::new(false),
             connection_threads: OnceLock::new(),
+            migrate_sockets: Default::default(),
+            cluster,
         }))
     }
 
@@ -296,6 +309,9 @@ pub async fn run(server: Arc<Server>, listeners: Vec<TcpListener>) -> Result<(),
     }
     tokio::spawn(cron(server.clone()));
     server.start_replication();
+    if let Some(cluster) = &server.cluster {
+        cluster.start(&server);
+    }
     tokio::spawn(watch_signals(server.clone()));
     let mut tasks = Vec::new();
     for listener in listeners {
@@ -315,6 +331,9 @@ pub async fn run(server: Arc<Server>, listeners: Vec<TcpListener>) -> Result<(),
     let deadline = Instant::now() + Duration::from_secs(5);
     while !server.clients.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if let Some(cluster) = &server.cluster {
+        cluster.shutdown();
     }
     if let Err(e) = server.keyspace.shutdown() {
         tracing::error!(error = %e, "saving the engines at shutdown failed");
@@ -426,6 +445,7 @@ async fn cron(server: Arc<Server>) {
                 }
             });
         }
+        server.migrate_sockets.close_idle();
         let period = Duration::from_millis(1000 / server.config.read().hz());
         tokio::select! {
             _ = tokio::time::sleep(period) => {}

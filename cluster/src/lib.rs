@@ -4,6 +4,9 @@
 //! the first non-empty `{hashtag}` in it, modulo 16384 — exactly Redis's
 //! `keyHashSlot`, so cluster-aware clients route keys to the same slot.
 
+pub mod raft;
+pub mod state;
+
 /// Number of hash slots in a Redis cluster.
 pub const SLOT_COUNT: usize = 16384;
 

@@ -162,6 +162,9 @@ fn hello(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `SELECT index`
 fn select(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let index = super::args::parse_int(&argv[1])?;
+    if ctx.server.cluster.is_some() && index != 0 {
+        return Err(CmdError::err("SELECT is not allowed in cluster mode"));
+    }
     if index < 0 || index as usize >= ctx.server.keyspace.databases() {
         return Err(CmdError::DbIndexOutOfRange);
     }

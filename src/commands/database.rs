@@ -55,6 +55,9 @@ fn flushall(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `SWAPDB index1 index2`
 fn swapdb(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    if ctx.server.cluster.is_some() {
+        return Err(CmdError::err("SWAPDB is not allowed in cluster mode"));
+    }
     let index = |arg: &[u8]| -> Result<usize, CmdError> {
         let n = parse_int(arg).map_err(|_| CmdError::err("invalid first DB index"))?;
         Ok(n as usize)

@@ -21,6 +21,7 @@ use crate::rdb::{self, RdbConsumer, RdbConsumerGroup, RdbPendingEntry, RdbStream
 pub fn register(table: &mut CommandTable) {
     table.register("dump", dump);
     table.register("restore", restore);
+    table.register("restore-asking", restore);
 }
 
 /// `DUMP key`
@@ -35,7 +36,7 @@ fn dump(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// The value at `key` in Redis's model, None when it is missing.
-fn value_of(tx: &mut Tx, key: &[u8]) -> Result<Option<RdbValue>, CmdError> {
+pub(super) fn value_of(tx: &mut Tx, key: &[u8]) -> Result<Option<RdbValue>, CmdError> {
     let Some(meta) = tx.meta(key)? else { return Ok(None) };
     if is_memory_type(meta.key_type) {
         let physical = tx.physical;

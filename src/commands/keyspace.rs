@@ -205,6 +205,9 @@ impl<'a> CopyArgs<'a> {
 fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let keyspace = &ctx.server.keyspace;
     let copy = CopyArgs::parse(argv, ctx.client.db, keyspace.databases())?;
+    if ctx.server.cluster.is_some() && (ctx.client.db != 0 || copy.db != 0) {
+        return Err(CmdError::err("Copying to another database is not allowed in cluster mode"));
+    }
     let found = std::cell::Cell::new(false);
     let copied = ctx.run(|tx| {
         let Some(meta) = tx.meta(copy.src)? else {
@@ -227,6 +230,9 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `MOVE key db`
 fn move_(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    if ctx.server.cluster.is_some() {
+        return Err(CmdError::err("MOVE is not allowed in cluster mode"));
+    }
     let key = &argv[1];
     let keyspace = &ctx.server.keyspace;
     let target = parse_db_index(&argv[2], keyspace.databases())?;
@@ -408,6 +414,24 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         _ => Ok(false),
     })?;
     Ok(Reply::Integer(removed as i64))
+}
+
+/// Up to `count` keys of `slot` in the current database, in key order
+/// (CLUSTER GETKEYSINSLOT; keys expired but still stored included, as
+/// Redis lists them).
+pub(super) fn keys_in_slot(tx: &Tx, slot: u16, count: usize) -> Result<Vec<Bytes>, CmdError> {
+    let mut keys = Vec::new();
+    if count == 0 {
+        return Ok(keys);
+    }
+    visit_keys(tx, Some(&slot.to_be_bytes()), &mut |position, key, _| {
+        if position[..2] != slot.to_be_bytes() {
+            return false;
+        }
+        keys.push(Bytes::copy_from_slice(key));
+        keys.len() < count
+    })?;
+    Ok(keys)
 }
 
 /// Called with a key's position (`[slot][key]`), the key, and its type

@@ -5,6 +5,7 @@
 //! COMMAND command, and key positions (later: cluster slot checks).
 
 pub mod args;
+mod cluster;
 mod command;
 mod connection;
 mod database;
@@ -12,6 +13,7 @@ mod dump;
 mod hash;
 mod keyspace;
 mod list;
+pub mod migrate;
 pub(crate) mod multi;
 mod persistence;
 mod pubsub;
@@ -107,7 +109,7 @@ pub enum Access {
 fn access_of(name: &str, keys: bool) -> Access {
     match name {
         "flushdb" | "flushall" | "swapdb" => Access::All,
-        "scan" | "keys" | "randomkey" | "dbsize" | "info" => Access::Walk,
+        "scan" | "keys" | "randomkey" | "dbsize" | "info" | "cluster|getkeysinslot" => Access::Walk,
         "exec" => Access::Queued,
         // Two transactions of its own (see `multi::watch`).
         "watch" => Access::None,
@@ -290,6 +292,8 @@ impl CommandTable {
         pubsub::register(&mut table);
         replication::register(&mut table);
         dump::register(&mut table);
+        migrate::register(&mut table);
+        cluster::register(&mut table);
         table.check();
         table
     }
@@ -446,7 +450,12 @@ fn unknown_command(argv: &[Bytes]) -> CmdError {
 
 /// Runs one command for a client, then serves clients it unblocked.
 pub fn dispatch(server: &Server, client: &mut Client, argv: &[Bytes]) -> crate::protocol::Reply {
+    let asked = client.asking;
     let reply = execute(server, client, argv, None);
+    // ASKING lasts one command, or until EXEC ends the MULTI it began in.
+    if asked && client.multi.is_none() && !argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"asking")) {
+        client.asking = false;
+    }
     serve_blocked(server);
     reply
 }
@@ -586,6 +595,10 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
             return multi::reject(server, client, argv, e);
         }
     };
+    let route = match client.authenticated || row.no_auth {
+        true => cluster_route(server, client, row, argv),
+        false => Ok(None),
+    };
     let refusal = if !client.authenticated && !row.no_auth {
         Some(CmdError::NoAuth)
     } else if client.in_pubsub_context() && !pubsub::allowed_in_context(&row.name) {
@@ -594,6 +607,8 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
              context",
             row.name
         )))
+    } else if let Err(redirect) = &route {
+        Some(redirect.clone())
     } else if client.multi.is_some() && row.no_multi {
         Some(CmdError::err("Command not allowed inside a transaction"))
     } else if row.denyoom && over_maxmemory(server) {
@@ -630,7 +645,10 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
     let (result, usec) = strata_engines::clock::timed(|| {
         let run = std::panic::AssertUnwindSafe(|| match exec {
             Some(tx) => crate::tracking::running_as(id, || run_queued(server, client, handler, argv, tx)),
-            None => crate::tracking::running_as(id, || run_in_transaction(server, client, row, handler, argv)),
+            None => {
+                let open = route.ok().flatten();
+                crate::tracking::running_as(id, || run_in_transaction(server, client, row, handler, argv, open))
+            }
         });
         // A bug must not take the server down: the transaction has taken
         // the command's effects back, and the client gets an error.
@@ -669,6 +687,76 @@ pub(crate) fn execute(server: &Server, client: &mut Client, argv: &[Bytes], exec
     }
 }
 
+/// Cluster mode: whether this node serves the command's keys (Redis's
+/// getNodeByQuery), with `-MOVED`, `-ASK`, `-CROSSSLOT`, `-CLUSTERDOWN`
+/// or `-TRYAGAIN` when it does not. EXEC is decided over all its queued
+/// commands' keys; what EXEC then runs was decided with it. A slot being
+/// migrated or imported is decided again under the keys' locks
+/// (`open_slot_check`), where whether the keys exist is certain.
+fn cluster_route(
+    server: &Server,
+    client: &Client,
+    row: &Command,
+    argv: &[Bytes],
+) -> Result<Option<crate::cluster::OpenSlot>, CmdError> {
+    let Some(cluster) = server.cluster.as_ref() else { return Ok(None) };
+    if client.in_exec || client.retrying_blocked {
+        return Ok(None);
+    }
+    let (keys, write) = request_keys(server, client, row, argv);
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    // A manual failover pauses this master's writes until its replica
+    // has them all; they are then redirected to the new master.
+    while write && cluster.writes_paused() {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+    cluster.routes().check(&crate::cluster::Request {
+        keys: &keys,
+        write,
+        asking: client.asking || row.has_flag("asking"),
+        readonly: client.readonly,
+        migrate: row.name == "migrate",
+    })
+}
+
+/// The keys a request names and whether it writes: for EXEC, those of its
+/// queued commands.
+fn request_keys(server: &Server, client: &Client, row: &Command, argv: &[Bytes]) -> (Vec<Bytes>, bool) {
+    let own = |row: &Command, argv: &[Bytes]| -> Vec<Bytes> {
+        row.keys(argv).unwrap_or_default().into_iter().map(Bytes::copy_from_slice).collect()
+    };
+    if row.name != "exec" {
+        return (own(row, argv), row.is_write());
+    }
+    let (mut keys, mut write) = (Vec::new(), false);
+    for queued in client.multi.as_ref().map(|m| m.commands.as_slice()).unwrap_or_default() {
+        if let Ok(queued_row) = server.commands.lookup(queued) {
+            keys.extend(own(queued_row, queued));
+            write |= queued_row.is_write();
+        }
+    }
+    (keys, write)
+}
+
+/// A request for a slot this node migrates or imports runs only if the
+/// keys it names are here: counted under their locks, so a MIGRATE that
+/// holds them cannot move one in between.
+fn open_slot_check(open: &crate::cluster::OpenSlot, keys: &[Bytes], tx: &mut Tx) -> Result<(), CmdError> {
+    let mut distinct: Vec<&Bytes> = keys.iter().collect();
+    distinct.sort();
+    distinct.dedup();
+    let mut present = 0;
+    for key in &distinct {
+        if tx.meta(key)?.is_some() {
+            present += 1;
+        }
+    }
+    open.settle(distinct.len() - present, present)
+}
+
 /// CLIENT TRACKING: a read-only command's keys are remembered for its
 /// client (unless OPTIN without CLIENT CACHING YES before it, or OPTOUT
 /// with CLIENT CACHING NO); CLIENT CACHING lasts one command (outside
@@ -696,12 +784,19 @@ fn run_in_transaction(
     row: &Command,
     handler: Handler,
     argv: &[Bytes],
+    open_slot: Option<crate::cluster::OpenSlot>,
 ) -> CmdResult {
     let keyspace = &server.keyspace;
     let db = client.db;
     // EXEC locks what its queued commands and WATCH name (None: all).
     let queued = (row.access == Access::Queued).then(|| multi::keys_to_lock(server, client));
-    let in_tx = |tx: &mut Tx| handler(&mut Ctx { server, client: &mut *client, tx: Some(tx) }, argv);
+    let open_keys = open_slot.as_ref().map(|_| request_keys(server, client, row, argv).0);
+    let in_tx = |tx: &mut Tx| {
+        if let (Some(open), Some(keys)) = (&open_slot, &open_keys) {
+            open_slot_check(open, keys, tx)?;
+        }
+        handler(&mut Ctx { server, client: &mut *client, tx: Some(tx) }, argv)
+    };
     match row.access {
         Access::None => handler(&mut Ctx { server, client, tx: None }, argv),
         Access::All => keyspace.transact(db, Locking::All, in_tx),
@@ -904,7 +999,7 @@ mod tests {
         served.register_own(info, docs, touch_both);
         assert_eq!(server.run(&[b"SET", b"a", b"1"]), Reply::ok());
         let handler = served.get("strata.both").unwrap();
-        let reply = run_in_transaction(&server.server, &mut server.client, handler, touch_both, &line);
+        let reply = run_in_transaction(&server.server, &mut server.client, handler, touch_both, &line, None);
         assert_eq!(reply.unwrap(), Reply::Integer(1));
     }
 

@@ -152,18 +152,27 @@ fn sunsubscribe(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 
 /// `PUBLISH channel message`
 fn publish(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    if let Some(cluster) = &ctx.server.cluster {
+        cluster.broadcast_publish(None, &argv[1], &argv[2]);
+        return Ok(Reply::Integer(ctx.server.pubsub.publish(&argv[1], &argv[2]) as i64));
+    }
     propagate(ctx, false, argv)?;
     Ok(Reply::Integer(ctx.server.pubsub.publish(&argv[1], &argv[2]) as i64))
 }
 
 /// `SPUBLISH shardchannel message`
 fn spublish(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    if let Some(cluster) = &ctx.server.cluster {
+        cluster.broadcast_publish(Some(strata_cluster::key_slot(&argv[1])), &argv[1], &argv[2]);
+        return Ok(Reply::Integer(ctx.server.pubsub.spublish(&argv[1], &argv[2]) as i64));
+    }
     propagate(ctx, true, argv)?;
     Ok(Reply::Integer(ctx.server.pubsub.spublish(&argv[1], &argv[2]) as i64))
 }
 
 /// A message published while replicas are attached goes to them through
-/// the log, in order with the writes (Redis propagates PUBLISH).
+/// the log, in order with the writes (Redis propagates PUBLISH). In
+/// cluster mode the bus carries it to every node instead, replicas too.
 fn propagate(ctx: &mut Ctx, shard: bool, argv: &[Bytes]) -> Result<(), CmdError> {
     // A replica's own PUBLISH stays local: its log holds its master's records only.
     let following = ctx.server.keyspace.following_master.load(std::sync::atomic::Ordering::Acquire);

@@ -98,6 +98,9 @@ fn wait(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
 /// `REPLICAOF host port` / `REPLICAOF NO ONE`
 fn replicaof(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     let server = ctx.server;
+    if server.cluster.is_some() {
+        return Err(CmdError::err("REPLICAOF not allowed in cluster mode."));
+    }
     if argv[1].eq_ignore_ascii_case(b"no") && argv[2].eq_ignore_ascii_case(b"one") {
         if server.replication.is_replica() {
             server.follow(None);

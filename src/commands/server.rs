@@ -137,7 +137,7 @@ fn info_section(ctx: &mut Ctx, name: &str) -> (&'static str, Fields) {
         "modules" => ("Modules", Vec::new()),
         "commandstats" => ("Commandstats", commandstats_fields(server)),
         "errorstats" => ("Errorstats", errorstats_fields(server)),
-        "cluster" => ("Cluster", vec![field("cluster_enabled", 0)]),
+        "cluster" => ("Cluster", vec![field("cluster_enabled", server.cluster.is_some() as u8)]),
         _ => ("Keyspace", keyspace_fields(server, ctx.tx())),
     }
 }
@@ -187,7 +187,7 @@ fn server_fields(server: &Server) -> Fields {
 fn clients_fields(server: &Server) -> Fields {
     vec![
         field("connected_clients", server.clients.len()),
-        field("cluster_connections", 0),
+        field("cluster_connections", server.cluster.as_ref().map_or(0, |c| c.connections())),
         field("maxclients", server.config.read().maxclients()),
         field("blocked_clients", server.keyspace.blocking.blocked_clients()),
         field("tracking_clients", server.pubsub.tracking.client_count()),
