@@ -14,7 +14,7 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from conftest import RawConn, Server, strata_binary, wait_for_ping
+from conftest import RawConn, Server, encode, strata_binary, wait_for_ping
 
 NODE_TIMEOUT_MS = 2000
 
@@ -323,3 +323,143 @@ def test_kill_9_of_a_master_promotes_its_replica():
         client.set("after", 1)
     finally:
         cluster.close()
+
+
+def node_id(node):
+    return node.client(decode_responses=True).execute_command("CLUSTER", "MYID")
+
+
+def owned_slots(node, name):
+    """How many slots `name` owns in node's CLUSTER NODES."""
+    for line in node.client(decode_responses=True).execute_command("CLUSTER", "NODES").strip().splitlines():
+        fields = line.split(" ")
+        if fields[0] == name:
+            total = 0
+            for spec in fields[8:]:
+                if spec.startswith("["):
+                    continue
+                first, _, last = spec.partition("-")
+                total += int(last or first) - int(first) + 1
+            return total
+    return None
+
+
+def test_add_node_rebalance_fix_call_del_node_import_and_benchmark():
+    cluster = Cluster("strata", 3)
+    extra, replica = cluster_node("strata"), cluster_node("strata")
+    source = None
+    try:
+        first = f"127.0.0.1:{cluster.nodes[0].port}"
+        client = cluster.client()
+        for i in range(200):
+            client.set(f"k{i}", i)
+        cli("--cluster", "add-node", f"127.0.0.1:{extra.port}", first)
+        extra_id = node_id(extra)
+        wait_until("the new node known everywhere",
+                   lambda: all(cluster.info(n)["cluster_known_nodes"] == "4" for n in cluster.nodes + [extra]))
+        # A light weight for the new master: a few hundred slots move.
+        cli("--cluster", "rebalance", first, "--cluster-use-empty-masters", "--cluster-weight", f"{extra_id}=0.1",
+            "--cluster-yes", timeout=300)
+        assert owned_slots(cluster.nodes[0], extra_id) > 300
+        cli("--cluster", "add-node", f"127.0.0.1:{replica.port}", first, "--cluster-slave",
+            "--cluster-master-id", extra_id)
+        wait_until("the replica attached", lambda: node_id(extra) in
+                   replica.client(decode_responses=True).execute_command("CLUSTER", "NODES").split(
+                       node_id(replica))[1].split("\n")[0])
+        info = cli("--cluster", "info", first).stdout
+        assert "4 masters" in info or info.count("slots") >= 4, info
+        call = cli("--cluster", "call", first, "PING").stdout
+        assert call.count("PONG") == 5, call
+
+        # An open slot left by an interrupted move: fix closes it.
+        owner = cluster.nodes[0]
+        conn = owner.client(decode_responses=True)
+        slot = next(s for s in range(16384) if owner_of(conn, s) == node_id(owner))
+        conn.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(cluster.nodes[1]))
+        check = cli("--cluster", "check", first, check=False)
+        assert "The following slots are open" in check.stdout, check.stdout
+        cli("--cluster", "fix", first, "--cluster-yes", timeout=120)
+        assert "[OK] All 16384 slots covered." in cli("--cluster", "check", first).stdout
+        assert "The following slots are open" not in cli("--cluster", "check", first).stdout
+
+        # Empty the extra master, then delete both new nodes.
+        cli("--cluster", "rebalance", first, "--cluster-weight", f"{extra_id}=0", "--cluster-yes", timeout=300)
+        assert owned_slots(cluster.nodes[0], extra_id) == 0
+        cli("--cluster", "del-node", first, node_id(replica))
+        cli("--cluster", "del-node", first, extra_id)
+        wait_until("the nodes forgotten", lambda: all(cluster.info(n)["cluster_known_nodes"] == "3"
+                                                      for n in cluster.nodes))
+        assert [client.get(f"k{i}") for i in range(200)] == [str(i) for i in range(200)]
+
+        # Keys of a standalone Redis imported through its MIGRATE.
+        source = subprocess.Popen(["redis-server", "--port", str(port := cluster_port()), "--save", "",
+                                   "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        wait_for_ping(port, source)
+        plain = redis.Redis(port=port)
+        for i in range(100):
+            plain.set(f"imported:{i}", i)
+        plain.rpush("imported:list", "a", "b")
+        cli("--cluster", "import", first, "--cluster-from", f"127.0.0.1:{port}", "--cluster-copy", timeout=120)
+        client = cluster.client()
+        assert [client.get(f"imported:{i}") for i in range(100)] == [str(i) for i in range(100)]
+        assert client.lrange("imported:list", 0, -1) == ["a", "b"]
+
+        bench = subprocess.run(["redis-benchmark", "--cluster", "-p", str(cluster.nodes[0].port), "-t", "set,get",
+                                "-n", "3000", "-q"], capture_output=True, text=True, timeout=120)
+        assert bench.returncode == 0 and "SET:" in bench.stdout and "GET:" in bench.stdout, bench.stdout + bench.stderr
+    finally:
+        if source:
+            source.kill()
+            source.wait()
+        for node in (extra, replica):
+            node.close()
+        cluster.close()
+
+
+def owner_of(conn, slot):
+    for start, end, master, *_ in conn.execute_command("CLUSTER", "SLOTS"):
+        if start <= slot <= end:
+            return master[2]
+    return None
+
+
+def test_a_client_blocked_on_a_slot_that_moves_is_redirected(clusters):
+    strata = clusters[0]
+    a, b = strata.nodes[0], strata.nodes[1]
+    a_id, b_id = node_id(a), node_id(b)
+    waiting = RawConn(a.port)
+    waiting.send_raw(encode(("BLPOP", "bar", "0")))
+    wait_until("BLPOP blocked", lambda: a.client().info("clients")["blocked_clients"] == 1)
+    # "bar" is in slot 5061, empty: it moves by SETSLOT alone.
+    b.client().execute_command("CLUSTER", "SETSLOT", 5061, "IMPORTING", a_id)
+    a.client().execute_command("CLUSTER", "SETSLOT", 5061, "MIGRATING", b_id)
+    for node in (b, a):
+        node.client().execute_command("CLUSTER", "SETSLOT", 5061, "NODE", b_id)
+    assert waiting.read_reply()[1] == f"MOVED 5061 127.0.0.1:{b.port}"
+    waiting.close()
+    for node in (a, b):
+        node.client().execute_command("CLUSTER", "SETSLOT", 5061, "NODE", a_id)
+    wait_until("slot 5061 back", lambda: owner_of(a.client(decode_responses=True), 5061) == a_id)
+
+
+def test_a_minority_partition_stops_serving(clusters):
+    import signal
+    strata = clusters[0]
+    alone, others = strata.nodes[0], strata.nodes[1:]
+    for node in others:
+        node.proc.send_signal(signal.SIGSTOP)
+    try:
+        def refused():
+            try:
+                alone.client().set("bar", "x")
+            except redis.exceptions.ClusterDownError:   # -CLUSTERDOWN
+                return True
+            return False
+
+        wait_until("the lone node refusing writes", refused, timeout=NODE_TIMEOUT_MS / 1000 * 5)
+        assert strata.info(alone)["cluster_state"] == "fail"
+    finally:
+        for node in others:
+            node.proc.send_signal(signal.SIGCONT)
+    wait_until("the cluster back", lambda: all(strata.info(n)["cluster_state"] == "ok" for n in strata.nodes))
+    alone.client().delete("bar")

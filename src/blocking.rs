@@ -40,7 +40,7 @@ pub struct Waiter {
     pub db: usize,
     /// The command to run again when a key gets data.
     pub argv: Vec<Bytes>,
-    keys: Vec<Bytes>,
+    pub keys: Vec<Bytes>,
     /// Served on its own (XREAD): one waiter finding nothing does not stop
     /// the ones behind it from being tried.
     pub independent: bool,
@@ -296,11 +296,31 @@ impl Blocking {
         };
         let outcome =
             Wake::Unblocked(error.then(|| Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())));
+        self.end(&waiter, outcome)
+    }
+
+    /// Cluster mode: ends with the error `moved` gives the waits of clients
+    /// whose keys this node no longer serves (Redis's
+    /// clusterRedirectBlockedClientIfNeeded: -MOVED, -CLUSTERDOWN).
+    pub fn redirect(&self, moved: impl Fn(&Waiter) -> Option<Reply>) {
+        if self.blocked.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let waiters: Vec<Arc<Waiter>> = self.by_client.lock().values().cloned().collect();
+        for waiter in waiters.iter().filter(|w| !w.keys.is_empty()) {
+            if let Some(error) = moved(waiter) {
+                self.end(waiter, Wake::Unblocked(Some(error)));
+            }
+        }
+    }
+
+    /// Ends a wait with `outcome`; whether it was still waiting.
+    fn end(&self, waiter: &Arc<Waiter>, outcome: Wake) -> bool {
         let mut state = waiter.state.lock();
         match std::mem::replace(&mut *state, WaiterState::Done) {
             WaiterState::Waiting(sender) => {
                 drop(state);
-                self.forget(&waiter);
+                self.forget(waiter);
                 let _ = sender.send(outcome);
                 true
             }

@@ -210,9 +210,45 @@ pub struct ClusterState {
     /// slot -> (the node importing it, the node it comes from).
     pub importing: BTreeMap<u16, (String, String)>,
     pub current_epoch: u64,
+    /// Nodes removed by FORGET, newest last: FORGET of one of them again
+    /// succeeds, as it would on each Redis node `redis-cli --cluster
+    /// del-node` sends it to.
+    #[serde(default)]
+    pub forgotten: Vec<String>,
+    /// Entries applied so far: the same on every node after the same
+    /// entries, so a node that proposed one can wait until its own state
+    /// has it.
+    #[serde(default)]
+    pub applied_entries: u64,
 }
 
+/// How many forgotten names are kept.
+const FORGOTTEN_KEPT: usize = 64;
+
 impl ClusterState {
+    /// Whether applying `entry` would leave this state as it is and answer
+    /// OK: a node that sees so answers without proposing (redis-cli sends
+    /// `SETSLOT NODE` to every master after a slot moves; with one shared
+    /// state only the first of them changes anything).
+    pub fn changes_nothing(&self, entry: &Entry) -> bool {
+        let Entry::SetSlot { by, slot, action } = entry else { return false };
+        let by_is_master = self.node(by).is_some_and(Node::is_master);
+        let marked_by = |marks: &BTreeMap<u16, (String, String)>| marks.get(slot).is_some_and(|(node, _)| node == by);
+        match action {
+            SlotAction::Node { owner, .. } => {
+                by_is_master
+                    && self.slots.owner(*slot) == Some(owner.as_str())
+                    && self.node(owner).is_some_and(Node::is_master)
+                    && !marked_by(&self.migrating)
+                    && !marked_by(&self.importing)
+            }
+            SlotAction::Stable => {
+                by_is_master && !self.migrating.contains_key(slot) && !self.importing.contains_key(slot)
+            }
+            _ => false,
+        }
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.get(name)
     }
@@ -446,6 +482,9 @@ impl ClusterState {
             Entry::Replicate { by, master } => self.replicate(by, master),
             Entry::Forget { by, node } => {
                 if !self.nodes.contains_key(node) {
+                    if self.forgotten.contains(node) {
+                        return Applied::Ok;
+                    }
                     return err(format!("Unknown node {node}"));
                 }
                 if node == by {
@@ -455,6 +494,10 @@ impl ClusterState {
                     return err("Can't forget my master!");
                 }
                 self.remove_node(node);
+                self.forgotten.push(node.clone());
+                if self.forgotten.len() > FORGOTTEN_KEPT {
+                    self.forgotten.remove(0);
+                }
                 Applied::Ok
             }
             Entry::SetConfigEpoch { by, epoch } => {
@@ -487,12 +530,22 @@ impl ClusterState {
     }
 }
 
+/// A committed entry's answer, and how many entries the state had applied
+/// with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    pub applied: Applied,
+    pub applied_entries: u64,
+}
+
 impl crate::raft::Machine for ClusterState {
     type Entry = Entry;
-    type Response = Applied;
+    type Response = Committed;
 
-    fn apply(&mut self, entry: &Entry) -> Applied {
-        ClusterState::apply(self, entry)
+    fn apply(&mut self, entry: &Entry) -> Committed {
+        let applied = ClusterState::apply(self, entry);
+        self.applied_entries += 1;
+        Committed { applied, applied_entries: self.applied_entries }
     }
 }
 
@@ -594,6 +647,27 @@ mod tests {
     }
 
     #[test]
+    fn only_setslots_that_change_something_need_proposing() {
+        let mut state = with_nodes(&["a", "b", "c"]);
+        state.apply(&Entry::AddSlots { by: "a".into(), slots: vec![7] });
+        let node = |by: &str, owner: &str| Entry::SetSlot {
+            by: by.into(),
+            slot: 7,
+            action: SlotAction::Node { owner: owner.into(), holds_keys: false, allow_replica_migration: true },
+        };
+        assert!(!state.changes_nothing(&node("c", "b")));
+        state.apply(&Entry::SetSlot { by: "a".into(), slot: 7, action: SlotAction::Migrating("b".into()) });
+        state.apply(&node("b", "b"));
+        assert!(state.changes_nothing(&node("c", "b")), "another master, nothing to clear");
+        assert!(!state.changes_nothing(&node("a", "b")), "the source still has its migrating mark");
+        state.apply(&node("a", "b"));
+        assert!(state.changes_nothing(&node("a", "b")));
+        let stable = Entry::SetSlot { by: "c".into(), slot: 7, action: SlotAction::Stable };
+        assert!(state.changes_nothing(&stable));
+        assert!(!state.changes_nothing(&Entry::BumpEpoch { by: "c".into() }));
+    }
+
+    #[test]
     fn an_emptied_master_becomes_a_replica_of_the_new_owner() {
         let mut state = with_nodes(&["a", "b"]);
         state.apply(&Entry::AddSlots { by: "a".into(), slots: vec![1] });
@@ -635,6 +709,14 @@ mod tests {
         );
         assert_eq!(state.apply(&Entry::BumpEpoch { by: "m".into() }), Applied::Epoch { bumped: false, epoch: 5 });
         assert_eq!(state.apply(&Entry::BumpEpoch { by: "r".into() }), Applied::Epoch { bumped: true, epoch: 6 });
+        state.apply(&Entry::Join { node: node("x"), slots: vec![] });
+        assert_eq!(state.apply(&Entry::Forget { by: "m".into(), node: "x".into() }), Applied::Ok);
+        assert_eq!(
+            state.apply(&Entry::Forget { by: "r".into(), node: "x".into() }),
+            Applied::Ok,
+            "again, from another node"
+        );
+        assert_eq!(failed(state.apply(&Entry::Forget { by: "r".into(), node: "y".into() })), "ERR Unknown node y");
     }
 
     #[test]

@@ -12,8 +12,9 @@ use strata_cluster::state::{Applied, Entry, Node};
 use super::Cluster;
 use crate::error::CmdError;
 
-/// How long one bus exchange may take.
-pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an exchange that changes membership may take: admitting a
+/// node waits until it has caught up with the log.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Message {
@@ -121,7 +122,14 @@ pub async fn ask(cluster: &Cluster, address: &str, message: &Message) -> Result<
     cluster.stats.sent(message.kind());
     let request = serde_json::to_vec(message).expect("messages serialize");
     let address: std::net::SocketAddr = address.parse().map_err(|_| format!("bad bus address {address}"))?;
-    let reply = tokio::time::timeout(EXCHANGE_TIMEOUT, cluster.raft.send_app(address, &request))
+    let limit = match message {
+        // A ping unanswered for half the node timeout is a missed ping.
+        Message::Ping { .. } => {
+            (cluster.settings.node_timeout / 2).clamp(Duration::from_millis(200), Duration::from_secs(2))
+        }
+        _ => JOIN_TIMEOUT,
+    };
+    let reply = tokio::time::timeout(limit, cluster.raft.send_app(address, &request))
         .await
         .map_err(|_| format!("no answer from {address}"))?
         .map_err(|e| format!("can't reach {address}: {e}"))?;
@@ -140,10 +148,11 @@ pub fn bus_address(node: &Node) -> String {
     format!("{}:{}", node.ip, node.cport)
 }
 
-/// The leader admits a node into the group: as a learner first (so the
-/// log reaches it), then its record and slots as one entry; the detector
-/// makes it a voter while the group has fewer than five. Another node
-/// passes the request on to the leader.
+/// The leader admits a node into the group: its record and slots as one
+/// entry, then Raft membership as a learner so the log reaches it (the
+/// detector makes it a voter while the group has fewer than five, and
+/// keeps membership in line with the state if this step fails). Another
+/// node passes the request on to the leader.
 async fn admit(cluster: &Arc<Cluster>, node: Node, slots: Vec<u16>) -> Result<(), String> {
     let metrics = cluster.metrics();
     if metrics.leader != Some(cluster.raft_id) {
@@ -154,16 +163,12 @@ async fn admit(cluster: &Arc<Cluster>, node: Node, slots: Vec<u16>) -> Result<()
             .ok_or("the cluster has no leader now")?;
         return done(ask(cluster, &bus_address(leader), &Message::Join { node, slots }).await);
     }
-    let address = bus_address(&node).parse().map_err(|_| format!("bad bus address {}", bus_address(&node)))?;
-    cluster.raft.add_learner(node.raft_id, address).await.map_err(|e| e.to_string())?;
-    let raft_id = node.raft_id;
-    match cluster.raft.write(Entry::Join { node, slots }).await.map_err(|e| e.to_string())? {
-        Applied::Err(e) => {
-            let _ = cluster.raft.remove(raft_id).await;
-            Err(e)
-        }
-        _ => Ok(()),
+    let (raft_id, address) = (node.raft_id, bus_address(&node));
+    if let Applied::Err(e) = cluster.commit(Entry::Join { node, slots }).await.map_err(|e| e.to_string())? {
+        return Err(e);
     }
+    let address = address.parse().map_err(|_| format!("bad bus address {address}"))?;
+    cluster.raft.add_learner(raft_id, address).await.map_err(|e| e.to_string())
 }
 
 /// This node's IP as another node would reach it: the announced or bound
@@ -237,7 +242,7 @@ async fn join_group(cluster: &Arc<Cluster>, target: &str) -> Result<(), String> 
 async fn start_alone(cluster: &Arc<Cluster>, me: Node, slots: Vec<u16>) -> Result<(), String> {
     cluster.raft.reset().await.map_err(|e| e.to_string())?;
     cluster.raft.initialize_alone().await.map_err(|e| e.to_string())?;
-    match cluster.raft.write(Entry::Join { node: me, slots }).await.map_err(|e| e.to_string())? {
+    match cluster.commit(Entry::Join { node: me, slots }).await.map_err(|e| e.to_string())? {
         Applied::Err(e) => Err(e),
         _ => {
             cluster.reconcile();
@@ -251,8 +256,10 @@ async fn start_alone(cluster: &Arc<Cluster>, me: Node, slots: Vec<u16>) -> Resul
 /// and starts epochs from zero.
 pub async fn reset(cluster: &Arc<Cluster>, hard: bool) -> Result<(), CmdError> {
     let myself = cluster.myself();
-    if cluster.state().nodes.len() > 1 {
-        match cluster.raft.write(Entry::Leave { node: myself.clone() }).await {
+    let state = cluster.state();
+    // A node already forgotten (redis-cli --cluster del-node) has left.
+    if state.node(&myself).is_some() && state.nodes.len() > 1 {
+        match cluster.commit(Entry::Leave { node: myself.clone() }).await {
             Ok(Applied::Err(e)) => return Err(CmdError::Custom(e)),
             Ok(_) => {}
             Err(e) => return Err(CmdError::Custom(format!("CLUSTERDOWN can't leave the cluster now: {e}"))),

@@ -20,7 +20,14 @@ use crate::error::CmdError;
 /// The most voters the Raft group keeps; further nodes are learners.
 const MAX_VOTERS: usize = 5;
 
+/// How long a manual failover may pause the master's writes (Redis's
+/// CLUSTER_MF_TIMEOUT).
+const MANUAL_FAILOVER_PAUSE: Duration = Duration::from_millis(5000);
+
 pub async fn run(cluster: Weak<Cluster>) {
+    // The leader's duties run beside the pings: a commit that waits for a
+    // lost majority must not hold up noticing the loss.
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         let Some(cluster) = cluster.upgrade() else { return };
         let timeout = cluster.settings.node_timeout;
@@ -30,10 +37,17 @@ pub async fn run(cluster: Weak<Cluster>) {
         if cluster.is_ok(&cluster.state()) != was_ok {
             cluster.reconcile();
         }
-        if cluster.metrics().leader == Some(cluster.raft_id) {
-            if let Err(e) = lead(&cluster).await {
-                tracing::debug!("cluster leader duties: {e}");
-            }
+        let idle = !leading.swap(true, std::sync::atomic::Ordering::AcqRel);
+        if idle && cluster.metrics().leader == Some(cluster.raft_id) {
+            let (cluster, leading) = (cluster.clone(), leading.clone());
+            tokio::spawn(async move {
+                if let Err(e) = lead(&cluster).await {
+                    tracing::debug!("cluster leader duties: {e}");
+                }
+                leading.store(false, std::sync::atomic::Ordering::Release);
+            });
+        } else if idle {
+            leading.store(false, std::sync::atomic::Ordering::Release);
         }
         drop(cluster);
         tokio::time::sleep(period).await;
@@ -155,7 +169,7 @@ async fn lead(cluster: &Arc<Cluster>) -> Result<(), String> {
     for master in state.nodes.values().filter(|n| n.is_master() && n.failed && state.slots.count_of(&n.name) > 0) {
         if let Some(replica) = best_replica(cluster, &state, &master.name, &seen) {
             tracing::warn!("Failover election: {replica} takes over the slots of failed master {}", master.name);
-            cluster.raft.write(Entry::Failover { replica }).await.map_err(|e| e.to_string())?;
+            cluster.commit(Entry::Failover { replica }).await.map_err(|e| e.to_string())?;
         }
     }
     Ok(())
@@ -201,6 +215,11 @@ async fn keep_membership(cluster: &Arc<Cluster>, state: &ClusterState) -> Result
             return Ok(());
         }
     }
+    let member = |id: &u64| metrics.voters.contains_key(id) || metrics.learners.contains_key(id);
+    if let Some(node) = state.nodes.values().find(|n| !member(&n.raft_id)) {
+        let address = bus_address(node).parse().map_err(|_| format!("bad bus address {}", bus_address(node)))?;
+        cluster.raft.add_learner(node.raft_id, address).await.map_err(|e| e.to_string())?;
+    }
     if metrics.voters.len() < MAX_VOTERS {
         let reachable = |id: &u64| {
             let seen = cluster.seen.lock();
@@ -230,13 +249,13 @@ pub async fn manual_failover(cluster: &Arc<Cluster>, force: bool) -> Result<(), 
         if master.failed || !reachable {
             return Err(CmdError::err("Master is down or failed, please use CLUSTER FAILOVER FORCE"));
         }
-        let pause = 2 * super::PROPOSE_TIMEOUT.as_millis() as u64;
-        let offset = match ask(cluster, &bus_address(master), &Message::PauseForFailover { millis: pause }).await {
+        let pause = Message::PauseForFailover { millis: MANUAL_FAILOVER_PAUSE.as_millis() as u64 };
+        let offset = match ask(cluster, &bus_address(master), &pause).await {
             Ok(Answer::Paused { offset }) => offset,
             Ok(other) => return Err(CmdError::err(format!("Manual failover: unexpected answer {other:?}"))),
             Err(e) => return Err(CmdError::err(format!("Manual failover: {e}"))),
         };
-        let deadline = tokio::time::Instant::now() + super::PROPOSE_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + MANUAL_FAILOVER_PAUSE;
         while cluster.replication_offset() < offset {
             if tokio::time::Instant::now() >= deadline {
                 return Err(CmdError::err("Manual failover timed out: this replica did not catch up with its master"));
@@ -245,7 +264,7 @@ pub async fn manual_failover(cluster: &Arc<Cluster>, force: bool) -> Result<(), 
         }
     }
     tracing::warn!("{} failover user request accepted.", if force { "Forced" } else { "Manual" });
-    match cluster.raft.write(Entry::Failover { replica: myself }).await {
+    match cluster.commit(Entry::Failover { replica: myself }).await {
         Ok(Applied::Err(e)) => Err(CmdError::Custom(e)),
         Ok(_) => {
             cluster.reconcile();

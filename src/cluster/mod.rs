@@ -37,7 +37,7 @@ use crate::server::Server;
 use nodes_file::NodesFile;
 
 /// How long a configuration change may wait for the Raft group.
-const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The settings Redis names `cluster-*` that this node acts on.
 #[derive(Clone, Debug)]
@@ -161,6 +161,8 @@ impl Cluster {
         };
         let raft_config = RaftConfig {
             announce: format!("{}:{}", settings.ip, settings.bus_port).parse().ok(),
+            // Bus exchanges bound their own waits (`bus::ask`).
+            request_timeout: bus::JOIN_TIMEOUT,
             ..RaftConfig::default()
         };
         let raft = runtime
@@ -262,7 +264,7 @@ impl Cluster {
     /// Commits an entry through the Raft group (its leader, wherever it
     /// is) and answers what applying it said.
     pub fn propose(&self, entry: Entry) -> Result<Applied, CmdError> {
-        let applied = self.block_on(async { self.raft.write(entry).await }, PROPOSE_TIMEOUT);
+        let applied = self.block_on(self.commit(entry), PROPOSE_TIMEOUT);
         match applied {
             Some(Ok(applied)) => {
                 // The caller reads its own change next (CLUSTER NODES after
@@ -277,6 +279,22 @@ impl Cluster {
                 Err(CmdError::Custom("CLUSTERDOWN The cluster configuration can't be changed now: no quorum".into()))
             }
         }
+    }
+
+    /// Commits an entry and waits until this node has applied it too (the
+    /// leader answers once it has applied it; a follower that proposed it
+    /// must not answer before its own routing table follows).
+    async fn commit(&self, entry: Entry) -> Result<Applied, strata_cluster::raft::Error> {
+        let committed = self.raft.write(entry).await?;
+        let mut applied = self.raft.subscribe();
+        let deadline = tokio::time::Instant::now() + PROPOSE_TIMEOUT;
+        while self.raft.state().applied_entries < committed.applied_entries {
+            // Err: the deadline passed, or Raft was reset under us.
+            if !matches!(tokio::time::timeout_at(deadline, applied.changed()).await, Ok(Ok(()))) {
+                break;
+            }
+        }
+        Ok(committed.applied)
     }
 
     /// Runs a future on the cluster's runtime from a thread that is not
@@ -353,10 +371,18 @@ impl Cluster {
             return;
         }
         let nodes = self.render(|view| view.nodes());
-        if let Err(e) = self.file.save(&nodes, state.current_epoch, self.raft_id) {
+        if let Err(e) = self.file.save(&nodes, state.current_epoch, self.raft_id, false) {
             tracing::warn!("Could not save the cluster config file: {e}");
         }
         let Some(server) = self.server() else { return };
+        let routes = self.routes();
+        server.keyspace.blocking.redirect(|waiter| {
+            let keys: Vec<&[u8]> = waiter.keys.iter().map(|k| k.as_ref()).collect();
+            // XREAD may wait on a replica for a READONLY client; the rest write.
+            let reads = waiter.argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"xread"));
+            let request = Request { keys: &keys, write: !reads, asking: false, readonly: reads, migrate: false };
+            routes.check(&request).err().map(|e| e.to_reply())
+        });
         let master = state
             .node(&myself)
             .and_then(|me| me.master.as_deref())
@@ -449,7 +475,7 @@ impl Cluster {
 
     pub fn save_config(&self) -> std::io::Result<()> {
         let nodes = self.render(|view| view.nodes());
-        self.file.save(&nodes, self.state().current_epoch, self.raft_id)
+        self.file.save(&nodes, self.state().current_epoch, self.raft_id, true)
     }
 
     /// Whether writes are paused here for a manual failover.

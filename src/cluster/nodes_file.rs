@@ -9,14 +9,24 @@ use std::path::{Path, PathBuf};
 
 pub struct NodesFile {
     path: PathBuf,
-    /// One save at a time: saves share the temporary file.
-    saving: parking_lot::Mutex<()>,
+    /// What the file holds as this process last wrote it (one save at a
+    /// time: saves share the temporary file).
+    written: parking_lot::Mutex<Option<String>>,
 }
 
 /// A node id: 40 hex characters, random, as Redis makes them.
 pub fn new_node_name() -> String {
     let bytes: [u8; 20] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The id on the "myself" line of a nodes file's text.
+fn myself_of(text: &str) -> Option<&str> {
+    text.lines().find_map(|line| {
+        let mut fields = line.split(' ');
+        let (name, _, flags) = (fields.next()?, fields.next()?, fields.next()?);
+        flags.split(',').any(|f| f == "myself").then_some(name)
+    })
 }
 
 fn is_node_name(text: &str) -> bool {
@@ -27,7 +37,7 @@ impl NodesFile {
     /// `cluster-config-file` under the data directory (an absolute path
     /// stays as it is).
     pub fn new(dir: &Path, configured: &str) -> NodesFile {
-        NodesFile { path: dir.join(configured), saving: parking_lot::Mutex::new(()) }
+        NodesFile { path: dir.join(configured), written: parking_lot::Mutex::new(None) }
     }
 
     /// This node's id and Raft id as the file gives them, None when there
@@ -68,21 +78,31 @@ impl NodesFile {
         }
     }
 
-    /// Writes the node lines and the epoch: to a temporary file, synced,
-    /// then renamed over the old one.
-    pub fn save(&self, nodes: &str, current_epoch: u64, raft_id: u64) -> std::io::Result<()> {
-        let _one_at_a_time = self.saving.lock();
+    /// Writes the node lines and the epoch to a temporary file renamed
+    /// over the old one, unless the file holds them already. Synced when
+    /// `durable` or when this node's id is not yet durably there (the first
+    /// save of a run, a new id): the Raft DB keeps the configuration, this
+    /// file is what must keep the id.
+    pub fn save(&self, nodes: &str, current_epoch: u64, raft_id: u64, durable: bool) -> std::io::Result<()> {
+        let mut written = self.written.lock();
+        let text = format!("{nodes}vars currentEpoch {current_epoch} lastVoteEpoch 0 strataRaftId {raft_id}\n");
+        if !durable && written.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        let sync = durable || written.as_deref().map(myself_of) != Some(myself_of(&text));
         let tmp = self.path.with_extension("tmp");
         {
             let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(nodes.as_bytes())?;
-            writeln!(file, "vars currentEpoch {current_epoch} lastVoteEpoch 0 strataRaftId {raft_id}")?;
-            file.sync_all()?;
+            file.write_all(text.as_bytes())?;
+            if sync {
+                file.sync_all()?;
+            }
         }
         std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
+        if let (true, Some(dir)) = (sync, self.path.parent()) {
             std::fs::File::open(dir)?.sync_all()?;
         }
+        *written = Some(text);
         Ok(())
     }
 }
@@ -103,7 +123,7 @@ mod tests {
             "{other} 127.0.0.1:7001@17001 master - 0 0 1 connected 100\n\
              {name} 127.0.0.1:7000@17000 myself,master - 0 0 2 connected 0-99\n"
         );
-        file.save(&lines, 2, 77).unwrap();
+        file.save(&lines, 2, 77, false).unwrap();
         assert_eq!(file.load(), Ok(Some((name, 77))));
         let text = std::fs::read_to_string(dir.path().join("nodes.conf")).unwrap();
         assert!(text.ends_with("vars currentEpoch 2 lastVoteEpoch 0 strataRaftId 77\n"));

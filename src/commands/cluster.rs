@@ -15,6 +15,7 @@ use super::{CommandTable, Ctx};
 use crate::cluster::Cluster;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::Reply;
+use crate::server::Server;
 
 pub fn register(table: &mut CommandTable) {
     for (name, handler) in [
@@ -29,16 +30,16 @@ pub fn register(table: &mut CommandTable) {
         ("cluster|keyslot", keyslot),
         ("cluster|countkeysinslot", countkeysinslot),
         ("cluster|getkeysinslot", getkeysinslot),
-        ("cluster|addslots", addslots),
-        ("cluster|delslots", delslots),
-        ("cluster|addslotsrange", addslotsrange),
-        ("cluster|delslotsrange", delslotsrange),
-        ("cluster|flushslots", flushslots),
-        ("cluster|setslot", setslot),
-        ("cluster|bumpepoch", bumpepoch),
-        ("cluster|set-config-epoch", set_config_epoch),
-        ("cluster|forget", forget),
-        ("cluster|replicate", replicate),
+        ("cluster|addslots", change),
+        ("cluster|delslots", change),
+        ("cluster|addslotsrange", change),
+        ("cluster|delslotsrange", change),
+        ("cluster|flushslots", change),
+        ("cluster|setslot", change),
+        ("cluster|bumpepoch", change),
+        ("cluster|set-config-epoch", change),
+        ("cluster|forget", change),
+        ("cluster|replicate", change),
         ("cluster|replicas", replicas),
         ("cluster|slaves", replicas),
         ("cluster|count-failure-reports", count_failure_reports),
@@ -53,9 +54,13 @@ pub fn register(table: &mut CommandTable) {
     table.register("asking", asking);
 }
 
+fn disabled() -> CmdError {
+    CmdError::err("This instance has cluster support disabled")
+}
+
 /// The cluster, or Redis's refusal outside cluster mode.
 fn cluster(ctx: &Ctx) -> Result<Arc<Cluster>, CmdError> {
-    ctx.server.cluster.clone().ok_or_else(|| CmdError::err("This instance has cluster support disabled"))
+    ctx.server.cluster.clone().ok_or_else(disabled)
 }
 
 fn reply_of(applied: Applied) -> Reply {
@@ -67,11 +72,6 @@ fn reply_of(applied: Applied) -> Reply {
         }
         Applied::Batch(replies) => Reply::Array(replies.into_iter().map(reply_of).collect()),
     }
-}
-
-/// Proposes an entry made by this node and answers what applying it said.
-fn propose(ctx: &Ctx, entry: Entry) -> CmdResult {
-    Ok(reply_of(cluster(ctx)?.propose(entry)?))
 }
 
 /// A slot number argument, with Redis's error.
@@ -261,47 +261,83 @@ fn slot_ranges_of(argv: &[Bytes]) -> Result<Vec<u16>, CmdError> {
     slot_list(ranges.into_iter().flatten())
 }
 
-/// `CLUSTER ADDSLOTS slot [slot ...]`
-fn addslots(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let by = cluster(ctx)?.myself();
-    let slots = slots_of(argv)?;
-    propose(ctx, Entry::AddSlots { by, slots })
+/// The entry a configuration-changing CLUSTER subcommand proposes, after
+/// the checks only this node can make (its keys, its role); None for the
+/// other subcommands.
+fn entry_of(server: &Server, argv: &[Bytes]) -> Option<Result<Entry, CmdError>> {
+    let sub = String::from_utf8_lossy(argv.get(1)?).to_ascii_lowercase();
+    let make: fn(&Server, &Cluster, String, &[Bytes]) -> Result<Entry, CmdError> = match sub.as_str() {
+        "addslots" => |_, _, by, argv| Ok(Entry::AddSlots { by, slots: slots_of(argv)? }),
+        "delslots" => |_, _, by, argv| Ok(Entry::DelSlots { by, slots: slots_of(argv)? }),
+        "addslotsrange" => |_, _, by, argv| Ok(Entry::AddSlots { by, slots: slot_ranges_of(argv)? }),
+        "delslotsrange" => |_, _, by, argv| Ok(Entry::DelSlots { by, slots: slot_ranges_of(argv)? }),
+        "flushslots" => flushslots_entry,
+        "setslot" => setslot_entry,
+        "bumpepoch" => |_, _, by, _| Ok(Entry::BumpEpoch { by }),
+        "set-config-epoch" => |_, _, by, argv| {
+            let epoch = parse_int(&argv[2])?;
+            if epoch < 0 {
+                return Err(CmdError::err(format!("Invalid config epoch specified: {epoch}")));
+            }
+            Ok(Entry::SetConfigEpoch { by, epoch: epoch as u64 })
+        },
+        "forget" => |_, _, by, argv| Ok(Entry::Forget { by, node: String::from_utf8_lossy(&argv[2]).into_owned() }),
+        "replicate" => replicate_entry,
+        _ => return None,
+    };
+    Some(match server.cluster.as_ref() {
+        Some(cluster) => make(server, cluster, cluster.myself(), argv),
+        None => Err(disabled()),
+    })
 }
 
-/// `CLUSTER DELSLOTS slot [slot ...]`
-fn delslots(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let by = cluster(ctx)?.myself();
-    let slots = slots_of(argv)?;
-    propose(ctx, Entry::DelSlots { by, slots })
+/// ADDSLOTS, DELSLOTS, their RANGE forms, FLUSHSLOTS, SETSLOT, BUMPEPOCH,
+/// SET-CONFIG-EPOCH, FORGET and REPLICATE: one entry each.
+fn change(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let entry = entry_of(ctx.server, argv).expect("registered for configuration changes")?;
+    let cluster = cluster(ctx)?;
+    if cluster.state().changes_nothing(&entry) {
+        return Ok(Reply::ok());
+    }
+    Ok(reply_of(cluster.propose(entry)?))
 }
 
-/// `CLUSTER ADDSLOTSRANGE start end [start end ...]`
-fn addslotsrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let by = cluster(ctx)?.myself();
-    let slots = slot_ranges_of(argv)?;
-    propose(ctx, Entry::AddSlots { by, slots })
+/// EXEC of a transaction of configuration changes only (what `redis-cli
+/// --cluster fix` queues: DELSLOTS, ADDSLOTS, SETSLOT STABLE, BUMPEPOCH):
+/// one entry, so the group applies all of it or none. None when the
+/// transaction holds anything else.
+pub(super) fn exec_as_one_entry(server: &Server, queued: &[Vec<Bytes>]) -> Option<Reply> {
+    let cluster = server.cluster.as_ref()?;
+    let mut made = Vec::new();
+    for argv in queued {
+        let is_cluster = argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"cluster"));
+        made.push(if is_cluster { entry_of(server, argv)? } else { return None });
+    }
+    let entries: Vec<Entry> = made.iter().filter_map(|made| made.as_ref().ok().cloned()).collect();
+    let mut applied = match cluster.propose(Entry::Batch(entries)) {
+        Ok(Applied::Batch(applied)) => applied.into_iter(),
+        Ok(other) => vec![other].into_iter(),
+        Err(e) => return Some(Reply::Array(made.iter().map(|_| e.to_reply()).collect())),
+    };
+    let replies = made
+        .into_iter()
+        .map(|made| match made {
+            Ok(_) => applied.next().map_or_else(Reply::ok, reply_of),
+            Err(e) => e.to_reply(),
+        })
+        .collect();
+    Some(Reply::Array(replies))
 }
 
-/// `CLUSTER DELSLOTSRANGE start end [start end ...]`
-fn delslotsrange(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let by = cluster(ctx)?.myself();
-    let slots = slot_ranges_of(argv)?;
-    propose(ctx, Entry::DelSlots { by, slots })
-}
-
-/// `CLUSTER FLUSHSLOTS`
-fn flushslots(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    let by = cluster(ctx)?.myself();
-    if ctx.server.keyspace.key_counts(0).0 != 0 {
+fn flushslots_entry(server: &Server, _cluster: &Cluster, by: String, _argv: &[Bytes]) -> Result<Entry, CmdError> {
+    if server.keyspace.key_counts(0).0 != 0 {
         return Err(CmdError::err("DB must be empty to perform CLUSTER FLUSHSLOTS."));
     }
-    propose(ctx, Entry::FlushSlots { by })
+    Ok(Entry::FlushSlots { by })
 }
 
 /// `CLUSTER SETSLOT slot IMPORTING node | MIGRATING node | STABLE | NODE node`
-fn setslot(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let cluster = cluster(ctx)?;
-    let by = cluster.myself();
+fn setslot_entry(server: &Server, _cluster: &Cluster, by: String, argv: &[Bytes]) -> Result<Entry, CmdError> {
     let slot = slot_arg(&argv[2])?;
     let node = || String::from_utf8_lossy(&argv[4]).into_owned();
     let verb = &argv[3];
@@ -311,47 +347,25 @@ fn setslot(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         4 if verb.eq_ignore_ascii_case(b"STABLE") => SlotAction::Stable,
         5 if verb.eq_ignore_ascii_case(b"NODE") => SlotAction::Node {
             owner: node(),
-            holds_keys: ctx.server.keyspace.keys_in_slot(0, slot) != 0,
-            allow_replica_migration: ctx.server.config.read().get("cluster-allow-replica-migration") == Some("yes"),
+            holds_keys: server.keyspace.keys_in_slot(0, slot) != 0,
+            allow_replica_migration: server.config.read().get("cluster-allow-replica-migration") == Some("yes"),
         },
         _ => return Err(CmdError::err("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")),
     };
-    propose(ctx, Entry::SetSlot { by, slot, action })
+    Ok(Entry::SetSlot { by, slot, action })
 }
 
-/// `CLUSTER BUMPEPOCH`
-fn bumpepoch(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
-    let by = cluster(ctx)?.myself();
-    propose(ctx, Entry::BumpEpoch { by })
-}
-
-/// `CLUSTER SET-CONFIG-EPOCH epoch`
-fn set_config_epoch(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let by = cluster(ctx)?.myself();
-    let epoch = parse_int(&argv[2])?;
-    if epoch < 0 {
-        return Err(CmdError::err(format!("Invalid config epoch specified: {epoch}")));
-    }
-    propose(ctx, Entry::SetConfigEpoch { by, epoch: epoch as u64 })
-}
-
-/// `CLUSTER FORGET node-id`
-fn forget(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let by = cluster(ctx)?.myself();
-    propose(ctx, Entry::Forget { by, node: String::from_utf8_lossy(&argv[2]).into_owned() })
-}
-
-/// `CLUSTER REPLICATE node-id`
-fn replicate(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let cluster = cluster(ctx)?;
-    let by = cluster.myself();
+/// `CLUSTER REPLICATE node-id`: a master must hold no keys to become a
+/// replica (the slots are checked with the shared state).
+fn replicate_entry(server: &Server, cluster: &Cluster, by: String, argv: &[Bytes]) -> Result<Entry, CmdError> {
     let master = String::from_utf8_lossy(&argv[2]).into_owned();
-    let is_master = cluster.state().node(&by).is_some_and(|n| n.is_master());
-    let known_master = cluster.state().node(&master).is_some_and(|n| n.is_master() && n.name != by);
-    if known_master && is_master && ctx.server.keyspace.key_counts(0).0 != 0 {
+    let state = cluster.state();
+    let is_master = state.node(&by).is_some_and(|n| n.is_master());
+    let known_master = state.node(&master).is_some_and(|n| n.is_master() && n.name != by);
+    if known_master && is_master && server.keyspace.key_counts(0).0 != 0 {
         return Err(CmdError::err("To set a master the node must be empty and without assigned slots."));
     }
-    propose(ctx, Entry::Replicate { by, master })
+    Ok(Entry::Replicate { by, master })
 }
 
 /// `CLUSTER REPLICAS node-id` (and SLAVES)

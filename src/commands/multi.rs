@@ -215,6 +215,9 @@ fn exec(ctx: &mut Ctx, _argv: &[Bytes]) -> CmdResult {
     if dirty {
         return Ok(Reply::NilArray);
     }
+    if let Some(replies) = super::cluster::exec_as_one_entry(server, &state.commands) {
+        return Ok(replies);
+    }
     client.in_exec = true;
     let replies = state.commands.iter().map(|argv| super::execute(server, client, argv, Some(&mut *tx))).collect();
     client.in_exec = false;

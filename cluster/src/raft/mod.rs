@@ -81,15 +81,23 @@ impl<M> Debug for TypeConfig<M> {
 
 impl<M: Machine> openraft::RaftTypeConfig for TypeConfig<M> {
     type D = M::Entry;
-    /// `None` answers the blank and membership entries raft writes itself;
-    /// every entry from [`ClusterRaft::write`] gets `Some`.
-    type R = Option<M::Response>;
+    type R = Applied<M::Response>;
     type NodeId = u64;
     type Node = BusNode;
     type Entry = openraft::Entry<Self>;
     type SnapshotData = io::Cursor<Vec<u8>>;
     type AsyncRuntime = openraft::TokioRuntime;
     type Responder = openraft::impls::OneshotResponder<Self>;
+}
+
+/// What applying one log entry answered. An enum rather than an `Option`:
+/// JSON would read `Some(None)` of an `Option` response back as `None`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Applied<R> {
+    /// The machine's response to an entry from [`ClusterRaft::write`].
+    Response(R),
+    /// Raft's own entries (blank, membership) have no response.
+    Raft,
 }
 
 /// A group member as raft's membership records it: where its bus listens.
@@ -204,6 +212,10 @@ pub enum Error {
     /// under way, or this node is cut off from the majority).
     #[error("no leader accepted the request within {0:?}")]
     NoLeader(Duration),
+    /// The leader took the request but could not commit it in time (it is
+    /// cut off from its majority, most likely): it may still take effect.
+    #[error("the leader did not commit the request within {0:?}")]
+    Uncommitted(Duration),
     /// The request was sent but no answer came in time: it may have taken
     /// effect or not.
     #[error("no answer from {addr} within {timeout:?}")]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,7 @@ use super::wire::RaftReply;
 use super::wire::RaftRequest;
 use super::wire::Refusal;
 use super::AppHandler;
+use super::Applied;
 use super::BusNode;
 use super::Error;
 use super::Machine;
@@ -159,12 +161,14 @@ impl<M: Machine> ClusterRaft<M> {
     /// applied on the leader. Retries while no leader is known, up to
     /// [`RaftConfig::write_timeout`].
     ///
-    /// On [`Error::Timeout`] or [`Error::Network`] the entry may have been
-    /// applied or not; make entries safe to repeat (e.g. carry an epoch).
+    /// On [`Error::Uncommitted`], [`Error::Timeout`] or [`Error::Network`]
+    /// the entry may have been applied or not; make entries safe to repeat
+    /// (e.g. carry an epoch).
     pub async fn write(&self, entry: M::Entry) -> Result<M::Response, Error> {
-        self.leader_op(LeaderOp::Write(entry))
-            .await?
-            .ok_or_else(|| Error::Refused("the leader answered a write without a response".into()))
+        match self.leader_op(LeaderOp::Write(entry)).await? {
+            Applied::Response(response) => Ok(response),
+            Applied::Raft => Err(Error::Refused("the leader answered a write without a response".into())),
+        }
     }
 
     /// Adds node `id` at bus address `addr` as a learner (non-voting member)
@@ -285,14 +289,14 @@ impl<M: Machine> ClusterRaft<M> {
     /// Runs `op` on the leader: here when this node leads, else forwarded to
     /// the leader it (or the node it asked) knows of, until one takes it or
     /// the write timeout passes.
-    async fn leader_op(&self, op: LeaderOp<M>) -> Result<Option<M::Response>, Error> {
+    async fn leader_op(&self, op: LeaderOp<M>) -> Result<Applied<M::Response>, Error> {
         let limit = self.core.config.write_timeout;
         let deadline = Instant::now() + limit;
         let mut hint: Option<(u64, BusNode)> = None;
         loop {
             let target = match hint.take() {
                 Some((leader, node)) if leader != self.core.id => Some(node),
-                _ => match self.core.run_local(op.clone()).await {
+                _ => match self.core.run_local(op.clone(), deadline).await {
                     Ok(done) => return Ok(done),
                     Err(Refusal::NotLeader(leader)) => {
                         leader.filter(|(leader, _)| *leader != self.core.id).map(|(_, node)| node)
@@ -339,19 +343,24 @@ impl<M: Machine> Core<M> {
         self.current.read().raft.clone()
     }
 
-    /// Runs `op` on this node's raft: done only when this node leads.
-    async fn run_local(&self, op: LeaderOp<M>) -> Result<Option<M::Response>, Refusal> {
+    /// Runs `op` on this node's raft: done only when this node leads. A
+    /// leader cut off from its majority commits nothing; openraft would wait
+    /// for it without end, so the wait stops at `deadline`.
+    async fn run_local(&self, op: LeaderOp<M>, deadline: Instant) -> Result<Applied<M::Response>, Refusal> {
         let raft = self.raft();
+        let change_membership = |change| within(deadline, raft.change_membership(change, false));
         match op {
-            LeaderOp::Write(entry) => raft.client_write(entry).await.map(|written| written.data).map_err(refusal),
+            LeaderOp::Write(entry) => {
+                within(deadline, raft.client_write(entry)).await?.map(|written| written.data).map_err(refusal)
+            }
             LeaderOp::AddLearner { id, node } => {
                 // Not openraft's blocking add: that waits without a bound.
-                let added = raft.add_learner(id, node, false).await.map_err(refusal)?;
-                self.wait_caught_up(&raft, id, added.log_id).await.map(|()| None)
+                let added = within(deadline, raft.add_learner(id, node, false)).await?.map_err(refusal)?;
+                self.wait_caught_up(&raft, id, added.log_id, deadline).await.map(|()| Applied::Raft)
             }
             LeaderOp::Promote(id) => {
                 let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-                raft.change_membership(change, false).await.map(|_| None).map_err(refusal)
+                change_membership(change).await?.map(|_| Applied::Raft).map_err(refusal)
             }
             LeaderOp::Remove(id) => {
                 let is_voter = raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == id);
@@ -361,19 +370,24 @@ impl<M: Machine> Core<M> {
                     true => ChangeMembers::RemoveVoters(BTreeSet::from([id])),
                     false => ChangeMembers::RemoveNodes(BTreeSet::from([id])),
                 };
-                raft.change_membership(change, false).await.map(|_| None).map_err(refusal)
+                change_membership(change).await?.map(|_| Applied::Raft).map_err(refusal)
             }
         }
     }
 
     /// Waits until the leader has replicated to learner `id` up to the
     /// membership entry that added it.
-    async fn wait_caught_up(&self, raft: &Raft<TypeConfig<M>>, id: u64, added: LogId<u64>) -> Result<(), Refusal> {
+    async fn wait_caught_up(
+        &self,
+        raft: &Raft<TypeConfig<M>>,
+        id: u64,
+        added: LogId<u64>,
+        deadline: Instant,
+    ) -> Result<(), Refusal> {
         let caught_up = |metrics: &RaftMetrics<u64, BusNode>| {
             let matched = metrics.replication.as_ref().and_then(|replication| replication.get(&id).copied());
             matched.flatten().is_some_and(|matched| matched.index >= added.index)
         };
-        let deadline = Instant::now() + self.config.write_timeout;
         let mut metrics = raft.metrics();
         let outcome = timeout_at(deadline, metrics.wait_for(|m| caught_up(m) || m.state != ServerState::Leader))
             .await
@@ -392,7 +406,9 @@ impl<M: Machine> Core<M> {
             RaftRequest::AppendEntries(rpc) => RaftReply::AppendEntries(raft.append_entries(rpc).await),
             RaftRequest::Vote(rpc) => RaftReply::Vote(raft.vote(rpc).await),
             RaftRequest::InstallSnapshot(rpc) => RaftReply::InstallSnapshot(raft.install_snapshot(rpc).await),
-            RaftRequest::Leader(op) => RaftReply::Leader(self.run_local(op).await),
+            RaftRequest::Leader(op) => {
+                RaftReply::Leader(self.run_local(op, Instant::now() + self.config.write_timeout).await)
+            }
         }
     }
 }
@@ -423,6 +439,7 @@ impl Refusal {
         match self {
             Refusal::NotLeader(_) | Refusal::Busy(_) => Error::NoLeader(limit),
             Refusal::LearnerLagging { id } => Error::LearnerLagging { id, timeout: limit },
+            Refusal::Uncommitted => Error::Uncommitted(limit),
             Refusal::Stopped(reason) => Error::Stopped(reason),
             Refusal::Failed(reason) => Error::Refused(reason),
         }
@@ -440,6 +457,11 @@ fn refusal(e: RaftError<u64, ClientWriteError<u64, BusNode>>) -> Refusal {
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => Refusal::Failed(e.to_string()),
         RaftError::Fatal(e) => Refusal::Stopped(e.to_string()),
     }
+}
+
+/// Awaits `future` until `deadline`; past it, the op may still commit.
+async fn within<T>(deadline: Instant, future: impl Future<Output = T>) -> Result<T, Refusal> {
+    timeout_at(deadline, future).await.map_err(|_| Refusal::Uncommitted)
 }
 
 /// Opens the stores over `db` and starts a raft instance on them.

@@ -1,5 +1,3 @@
-// openraft's storage API returns its own StorageError, a large type we cannot box.
-#![allow(clippy::result_large_err)]
 //! Raft storage in two RocksDB column families.
 //!
 //! `raft_log` holds the entries, keyed by big-endian index so the keys sort
@@ -8,6 +6,10 @@
 //! the latest snapshot. Everything raft needs durable before it goes on (the
 //! vote, appended entries, the applied machine, snapshots) is written with a
 //! synced WAL write.
+
+// openraft's storage traits return its `StorageError` (224 bytes); the
+// helpers here return it too rather than convert back and forth.
+#![allow(clippy::result_large_err)]
 
 use std::fmt::Debug;
 use std::io::Cursor;
@@ -47,6 +49,7 @@ use serde::Deserialize;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::Applied;
 use super::BusNode;
 use super::Error;
 use super::Machine;
@@ -348,41 +351,42 @@ impl<M: Machine> RaftStateMachine<C<M>> for MachineStore<M> {
         Ok((self.applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Option<M::Response>>>
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Applied<M::Response>>>
     where
         I: IntoIterator<Item = openraft::Entry<C<M>>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let fence = self.fence.clone();
         let shared = self.shared.clone();
-        fence
-            .pass(|| {
-                let mut machine = shared.machine.write();
-                let mut responses = Vec::new();
-                for entry in entries {
-                    self.applied = Some(entry.log_id);
-                    responses.push(match entry.payload {
-                        EntryPayload::Blank => None,
-                        EntryPayload::Normal(change) => Some(machine.apply(&change)),
-                        EntryPayload::Membership(membership) => {
-                            self.membership = StoredMembership::new(Some(entry.log_id), membership);
-                            None
-                        }
-                    });
-                }
-                // Writes are rare and the machine small: persisting all of it per
-                // batch keeps restart simple (load it, replay what follows).
-                let record = self.record(&machine).map_err(|e| StorageIOError::write_state_machine(&e))?;
-                drop(machine);
-                let meta = cf(&self.db, META_CF).map_err(StorageIOError::write_state_machine)?;
-                self.db
-                    .put_cf_opt(meta, MACHINE, record, &synced())
-                    .map_err(|e| StorageIOError::write_state_machine(&e))?;
-                Ok(responses)
-            })
-            .inspect(|_| {
-                self.shared.applied.send_replace(self.applied.map(|id| id.index));
-            })
+        let responses = fence.pass(|| {
+            let mut machine = shared.machine.write();
+            let mut responses = Vec::new();
+            for entry in entries {
+                self.applied = Some(entry.log_id);
+                responses.push(match entry.payload {
+                    EntryPayload::Blank => Applied::Raft,
+                    EntryPayload::Normal(change) => Applied::Response(machine.apply(&change)),
+                    EntryPayload::Membership(membership) => {
+                        self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                        Applied::Raft
+                    }
+                });
+            }
+            // Writes are rare and the machine small: persisting all of it per
+            // batch keeps restart simple (load it, replay what follows). Not
+            // synced: the entries are in the synced log already, and the next
+            // synced write of this DB (every append is one) makes this one
+            // durable too, as RocksDB's WAL is one ordered file.
+            let record = self.record(&machine).map_err(|e| StorageIOError::write_state_machine(&e))?;
+            drop(machine);
+            let meta = cf(&self.db, META_CF).map_err(StorageIOError::write_state_machine)?;
+            self.db
+                .put_cf_opt(meta, MACHINE, record, &WriteOptions::default())
+                .map_err(|e| StorageIOError::write_state_machine(&e))?;
+            Ok(responses)
+        })?;
+        self.shared.applied.send_replace(self.applied.map(|id| id.index));
+        Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {

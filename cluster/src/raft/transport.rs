@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio::time::timeout_at;
 use tokio::time::Instant;
@@ -269,54 +270,49 @@ pub(crate) trait Dispatch: Send + Sync + 'static {
     ) -> impl Future<Output = Option<(Kind, Vec<u8>)>> + Send;
 }
 
-/// Accepts bus connections until `stop` turns true; each connection is served
-/// by a task of its own.
+/// Accepts bus connections until `stop` turns true, serving each on a task
+/// of its own; returns once every connection is closed.
 pub(crate) async fn serve<D: Dispatch>(listener: TcpListener, dispatch: Arc<D>, mut stop: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
-            _ = async { let _ = stop.wait_for(|&stop| stop).await; } => break,
+            _ = stop.wait_for(|&stop| stop) => break,
         };
-        let (stream, from) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors, most likely: let some close.
-                    tracing::warn!("bus accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = async { let _ = stop.wait_for(|&stop| stop).await; } => break,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|&stop| stop) => break,
+        };
+        let (stream, from) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, most likely: let some close.
+                tracing::warn!("bus accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY on the bus connection from {from}: {e}");
         }
         let dispatch = dispatch.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            serve_connection(stream, from, dispatch, stop).await;
+        connections.spawn(async move {
+            serve_connection(stream, from, dispatch).await;
             drop(permit);
         });
     }
+    // A stopped node answers nothing more, not even on open connections.
+    connections.shutdown().await;
 }
 
-async fn serve_connection<D: Dispatch>(
-    mut stream: TcpStream,
-    from: SocketAddr,
-    dispatch: Arc<D>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn serve_connection<D: Dispatch>(mut stream: TcpStream, from: SocketAddr, dispatch: Arc<D>) {
     loop {
-        let frame = tokio::select! {
-            frame = timeout(IDLE_TIMEOUT, read_frame(&mut stream)) => frame,
-            _ = stop.wait_for(|&stop| stop) => return,
-        };
-        let (kind, body) = match frame {
+        let (kind, body) = match timeout(IDLE_TIMEOUT, read_frame(&mut stream)).await {
             Ok(Ok(Some(frame))) => frame,
             Ok(Ok(None)) | Err(_) => return,
             Ok(Err(e)) => {
@@ -325,11 +321,7 @@ async fn serve_connection<D: Dispatch>(
                 return;
             }
         };
-        let reply = tokio::select! {
-            reply = dispatch.clone().dispatch(from, kind, body) => reply,
-            _ = stop.wait_for(|&stop| stop) => return,
-        };
-        let Some((kind, body)) = reply else {
+        let Some((kind, body)) = dispatch.clone().dispatch(from, kind, body).await else {
             tracing::debug!("unanswerable {kind:?} request on the bus from {from}");
             return;
         };

@@ -24,6 +24,7 @@ use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWrite;
 use tokio::io::AsyncWriteExt;
 
+use super::Applied;
 use super::BusNode;
 use super::Machine;
 use super::TypeConfig;
@@ -69,8 +70,8 @@ pub(crate) enum RaftReply<M: Machine> {
     AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
-    /// The response of a write (`None` for a membership change).
-    Leader(Result<Option<M::Response>, Refusal>),
+    /// A write's response, or `Applied::Raft` for a membership change.
+    Leader(Result<Applied<M::Response>, Refusal>),
 }
 
 /// An operation that must run on the leader.
@@ -103,6 +104,9 @@ pub(crate) enum Refusal {
     /// Nothing was done, but may be shortly (a membership change is still
     /// under way).
     Busy(String),
+    /// The leader took the op but could not commit it in time (it may still
+    /// commit).
+    Uncommitted,
     /// A new learner was added but did not catch up in time.
     LearnerLagging { id: u64 },
     /// Raft on that node has stopped.
