@@ -297,12 +297,32 @@ def test_nodes_keep_their_id_and_slots_across_restarts(clusters):
     assert (node.client(decode_responses=True).execute_command("CLUSTER", "MYID"), topology(node)) == before
 
 
+def replica_of(cluster, master_name):
+    for node in cluster.live():
+        for line in node.client(decode_responses=True).execute_command("CLUSTER", "NODES").strip().splitlines():
+            fields = line.split(" ")
+            if "myself" in fields[2] and fields[3] == master_name:
+                return node
+    return None
+
+
 def test_kill_9_of_a_master_promotes_its_replica():
     cluster = Cluster("strata", 3, replicas=1)
     try:
         client = cluster.client()
         for i in range(300):
             client.set(f"k{i}", i)
+
+        # CLUSTER FAILOVER on a replica: the master hands over, nothing lost.
+        second = cluster.nodes[1]
+        second_id = node_id(second)
+        wait_until("the second master's replica attached", lambda: replica_of(cluster, second_id) is not None)
+        replica = replica_of(cluster, second_id)
+        assert replica.client(decode_responses=True).execute_command("CLUSTER", "FAILOVER") == "OK"
+        wait_until("the replica serving 5461-10922", lambda: owned_slots(replica, node_id(replica)) == 5462)
+        wait_until("the old master following it", lambda: replica_of(cluster, node_id(replica)) is second)
+        client = cluster.client()
+        assert [client.get(f"k{i}") for i in range(300)] == [str(i) for i in range(300)]
         master = cluster.nodes[0]
         master_id = master.client(decode_responses=True).execute_command("CLUSTER", "MYID")
         raw = master.client()
@@ -463,3 +483,14 @@ def test_a_minority_partition_stops_serving(clusters):
             node.proc.send_signal(signal.SIGCONT)
     wait_until("the cluster back", lambda: all(strata.info(n)["cluster_state"] == "ok" for n in strata.nodes))
     alone.client().delete("bar")
+
+
+def test_ioredis_cluster_client(clusters):
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.isdir(os.path.join(here, "node_modules", "ioredis")):
+        pytest.fail("ioredis is not installed: .ci/test runs npm install in redis-tests")
+    ports = [str(n.port) for n in clusters[0].nodes]
+    result = subprocess.run(["node", os.path.join(here, "ioredis_cluster.js"), *ports], capture_output=True,
+                            text=True, timeout=120, cwd=here)
+    assert result.stdout.strip() == "ok", result.stdout + result.stderr
+    clusters[0].client().flushall()

@@ -265,6 +265,15 @@ pub async fn reset(cluster: &Arc<Cluster>, hard: bool) -> Result<(), CmdError> {
             Err(e) => return Err(CmdError::Custom(format!("CLUSTERDOWN can't leave the cluster now: {e}"))),
         }
     }
+    // Out of the group's membership before the reset: a pristine node
+    // accepts any leader, and the old group's would take it back.
+    let metrics = cluster.metrics();
+    let members = metrics.voters.keys().chain(metrics.learners.keys());
+    if members.filter(|&&id| id != cluster.raft_id).count() > 0 {
+        if let Err(e) = cluster.raft.remove(cluster.raft_id).await {
+            tracing::warn!("Leaving the cluster's Raft group: {e}");
+        }
+    }
     let mut me = cluster.my_record();
     me.master = None;
     if hard {

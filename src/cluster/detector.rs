@@ -146,8 +146,10 @@ async fn lead(cluster: &Arc<Cluster>) -> Result<(), String> {
     keep_membership(cluster, &state).await?;
     let seen = cluster.seen.lock().clone();
     let myself = cluster.myself();
-    for node in state.nodes.values().filter(|n| n.name != myself) {
-        let silent = seen.get(&node.name).is_some_and(|s| s.timed_out);
+    for node in state.nodes.values() {
+        // A leader marked failed before it led (an entry of a partition's
+        // old leader, committed once the partition healed) clears itself.
+        let silent = node.name != myself && seen.get(&node.name).is_some_and(|s| s.timed_out);
         if silent != node.failed {
             if silent {
                 tracing::warn!(

@@ -418,6 +418,15 @@ fn reset(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("CLUSTER RESET can't be called with master nodes containing keys"));
     }
     cluster.reset(hard)?;
+    // A replica starts over as an empty master, as in Redis (its link to
+    // the master ended with the reset).
+    if !is_master {
+        let keyspace = &ctx.server.keyspace;
+        keyspace.transact(0, crate::keyspace::Locking::All, |tx| {
+            (0..keyspace.databases()).try_for_each(|db| tx.flush_database(keyspace.store.physical(db)))
+        })?;
+        ctx.server.pubsub.tracking.flush();
+    }
     Ok(Reply::ok())
 }
 
