@@ -34,6 +34,22 @@ pub struct Node {
 }
 
 impl Node {
+    /// A master at ip:port with its bus on cport, epoch 0, not failed.
+    pub fn new(name: &str, raft_id: u64, ip: &str, port: u16, cport: u16) -> Node {
+        Node {
+            name: name.to_string(),
+            raft_id,
+            ip: ip.to_string(),
+            port,
+            cport,
+            hostname: String::new(),
+            master: None,
+            config_epoch: 0,
+            failed: false,
+            nofailover: false,
+        }
+    }
+
     pub fn is_master(&self) -> bool {
         self.master.is_none()
     }
@@ -554,18 +570,7 @@ mod tests {
     use super::*;
 
     fn node(name: &str) -> Node {
-        Node {
-            name: name.to_string(),
-            raft_id: name.len() as u64,
-            ip: "127.0.0.1".into(),
-            port: 7000,
-            cport: 17000,
-            hostname: String::new(),
-            master: None,
-            config_epoch: 0,
-            failed: false,
-            nofailover: false,
-        }
+        Node::new(name, name.len() as u64, "127.0.0.1", 7000, 17000)
     }
 
     fn with_nodes(names: &[&str]) -> ClusterState {

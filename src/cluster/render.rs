@@ -221,18 +221,7 @@ mod tests {
     use strata_cluster::state::Entry;
 
     fn node(name: &str, port: u16) -> Node {
-        Node {
-            name: name.repeat(40 / name.len()),
-            raft_id: port as u64,
-            ip: "127.0.0.1".into(),
-            port,
-            cport: port + 10000,
-            hostname: String::new(),
-            master: None,
-            config_epoch: 0,
-            failed: false,
-            nofailover: false,
-        }
+        Node::new(&name.repeat(40 / name.len()), port as u64, "127.0.0.1", port, port + 10000)
     }
 
     #[test]

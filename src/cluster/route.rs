@@ -184,18 +184,7 @@ mod tests {
     use strata_cluster::state::{Entry, Node, SlotAction};
 
     fn node(name: &str, port: u16) -> Node {
-        Node {
-            name: name.into(),
-            raft_id: port as u64,
-            ip: "127.0.0.1".into(),
-            port,
-            cport: port + 10000,
-            hostname: String::new(),
-            master: None,
-            config_epoch: 0,
-            failed: false,
-            nofailover: false,
-        }
+        Node::new(name, port as u64, "127.0.0.1", port, port + 10000)
     }
 
     /// Slots 0..8192 on "a" (port 7000), the rest on "b" (7001); "r"
